@@ -1,0 +1,299 @@
+package reconcile
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/rosterd/roster/sources"
+)
+
+// Orphan policies of full snapshot sources (SPEC §4.2).
+const (
+	OrphansIgnore     = "ignore"
+	OrphansDeactivate = "deactivate"
+	OrphansDelete     = "delete"
+)
+
+// Settings are a full snapshot source's reconcile settings.
+type Settings struct {
+	Orphans     string
+	ActivateNew bool
+	Restore     bool
+	// MaxRemovals gives the number of removals allowed for a source that
+	// owns total users; nil allows any number.
+	MaxRemovals func(total int) int
+	AllowEmpty  bool
+	// SkipConflicts skips records whose login another owner holds instead
+	// of failing the task (on_conflict: skip).
+	SkipConflicts bool
+	// Force skips the safety valve once (sync --force, approve).
+	Force bool
+	// EmployeeNumberIsExternalID sets the enterprise employeeNumber to the
+	// record's id, as the CSV source defines it.
+	EmployeeNumberIsExternalID bool
+}
+
+// Snapshot is what the directory holds for one source, read at Revision.
+type Snapshot struct {
+	Revision int64
+	// Users are every user the source owns, tombstones included, with
+	// their group keys.
+	Users  []User
+	Groups []Group
+	// Foreign maps the login keys of the incoming records that users of
+	// other sources hold (not deleted) to a description of the holder.
+	Foreign map[string]string
+}
+
+// minRemovalsToHold is the number of removals that never trips the valve.
+const minRemovalsToHold = 5
+
+// PlanSnapshot computes the plan that makes the source's part of the
+// directory equal to records. Records must already be valid on their own
+// (unique ids and logins); problems that need the directory, such as a
+// login held by another source, end up in Plan.Errors.
+func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID func() string) *Plan {
+	p := &Plan{Revision: snap.Revision, Records: len(records)}
+
+	byExt := make(map[string]*User, len(snap.Users))
+	byLogin := make(map[string]*User, len(snap.Users))
+	for i := range snap.Users {
+		u := &snap.Users[i]
+		byExt[u.ExternalID] = u
+		if u.State != StateDeleted {
+			byLogin[Key(u.UserName)] = u
+			p.Total++
+		}
+	}
+	present := make(map[string]bool, len(records))
+	for i := range records {
+		present[records[i].ExternalID] = true
+	}
+
+	groups := planGroups(p, records, snap.Groups, s.Orphans != OrphansIgnore, newID)
+
+	// Orphans first: whether a login is free depends on who is deleted.
+	deleting := map[string]bool{}
+	var orphans []Change
+	for i := range snap.Users {
+		u := &snap.Users[i]
+		if present[u.ExternalID] || u.State == StateDeleted {
+			continue
+		}
+		switch {
+		case s.Orphans == OrphansDelete:
+			after := *u
+			after.Active, after.State, after.StateReason = false, StateDeleted, ReasonOrphan
+			after.Groups = nil
+			orphans = append(orphans, Change{Action: Delete, Before: u, After: after})
+			deleting[u.ExternalID] = true
+			p.Counts.Deleted++
+		case s.Orphans == OrphansDeactivate && u.State == StateActive:
+			after := *u
+			after.Active, after.State, after.StateReason = false, StateInactive, ReasonOrphan
+			orphans = append(orphans, Change{Action: Deactivate, Before: u, After: after})
+			p.Counts.Deactivated++
+		}
+	}
+	slices.SortFunc(orphans, func(a, b Change) int { return strings.Compare(a.After.ExternalID, b.After.ExternalID) })
+
+	for i := range records {
+		r := &records[i]
+		lk := Key(r.UserName)
+		if conflict := loginConflict(r, lk, snap.Foreign, byLogin, present, deleting); conflict != "" {
+			if !s.SkipConflicts {
+				p.Errors = append(p.Errors, sources.NewFieldError(r.Line, 4, "login", "%q %s", r.UserName, conflict))
+				continue
+			}
+			before := byExt[r.ExternalID]
+			c := Change{Action: Skip, Line: r.Line, Reason: conflict}
+			if before != nil {
+				c.Before, c.After = before, *before
+			} else {
+				c.After = User{ExternalID: r.ExternalID, UserName: r.UserName}
+			}
+			p.Changes = append(p.Changes, c)
+			p.Warnings = append(p.Warnings, fmt.Sprintf("line %d, column 4 (login): %q %s; the record was skipped", r.Line, r.UserName, conflict))
+			p.Counts.Skipped++
+			continue
+		}
+		planRecord(p, r, byExt[r.ExternalID], groups, s, newID)
+	}
+	p.Changes = append(p.Changes, orphans...)
+
+	if len(p.Errors) == 0 && !s.Force {
+		switch {
+		case len(records) == 0 && !s.AllowEmpty:
+			p.Hold = fmt.Sprintf("the snapshot has no records; applying it would treat all %d users of the source as orphans (set allow_empty: true if an empty source is expected)", p.Total)
+		case s.MaxRemovals != nil && p.Removals() > minRemovalsToHold && p.Removals() > s.MaxRemovals(p.Total):
+			p.Hold = fmt.Sprintf("the plan would deactivate %d and delete %d of the source's %d users, more than max_removals allows (%d)",
+				p.Counts.Deactivated, p.Counts.Deleted, p.Total, s.MaxRemovals(p.Total))
+		}
+	}
+	return p
+}
+
+// loginConflict says why r may not have its login, or "" when it may.
+func loginConflict(r *sources.Record, lk string, foreign map[string]string, byLogin map[string]*User, present, deleting map[string]bool) string {
+	if holder, ok := foreign[lk]; ok {
+		return "is already used by " + holder
+	}
+	holder := byLogin[lk]
+	if holder == nil || holder.ExternalID == r.ExternalID || present[holder.ExternalID] || deleting[holder.ExternalID] {
+		return ""
+	}
+	return fmt.Sprintf("is already used by id %q of this source, who is no longer in the input but is kept (%s)", holder.ExternalID, holder.State)
+}
+
+// planGroups plans the source's groups and returns their ids by key.
+func planGroups(p *Plan, records []sources.Record, existing []Group, deleteOrphans bool, newID func() string) map[string]string {
+	ids := make(map[string]string, len(existing))
+	names := make(map[string]string, len(existing))
+	for _, g := range existing {
+		ids[Key(g.DisplayName)] = g.ID
+		names[Key(g.DisplayName)] = g.DisplayName
+	}
+	wanted := map[string]bool{}
+	for i := range records {
+		for _, name := range records[i].Groups {
+			k := Key(name)
+			if wanted[k] {
+				continue
+			}
+			wanted[k] = true
+			switch id, ok := ids[k]; {
+			case !ok:
+				g := Group{ID: newID(), DisplayName: name}
+				ids[k] = g.ID
+				p.GroupCreates = append(p.GroupCreates, g)
+			case names[k] != name:
+				p.GroupRenames = append(p.GroupRenames, Group{ID: id, DisplayName: name})
+			}
+		}
+	}
+	if deleteOrphans {
+		for _, g := range existing {
+			if !wanted[Key(g.DisplayName)] {
+				p.GroupDeletes = append(p.GroupDeletes, g)
+			}
+		}
+	}
+	return ids
+}
+
+// planRecord plans one valid record whose login is free.
+func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]string, s Settings, newID func() string) {
+	after := User{State: StateActive, Active: true}
+	if before != nil {
+		after = *before
+	}
+	after.ExternalID = r.ExternalID
+	after.UserName = r.UserName
+	after.GivenName = r.GivenName
+	after.FamilyName = r.FamilyName
+	after.DisplayName = strings.TrimSpace(r.GivenName + " " + r.FamilyName)
+	after.Email = r.Email
+	after.Phone = r.Phone
+	if s.EmployeeNumberIsExternalID {
+		after.EmployeeNumber = r.ExternalID
+	}
+	after.Groups = groupKeys(r.Groups)
+	after.PasswordHash = ""
+	if r.PasswordHash != "" && (before == nil || !before.HasPassword) {
+		after.PasswordHash = r.PasswordHash
+		after.HasPassword = true
+	}
+
+	c := Change{Line: r.Line, Before: before}
+	switch {
+	case before == nil:
+		c.Action = Create
+		after.ID = newID()
+		setNewState(&after, s.ActivateNew)
+		p.Counts.Created++
+	case before.State == StateDeleted || (before.State == StateInactive && before.StateReason == ReasonOrphan):
+		if !s.Restore {
+			p.Changes = append(p.Changes, Change{Action: NotRestored, Line: r.Line, Before: before, After: *before})
+			p.Counts.NotRestored++
+			return
+		}
+		c.Action = Restore
+		setNewState(&after, s.ActivateNew)
+		p.Counts.Restored++
+	default:
+		if r.Active != nil && before.StateReason != ReasonAdmin && *r.Active != before.Active {
+			after.Active = *r.Active
+			after.State, after.StateReason = StateActive, ""
+			if !after.Active {
+				after.State, after.StateReason = StateInactive, ReasonSource
+			}
+		}
+		c.Fields = changedFields(before, &after)
+		if len(c.Fields) == 0 {
+			p.Counts.Unchanged++
+			return
+		}
+		c.Action = Update
+		p.Counts.Updated++
+	}
+	c.After = after
+	p.Changes = append(p.Changes, c)
+
+	var had []string
+	if before != nil && before.State != StateDeleted {
+		had = before.Groups
+	}
+	for _, k := range after.Groups {
+		if !slices.Contains(had, k) {
+			p.MembershipAdds = append(p.MembershipAdds, Membership{GroupID: groups[k], UserID: after.ID})
+		}
+	}
+	for _, k := range had {
+		if !slices.Contains(after.Groups, k) {
+			if id, ok := groups[k]; ok {
+				p.MembershipRemoves = append(p.MembershipRemoves, Membership{GroupID: id, UserID: after.ID})
+			}
+		}
+	}
+}
+
+func setNewState(u *User, activate bool) {
+	u.Active = activate
+	u.State, u.StateReason = StateActive, ""
+	if !activate {
+		u.State, u.StateReason = StateInactive, ReasonPending
+	}
+}
+
+func groupKeys(names []string) []string {
+	keys := make([]string, 0, len(names))
+	for _, n := range names {
+		if k := Key(n); !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// changedFields names the attributes that differ between a and b.
+func changedFields(a, b *User) []string {
+	var f []string
+	add := func(name string, changed bool) {
+		if changed {
+			f = append(f, name)
+		}
+	}
+	add("userName", a.UserName != b.UserName)
+	add("givenName", a.GivenName != b.GivenName)
+	add("familyName", a.FamilyName != b.FamilyName)
+	add("displayName", a.DisplayName != b.DisplayName)
+	add("email", a.Email != b.Email)
+	add("phone", a.Phone != b.Phone)
+	add("employeeNumber", a.EmployeeNumber != b.EmployeeNumber)
+	add("active", a.Active != b.Active)
+	add("password", b.PasswordHash != "")
+	add("groups", !slices.Equal(a.Groups, b.Groups))
+	return f
+}

@@ -1,0 +1,368 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/rosterd/roster/daemon/reconcile"
+)
+
+// ErrConflict is returned when a plan no longer fits the directory: the
+// source changed after the plan was computed.
+var ErrConflict = errors.New("the directory changed since the plan was computed")
+
+// batchRows bounds multi-row statements well below both databases'
+// parameter limits.
+const batchRows = 500
+
+// Snapshot reads everything a source owns, tombstones included, with the
+// source's revision read first so that a change racing the read makes the
+// later Apply fail instead of applying a stale plan.
+func (s *Store) Snapshot(ctx context.Context, source string) (*reconcile.Snapshot, error) {
+	db := s.db.WithContext(ctx)
+	snap := &reconcile.Snapshot{}
+	if err := db.Raw(`SELECT revision FROM sources WHERE name = ?`, source).Row().Scan(&snap.Revision); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("source %s: %w", source, ErrNotFound)
+		}
+		return nil, fmt.Errorf("read source %s: %w", source, err)
+	}
+
+	rows, err := db.Raw(`SELECT g.id, g.display_name FROM groups g WHERE g.source = ?`, source).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("read groups of %s: %w", source, err)
+	}
+	groupKey := map[string]string{}
+	for rows.Next() {
+		var g reconcile.Group
+		if err := rows.Scan(&g.ID, &g.DisplayName); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		snap.Groups = append(snap.Groups, g)
+		groupKey[g.ID] = reconcile.Key(g.DisplayName)
+	}
+	rows.Close()
+
+	memberOf := map[string][]string{}
+	rows, err = db.Raw(`SELECT m.group_id, m.member_id FROM memberships m JOIN groups g ON g.id = m.group_id
+		WHERE g.source = ? AND m.member_type = 'User'`, source).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("read memberships of %s: %w", source, err)
+	}
+	for rows.Next() {
+		var gid, uid string
+		if err := rows.Scan(&gid, &uid); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		memberOf[uid] = append(memberOf[uid], groupKey[gid])
+	}
+	rows.Close()
+
+	rows, err = db.Raw(`SELECT u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
+			u.employee_number, u.active, u.state, u.state_reason, u.password_hash <> '',
+			COALESCE((SELECT e.value FROM user_emails e WHERE e.user_id = u.id AND e."primary" LIMIT 1), ''),
+			COALESCE((SELECT p.value FROM user_phone_numbers p WHERE p.user_id = u.id AND p."primary" LIMIT 1), '')
+		FROM users u WHERE u.source = ?`, source).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("read users of %s: %w", source, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u reconcile.User
+		if err := rows.Scan(&u.ID, &u.ExternalID, &u.UserName, &u.GivenName, &u.FamilyName, &u.DisplayName,
+			&u.EmployeeNumber, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone); err != nil {
+			return nil, fmt.Errorf("read users of %s: %w", source, err)
+		}
+		if g := memberOf[u.ID]; len(g) > 0 {
+			slices.Sort(g)
+			u.Groups = g
+		}
+		snap.Users = append(snap.Users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read users of %s: %w", source, err)
+	}
+	return snap, nil
+}
+
+// ForeignLogins finds which of the login keys users of other sources hold
+// (tombstones do not hold a login) and describes each holder.
+func (s *Store) ForeignLogins(ctx context.Context, source string, keys []string) (map[string]string, error) {
+	found := map[string]string{}
+	for start := 0; start < len(keys); start += batchRows {
+		chunk := keys[start:min(start+batchRows, len(keys))]
+		rows, err := s.db.WithContext(ctx).Raw(`SELECT user_name_key, source, external_id FROM users
+			WHERE state <> 'deleted' AND source <> ? AND user_name_key IN ?`, source, chunk).Rows()
+		if err != nil {
+			return nil, fmt.Errorf("look up logins: %w", err)
+		}
+		for rows.Next() {
+			var key, src, ext string
+			if err := rows.Scan(&key, &src, &ext); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			found[key] = fmt.Sprintf("a user of source %q (id %q)", src, ext)
+		}
+		rows.Close()
+	}
+	return found, nil
+}
+
+// Apply writes a plan in one transaction: all of it or, on any error,
+// nothing. It fails with ErrConflict when the source's revision is no longer
+// the plan's. A successful apply records fingerprint as the source's last
+// successfully synced input.
+func (s *Store) Apply(ctx context.Context, source string, plan *reconcile.Plan, fingerprint string) error {
+	now := time.Now().UTC()
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		res := tx.Exec(`UPDATE sources SET revision = revision + 1, last_fingerprint = ?, last_success_at = ?
+			WHERE name = ? AND revision = ?`, fingerprint, now, source, plan.Revision)
+		if res.Error != nil {
+			return fmt.Errorf("apply the plan: %w", res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return ErrConflict
+		}
+		a := applier{tx: tx, source: source, now: now}
+		return a.apply(plan)
+	})
+}
+
+type applier struct {
+	tx     *gorm.DB
+	source string
+	now    time.Time
+}
+
+func (a *applier) apply(p *reconcile.Plan) error {
+	for _, g := range p.GroupCreates {
+		if err := a.exec(`INSERT INTO groups (id, source, external_id, display_name, display_name_key, version, created_at, updated_at)
+			VALUES (?, ?, '', ?, ?, 1, ?, ?)`, g.ID, a.source, g.DisplayName, reconcile.Key(g.DisplayName), a.now, a.now); err != nil {
+			return fmt.Errorf("create group %q: %w", g.DisplayName, err)
+		}
+	}
+	for _, g := range p.GroupRenames {
+		if err := a.exec(`UPDATE groups SET display_name = ?, version = version + 1, updated_at = ? WHERE id = ?`,
+			g.DisplayName, a.now, g.ID); err != nil {
+			return fmt.Errorf("rename group %q: %w", g.DisplayName, err)
+		}
+	}
+
+	var deleted, deactivated, loginMoves []string
+	var creates []*reconcile.User
+	var writes []reconcile.Change
+	for i := range p.Changes {
+		c := &p.Changes[i]
+		switch c.Action {
+		case reconcile.Delete:
+			deleted = append(deleted, c.After.ID)
+		case reconcile.Deactivate:
+			deactivated = append(deactivated, c.After.ID)
+		case reconcile.Create:
+			creates = append(creates, &c.After)
+		case reconcile.Update, reconcile.Restore:
+			if c.Before.State != reconcile.StateDeleted && reconcile.Key(c.Before.UserName) != reconcile.Key(c.After.UserName) {
+				loginMoves = append(loginMoves, c.After.ID)
+			}
+			writes = append(writes, *c)
+		}
+	}
+
+	// Removals first: they free logins that records of this plan take.
+	if err := a.inBatches(deleted, `UPDATE users SET active = FALSE, state = 'deleted', state_reason = 'orphan',
+		version = version + 1, updated_at = ?, deleted_at = ? WHERE id IN ?`, a.now, a.now); err != nil {
+		return fmt.Errorf("delete orphans: %w", err)
+	}
+	if err := a.inBatches(deleted, `DELETE FROM memberships WHERE member_id IN ?`); err != nil {
+		return fmt.Errorf("remove the memberships of deleted users: %w", err)
+	}
+	if err := a.inBatches(deactivated, `UPDATE users SET active = FALSE, state = 'inactive', state_reason = 'orphan',
+		version = version + 1, updated_at = ? WHERE id IN ?`, a.now); err != nil {
+		return fmt.Errorf("deactivate orphans: %w", err)
+	}
+	// Logins that move between users of this plan (a swap) are parked on a
+	// unique placeholder first, so that no step breaks the unique index.
+	if err := a.inBatches(loginMoves, `UPDATE users SET user_name_key = '~moving~' || id WHERE id IN ?`); err != nil {
+		return fmt.Errorf("move logins: %w", err)
+	}
+	for _, c := range writes {
+		if err := a.writeUser(c); err != nil {
+			return err
+		}
+	}
+	if err := a.createUsers(creates); err != nil {
+		return err
+	}
+
+	for _, m := range p.MembershipRemoves {
+		if err := a.exec(`DELETE FROM memberships WHERE group_id = ? AND member_id = ?`, m.GroupID, m.UserID); err != nil {
+			return fmt.Errorf("remove membership: %w", err)
+		}
+	}
+	if err := a.addMemberships(p.MembershipAdds); err != nil {
+		return err
+	}
+	var groupIDs []string
+	for _, g := range p.GroupDeletes {
+		groupIDs = append(groupIDs, g.ID)
+	}
+	if err := a.inBatches(groupIDs, `DELETE FROM memberships WHERE member_id IN ? OR group_id IN ?`, inTwice); err != nil {
+		return fmt.Errorf("delete groups: %w", err)
+	}
+	if err := a.inBatches(groupIDs, `DELETE FROM groups WHERE id IN ?`); err != nil {
+		return fmt.Errorf("delete groups: %w", err)
+	}
+	return nil
+}
+
+// inTwice marks a statement that takes the batch for two IN lists.
+var inTwice = struct{}{}
+
+func (a *applier) exec(sql string, args ...any) error { return a.tx.Exec(sql, args...).Error }
+
+// inBatches runs sql once per batch of ids; the batch is the last
+// argument (or the last two, after inTwice).
+func (a *applier) inBatches(ids []string, sql string, args ...any) error {
+	twice := len(args) > 0 && args[len(args)-1] == inTwice
+	if twice {
+		args = args[:len(args)-1]
+	}
+	for start := 0; start < len(ids); start += batchRows {
+		chunk := ids[start:min(start+batchRows, len(ids))]
+		all := append(slices.Clone(args), chunk)
+		if twice {
+			all = append(all, chunk)
+		}
+		if err := a.exec(sql, all...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *applier) writeUser(c reconcile.Change) error {
+	u := &c.After
+	sets := `user_name = ?, user_name_key = ?, given_name = ?, family_name = ?, display_name = ?, employee_number = ?,
+		active = ?, state = ?, state_reason = ?, deleted_at = NULL, version = version + 1, updated_at = ?`
+	args := []any{u.UserName, reconcile.Key(u.UserName), u.GivenName, u.FamilyName, u.DisplayName, u.EmployeeNumber,
+		u.Active, u.State, u.StateReason, a.now}
+	if u.PasswordHash != "" {
+		sets += `, password_hash = ?`
+		args = append(args, u.PasswordHash)
+	}
+	if err := a.exec(`UPDATE users SET `+sets+` WHERE id = ?`, append(args, u.ID)...); err != nil {
+		return fmt.Errorf("update user %q (line %d): %w", u.UserName, c.Line, describeUnique(err, u.UserName))
+	}
+	if c.Before.Email != u.Email {
+		if err := a.exec(`DELETE FROM user_emails WHERE user_id = ?`, u.ID); err != nil {
+			return err
+		}
+		if err := a.insertContacts("user_emails", []*reconcile.User{u}, func(u *reconcile.User) string { return u.Email }); err != nil {
+			return err
+		}
+	}
+	if c.Before.Phone != u.Phone {
+		if err := a.exec(`DELETE FROM user_phone_numbers WHERE user_id = ?`, u.ID); err != nil {
+			return err
+		}
+		if err := a.insertContacts("user_phone_numbers", []*reconcile.User{u}, func(u *reconcile.User) string { return u.Phone }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const userColumns = `id, source, external_id, user_name, user_name_key, given_name, family_name, display_name,
+	employee_number, active, state, state_reason, password_hash, version, created_at, updated_at`
+
+func (a *applier) createUsers(users []*reconcile.User) error {
+	const cols = 16
+	for start := 0; start < len(users); start += batchRows {
+		chunk := users[start:min(start+batchRows, len(users))]
+		args := make([]any, 0, len(chunk)*cols)
+		for _, u := range chunk {
+			args = append(args, u.ID, a.source, u.ExternalID, u.UserName, reconcile.Key(u.UserName), u.GivenName,
+				u.FamilyName, u.DisplayName, u.EmployeeNumber, u.Active, u.State, u.StateReason, u.PasswordHash,
+				1, a.now, a.now)
+		}
+		stmt := `INSERT INTO users (` + userColumns + `) VALUES ` + placeholders(len(chunk), cols)
+		if err := a.exec(stmt, args...); err != nil {
+			return fmt.Errorf("create users: %w", describeUnique(err, ""))
+		}
+	}
+	if err := a.insertContacts("user_emails", users, func(u *reconcile.User) string { return u.Email }); err != nil {
+		return err
+	}
+	return a.insertContacts("user_phone_numbers", users, func(u *reconcile.User) string { return u.Phone })
+}
+
+// insertContacts stores each user's value as its primary work e-mail or
+// phone number.
+func (a *applier) insertContacts(table string, users []*reconcile.User, value func(*reconcile.User) string) error {
+	var rows []any
+	flush := func() error {
+		if len(rows) == 0 {
+			return nil
+		}
+		stmt := `INSERT INTO ` + table + ` (user_id, value, type, "primary") VALUES ` + placeholders(len(rows)/4, 4)
+		err := a.exec(stmt, rows...)
+		rows = rows[:0]
+		return err
+	}
+	for _, u := range users {
+		if v := value(u); v != "" {
+			rows = append(rows, u.ID, v, "work", true)
+		}
+		if len(rows) >= batchRows*4 {
+			if err := flush(); err != nil {
+				return fmt.Errorf("store %s: %w", table, err)
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return fmt.Errorf("store %s: %w", table, err)
+	}
+	return nil
+}
+
+func (a *applier) addMemberships(ms []reconcile.Membership) error {
+	for start := 0; start < len(ms); start += batchRows {
+		chunk := ms[start:min(start+batchRows, len(ms))]
+		args := make([]any, 0, len(chunk)*3)
+		for _, m := range chunk {
+			args = append(args, m.GroupID, m.UserID, "User")
+		}
+		if err := a.exec(`INSERT INTO memberships (group_id, member_id, member_type) VALUES `+placeholders(len(chunk), 3), args...); err != nil {
+			return fmt.Errorf("add memberships: %w", err)
+		}
+	}
+	return nil
+}
+
+func placeholders(rows, cols int) string {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(one+", ", rows), ", ")
+}
+
+// describeUnique turns a unique-index violation into words: two writers
+// raced for one login between planning and applying.
+func describeUnique(err error, login string) error {
+	msg := strings.ToLower(err.Error())
+	if strings.Contains(msg, "unique") || strings.Contains(msg, "duplicate key") {
+		if login != "" {
+			return fmt.Errorf("the login %q is already in use in the directory: %w", login, err)
+		}
+		return fmt.Errorf("a login is already in use in the directory: %w", err)
+	}
+	return err
+}

@@ -1,0 +1,196 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// migration is one numbered schema change. Statements may use the
+// placeholders {{id}} (an auto-increment primary key) and {{ts}} (a
+// timestamp column type), which differ between SQLite and PostgreSQL.
+type migration struct {
+	version int
+	name    string
+	stmts   []string
+}
+
+// migrations are applied in order, each in its own transaction; a
+// migration, once released, is never edited: add a new one instead.
+var migrations = []migration{
+	{1, "directory, sources and tasks", []string{
+		`CREATE TABLE users (
+			id TEXT PRIMARY KEY,
+			source TEXT NOT NULL,
+			external_id TEXT NOT NULL,
+			user_name TEXT NOT NULL,
+			user_name_key TEXT NOT NULL,
+			given_name TEXT NOT NULL DEFAULT '',
+			family_name TEXT NOT NULL DEFAULT '',
+			display_name TEXT NOT NULL DEFAULT '',
+			employee_number TEXT NOT NULL DEFAULT '',
+			department TEXT NOT NULL DEFAULT '',
+			manager TEXT NOT NULL DEFAULT '',
+			active BOOLEAN NOT NULL,
+			state TEXT NOT NULL,
+			state_reason TEXT NOT NULL DEFAULT '',
+			password_hash TEXT NOT NULL DEFAULT '',
+			version BIGINT NOT NULL DEFAULT 1,
+			created_at {{ts}} NOT NULL,
+			updated_at {{ts}} NOT NULL,
+			deleted_at {{ts}}
+		)`,
+		`CREATE UNIQUE INDEX users_source_external_id ON users (source, external_id)`,
+		`CREATE UNIQUE INDEX users_user_name_key ON users (user_name_key) WHERE state <> 'deleted'`,
+		`CREATE INDEX users_state ON users (state, deleted_at)`,
+		`CREATE TABLE user_emails (
+			user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+			value TEXT NOT NULL,
+			type TEXT NOT NULL DEFAULT '',
+			"primary" BOOLEAN NOT NULL DEFAULT FALSE,
+			PRIMARY KEY (user_id, value)
+		)`,
+		`CREATE INDEX user_emails_value ON user_emails (lower(value))`,
+		`CREATE TABLE user_phone_numbers (
+			user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+			value TEXT NOT NULL,
+			type TEXT NOT NULL DEFAULT '',
+			"primary" BOOLEAN NOT NULL DEFAULT FALSE,
+			PRIMARY KEY (user_id, value)
+		)`,
+		`CREATE TABLE groups (
+			id TEXT PRIMARY KEY,
+			source TEXT NOT NULL,
+			external_id TEXT NOT NULL DEFAULT '',
+			display_name TEXT NOT NULL,
+			display_name_key TEXT NOT NULL,
+			version BIGINT NOT NULL DEFAULT 1,
+			created_at {{ts}} NOT NULL,
+			updated_at {{ts}} NOT NULL
+		)`,
+		`CREATE UNIQUE INDEX groups_source_display_name ON groups (source, display_name_key)`,
+		`CREATE TABLE memberships (
+			group_id TEXT NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+			member_id TEXT NOT NULL,
+			member_type TEXT NOT NULL,
+			PRIMARY KEY (group_id, member_id)
+		)`,
+		`CREATE INDEX memberships_member ON memberships (member_id)`,
+		`CREATE TABLE sources (
+			name TEXT PRIMARY KEY,
+			type TEXT NOT NULL,
+			revision BIGINT NOT NULL DEFAULT 0,
+			last_fingerprint TEXT NOT NULL DEFAULT '',
+			last_success_at {{ts}},
+			created_at {{ts}} NOT NULL
+		)`,
+		`CREATE TABLE tasks (
+			id {{id}},
+			source TEXT NOT NULL,
+			trigger TEXT NOT NULL,
+			status TEXT NOT NULL,
+			dry_run BOOLEAN NOT NULL DEFAULT FALSE,
+			force BOOLEAN NOT NULL DEFAULT FALSE,
+			created_at {{ts}} NOT NULL,
+			started_at {{ts}},
+			finished_at {{ts}},
+			counts TEXT NOT NULL DEFAULT '{}',
+			warnings TEXT NOT NULL DEFAULT '[]',
+			errors TEXT NOT NULL DEFAULT '[]',
+			retry_of BIGINT,
+			raw_record TEXT NOT NULL DEFAULT '',
+			fingerprint TEXT NOT NULL DEFAULT '',
+			transient BOOLEAN NOT NULL DEFAULT FALSE,
+			attempt INTEGER NOT NULL DEFAULT 0
+		)`,
+		`CREATE INDEX tasks_source_status ON tasks (source, status)`,
+		`CREATE INDEX tasks_status ON tasks (status, created_at)`,
+		`CREATE TABLE held_plans (
+			task_id BIGINT PRIMARY KEY REFERENCES tasks (id) ON DELETE CASCADE,
+			revision BIGINT NOT NULL,
+			reason TEXT NOT NULL,
+			plan TEXT NOT NULL,
+			created_at {{ts}} NOT NULL
+		)`,
+	}},
+}
+
+// Latest is the schema version this build needs.
+func Latest() int { return migrations[len(migrations)-1].version }
+
+// Migrate applies every migration the database lacks and returns their
+// versions. Concurrent callers (replicas starting together) are serialised.
+func (s *Store) Migrate(ctx context.Context) ([]int, error) {
+	unlock, err := s.lockMigrations(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	db := s.db.WithContext(ctx)
+	if err := db.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		name TEXT NOT NULL,
+		applied_at ` + s.dialect("{{ts}}") + ` NOT NULL)`).Error; err != nil {
+		return nil, fmt.Errorf("create schema_migrations: %w", err)
+	}
+	current, err := s.SchemaVersion(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if current > Latest() {
+		return nil, fmt.Errorf("the database has schema version %d but this roster knows only up to %d: upgrade roster", current, Latest())
+	}
+	var applied []int
+	for _, m := range migrations {
+		if m.version <= current {
+			continue
+		}
+		err := db.Transaction(func(tx *gorm.DB) error {
+			for _, stmt := range m.stmts {
+				if err := tx.Exec(s.dialect(stmt)).Error; err != nil {
+					return err
+				}
+			}
+			return tx.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+				m.version, m.name, time.Now().UTC()).Error
+		})
+		if err != nil {
+			return applied, fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+		}
+		applied = append(applied, m.version)
+	}
+	return applied, nil
+}
+
+// SchemaVersion is the newest migration applied, 0 for an empty database.
+func (s *Store) SchemaVersion(ctx context.Context) (int, error) {
+	var v *int
+	err := s.db.WithContext(ctx).Raw(`SELECT MAX(version) FROM schema_migrations`).Scan(&v).Error
+	if err != nil {
+		if s.isMissingTable(err) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	if v == nil {
+		return 0, nil
+	}
+	return *v, nil
+}
+
+func (s *Store) isMissingTable(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "no such table") || strings.Contains(msg, "does not exist")
+}
+
+func (s *Store) dialect(stmt string) string {
+	id, ts := "INTEGER PRIMARY KEY AUTOINCREMENT", "TIMESTAMP"
+	if s.driver == Postgres {
+		id, ts = "BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ"
+	}
+	return strings.NewReplacer("{{id}}", id, "{{ts}}", ts).Replace(stmt)
+}

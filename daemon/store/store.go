@@ -1,0 +1,226 @@
+// Package store keeps roster's directory, sources and tasks in SQLite (the
+// embedded default, through a pure-Go driver) or PostgreSQL, behind one API:
+// GORM models, numbered migrations, per-source locks and the transaction
+// that applies a reconcile plan.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Drivers.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// ErrNotFound is returned when a task, user or source does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is an open directory database.
+type Store struct {
+	db     *gorm.DB
+	driver string
+	// path is the SQLite database file ("" for in-memory databases); locks
+	// live next to it.
+	path string
+
+	memLocks sync.Map // source name → *sync.Mutex, for in-memory SQLite
+}
+
+// Open connects to the database; it does not migrate (see Migrate).
+func Open(ctx context.Context, driver, dsn string) (*Store, error) {
+	s := &Store{driver: driver}
+	cfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	}
+	var dialector gorm.Dialector
+	switch driver {
+	case SQLite, "":
+		s.driver = SQLite
+		full, path, err := sqliteDSN(dsn)
+		if err != nil {
+			return nil, err
+		}
+		s.path = path
+		dialector = sqlite.Open(full)
+	case Postgres:
+		dialector = postgres.Open(dsn)
+	default:
+		return nil, fmt.Errorf("store.driver %q: use sqlite or postgres", driver)
+	}
+	db, err := gorm.Open(dialector, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open %s store: %w", s.driver, redactDSNError(err, dsn))
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, err
+	}
+	if s.driver == SQLite {
+		// WAL lets readers work while one writer applies a plan; more
+		// connections than that only queue up on SQLite's single writer.
+		sqlDB.SetMaxOpenConns(4)
+		if s.path == "" {
+			sqlDB.SetMaxOpenConns(1) // each connection would see its own in-memory database
+		}
+	} else {
+		sqlDB.SetMaxOpenConns(16)
+		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+	}
+	if err := sqlDB.PingContext(ctx); err != nil {
+		sqlDB.Close()
+		return nil, fmt.Errorf("connect to the %s store: %w", s.driver, redactDSNError(err, dsn))
+	}
+	s.db = db
+	return s, nil
+}
+
+// sqliteDSN turns a file path (or a file: URI) into the driver's DSN with
+// the pragmas roster relies on, and returns the database file's path.
+func sqliteDSN(dsn string) (full, path string, err error) {
+	if dsn == "" {
+		dsn = "roster.db"
+	}
+	if dsn == ":memory:" {
+		return "file::memory:?_pragma=foreign_keys(1)&_txlock=immediate&_time_format=sqlite", "", nil
+	}
+	var query url.Values
+	if strings.HasPrefix(dsn, "file:") {
+		u, err := url.Parse(dsn)
+		if err != nil {
+			return "", "", fmt.Errorf("store.dsn %q: %w", dsn, err)
+		}
+		path, query = u.Opaque, u.Query()
+		if path == "" {
+			path = u.Path
+		}
+	} else {
+		path, query = dsn, url.Values{}
+	}
+	if path == "" || strings.Contains(path, ":memory:") || query.Get("mode") == "memory" {
+		return dsn, "", nil
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if dir := filepath.Dir(path); dir != "" {
+		if _, err := os.Stat(dir); err != nil {
+			return "", "", fmt.Errorf("store.dsn: the folder of the SQLite database %s does not exist", path)
+		}
+	}
+	// Durability over speed: a push answered 202 must survive a power cut.
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)"} {
+		query.Add("_pragma", p)
+	}
+	query.Set("_txlock", "immediate")
+	query.Set("_time_format", "sqlite")
+	return "file:" + path + "?" + query.Encode(), path, nil
+}
+
+// redactDSNError keeps a password in the DSN out of error messages.
+func redactDSNError(err error, dsn string) error {
+	u, perr := url.Parse(dsn)
+	if perr != nil || u.User == nil {
+		return err
+	}
+	if pw, ok := u.User.Password(); ok && pw != "" && strings.Contains(err.Error(), pw) {
+		return errors.New(strings.ReplaceAll(err.Error(), pw, "xxxxx"))
+	}
+	return err
+}
+
+// Driver is "sqlite" or "postgres".
+func (s *Store) Driver() string { return s.driver }
+
+// Path is the SQLite database file, "" for PostgreSQL and in-memory databases.
+func (s *Store) Path() string { return s.path }
+
+// DB gives the GORM handle to packages that build their own queries, such
+// as the SCIM query layer.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// Close releases the connections.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// SyncSources records the configured sources so that tasks and the
+// directory can refer to them; sources removed from the configuration keep
+// their row (their users stay owned by them).
+func (s *Store) SyncSources(ctx context.Context, names, types []string) error {
+	for i, name := range names {
+		err := s.db.WithContext(ctx).Exec(`INSERT INTO sources (name, type, revision, last_fingerprint, created_at)
+			VALUES (?, ?, 0, '', ?) ON CONFLICT (name) DO UPDATE SET type = excluded.type`,
+			name, types[i], time.Now().UTC()).Error
+		if err != nil {
+			return fmt.Errorf("record source %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// GetSource returns a source's stored state.
+func (s *Store) GetSource(ctx context.Context, name string) (*Source, error) {
+	var src Source
+	err := s.db.WithContext(ctx).Where("name = ?", name).Take(&src).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fmt.Errorf("source %s: %w", name, ErrNotFound)
+	}
+	return &src, err
+}
+
+// IsTransient reports whether err is worth retrying later: the database
+// could not be reached or the connection dropped, as opposed to bad input.
+func IsTransient(err error) bool {
+	if err == nil || errors.Is(err, ErrConflict) {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"connection refused", "connection reset", "broken pipe", "bad connection",
+		"unexpected eof", "server closed", "terminating connection", "database is locked", "i/o timeout",
+		"no such host", "conn closed", "connection timed out", "the database system is"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func logErr(msg string, err error) {
+	if err != nil {
+		slog.Warn(msg, "err", err)
+	}
+}

@@ -1,0 +1,165 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rosterd/roster/daemon/reconcile"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/daemon/store/storetest"
+	"github.com/rosterd/roster/sources"
+)
+
+// The conformance suite: every test here runs on SQLite and PostgreSQL.
+
+func TestMigrateIsIdempotent(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		applied, err := s.Migrate(ctx)
+		if err != nil || len(applied) != 0 {
+			t.Fatalf("second Migrate = %v, %v; want nothing applied", applied, err)
+		}
+		v, err := s.SchemaVersion(ctx)
+		if err != nil || v != store.Latest() {
+			t.Fatalf("SchemaVersion = %d, %v; want %d", v, err, store.Latest())
+		}
+	})
+}
+
+func seq() func() string {
+	n := 0
+	return func() string { n++; return fmt.Sprintf("00000000-0000-0000-0000-%012d", n) }
+}
+
+func rec(line int, id, login string, groups ...string) sources.Record {
+	return sources.Record{Line: line, ExternalID: id, GivenName: "G" + id, FamilyName: "F" + id,
+		UserName: login, Email: login + "@example.com", Groups: groups}
+}
+
+func plan(t *testing.T, s *store.Store, source string, recs []sources.Record, set reconcile.Settings, ids func() string) *reconcile.Plan {
+	t.Helper()
+	ctx := context.Background()
+	snap, err := s.Snapshot(ctx, source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, r := range recs {
+		keys = append(keys, reconcile.Key(r.UserName))
+	}
+	snap.Foreign, err = s.ForeignLogins(ctx, source, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reconcile.PlanSnapshot(recs, snap, set, ids)
+}
+
+func TestApplyRoundTrip(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if err := s.SyncSources(ctx, []string{"staff", "hr"}, []string{"csv", "http"}); err != nil {
+			t.Fatal(err)
+		}
+		set := reconcile.Settings{Orphans: reconcile.OrphansDelete, ActivateNew: true, Restore: true, EmployeeNumberIsExternalID: true}
+		ids := seq()
+		recs := []sources.Record{rec(1, "1", "anna", "Sales", "Berlin"), rec(2, "2", "bob", "sales"), rec(3, "3", "carl")}
+		recs[0].PasswordHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"
+		p := plan(t, s, "staff", recs, set, ids)
+		if p.Counts.Created != 3 || len(p.GroupCreates) != 2 || len(p.MembershipAdds) != 3 {
+			t.Fatalf("first plan: %+v groups %v members %v", p.Counts, p.GroupCreates, p.MembershipAdds)
+		}
+		if err := s.Apply(ctx, "staff", p, "fp1"); err != nil {
+			t.Fatal(err)
+		}
+		// The same input again changes nothing.
+		p2 := plan(t, s, "staff", recs, set, ids)
+		if !p2.Empty() || p2.Counts.Unchanged != 3 {
+			t.Fatalf("unchanged plan: %+v %+v", p2.Counts, p2.Changes)
+		}
+		// A stale plan is refused.
+		if err := s.Apply(ctx, "staff", p, "fp1"); !errors.Is(err, store.ErrConflict) {
+			t.Fatalf("stale Apply = %v, want ErrConflict", err)
+		}
+		// Swap two logins, drop carl (deleted), drop the Berlin group.
+		recs2 := []sources.Record{rec(1, "1", "bob", "Sales"), rec(2, "2", "anna", "Sales")}
+		p3 := plan(t, s, "staff", recs2, set, ids)
+		if p3.Counts.Updated != 2 || p3.Counts.Deleted != 1 || len(p3.GroupDeletes) != 1 {
+			t.Fatalf("swap plan: %+v", p3.Counts)
+		}
+		if err := s.Apply(ctx, "staff", p3, "fp2"); err != nil {
+			t.Fatal(err)
+		}
+		snap, err := s.Snapshot(ctx, "staff")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]reconcile.User{}
+		for _, u := range snap.Users {
+			got[u.ExternalID] = u
+		}
+		if got["1"].UserName != "bob" || got["2"].UserName != "anna" || got["3"].State != reconcile.StateDeleted {
+			t.Fatalf("after swap: %+v", got)
+		}
+		if !got["1"].HasPassword || got["2"].HasPassword {
+			t.Fatalf("passwords: %+v", got)
+		}
+		if len(snap.Groups) != 1 || snap.Groups[0].DisplayName != "Sales" {
+			t.Fatalf("groups after delete: %+v", snap.Groups)
+		}
+		// carl comes back with the same id.
+		p4 := plan(t, s, "staff", append(recs2, rec(3, "3", "carl")), set, ids)
+		if p4.Counts.Restored != 1 {
+			t.Fatalf("restore plan: %+v", p4.Counts)
+		}
+		if err := s.Apply(ctx, "staff", p4, "fp3"); err != nil {
+			t.Fatal(err)
+		}
+		snap, _ = s.Snapshot(ctx, "staff")
+		for _, u := range snap.Users {
+			if u.ExternalID == "3" && (u.ID != got["3"].ID || u.State != reconcile.StateActive) {
+				t.Fatalf("restored carl = %+v, want id %s active", u, got["3"].ID)
+			}
+		}
+		// Another source may not take anna's login.
+		hp := plan(t, s, "hr", []sources.Record{rec(1, "x", "ANNA")}, set, ids)
+		if len(hp.Errors) != 1 || hp.Errors[0].Column != 4 {
+			t.Fatalf("foreign login errors = %+v", hp.Errors)
+		}
+		src, err := s.GetSource(ctx, "staff")
+		if err != nil || src.Revision != 3 || src.LastFingerprint != "fp3" {
+			t.Fatalf("source = %+v, %v", src, err)
+		}
+	})
+}
+
+func TestSourceLockExcludes(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		unlock, err := s.TryLockSource(ctx, "staff")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.TryLockSource(ctx, "staff"); !errors.Is(err, store.ErrLocked) {
+			t.Fatalf("second TryLockSource = %v, want ErrLocked", err)
+		}
+		other, err := s.TryLockSource(ctx, "hr")
+		if err != nil {
+			t.Fatalf("another source must not be blocked: %v", err)
+		}
+		other()
+		wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		if _, err := s.LockSource(wctx, "staff"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("LockSource while held = %v, want deadline", err)
+		}
+		unlock()
+		again, err := s.TryLockSource(ctx, "staff")
+		if err != nil {
+			t.Fatalf("after unlock: %v", err)
+		}
+		again()
+	})
+}

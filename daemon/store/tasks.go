@@ -1,0 +1,172 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Task statuses (SPEC §5).
+const (
+	StatusQueued    = "queued"
+	StatusRunning   = "running"
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+	StatusSkipped   = "skipped"
+	StatusHeld      = "held"
+	StatusRejected  = "rejected"
+)
+
+// CreateTask inserts t and sets its ID.
+func (s *Store) CreateTask(ctx context.Context, t *Task) error {
+	if t.CreatedAt.IsZero() {
+		t.CreatedAt = time.Now().UTC()
+	}
+	if t.Counts == "" {
+		t.Counts = "{}"
+	}
+	if t.Warnings == "" {
+		t.Warnings = "[]"
+	}
+	if t.Errors == "" {
+		t.Errors = "[]"
+	}
+	if err := s.db.WithContext(ctx).Create(t).Error; err != nil {
+		return fmt.Errorf("record the task: %w", err)
+	}
+	return nil
+}
+
+// SaveTask writes every field of t.
+func (s *Store) SaveTask(ctx context.Context, t *Task) error {
+	if err := s.db.WithContext(ctx).Save(t).Error; err != nil {
+		return fmt.Errorf("update task %d: %w", t.ID, err)
+	}
+	return nil
+}
+
+// GetTask returns one task.
+func (s *Store) GetTask(ctx context.Context, id int64) (*Task, error) {
+	var t Task
+	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fmt.Errorf("task %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read task %d: %w", id, err)
+	}
+	return &t, nil
+}
+
+// TaskFilter selects tasks; zero fields select everything.
+type TaskFilter struct {
+	Source string
+	Status string
+	Limit  int
+	Offset int
+}
+
+// ListTasks returns the newest tasks first and the number matching.
+func (s *Store) ListTasks(ctx context.Context, f TaskFilter) ([]Task, int64, error) {
+	q := s.db.WithContext(ctx).Model(&Task{})
+	if f.Source != "" {
+		q = q.Where("source = ?", f.Source)
+	}
+	if f.Status != "" {
+		q = q.Where("status = ?", f.Status)
+	}
+	var total int64
+	if err := q.Count(&total).Error; err != nil {
+		return nil, 0, fmt.Errorf("count tasks: %w", err)
+	}
+	if f.Limit <= 0 {
+		f.Limit = 50
+	}
+	var tasks []Task
+	if err := q.Order("id DESC").Limit(f.Limit).Offset(f.Offset).Find(&tasks).Error; err != nil {
+		return nil, 0, fmt.Errorf("list tasks: %w", err)
+	}
+	return tasks, total, nil
+}
+
+// LastTask returns the newest task of a source, or nil.
+func (s *Store) LastTask(ctx context.Context, source string) (*Task, error) {
+	var t Task
+	err := s.db.WithContext(ctx).Where("source = ?", source).Order("id DESC").Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the last task of %s: %w", source, err)
+	}
+	return &t, nil
+}
+
+// HoldTask sets a task held and keeps its plan, in one transaction.
+func (s *Store) HoldTask(ctx context.Context, t *Task, plan *HeldPlan) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := tx.Save(t).Error; err != nil {
+			return fmt.Errorf("hold task %d: %w", t.ID, err)
+		}
+		plan.TaskID = t.ID
+		plan.CreatedAt = time.Now().UTC()
+		if err := tx.Save(plan).Error; err != nil {
+			return fmt.Errorf("keep the plan of task %d: %w", t.ID, err)
+		}
+		return nil
+	})
+}
+
+// GetHeldPlan returns the plan kept for a held task.
+func (s *Store) GetHeldPlan(ctx context.Context, taskID int64) (*HeldPlan, error) {
+	var p HeldPlan
+	err := s.db.WithContext(ctx).Where("task_id = ?", taskID).Take(&p).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, fmt.Errorf("plan of task %d: %w", taskID, ErrNotFound)
+	}
+	return &p, err
+}
+
+// TasksWithStatus returns the tasks in a status, oldest first.
+func (s *Store) TasksWithStatus(ctx context.Context, status string) ([]Task, error) {
+	var tasks []Task
+	err := s.db.WithContext(ctx).Where("status = ?", status).Order("id").Find(&tasks).Error
+	if err != nil {
+		return nil, fmt.Errorf("list %s tasks: %w", status, err)
+	}
+	return tasks, nil
+}
+
+// Expire removes tombstones deleted before tombstonesBefore and tasks
+// finished before tasksBefore (with their held plans), and returns the raw
+// record paths of the removed tasks so the caller can delete the files.
+func (s *Store) Expire(ctx context.Context, tombstonesBefore, tasksBefore time.Time) (raw []string, err error) {
+	db := s.db.WithContext(ctx)
+	if err := db.Exec(`DELETE FROM users WHERE state = 'deleted' AND deleted_at < ?`, tombstonesBefore).Error; err != nil {
+		return nil, fmt.Errorf("purge deleted users: %w", err)
+	}
+	var old []Task
+	if err := db.Select("id", "raw_record").Where("finished_at < ? AND status <> ?", tasksBefore, StatusHeld).Find(&old).Error; err != nil {
+		return nil, fmt.Errorf("find old tasks: %w", err)
+	}
+	var ids []int64
+	for _, t := range old {
+		ids = append(ids, t.ID)
+		if t.RawRecord != "" {
+			raw = append(raw, t.RawRecord)
+		}
+	}
+	for start := 0; start < len(ids); start += batchRows {
+		chunk := ids[start:min(start+batchRows, len(ids))]
+		if err := db.Exec(`DELETE FROM held_plans WHERE task_id IN ?`, chunk).Error; err != nil {
+			return nil, fmt.Errorf("remove old plans: %w", err)
+		}
+		if err := db.Exec(`DELETE FROM tasks WHERE id IN ?`, chunk).Error; err != nil {
+			return nil, fmt.Errorf("remove old tasks: %w", err)
+		}
+	}
+	return raw, nil
+}

@@ -1,0 +1,76 @@
+// Package sources defines the contract every source type meets: it yields
+// person records and reports every problem with where it was found. Sources
+// know nothing of the store, of reconciliation or of SCIM.
+package sources
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Record is one person as a source describes it. Every field is text as the
+// source gave it, trimmed; the reconcile engine decides what it means.
+type Record struct {
+	// Line is where the record starts in its input (1-based), or its index
+	// for sources without lines; errors name it.
+	Line       int
+	ExternalID string
+	GivenName  string
+	FamilyName string
+	UserName   string
+	Email      string
+	Phone      string
+	Groups     []string
+	// Password is an initial password in clear text. Sources that read a
+	// stored raw record set PasswordHash instead and leave Password empty.
+	Password     string
+	PasswordHash string
+	// Active is nil when the source does not say; the engine then applies
+	// its own rules (activate_new, orphans, restore).
+	Active *bool
+}
+
+// FieldError is one validation problem in a source's input. Message is the
+// complete sentence an operator reads, including the position.
+type FieldError struct {
+	Line    int    `json:"line"`
+	Column  int    `json:"column,omitempty"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+func (e FieldError) Error() string { return e.Message }
+
+// NewFieldError formats the message the way every roster error reads:
+// `line 17, column 5 (email): "bob@" is not a valid e-mail address`.
+func NewFieldError(line, column int, field, format string, args ...any) FieldError {
+	var b strings.Builder
+	fmt.Fprintf(&b, "line %d", line)
+	if column > 0 {
+		fmt.Fprintf(&b, ", column %d", column)
+	}
+	if field != "" {
+		fmt.Fprintf(&b, " (%s)", field)
+	}
+	b.WriteString(": ")
+	fmt.Fprintf(&b, format, args...)
+	return FieldError{Line: line, Column: column, Field: field, Message: b.String()}
+}
+
+// ValidationError is returned when an input has one or more FieldErrors. A
+// source returns it only after it has read the whole input, so that every
+// problem is reported at once.
+type ValidationError struct {
+	Errors []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	switch len(e.Errors) {
+	case 0:
+		return "invalid input"
+	case 1:
+		return e.Errors[0].Message
+	default:
+		return fmt.Sprintf("%s (and %d more errors)", e.Errors[0].Message, len(e.Errors)-1)
+	}
+}
