@@ -98,10 +98,10 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 	}
 	slices.SortFunc(orphans, func(a, b Change) int { return strings.Compare(a.After.ExternalID, b.After.ExternalID) })
 
+	conflicts := findConflicts(records, byExt, byLogin, snap.Foreign, present, deleting, s.Restore)
 	for i := range records {
 		r := &records[i]
-		lk := Key(r.UserName)
-		if conflict := loginConflict(r, lk, snap.Foreign, byLogin, present, deleting); conflict != "" {
+		if conflict, ok := conflicts[i]; ok {
 			if !s.SkipConflicts {
 				p.Errors = append(p.Errors, sources.NewFieldError(r.Line, 4, "login", "%q %s", r.UserName, conflict))
 				continue
@@ -134,16 +134,52 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 	return p
 }
 
-// loginConflict says why r may not have its login, or "" when it may.
-func loginConflict(r *sources.Record, lk string, foreign map[string]string, byLogin map[string]*User, present, deleting map[string]bool) string {
-	if holder, ok := foreign[lk]; ok {
-		return "is already used by " + holder
+// findConflicts returns, by record index, why a record may not have its
+// login. A login is free when nobody holds it, when its holder is this
+// record's own user, or when its holder is being deleted or takes another
+// login in this plan. A holder whose record is skipped or not restored
+// keeps its login, which can make further records conflict: hence the loop
+// until nothing changes.
+func findConflicts(records []sources.Record, byExt, byLogin map[string]*User, foreign map[string]string,
+	present, deleting map[string]bool, restore bool) map[int]string {
+	// keeps holds the users who keep their current login although they
+	// are in the input.
+	keeps := map[string]bool{}
+	for i := range records {
+		if u := byExt[records[i].ExternalID]; u != nil && !restore && u.State == StateInactive && u.StateReason == ReasonOrphan {
+			keeps[u.ExternalID] = true
+		}
 	}
-	holder := byLogin[lk]
-	if holder == nil || holder.ExternalID == r.ExternalID || present[holder.ExternalID] || deleting[holder.ExternalID] {
-		return ""
+	conflicts := map[int]string{}
+	for changed := true; changed; {
+		changed = false
+		for i := range records {
+			r := &records[i]
+			if _, done := conflicts[i]; done || keeps[r.ExternalID] {
+				continue
+			}
+			lk := Key(r.UserName)
+			why := ""
+			if holder, ok := foreign[lk]; ok {
+				why = "is already used by " + holder
+			} else if holder := byLogin[lk]; holder != nil && holder.ExternalID != r.ExternalID && !deleting[holder.ExternalID] {
+				switch {
+				case !present[holder.ExternalID]:
+					why = fmt.Sprintf("is already used by id %q of this source, who is no longer in the input but is kept (%s)", holder.ExternalID, holder.State)
+				case keeps[holder.ExternalID]:
+					why = fmt.Sprintf("is already used by id %q of this source, who keeps it in this sync", holder.ExternalID)
+				}
+			}
+			if why != "" {
+				conflicts[i] = why
+				if u := byExt[r.ExternalID]; u != nil && u.State != StateDeleted {
+					keeps[u.ExternalID] = true
+				}
+				changed = true
+			}
+		}
 	}
-	return fmt.Sprintf("is already used by id %q of this source, who is no longer in the input but is kept (%s)", holder.ExternalID, holder.State)
+	return conflicts
 }
 
 // planGroups plans the source's groups and returns their ids by key.
@@ -206,11 +242,12 @@ func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]stri
 	}
 
 	c := Change{Line: r.Line, Before: before}
+	sourceSaysInactive := r.Active != nil && !*r.Active
 	switch {
 	case before == nil:
 		c.Action = Create
 		after.ID = newID()
-		setNewState(&after, s.ActivateNew)
+		setNewState(&after, s.ActivateNew, sourceSaysInactive)
 		p.Counts.Created++
 	case before.State == StateDeleted || (before.State == StateInactive && before.StateReason == ReasonOrphan):
 		if !s.Restore {
@@ -219,15 +256,16 @@ func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]stri
 			return
 		}
 		c.Action = Restore
-		setNewState(&after, s.ActivateNew)
+		setNewState(&after, s.ActivateNew, sourceSaysInactive)
 		p.Counts.Restored++
 	default:
-		if r.Active != nil && before.StateReason != ReasonAdmin && *r.Active != before.Active {
-			after.Active = *r.Active
-			after.State, after.StateReason = StateActive, ""
-			if !after.Active {
-				after.State, after.StateReason = StateInactive, ReasonSource
-			}
+		// A source may switch off its own users, and on again those it
+		// switched off; an operator's choice and pending users stay.
+		switch {
+		case sourceSaysInactive && before.Active && before.StateReason != ReasonAdmin:
+			after.Active, after.State, after.StateReason = false, StateInactive, ReasonSource
+		case r.Active != nil && *r.Active && !before.Active && before.StateReason == ReasonSource:
+			after.Active, after.State, after.StateReason = true, StateActive, ""
 		}
 		c.Fields = changedFields(before, &after)
 		if len(c.Fields) == 0 {
@@ -258,11 +296,14 @@ func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]stri
 	}
 }
 
-func setNewState(u *User, activate bool) {
-	u.Active = activate
-	u.State, u.StateReason = StateActive, ""
-	if !activate {
-		u.State, u.StateReason = StateInactive, ReasonPending
+// setNewState sets the state of a created or restored user.
+func setNewState(u *User, activate, sourceSaysInactive bool) {
+	u.Active, u.State, u.StateReason = true, StateActive, ""
+	switch {
+	case sourceSaysInactive:
+		u.Active, u.State, u.StateReason = false, StateInactive, ReasonSource
+	case !activate:
+		u.Active, u.State, u.StateReason = false, StateInactive, ReasonPending
 	}
 }
 

@@ -18,9 +18,16 @@ import (
 // source changed after the plan was computed.
 var ErrConflict = errors.New("the directory changed since the plan was computed")
 
-// batchRows bounds multi-row statements well below both databases'
-// parameter limits.
-const batchRows = 500
+// batchRows is how many rows one multi-row statement carries. PostgreSQL
+// takes large statements well; the pure-Go SQLite driver matches each
+// parameter against every argument (quadratic), so there many small
+// statements are much faster than a few large ones.
+func (s *Store) batchRows() int {
+	if s.driver == Postgres {
+		return 500
+	}
+	return 16
+}
 
 // Snapshot reads everything a source owns, tombstones included, with the
 // source's revision read first so that a change racing the read makes the
@@ -98,8 +105,9 @@ func (s *Store) Snapshot(ctx context.Context, source string) (*reconcile.Snapsho
 // (tombstones do not hold a login) and describes each holder.
 func (s *Store) ForeignLogins(ctx context.Context, source string, keys []string) (map[string]string, error) {
 	found := map[string]string{}
-	for start := 0; start < len(keys); start += batchRows {
-		chunk := keys[start:min(start+batchRows, len(keys))]
+	batch := s.batchRows()
+	for start := 0; start < len(keys); start += batch {
+		chunk := keys[start:min(start+batch, len(keys))]
 		rows, err := s.db.WithContext(ctx).Raw(`SELECT user_name_key, source, external_id FROM users
 			WHERE state <> 'deleted' AND source <> ? AND user_name_key IN ?`, source, chunk).Rows()
 		if err != nil {
@@ -133,7 +141,7 @@ func (s *Store) Apply(ctx context.Context, source string, plan *reconcile.Plan, 
 		if res.RowsAffected != 1 {
 			return ErrConflict
 		}
-		a := applier{tx: tx, source: source, now: now}
+		a := applier{tx: tx, source: source, now: now, batch: s.batchRows()}
 		return a.apply(plan)
 	})
 }
@@ -142,6 +150,7 @@ type applier struct {
 	tx     *gorm.DB
 	source string
 	now    time.Time
+	batch  int
 }
 
 func (a *applier) apply(p *reconcile.Plan) error {
@@ -237,8 +246,8 @@ func (a *applier) inBatches(ids []string, sql string, args ...any) error {
 	if twice {
 		args = args[:len(args)-1]
 	}
-	for start := 0; start < len(ids); start += batchRows {
-		chunk := ids[start:min(start+batchRows, len(ids))]
+	for start := 0; start < len(ids); start += a.batch {
+		chunk := ids[start:min(start+a.batch, len(ids))]
 		all := append(slices.Clone(args), chunk)
 		if twice {
 			all = append(all, chunk)
@@ -287,8 +296,8 @@ const userColumns = `id, source, external_id, user_name, user_name_key, given_na
 
 func (a *applier) createUsers(users []*reconcile.User) error {
 	const cols = 16
-	for start := 0; start < len(users); start += batchRows {
-		chunk := users[start:min(start+batchRows, len(users))]
+	for start := 0; start < len(users); start += a.batch {
+		chunk := users[start:min(start+a.batch, len(users))]
 		args := make([]any, 0, len(chunk)*cols)
 		for _, u := range chunk {
 			args = append(args, u.ID, a.source, u.ExternalID, u.UserName, reconcile.Key(u.UserName), u.GivenName,
@@ -323,7 +332,7 @@ func (a *applier) insertContacts(table string, users []*reconcile.User, value fu
 		if v := value(u); v != "" {
 			rows = append(rows, u.ID, v, "work", true)
 		}
-		if len(rows) >= batchRows*4 {
+		if len(rows) >= a.batch*4 {
 			if err := flush(); err != nil {
 				return fmt.Errorf("store %s: %w", table, err)
 			}
@@ -336,8 +345,8 @@ func (a *applier) insertContacts(table string, users []*reconcile.User, value fu
 }
 
 func (a *applier) addMemberships(ms []reconcile.Membership) error {
-	for start := 0; start < len(ms); start += batchRows {
-		chunk := ms[start:min(start+batchRows, len(ms))]
+	for start := 0; start < len(ms); start += a.batch {
+		chunk := ms[start:min(start+a.batch, len(ms))]
 		args := make([]any, 0, len(chunk)*3)
 		for _, m := range chunk {
 			args = append(args, m.GroupID, m.UserID, "User")

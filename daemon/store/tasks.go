@@ -159,8 +159,8 @@ func (s *Store) Expire(ctx context.Context, tombstonesBefore, tasksBefore time.T
 			raw = append(raw, t.RawRecord)
 		}
 	}
-	for start := 0; start < len(ids); start += batchRows {
-		chunk := ids[start:min(start+batchRows, len(ids))]
+	for start := 0; start < len(ids); start += s.batchRows() {
+		chunk := ids[start:min(start+s.batchRows(), len(ids))]
 		if err := db.Exec(`DELETE FROM held_plans WHERE task_id IN ?`, chunk).Error; err != nil {
 			return nil, fmt.Errorf("remove old plans: %w", err)
 		}

@@ -1,0 +1,367 @@
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Source types.
+const (
+	TypeCSV  = "csv"
+	TypePush = "push"
+	TypeHTTP = "http"
+	TypeSCIM = "scim"
+)
+
+// Values of the enumerated source settings.
+const (
+	OrphansIgnore     = "ignore"
+	OrphansDeactivate = "deactivate"
+	OrphansDelete     = "delete"
+
+	OnConflictFail = "fail"
+	OnConflictSkip = "skip"
+
+	OnDeleteDeactivate = "deactivate"
+	OnDeleteDelete     = "delete"
+)
+
+// Store drivers.
+const (
+	DriverSQLite   = "sqlite"
+	DriverPostgres = "postgres"
+)
+
+// Token scopes. A push scope for one source is ScopePushPrefix + its name.
+const (
+	ScopeSCIMRead   = "scim:read"
+	ScopeSCIMWrite  = "scim:write"
+	ScopeAdmin      = "admin"
+	ScopePushAll    = "push:*"
+	ScopePushPrefix = "push:"
+)
+
+// Config is roster's whole configuration, with defaults applied, secrets
+// expanded and paths made absolute.
+type Config struct {
+	// Path is the absolute path of the file loaded, "" for Default.
+	Path string `yaml:"-"`
+	// Dir is the absolute folder relative paths were resolved against.
+	Dir string `yaml:"-"`
+
+	Listen string `yaml:"listen"`
+	// MetricsListen is empty when /metrics is served on Listen.
+	MetricsListen string   `yaml:"metrics_listen"`
+	TLS           TLS      `yaml:"tls"`
+	Store         Store    `yaml:"store"`
+	Log           Log      `yaml:"log"`
+	Limits        Limits   `yaml:"limits"`
+	Tasks         Tasks    `yaml:"tasks"`
+	Tokens        []Token  `yaml:"tokens"`
+	Sources       []Source `yaml:"sources"`
+}
+
+// TLS is served directly when both files are set.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether roster serves TLS itself.
+func (t TLS) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
+
+// Store says where the directory is kept.
+type Store struct {
+	Driver string `yaml:"driver"`
+	// DSN is an absolute file path for SQLite unless it is ":memory:" or a
+	// "file:" URI; for PostgreSQL it is passed on as written.
+	DSN               string   `yaml:"dsn"`
+	PurgeDeletedAfter Duration `yaml:"purge_deleted_after"`
+}
+
+// Log configures the daemon's log and the raw records kept beside it.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+	// Dir is absolute; raw records go to Dir/user-data-sync/.
+	Dir     string   `yaml:"dir"`
+	KeepRaw Duration `yaml:"keep_raw"`
+}
+
+// SlogLevel is Level as a slog.Level; anything unknown is Info.
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// Limits bound request bodies; a larger body is answered with 413.
+type Limits struct {
+	RequestBody ByteSize `yaml:"request_body"`
+	PushBody    ByteSize `yaml:"push_body"`
+}
+
+// Tasks configures automatic retries and the task history.
+type Tasks struct {
+	MaxRetries int      `yaml:"max_retries"`
+	Keep       Duration `yaml:"keep"`
+}
+
+// Token is an API token, known only by the hash of its secret.
+type Token struct {
+	Name string `yaml:"name"`
+	// Hash is "sha256:" followed by the lowercase hex SHA-256 of the token.
+	Hash   string   `yaml:"hash"`
+	Scopes []string `yaml:"scopes"`
+}
+
+// HasScope reports whether the token grants scope; push:* grants the push
+// scope of every source.
+func (t Token) HasScope(scope string) bool {
+	for _, s := range t.Scopes {
+		if s == scope || s == ScopePushAll && strings.HasPrefix(scope, ScopePushPrefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// Source is one configured sync source. Settings of other types than Type
+// hold their defaults and are not used.
+type Source struct {
+	Name    string `yaml:"name"`
+	Type    string `yaml:"type"`
+	Enabled bool   `yaml:"enabled"`
+
+	// Snapshot settings, csv and http (SPEC §4.2).
+	Schedule    string   `yaml:"schedule"`
+	Orphans     string   `yaml:"orphans"`
+	ActivateNew bool     `yaml:"activate_new"`
+	Restore     bool     `yaml:"restore"`
+	MaxRemovals Removals `yaml:"max_removals"`
+	AllowEmpty  bool     `yaml:"allow_empty"`
+	// OnConflict applies to push sources too.
+	OnConflict string `yaml:"on_conflict"`
+
+	// csv. Path is absolute.
+	Path              string `yaml:"path"`
+	Watch             bool   `yaml:"watch"`
+	PasswordMinLength int    `yaml:"password_min_length"`
+
+	// push
+	OnDelete string `yaml:"on_delete"`
+
+	// http
+	URL     string            `yaml:"url"`
+	Method  string            `yaml:"method"`
+	Headers map[string]string `yaml:"headers"`
+	Auth    HTTPAuth          `yaml:"auth"`
+	// Records is a JSON pointer to the record array; "" is the whole body.
+	Records string `yaml:"records"`
+	// Next is a JSON pointer to the next page's URL; "" follows the Link
+	// header with rel="next".
+	Next string `yaml:"next"`
+	// Map maps directory fields (externalId, userName, givenName,
+	// familyName, email, phone, groups, active) to JSON pointers into a
+	// record.
+	Map     map[string]string `yaml:"map"`
+	Timeout Duration          `yaml:"timeout"`
+	Retries int               `yaml:"retries"`
+}
+
+// HTTPAuth is how an http source authenticates; at most one is set.
+type HTTPAuth struct {
+	Bearer string     `yaml:"bearer"`
+	Basic  *BasicAuth `yaml:"basic"`
+	OAuth2 *OAuth2    `yaml:"oauth2"`
+}
+
+// BasicAuth is HTTP basic authentication.
+type BasicAuth struct {
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// OAuth2 is the OAuth 2.0 client credentials grant.
+type OAuth2 struct {
+	TokenURL     string   `yaml:"token_url"`
+	ClientID     string   `yaml:"client_id"`
+	ClientSecret string   `yaml:"client_secret"`
+	Scopes       []string `yaml:"scopes"`
+}
+
+// setDefaults is called on every item of sources before it is decoded.
+func (s *Source) setDefaults() {
+	*s = Source{
+		Enabled:           true,
+		Orphans:           OrphansDeactivate,
+		ActivateNew:       true,
+		Restore:           true,
+		MaxRemovals:       Removals{Percent: 10, IsPercent: true},
+		OnConflict:        OnConflictFail,
+		Watch:             true,
+		PasswordMinLength: 8,
+		OnDelete:          OnDeleteDeactivate,
+		Method:            "GET",
+		Timeout:           Duration(30 * time.Second),
+		Retries:           3,
+	}
+}
+
+// Source returns the source called name.
+func (c *Config) Source(name string) (*Source, bool) {
+	for i := range c.Sources {
+		if c.Sources[i].Name == name {
+			return &c.Sources[i], true
+		}
+	}
+	return nil, false
+}
+
+// Load reads and validates the configuration file at path. Problems with
+// the content are reported together in an *Error; a file that cannot be read
+// gives a wrapped I/O error (errors.Is(err, fs.ErrNotExist) when it is
+// missing).
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse validates a configuration read from path. The path names the file
+// in problems, and its folder is where relative paths start.
+func Parse(data []byte, path string) (*Config, error) {
+	abs, dir := locate(path)
+	cfg := defaults(dir)
+	cfg.Path = abs
+
+	c := newCollector(path)
+	if root := c.parse(data); root != nil {
+		c.expand(root, dir)
+		c.decodeRoot(root, cfg)
+	}
+	cfg.resolve()
+	validate(cfg, c)
+	if err := c.err(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Default is the configuration used when there is no file: SQLite in dir,
+// 127.0.0.1:8080 and the push source "api" that NocoBase clients expect.
+func Default(dir string) *Config {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	cfg := defaults(dir)
+	var api Source
+	api.setDefaults()
+	api.Name, api.Type = "api", TypePush
+	cfg.Sources = []Source{api}
+	cfg.resolve()
+	return cfg
+}
+
+// defaults returns every default except the DSN, which depends on the
+// driver and is filled in by resolve.
+func defaults(dir string) *Config {
+	return &Config{
+		Dir:    dir,
+		Listen: "127.0.0.1:8080",
+		Store: Store{
+			Driver:            DriverSQLite,
+			PurgeDeletedAfter: Duration(720 * time.Hour),
+		},
+		Log: Log{
+			Level:   "info",
+			Format:  "text",
+			Dir:     "log",
+			KeepRaw: Duration(720 * time.Hour),
+		},
+		Limits: Limits{
+			RequestBody: 10 * MiB,
+			PushBody:    64 * MiB,
+		},
+		Tasks: Tasks{
+			MaxRetries: 3,
+			Keep:       Duration(2160 * time.Hour),
+		},
+	}
+}
+
+// locate returns the absolute form of path and its folder; without a path
+// the folder is the working directory.
+func locate(path string) (abs, dir string) {
+	if path == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			wd = "."
+		}
+		return "", wd
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		abs = path
+	}
+	return abs, filepath.Dir(abs)
+}
+
+// resolve fills in the SQLite DSN and makes relative paths absolute. Empty
+// paths stay empty so that validation can say they are missing.
+func (c *Config) resolve() {
+	if c.Store.Driver == DriverSQLite {
+		if c.Store.DSN == "" {
+			c.Store.DSN = "roster.db"
+		}
+		c.Store.DSN = resolveSQLite(c.Dir, c.Store.DSN)
+	}
+	c.Log.Dir = c.abs(c.Log.Dir)
+	c.TLS.CertFile = c.abs(c.TLS.CertFile)
+	c.TLS.KeyFile = c.abs(c.TLS.KeyFile)
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if s.Type == TypeCSV {
+			s.Path = c.abs(s.Path)
+		}
+		s.Method = strings.ToUpper(s.Method)
+	}
+}
+
+func (c *Config) abs(path string) string {
+	if path == "" || filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(c.Dir, path)
+}
+
+// sqlitePath returns the file an SQLite DSN names, or "" when it is not a
+// plain path. Query parameters (roster.db?_pragma=...) are not part of it.
+func sqlitePath(dsn string) string {
+	if dsn == ":memory:" || strings.HasPrefix(dsn, "file:") {
+		return ""
+	}
+	path, _, _ := strings.Cut(dsn, "?")
+	return path
+}
+
+func resolveSQLite(dir, dsn string) string {
+	path := sqlitePath(dsn)
+	if path == "" || filepath.IsAbs(path) {
+		return dsn
+	}
+	return filepath.Join(dir, path) + dsn[len(path):]
+}
