@@ -33,7 +33,7 @@ type Record struct {
 // FieldError is one validation problem in a source's input. Message is the
 // complete sentence an operator reads, including the position.
 type FieldError struct {
-	Line    int    `json:"line"`
+	Line    int    `json:"line,omitempty"`
 	Column  int    `json:"column,omitempty"`
 	Field   string `json:"field,omitempty"`
 	Message string `json:"message"`

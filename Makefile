@@ -1,0 +1,38 @@
+# Everything CI runs is here; `make test` is the README's test command.
+GO        ?= go
+FUZZTIME  ?= 10s
+PKGS      := ./...
+
+.PHONY: build test unit fuzz lint bench demo clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -o roster ./cmd/roster
+
+# unit and end-to-end tests on SQLite and PostgreSQL, then every fuzz
+# target for a bounded time
+test: unit fuzz
+
+unit:
+	$(GO) test -count=1 $(PKGS)
+
+fuzz:
+	$(GO) test -run='^$$' -fuzz='^FuzzRead$$' -fuzztime=$(FUZZTIME) ./sources/csv/
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./config/
+	$(GO) test -run='^$$' -fuzz='^FuzzPlanSnapshot$$' -fuzztime=$(FUZZTIME) ./daemon/reconcile/
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
+	$(GO) vet $(PKGS)
+	staticcheck $(PKGS)
+
+# SPEC §11 figures on 100,000 users and 1,000 groups, both stores
+bench:
+	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout=60m ./daemon/tasks/ ./daemon/password/ ./sources/csv/
+
+# the example: sync the sample staff into the embedded SQLite store
+demo: build
+	./roster sync staff --config deploy/examples/roster.yaml
+	./roster sources --config deploy/examples/roster.yaml
+
+clean:
+	rm -rf roster deploy/examples/roster.db* deploy/examples/log

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/daemon/tasks"
+)
+
+// Exit codes (SPEC §8.1).
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+	exitHeld   = 3
+)
+
+// usageError makes run exit with exitUsage.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// exitError carries an exit code chosen by a command (failed, held).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+type command struct {
+	name, args, help string
+	run              func(ctx context.Context, e *env, args []string) error
+}
+
+// env is what every command gets: its streams and the global flags.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	configPath     string
+	configSet      bool
+	verbose        bool
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"sync", "SOURCE [--dry-run] [--force] [--file F] [--json]", "run a sync task of a source now", runSync},
+		{"check", "--csv FILE [--password-min-length N]", "validate a CSV file without a config or a database", runCheck},
+		{"sources", "[--json]", "list the configured sources with their state and last task", runSources},
+		{"tasks", "[--source S] [--status X] [--limit N] [--offset N] [--json]", "list tasks, newest first", runTasks},
+		{"task", "ID [--json]", "show one task with its errors and, when held, its plan", runTask},
+		{"retry", "ID [--json]", "run a failed task's stored input again as a new task", runRetry},
+		{"approve", "ID [--json]", "apply the plan of a task held by the safety valve", runApprove},
+		{"reject", "ID [--json]", "discard the plan of a held task", runReject},
+		{"migrate", "", "apply the database migrations this version needs", runMigrate},
+		{"token", "[--generate]", "read a token on stdin and print the hash for the config", runToken},
+		{"version", "", "print the version", runVersion},
+		{"help", "", "show this help", nil},
+	}
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	name := args[0]
+	for _, c := range commands {
+		if c.name != name || c.run == nil {
+			continue
+		}
+		err := c.run(ctx, e, args[1:])
+		var ee exitError
+		var ue usageError
+		switch {
+		case err == nil:
+			return exitOK
+		case errors.As(err, &ee):
+			return ee.code
+		case errors.As(err, &ue), errors.Is(err, tasks.ErrUsage), errors.Is(err, flag.ErrHelp):
+			if !errors.Is(err, flag.ErrHelp) {
+				fmt.Fprintf(stderr, "roster %s: %s\n", name, strings.TrimPrefix(err.Error(), "usage: "))
+			}
+			fmt.Fprintf(stderr, "usage: roster %s %s\n", c.name, c.args)
+			return exitUsage
+		default:
+			fmt.Fprintf(stderr, "roster %s: %v\n", name, err)
+			var cerr *config.Error
+			if errors.As(err, &cerr) {
+				return exitUsage
+			}
+			return exitFailed
+		}
+	}
+	fmt.Fprintf(stderr, "roster: unknown command %q\n\n", name)
+	usage(stderr)
+	return exitUsage
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "roster keeps a user directory in sync with its sources and serves it over SCIM 2.0.")
+	fmt.Fprintln(w, "\nUsage: roster COMMAND [flags] [arguments]\n\nCommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.help)
+	}
+	fmt.Fprintln(w, "\nEvery command takes --config FILE (default roster.yaml, or $ROSTER_CONFIG) and -v for")
+	fmt.Fprintln(w, "informational logs; flags may stand before or after the arguments.")
+}
+
+// flags returns a flag set with the global flags bound to e.
+func (e *env) flags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Func("config", "configuration file", func(s string) error { e.configPath, e.configSet = s, true; return nil })
+	fs.BoolVar(&e.verbose, "v", false, "log informational messages")
+	return fs
+}
+
+// parse parses flags that may stand before, between or after positional
+// arguments and returns the positional ones.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usagef("%v", err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+}
+
+// loadConfig reads --config, $ROSTER_CONFIG or ./roster.yaml; without any
+// of them (and no roster.yaml) it uses the built-in default.
+func (e *env) loadConfig() (*config.Config, error) {
+	path := e.configPath
+	if !e.configSet {
+		if env := os.Getenv("ROSTER_CONFIG"); env != "" {
+			path = env
+		} else {
+			path = "roster.yaml"
+			if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+				wd, err := os.Getwd()
+				if err != nil {
+					return nil, err
+				}
+				return config.Default(wd), nil
+			}
+		}
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func (e *env) logger(cfg *config.Config) *slog.Logger {
+	level := cfg.Log.SlogLevel()
+	if !e.verbose && level < slog.LevelWarn {
+		level = slog.LevelWarn // a CLI prints its results; logs are for trouble
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(e.stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(e.stderr, opts))
+}
+
+// open loads the configuration and opens the migrated store, records the
+// configured sources and fails tasks that a dead process left running.
+func (e *env) open(ctx context.Context) (*tasks.Runner, func(), error) {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	log := e.logger(cfg)
+	s, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	var names, types []string
+	for _, src := range cfg.Sources {
+		names, types = append(names, src.Name), append(types, src.Type)
+	}
+	if err := s.SyncSources(ctx, names, types); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	r := &tasks.Runner{Store: s, Config: cfg, Log: log}
+	if failed, err := r.Recover(ctx); err != nil {
+		log.Warn("could not check for interrupted tasks", "err", err)
+	} else if len(failed) > 0 {
+		log.Warn("tasks interrupted by a crash were marked failed", "tasks", failed)
+	}
+	return r, func() { s.Close() }, nil
+}

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/rosterd/roster/sources/csv"
+)
+
+// runCheck validates a CSV file on its own: no config, no database. Errors
+// that need the directory (a login owned by another source) show up only
+// in a sync.
+func runCheck(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("check")
+	path := fs.String("csv", "", "")
+	minLen := fs.Int("password-min-length", csv.DefaultPasswordMinLength, "")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if *path == "" && len(pos) == 1 {
+		*path = pos[0]
+	} else if *path == "" || len(pos) > 0 {
+		return usagef("name one file with --csv")
+	}
+	f, err := os.Open(*path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	res, err := csv.Read(ctx, f, csv.Options{PasswordMinLength: *minLen})
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(e.stdout, "warning: %s\n", w)
+	}
+	for _, fe := range res.Errors {
+		fmt.Fprintln(e.stdout, fe.Message)
+	}
+	if len(res.Errors) > 0 {
+		fmt.Fprintf(e.stdout, "%s: %d errors; nothing of it would be imported\n", *path, len(res.Errors))
+		return exitError{exitFailed}
+	}
+	fmt.Fprintf(e.stdout, "%s: valid, %d people\n", *path, len(res.Records))
+	return nil
+}

@@ -1,0 +1,298 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/sources"
+	"github.com/rosterd/roster/sources/csv"
+)
+
+// dryRun computes and returns the plan without writing anything: no task,
+// no raw record, no lock (a dry run only reads).
+func (r *Runner) dryRun(ctx context.Context, src *config.Source) (*Result, error) {
+	in, err := r.readCSV(ctx, src, src.Path, false)
+	if err != nil {
+		return dryRunFailure(err)
+	}
+	// Hashing is skipped: the plan only needs to know that a password is set.
+	for i := range in.records {
+		if in.records[i].Password != "" {
+			in.records[i].Password, in.records[i].PasswordHash = "", "(hash)"
+		}
+	}
+	plan, err := r.plan(ctx, src, in, false)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Plan: plan, Errors: plan.Errors}, nil
+}
+
+func dryRunFailure(err error) (*Result, error) {
+	res := &Result{}
+	if !asValidation(err, &res.Errors) {
+		return nil, err
+	}
+	return res, nil
+}
+
+// Retry runs a failed task's stored input again as a new task. A task
+// that failed before its input was stored (an unreadable or invalid file)
+// reads the source afresh.
+func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, error) {
+	old, err := r.Store.GetTask(ctx, id)
+	if err != nil {
+		return nil, wrapNotFound(err)
+	}
+	if old.Status != store.StatusFailed {
+		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrUsage, id, old.Status)
+	}
+	src, err := r.source(old.Source)
+	if err != nil {
+		return nil, err
+	}
+	if trigger == "" {
+		trigger = TriggerRetry
+	}
+	unlock, err := r.lock(ctx, src.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	retryOf := old.ID
+	t, err := r.start(ctx, src.Name, trigger, old.Force, &retryOf)
+	if err != nil {
+		return nil, err
+	}
+	t.Attempt = old.Attempt + 1
+	path, hashed := src.Path, false
+	if old.RawRecord != "" {
+		path, hashed = r.rawPath(old), true
+		t.RawRecord = old.RawRecord
+	}
+	in, err := r.readCSV(ctx, src, path, hashed)
+	if err != nil {
+		return r.finishFailed(ctx, t, nil, err)
+	}
+	if hashed {
+		// The stored input is what the failed task read from the file.
+		in.fingerprint = old.Fingerprint
+	}
+	return r.process(ctx, t, src, in, old.Force)
+}
+
+// Approve applies a held task's plan, recomputed from its raw record, if
+// the source's part of the directory has not changed since the plan was
+// made; otherwise the task fails and says to sync again.
+func (r *Runner) Approve(ctx context.Context, id int64) (*Result, error) {
+	t, hp, src, unlock, err := r.held(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	now := time.Now().UTC()
+	t.Status, t.StartedAt, t.FinishedAt = store.StatusRunning, &now, nil
+	if err := r.Store.SaveTask(ctx, t); err != nil {
+		return nil, err
+	}
+	in, err := r.readCSV(ctx, src, r.rawPath(t), true)
+	if err != nil {
+		return r.finishFailed(ctx, t, nil, err)
+	}
+	in.fingerprint = t.Fingerprint
+	state, err := r.Store.GetSource(ctx, src.Name)
+	if err != nil {
+		return r.finishFailed(ctx, t, nil, transient(err))
+	}
+	if state.Revision != hp.Revision {
+		return r.finishFailed(ctx, t, nil, fmt.Errorf("the directory of source %s changed after task %d was held (revision %d, now %d): its plan is out of date; run the sync again", src.Name, t.ID, hp.Revision, state.Revision))
+	}
+	r.log().Info("held task approved", "source", src.Name, "task", t.ID)
+	return r.process(ctx, t, src, in, true)
+}
+
+// Reject discards a held task's plan; nothing is written.
+func (r *Runner) Reject(ctx context.Context, id int64) (*store.Task, error) {
+	t, _, _, unlock, err := r.held(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	now := time.Now().UTC()
+	t.Status, t.FinishedAt = store.StatusRejected, &now
+	if err := r.Store.SaveTask(ctx, t); err != nil {
+		return nil, err
+	}
+	r.log().Info("held task rejected", "source", t.Source, "task", t.ID)
+	return t, nil
+}
+
+// held loads a held task under its source's lock.
+func (r *Runner) held(ctx context.Context, id int64) (*store.Task, *store.HeldPlan, *config.Source, store.Unlock, error) {
+	t, err := r.Store.GetTask(ctx, id)
+	if err != nil {
+		return nil, nil, nil, nil, wrapNotFound(err)
+	}
+	if t.Status != store.StatusHeld {
+		return nil, nil, nil, nil, fmt.Errorf("%w: task %d is %s; only held tasks can be approved or rejected", ErrUsage, id, t.Status)
+	}
+	src, err := r.source(t.Source)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	unlock, err := r.lock(ctx, t.Source)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	// Another process may have decided while this one waited.
+	if t, err = r.Store.GetTask(ctx, id); err != nil || t.Status != store.StatusHeld {
+		unlock()
+		if err == nil {
+			err = fmt.Errorf("%w: task %d is %s now", ErrUsage, id, t.Status)
+		}
+		return nil, nil, nil, nil, err
+	}
+	hp, err := r.Store.GetHeldPlan(ctx, id)
+	if err != nil {
+		unlock()
+		return nil, nil, nil, nil, err
+	}
+	return t, hp, src, unlock, nil
+}
+
+func wrapNotFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	return err
+}
+
+// Recover fails the tasks that a process left running when it died. A task
+// whose source lock is held belongs to a live process and is left alone.
+func (r *Runner) Recover(ctx context.Context) ([]int64, error) {
+	running, err := r.Store.TasksWithStatus(ctx, store.StatusRunning)
+	if err != nil {
+		return nil, err
+	}
+	var failed []int64
+	for i := range running {
+		t := &running[i]
+		unlock, err := r.Store.TryLockSource(ctx, t.Source)
+		if errors.Is(err, store.ErrLocked) {
+			continue
+		}
+		if err != nil {
+			return failed, err
+		}
+		// Re-read under the lock: the task may have finished meanwhile.
+		cur, err := r.Store.GetTask(ctx, t.ID)
+		if err == nil && cur.Status == store.StatusRunning {
+			_, err = r.finishFailed(ctx, cur, nil, transient(errors.New(
+				"interrupted: the roster process running this task stopped before it finished (crash, kill or lost database connection); nothing of it was applied")))
+			failed = append(failed, t.ID)
+		}
+		unlock()
+		if err != nil {
+			return failed, err
+		}
+	}
+	return failed, nil
+}
+
+// replaceFile validates an uploaded CSV file and, only when it is valid,
+// moves it over the source's file atomically. An invalid file returns a
+// *sources.ValidationError and leaves the source's file as it was.
+func (r *Runner) replaceFile(ctx context.Context, src *config.Source, upload string) error {
+	in, err := os.Open(upload)
+	if err != nil {
+		return fmt.Errorf("%w: open %s: %w", ErrUsage, upload, err)
+	}
+	defer in.Close()
+	return r.ReplaceFile(ctx, src.Name, in)
+}
+
+// ReplaceFile validates content as a new file for a CSV source and, only
+// when it is valid, replaces the source's file with it (same folder,
+// rename). The caller holds the source's lock or accepts that a running
+// sync reads the old file.
+func (r *Runner) ReplaceFile(ctx context.Context, name string, content io.Reader) error {
+	src, err := r.source(name)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(src.Path), "."+filepath.Base(src.Path)+".*.upload")
+	if err != nil {
+		return fmt.Errorf("store the new file of source %s: %w", name, err)
+	}
+	defer os.Remove(tmp.Name())
+	defer tmp.Close()
+	if _, err := io.Copy(tmp, content); err != nil {
+		return fmt.Errorf("store the new file of source %s: %w", name, err)
+	}
+	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	res, err := csv.Read(ctx, tmp, csv.Options{PasswordMinLength: src.PasswordMinLength})
+	if err != nil {
+		return err
+	}
+	if err := res.Err(); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(src.Path); err == nil {
+		tmp.Chmod(fi.Mode().Perm()) //nolint:errcheck // keep the old file's mode when we can
+	}
+	if err := os.Rename(tmp.Name(), src.Path); err != nil {
+		return fmt.Errorf("replace %s: %w", src.Path, err)
+	}
+	r.log().Info("source file replaced by an upload", "source", name, "records", len(res.Records))
+	return nil
+}
+
+// expire removes what the configuration says to forget: tombstones, old
+// tasks and their raw records. Failures are logged; they never fail a task.
+func (r *Runner) expire(ctx context.Context) {
+	now := time.Now()
+	raw, err := r.Store.Expire(ctx, now.Add(-time.Duration(r.Config.Store.PurgeDeletedAfter)), now.Add(-time.Duration(r.Config.Tasks.Keep)))
+	if err != nil {
+		r.log().Warn("expire old tasks and tombstones", "err", err)
+		return
+	}
+	for _, p := range raw {
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(r.Config.Dir, p)
+		}
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			r.log().Warn("remove an expired raw record", "path", p, "err", err)
+		}
+	}
+	keep := time.Duration(r.Config.Log.KeepRaw)
+	files, _ := filepath.Glob(filepath.Join(r.Config.Log.Dir, "user-data-sync", "*", "*"))
+	for _, p := range files {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && now.Sub(fi.ModTime()) > keep {
+			if err := os.Remove(p); err != nil {
+				r.log().Warn("remove an expired raw record", "path", p, "err", err)
+			}
+		}
+	}
+}
+
+func asValidation(err error, out *[]sources.FieldError) bool {
+	var v *sources.ValidationError
+	if errors.As(err, &v) {
+		*out = v.Errors
+		return true
+	}
+	return false
+}

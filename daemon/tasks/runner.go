@@ -1,0 +1,533 @@
+// Package tasks runs syncs as tasks (SPEC §5): one task per source at a
+// time, the raw input kept on disk before it is processed, the plan applied
+// in one transaction, held by the safety valve, retried, approved or
+// rejected. The CLI and the daemon both drive it; it needs no HTTP.
+package tasks
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/password"
+	"github.com/rosterd/roster/daemon/reconcile"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/sources"
+	"github.com/rosterd/roster/sources/csv"
+)
+
+// Triggers (SPEC §5).
+const (
+	TriggerSchedule = "schedule"
+	TriggerWatch    = "watch"
+	TriggerManual   = "manual"
+	TriggerPush     = "push"
+	TriggerRetry    = "retry"
+)
+
+// ErrUsage marks requests that cannot run at all (unknown source, wrong
+// type, task in the wrong status); the CLI answers them with exit code 2.
+var ErrUsage = errors.New("usage")
+
+// Runner runs tasks against one store with one configuration.
+type Runner struct {
+	Store  *store.Store
+	Config *config.Config
+	Log    *slog.Logger
+	// Progress, when set, hears how far a long task is: phase is "read",
+	// "hash" or "apply", n the records done so far.
+	Progress func(source, phase string, n int)
+}
+
+// Options choose how a sync runs.
+type Options struct {
+	Trigger string
+	DryRun  bool
+	Force   bool
+	// File, when set, is a new CSV file for the source: it is validated
+	// and, only when valid, replaces the source's file before the sync.
+	File string
+}
+
+// Result is the outcome of a task. Task is nil for a dry run; Plan is nil
+// when the input never got as far as a plan.
+type Result struct {
+	Task *store.Task
+	Plan *reconcile.Plan
+	// Errors are the validation errors of a dry run (a real task keeps
+	// them in Task.Errors).
+	Errors []sources.FieldError
+}
+
+// input is a task's validated records and where they came from.
+type input struct {
+	records     []sources.Record
+	warnings    []string
+	fingerprint string
+	hashed      bool // passwords are hashes already (a stored raw record)
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.Default()
+	}
+	return r.Log
+}
+
+func (r *Runner) source(name string) (*config.Source, error) {
+	src, ok := r.Config.Source(name)
+	if !ok {
+		return nil, fmt.Errorf("%w: no source %q in %s", ErrUsage, name, r.configName())
+	}
+	if !src.Enabled {
+		return nil, fmt.Errorf("%w: source %q is disabled (enabled: false)", ErrUsage, name)
+	}
+	switch src.Type {
+	case config.TypeCSV:
+		return src, nil
+	case config.TypePush, config.TypeSCIM:
+		return nil, fmt.Errorf("%w: source %q is a %s source: it receives changes over HTTP and has nothing to sync", ErrUsage, name, src.Type)
+	default:
+		return nil, fmt.Errorf("%w: source %q: syncing %s sources is not supported by this version of roster", ErrUsage, name, src.Type)
+	}
+}
+
+func (r *Runner) configName() string {
+	if r.Config.Path == "" {
+		return "the default configuration"
+	}
+	return r.Config.Path
+}
+
+// Sync runs one task of a source. Validation problems, conflicts and
+// database failures make a failed task (its Result is returned with a nil
+// error); an error means no task could be run at all.
+func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, error) {
+	src, err := r.source(name)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Trigger == "" {
+		opt.Trigger = TriggerManual
+	}
+	if opt.DryRun {
+		if opt.File != "" {
+			return nil, fmt.Errorf("%w: --dry-run and --file do not go together: check the file with roster check --csv", ErrUsage)
+		}
+		return r.dryRun(ctx, src)
+	}
+	unlock, err := r.lock(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	if opt.File != "" {
+		if err := r.replaceFile(ctx, src, opt.File); err != nil {
+			return nil, err
+		}
+	}
+	fp, err := fileFingerprint(src)
+	if err != nil {
+		return r.failNew(ctx, name, opt, nil, err)
+	}
+	if !opt.Force {
+		state, err := r.Store.GetSource(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if state.LastFingerprint == fp {
+			now := time.Now().UTC()
+			t := &store.Task{Source: name, Trigger: opt.Trigger, Status: store.StatusSkipped, StartedAt: &now,
+				FinishedAt: &now, Fingerprint: fp,
+				Warnings: mustJSON([]string{"the file is unchanged since the last successful sync"})}
+			if err := r.Store.CreateTask(ctx, t); err != nil {
+				return nil, err
+			}
+			r.log().Info("sync skipped: input unchanged", "source", name, "task", t.ID)
+			return &Result{Task: t}, nil
+		}
+	}
+	t, err := r.start(ctx, name, opt.Trigger, opt.Force, nil)
+	if err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	in, verr := r.readCSV(ctx, src, src.Path, false)
+	r.log().Debug("input read", "source", name, "task", t.ID, "took", time.Since(began))
+	if verr != nil {
+		return r.finishFailed(ctx, t, nil, verr)
+	}
+	if in.fingerprint != fp {
+		return r.finishFailed(ctx, t, nil, transient(errors.New("the file changed while it was being read; it will be read again by the next sync")))
+	}
+	return r.process(ctx, t, src, in, opt.Force)
+}
+
+// lock waits for the source's lock, telling the operator why it waits.
+func (r *Runner) lock(ctx context.Context, name string) (store.Unlock, error) {
+	unlock, err := r.Store.TryLockSource(ctx, name)
+	if errors.Is(err, store.ErrLocked) {
+		r.log().Info("waiting: another task of the source is running", "source", name)
+		unlock, err = r.Store.LockSource(ctx, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lock source %s: %w", name, err)
+	}
+	return unlock, nil
+}
+
+func (r *Runner) start(ctx context.Context, name, trigger string, force bool, retryOf *int64) (*store.Task, error) {
+	now := time.Now().UTC()
+	t := &store.Task{Source: name, Trigger: trigger, Status: store.StatusRunning, Force: force,
+		CreatedAt: now, StartedAt: &now, RetryOf: retryOf}
+	if err := r.Store.CreateTask(ctx, t); err != nil {
+		return nil, err
+	}
+	r.log().Info("task started", "source", name, "task", t.ID, "trigger", trigger)
+	return t, nil
+}
+
+// failNew records a task that failed before it could start properly.
+func (r *Runner) failNew(ctx context.Context, name string, opt Options, retryOf *int64, cause error) (*Result, error) {
+	t, err := r.start(ctx, name, opt.Trigger, opt.Force, retryOf)
+	if err != nil {
+		return nil, errors.Join(cause, err)
+	}
+	return r.finishFailed(ctx, t, nil, cause)
+}
+
+// process takes a task from validated input to its end: raw record, plan,
+// hold or apply.
+func (r *Runner) process(ctx context.Context, t *store.Task, src *config.Source, in *input, force bool) (*Result, error) {
+	t.Fingerprint = in.fingerprint
+	if !in.hashed {
+		if err := r.hashPasswords(ctx, src.Name, in.records); err != nil {
+			return r.finishFailed(ctx, t, nil, err)
+		}
+		path, err := r.writeRaw(t, in.records)
+		if err != nil {
+			return r.finishFailed(ctx, t, nil, err)
+		}
+		t.RawRecord = path
+		if err := r.Store.SaveTask(ctx, t); err != nil {
+			return r.finishFailed(ctx, t, nil, transient(err))
+		}
+	}
+	began := time.Now()
+	plan, err := r.plan(ctx, src, in, force)
+	if err != nil {
+		return r.finishFailed(ctx, t, nil, transient(err))
+	}
+	r.log().Debug("plan computed", "source", src.Name, "task", t.ID, "records", len(in.records), "took", time.Since(began))
+	if len(plan.Errors) > 0 {
+		return r.finishFailed(ctx, t, plan, &sources.ValidationError{Errors: plan.Errors})
+	}
+	if plan.Hold != "" {
+		return r.hold(ctx, t, plan)
+	}
+	if r.Progress != nil {
+		r.Progress(src.Name, "apply", len(plan.Changes))
+	}
+	began = time.Now()
+	err = r.Store.Apply(ctx, src.Name, plan, in.fingerprint)
+	r.log().Debug("plan applied", "source", src.Name, "task", t.ID, "changes", len(plan.Changes), "took", time.Since(began))
+	if err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			err = transient(fmt.Errorf("%w; the task can be retried", err))
+		} else if store.IsTransient(err) {
+			err = transient(err)
+		}
+		return r.finishFailed(ctx, t, plan, err)
+	}
+	return r.finish(ctx, t, plan, store.StatusSucceeded)
+}
+
+func (r *Runner) plan(ctx context.Context, src *config.Source, in *input, force bool) (*reconcile.Plan, error) {
+	snap, err := r.Store.Snapshot(ctx, src.Name)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, len(in.records))
+	for i := range in.records {
+		keys[i] = reconcile.Key(in.records[i].UserName)
+	}
+	if snap.Foreign, err = r.Store.ForeignLogins(ctx, src.Name, keys); err != nil {
+		return nil, err
+	}
+	plan := reconcile.PlanSnapshot(in.records, snap, settings(src, force), newID)
+	plan.Source = src.Name
+	plan.Warnings = append(in.warnings, plan.Warnings...)
+	return plan, nil
+}
+
+// newID makes time-ordered (version 7) UUIDs: still opaque and unique,
+// but a bulk import appends to the indexes instead of writing all over them.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func settings(src *config.Source, force bool) reconcile.Settings {
+	return reconcile.Settings{
+		Orphans:                    src.Orphans,
+		ActivateNew:                src.ActivateNew,
+		Restore:                    src.Restore,
+		MaxRemovals:                src.MaxRemovals.Limit,
+		AllowEmpty:                 src.AllowEmpty,
+		SkipConflicts:              src.OnConflict == config.OnConflictSkip,
+		Force:                      force,
+		EmployeeNumberIsExternalID: src.Type == config.TypeCSV,
+	}
+}
+
+func (r *Runner) hold(ctx context.Context, t *store.Task, plan *reconcile.Plan) (*Result, error) {
+	hp := heldPlan{Counts: plan.Counts}
+	for _, c := range plan.Changes {
+		if c.Action == reconcile.Deactivate || c.Action == reconcile.Delete {
+			hp.Removals = append(hp.Removals, c)
+		}
+	}
+	now := time.Now().UTC()
+	t.Status, t.FinishedAt = store.StatusHeld, &now
+	t.Counts, t.Warnings = mustJSON(plan.Counts), mustJSON(nonNil(plan.Warnings))
+	err := r.Store.HoldTask(ctx, t, &store.HeldPlan{Revision: plan.Revision, Reason: plan.Hold, Plan: mustJSON(hp)})
+	if err != nil {
+		return r.finishFailed(ctx, t, plan, transient(err))
+	}
+	r.log().Warn("task held by the safety valve: approve or reject it", "source", t.Source, "task", t.ID, "reason", plan.Hold)
+	return &Result{Task: t, Plan: plan}, nil
+}
+
+func (r *Runner) finish(ctx context.Context, t *store.Task, plan *reconcile.Plan, status string) (*Result, error) {
+	now := time.Now().UTC()
+	t.Status, t.FinishedAt = status, &now
+	if plan != nil {
+		t.Counts, t.Warnings = mustJSON(plan.Counts), mustJSON(nonNil(plan.Warnings))
+	}
+	if err := r.Store.SaveTask(ctx, t); err != nil {
+		// The plan is applied; only the task's record is behind. Say so
+		// rather than report the sync as failed.
+		r.log().Error("the sync was applied but its task could not be updated", "source", t.Source, "task", t.ID, "err", err)
+		return &Result{Task: t, Plan: plan}, fmt.Errorf("task %d was applied but could not be recorded as %s: %w", t.ID, status, err)
+	}
+	r.log().Info("task "+status, "source", t.Source, "task", t.ID, "counts", t.Counts)
+	r.expire(ctx)
+	return &Result{Task: t, Plan: plan}, nil
+}
+
+// transientError marks failures worth an automatic retry.
+type transientError struct{ error }
+
+func (e transientError) Unwrap() error { return e.error }
+
+func transient(err error) error { return transientError{err} }
+
+// IsTransient reports whether a task failed for a reason that may go away.
+func IsTransient(err error) bool {
+	var te transientError
+	return errors.As(err, &te) || store.IsTransient(err)
+}
+
+func (r *Runner) finishFailed(ctx context.Context, t *store.Task, plan *reconcile.Plan, cause error) (*Result, error) {
+	var errs []sources.FieldError
+	var verr *sources.ValidationError
+	if errors.As(cause, &verr) {
+		errs = verr.Errors
+	} else {
+		errs = []sources.FieldError{{Message: cause.Error()}}
+	}
+	t.Errors = mustJSON(errs)
+	t.Transient = IsTransient(cause)
+	if plan != nil {
+		t.Warnings = mustJSON(nonNil(plan.Warnings))
+	}
+	now := time.Now().UTC()
+	t.Status, t.FinishedAt = store.StatusFailed, &now
+	// The failure may be the database itself; the context may be done.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := r.Store.SaveTask(sctx, t); err != nil {
+		r.log().Error("could not record the task as failed; it will be marked failed at the next start", "source", t.Source, "task", t.ID, "err", err)
+	}
+	r.log().Error("task failed", "source", t.Source, "task", t.ID, "errors", len(errs), "err", errs[0].Message, "transient", t.Transient)
+	return &Result{Task: t, Plan: plan}, nil
+}
+
+// readCSV reads and validates a CSV input: the source's file or a stored
+// raw record (hashed).
+func (r *Runner) readCSV(ctx context.Context, src *config.Source, path string, hashed bool) (*input, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open the input of source %s: %w", src.Name, err)
+	}
+	defer f.Close()
+	opts := csv.Options{PasswordMinLength: src.PasswordMinLength, HashedPasswords: hashed}
+	if r.Progress != nil {
+		opts.Progress = func(n int) { r.Progress(src.Name, "read", n) }
+	}
+	res, err := csv.Read(ctx, f, opts)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := res.Err(); err != nil {
+		return nil, err
+	}
+	return &input{records: res.Records, warnings: res.Warnings, fingerprint: fingerprint(res.SHA256, src), hashed: hashed}, nil
+}
+
+// fileFingerprint hashes the source's file and settings quickly, before the
+// file is parsed, so that an unchanged file costs one read.
+func fileFingerprint(src *config.Source) (string, error) {
+	f, err := os.Open(src.Path)
+	if err != nil {
+		return "", fmt.Errorf("open the file of source %s: %w", src.Name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("read %s: %w", src.Path, err)
+	}
+	return fingerprint(hex.EncodeToString(h.Sum(nil)), src), nil
+}
+
+// fingerprint combines the content's digest with the settings that change
+// a plan, so that editing the settings makes the next sync run.
+func fingerprint(contentSHA string, src *config.Source) string {
+	h := sha256.Sum256(fmt.Appendf(nil, "%s|%s|%t|%t|%s|%t|%s|%d", contentSHA, src.Orphans, src.ActivateNew,
+		src.Restore, src.MaxRemovals, src.AllowEmpty, src.OnConflict, src.PasswordMinLength))
+	return hex.EncodeToString(h[:])
+}
+
+// hashPasswords replaces every clear initial password by its hash, on all
+// cores: a strong hash costs tens of milliseconds by design.
+func (r *Runner) hashPasswords(ctx context.Context, source string, recs []sources.Record) error {
+	var todo []int
+	for i := range recs {
+		if recs[i].Password != "" {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) == 0 {
+		return nil
+	}
+	work := make(chan int)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var firstErr error
+	done := 0
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for i := range work {
+				h, err := password.Hash(recs[i].Password)
+				mu.Lock()
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				recs[i].PasswordHash, recs[i].Password = h, ""
+				done++
+				if r.Progress != nil && done%100 == 0 {
+					r.Progress(source, "hash", done)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, i := range todo {
+		select {
+		case work <- i:
+		case <-ctx.Done():
+			close(work)
+			wg.Wait()
+			return ctx.Err()
+		}
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("hash initial passwords: %w", firstErr)
+	}
+	return nil
+}
+
+// rawDir is <log.dir>/user-data-sync/<source>.
+func (r *Runner) rawDir(source string) string {
+	return filepath.Join(r.Config.Log.Dir, "user-data-sync", source)
+}
+
+// writeRaw keeps a task's input (passwords hashed) before it is processed;
+// the path it returns is relative to the config folder when inside it.
+func (r *Runner) writeRaw(t *store.Task, recs []sources.Record) (string, error) {
+	dir := r.rawDir(t.Source)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("keep the raw record: %w (check that log.dir %s is writable)", err, r.Config.Log.Dir)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("%d.csv", t.ID))
+	if err := writeFileAtomic(path, func(w io.Writer) error { return csv.Write(w, recs) }); err != nil {
+		return "", fmt.Errorf("keep the raw record: %w", err)
+	}
+	if rel, err := filepath.Rel(r.Config.Dir, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel, nil
+	}
+	return path, nil
+}
+
+// rawPath resolves a task's raw record path.
+func (r *Runner) rawPath(t *store.Task) string {
+	if filepath.IsAbs(t.RawRecord) {
+		return t.RawRecord
+	}
+	return filepath.Join(r.Config.Dir, t.RawRecord)
+}
+
+// writeFileAtomic writes a file with mode 0600 through a temporary file in
+// the same folder and a rename, so readers never see half a file.
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("tasks: marshal %T: %v", v, err)) // only our own plain structs get here
+	}
+	return string(b)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

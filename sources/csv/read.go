@@ -1,0 +1,672 @@
+// Package csv reads and writes roster's header-less CSV person format
+// (SPEC §3.1) in one streaming pass, reporting every problem with its line,
+// column number, column name and reason.
+//
+// Decisions the spec leaves open, written down for operators:
+//
+//   - A line of nothing but spaces and tabs counts as blank and is skipped.
+//   - Spaces and tabs around a quoted value are allowed (` "Müller, Jr." `);
+//     they are trimmed like any other surrounding white space.
+//   - Line breaks inside quotes are parsed, so the rows after them keep their
+//     line numbers, but no column of a person holds several lines: a value
+//     that still contains a line break after trimming is an error, like any
+//     other control character. A byte order mark (U+FEFF) inside a value is
+//     an error too; it betrays files that were glued together.
+//   - A quote that opens a value and is never properly closed would swallow
+//     the rest of the file. The reader reports it on the line where it opens
+//     and reads the following lines again as rows of their own, so one stray
+//     quote costs one error, not the rest of the file.
+//   - A row may take at most MaxRowBytes; a longer one is reported and
+//     skipped, which bounds memory whatever the input.
+//   - Login names are duplicates when strings.EqualFold says so; ids are
+//     compared exactly ("0042" and "42" are two people).
+//   - Records holds only rows without errors. A file with any error is
+//     rejected as a whole (Result.Err), so the partial list is informational.
+//   - A file that starts with a UTF-16 byte order mark gets one error that
+//     says so, rather than one per cell.
+package csv
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/rosterd/roster/sources"
+)
+
+// Column numbers as errors name them.
+const (
+	colID = iota + 1
+	colFirstName
+	colLastName
+	colLogin
+	colEmail
+	colGroups
+	colPassword
+
+	minFields = colLogin
+	maxFields = colPassword
+)
+
+var columnNames = [maxFields + 1]string{"", "id", "first_name", "last_name", "login", "email", "groups", "password"}
+
+// ColumnName returns the name errors use for a 1-based column, or "" for a
+// column beyond the seventh.
+func ColumnName(col int) string {
+	if col < 1 || col > maxFields {
+		return ""
+	}
+	return columnNames[col]
+}
+
+const (
+	// DefaultPasswordMinLength applies when Options.PasswordMinLength is 0.
+	DefaultPasswordMinLength = 8
+	// DefaultMaxErrors applies when Options.MaxErrors is 0.
+	DefaultMaxErrors = 1000
+	// MaxRowBytes bounds one row, so that a file without line breaks, or
+	// with a quote that never closes, cannot make the reader hold it whole.
+	MaxRowBytes = 1 << 20
+
+	progressEvery  = 10000
+	ctxCheckEvery  = 4096
+	readBufferSize = 64 << 10
+)
+
+var (
+	utf8BOM    = []byte{0xEF, 0xBB, 0xBF}
+	utf16LEBOM = []byte{0xFF, 0xFE}
+	utf16BEBOM = []byte{0xFE, 0xFF}
+)
+
+// Options tune Read. The zero value reads clear-text initial passwords with
+// the spec's defaults.
+type Options struct {
+	// PasswordMinLength is the least number of characters (runes) of an
+	// initial password; 0 or less means DefaultPasswordMinLength.
+	PasswordMinLength int
+	// HashedPasswords says that column 7 holds password hashes that roster
+	// wrote into a raw record (see Write), not clear passwords. They go to
+	// Record.PasswordHash, must be argon2id ("$argon2id$...") or bcrypt
+	// ("$2a$", "$2b$", "$2y$"), and PasswordMinLength does not apply.
+	HashedPasswords bool
+	// MaxErrors caps Result.Errors; 0 or less means DefaultMaxErrors. Past
+	// the cap one last error says how many more were found.
+	MaxErrors int
+	// Progress, when set, is called with the number of physical lines read
+	// every 10,000 records and once at the end, so a terminal can show a
+	// long import moving.
+	Progress func(lines int)
+}
+
+// Result is what Read found in a whole input.
+type Result struct {
+	// Records are the rows without errors, in file order.
+	Records []sources.Record
+	// Warnings are problems that were repaired, such as a removed byte order
+	// mark; they do not make the input invalid.
+	Warnings []string
+	// Errors are every problem found, in line order, capped by MaxErrors.
+	Errors []sources.FieldError
+	// SHA256 is the hex digest of every byte read: the content fingerprint
+	// that lets a sync of an unchanged file be skipped.
+	SHA256 string
+	// Lines is the number of physical lines read, blank ones included.
+	Lines int
+}
+
+// Err returns nil when the input is valid and a *sources.ValidationError
+// holding every error otherwise.
+func (r *Result) Err() error {
+	if len(r.Errors) == 0 {
+		return nil
+	}
+	return &sources.ValidationError{Errors: r.Errors}
+}
+
+// Read reads and validates a whole CSV input in one pass, holding at most one
+// row besides the records it returns. Its error is only for failed reads and
+// cancellation; validation problems are in Result.Errors. Cancellation is
+// noticed between lines, so a reader that blocks forever must be closed by
+// the caller.
+func Read(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
+	if opts.PasswordMinLength <= 0 {
+		opts.PasswordMinLength = DefaultPasswordMinLength
+	}
+	if opts.MaxErrors <= 0 {
+		opts.MaxErrors = DefaultMaxErrors
+	}
+	h := sha256.New()
+	p := &parser{
+		ctx:    ctx,
+		opts:   opts,
+		br:     bufio.NewReaderSize(io.TeeReader(r, h), readBufferSize),
+		ids:    make(map[string]int),
+		logins: make(map[string]int),
+		res:    &Result{},
+	}
+	if err := p.run(); err != nil {
+		return nil, err
+	}
+	// The duplicate maps are garbage now; drop them before the records are
+	// assembled, the moment memory peaks.
+	p.ids, p.logins = nil, nil
+	p.res.Records = p.records.all()
+	if p.suppressed > 0 {
+		p.res.Errors = append(p.res.Errors, sources.NewFieldError(p.firstSuppressed, 0, "",
+			"%d more errors are not listed; only the first %d are", p.suppressed, opts.MaxErrors))
+	}
+	p.res.SHA256 = hex.EncodeToString(h.Sum(nil))
+	p.res.Lines = p.lines
+	if opts.Progress != nil {
+		opts.Progress(p.lines)
+	}
+	return p.res, nil
+}
+
+// recordChunks collects records in chunks that double in size up to a
+// bound. One growing slice would copy every record at each growth and hold
+// the old and the new array at once; with a million records of some 150
+// bytes each that costs more than everything else the reader keeps.
+type recordChunks struct {
+	chunks [][]sources.Record
+	n      int
+}
+
+const (
+	firstChunk = 256
+	maxChunk   = 1 << 16
+)
+
+func (c *recordChunks) add(r sources.Record) {
+	last := len(c.chunks) - 1
+	if last < 0 || len(c.chunks[last]) == cap(c.chunks[last]) {
+		size := firstChunk
+		if last >= 0 {
+			size = min(2*cap(c.chunks[last]), maxChunk)
+		}
+		c.chunks = append(c.chunks, make([]sources.Record, 0, size))
+		last++
+	}
+	c.chunks[last] = append(c.chunks[last], r)
+	c.n++
+}
+
+// all returns the records as one slice of exactly their number, letting go
+// of each chunk once it is copied.
+func (c *recordChunks) all() []sources.Record {
+	switch len(c.chunks) {
+	case 0:
+		return nil
+	case 1:
+		return c.chunks[0]
+	}
+	out := make([]sources.Record, 0, c.n)
+	for i, ch := range c.chunks {
+		out = append(out, ch...)
+		c.chunks[i] = nil
+	}
+	return out
+}
+
+// physLine is one physical line without its terminator.
+type physLine struct {
+	n       int
+	data    []byte
+	tooLong bool
+}
+
+// fieldPos locates one parsed field in parser.buf.
+type fieldPos struct {
+	line       int // where the field starts
+	start, end int
+}
+
+type parser struct {
+	ctx  context.Context
+	opts Options
+	br   *bufio.Reader
+
+	lines   int        // physical lines read from br
+	scratch []byte     // assembles a line longer than br's buffer
+	pending []physLine // lines to read again after a quote that never closed
+	utf16   bool       // the input is UTF-16: count its lines, parse nothing
+
+	// The row being parsed: field contents with quotes removed, where each
+	// field lies, the line the row ends on, and owned copies of its
+	// continuation lines, kept in case they must be read again.
+	buf     []byte
+	fields  []fieldPos
+	endLine int
+	kept    []physLine
+
+	// First line of every id and every case-folded login seen. The keys
+	// share the records' memory, so they cost little beyond the map itself.
+	ids    map[string]int
+	logins map[string]int
+
+	records         recordChunks
+	res             *Result
+	suppressed      int
+	firstSuppressed int
+}
+
+func (p *parser) run() error {
+	for n := 1; ; n++ {
+		ok, err := p.readRecord()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		p.validate()
+		if p.opts.Progress != nil && n%progressEvery == 0 {
+			p.opts.Progress(p.lines)
+		}
+	}
+}
+
+func (p *parser) report(e sources.FieldError) {
+	if len(p.res.Errors) < p.opts.MaxErrors {
+		p.res.Errors = append(p.res.Errors, e)
+		return
+	}
+	if p.suppressed == 0 {
+		p.firstSuppressed = e.Line
+	}
+	p.suppressed++
+}
+
+// readRecord parses the next row into p.buf and p.fields, reporting and
+// skipping malformed rows. It returns false at the end of the input.
+func (p *parser) readRecord() (bool, error) {
+	for {
+		l, ok, err := p.nextLine()
+		if err != nil || !ok {
+			return false, err
+		}
+		switch {
+		case p.utf16:
+			continue
+		case l.tooLong:
+			p.report(sources.NewFieldError(l.n, 0, "", "the line is longer than %d bytes; a row holds at most that", MaxRowBytes))
+			continue
+		case isBlank(l.data):
+			continue
+		}
+		ok, err = p.parseRecord(l)
+		if err != nil {
+			return false, err
+		}
+		if ok {
+			return true, nil
+		}
+	}
+}
+
+func (p *parser) nextLine() (physLine, bool, error) {
+	if len(p.pending) > 0 {
+		l := p.pending[0]
+		p.pending[0] = physLine{}
+		p.pending = p.pending[1:]
+		return l, true, nil
+	}
+	return p.readLine()
+}
+
+// readLine reads one physical line from the input. Its data is valid only
+// until the next call. A line longer than MaxRowBytes is consumed but not
+// kept, and comes back marked tooLong.
+func (p *parser) readLine() (physLine, bool, error) {
+	if p.lines%ctxCheckEvery == 0 {
+		if err := p.ctx.Err(); err != nil {
+			return physLine{}, false, fmt.Errorf("csv: reading stopped after line %d: %w", p.lines, err)
+		}
+	}
+	p.scratch = p.scratch[:0]
+	var data []byte
+	long, read := false, false
+	for {
+		chunk, err := p.br.ReadSlice('\n')
+		read = read || len(chunk) > 0
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, io.EOF) {
+			return physLine{}, false, fmt.Errorf("csv: reading line %d: %w", p.lines+1, err)
+		}
+		switch {
+		case long:
+		case len(p.scratch)+len(chunk) > MaxRowBytes+2: // +2: the line's own CR LF
+			long = true
+			p.scratch = p.scratch[:0]
+		case len(p.scratch) == 0 && !errors.Is(err, bufio.ErrBufferFull):
+			data = chunk // the common case: the whole line is in br's buffer
+		default:
+			p.scratch = append(p.scratch, chunk...)
+			data = p.scratch
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			break
+		}
+	}
+	if !read {
+		return physLine{}, false, nil
+	}
+	p.lines++
+	data = bytes.TrimSuffix(data, []byte{'\n'})
+	data = bytes.TrimSuffix(data, []byte{'\r'})
+	if p.lines == 1 {
+		switch {
+		case bytes.HasPrefix(data, utf8BOM):
+			data = data[len(utf8BOM):]
+			p.res.Warnings = append(p.res.Warnings, "line 1: a UTF-8 byte order mark was removed")
+		case bytes.HasPrefix(data, utf16LEBOM), bytes.HasPrefix(data, utf16BEBOM):
+			p.utf16 = true
+			p.report(sources.NewFieldError(1, 0, "", "the file is UTF-16 encoded (it starts with a UTF-16 byte order mark); save it as UTF-8"))
+		}
+	}
+	return physLine{n: p.lines, data: data, tooLong: long}, true, nil
+}
+
+// keep stores an owned copy of a continuation line, to be read again if the
+// quoted value it continues turns out never to close.
+func (p *parser) keep(l physLine) []byte {
+	l.data = bytes.Clone(l.data)
+	p.kept = append(p.kept, l)
+	return l.data
+}
+
+// parseRecord splits the row that starts with first into fields, reading
+// more lines while a quoted value spans them. It returns false when the row
+// is malformed; the problem is then reported and the row dropped.
+func (p *parser) parseRecord(first physLine) (bool, error) {
+	p.buf = p.buf[:0]
+	p.fields = p.fields[:0]
+	clear(p.kept)
+	p.kept = p.kept[:0]
+
+	line, data, i := first.n, first.data, 0
+	for {
+		col := len(p.fields) + 1
+		f := fieldPos{line: line, start: len(p.buf)}
+		j := skipBlank(data, i)
+		if j == len(data) || data[j] != '"' {
+			end := len(data)
+			if k := bytes.IndexByte(data[i:], ','); k >= 0 {
+				end = i + k
+			}
+			if bytes.IndexByte(data[i:end], '"') >= 0 {
+				p.report(sources.NewFieldError(line, col, ColumnName(col),
+					`a quote (") stands inside an unquoted value; quote the whole value and double the quote inside ("")`))
+				return false, nil
+			}
+			p.buf = append(p.buf, data[i:end]...)
+			f.end = len(p.buf)
+			p.fields = append(p.fields, f)
+			if end == len(data) {
+				p.endLine = line
+				return true, nil
+			}
+			i = end + 1
+			continue
+		}
+
+		i = j + 1
+		for {
+			k := bytes.IndexByte(data[i:], '"')
+			if k < 0 {
+				p.buf = append(p.buf, data[i:]...)
+				p.buf = append(p.buf, '\n')
+				next, ok, err := p.nextLine()
+				if err != nil {
+					return false, err
+				}
+				if !ok || next.tooLong || len(p.buf)+len(next.data) > MaxRowBytes {
+					if ok {
+						p.keep(next)
+					}
+					p.unterminated(f.line, col)
+					return false, nil
+				}
+				line, data, i = next.n, p.keep(next), 0
+				continue
+			}
+			p.buf = append(p.buf, data[i:i+k]...)
+			i += k + 1
+			if i < len(data) && data[i] == '"' {
+				p.buf = append(p.buf, '"')
+				i++
+				continue
+			}
+			break
+		}
+		f.end = len(p.buf)
+		i = skipBlank(data, i)
+		switch {
+		case i == len(data):
+			p.fields = append(p.fields, f)
+			p.endLine = line
+			return true, nil
+		case data[i] == ',':
+			p.fields = append(p.fields, f)
+			i++
+		case line != f.line:
+			// A value that spans lines and then closes badly is far more
+			// likely a stray opening quote than a real multi-line value.
+			p.unterminated(f.line, col)
+			return false, nil
+		default:
+			p.report(sources.NewFieldError(line, col, ColumnName(col),
+				"text follows the closing quote; a quoted value must end at a comma or the end of the line"))
+			return false, nil
+		}
+	}
+}
+
+// unterminated reports a quoted value opened on line that never closes, and
+// queues the lines after it to be read again as rows of their own.
+func (p *parser) unterminated(line, col int) {
+	p.report(sources.NewFieldError(line, col, ColumnName(col),
+		`a quoted value starts here but its closing quote (") is missing`))
+	var again []physLine
+	for _, l := range p.kept {
+		if l.n > line {
+			again = append(again, l)
+		}
+	}
+	clear(p.kept)
+	p.kept = p.kept[:0]
+	p.pending = append(again, p.pending...)
+}
+
+func skipBlank(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t') {
+		i++
+	}
+	return i
+}
+
+func isBlank(data []byte) bool {
+	return skipBlank(data, 0) == len(data)
+}
+
+// validate checks the parsed row column by column, so that its errors come
+// in column order, and keeps it as a record when it has none.
+func (p *parser) validate() {
+	n := len(p.fields)
+	if n > maxFields {
+		// Usually an unquoted comma has shifted the row; every other error
+		// in it would be noise.
+		f := p.fields[maxFields]
+		p.report(sources.NewFieldError(f.line, maxFields+1, "", "too many fields (%d); a row has at most %d", n, maxFields))
+		return
+	}
+
+	rowOK := true
+	fail := func(e sources.FieldError) {
+		p.report(e)
+		rowOK = false
+	}
+	// One string for the whole row: every field is a substring of it.
+	row := string(p.buf)
+	rec := sources.Record{Line: p.fields[0].line}
+	for col := 1; col <= maxFields; col++ {
+		name := ColumnName(col)
+		if col > n {
+			if col <= minFields {
+				fail(sources.NewFieldError(p.endLine, col, name,
+					"the field is missing; a row has at least %d fields, this one has %d", minFields, n))
+			}
+			continue
+		}
+		f := p.fields[col-1]
+		v, ok := p.cell(row, f, col)
+		if !ok {
+			rowOK = false
+			continue
+		}
+		if v == "" && col <= minFields {
+			fail(sources.NewFieldError(f.line, col, name, "a value is required"))
+			continue
+		}
+		switch col {
+		case colID:
+			if first, dup := p.ids[v]; dup {
+				fail(sources.NewFieldError(f.line, col, name, "%s is already used on line %d", quoteValue(v), first))
+			} else {
+				p.ids[v] = f.line
+			}
+			rec.ExternalID = v
+		case colFirstName:
+			rec.GivenName = v
+		case colLastName:
+			rec.FamilyName = v
+		case colLogin:
+			key := foldKey(v)
+			if first, dup := p.logins[key]; dup {
+				fail(sources.NewFieldError(f.line, col, name, "%s is already used on line %d", quoteValue(v), first))
+			} else {
+				p.logins[key] = f.line
+			}
+			rec.UserName = v
+		case colEmail:
+			if v != "" && !validEmail(v) {
+				fail(sources.NewFieldError(f.line, col, name, "%s is not a valid e-mail address", quoteValue(v)))
+			}
+			rec.Email = v
+		case colGroups:
+			rec.Groups = splitGroups(v)
+			for _, g := range rec.Groups {
+				if !p.allowedChars(g, f.line, col) {
+					rowOK = false
+					break
+				}
+			}
+		case colPassword:
+			switch {
+			case v == "":
+			case p.opts.HashedPasswords:
+				if !validHash(v) {
+					fail(sources.NewFieldError(f.line, col, name,
+						"the value is not a password hash written by roster ($argon2id$... or bcrypt $2a$, $2b$, $2y$)"))
+				}
+				rec.PasswordHash = v
+			default:
+				if utf8.RuneCountInString(v) < p.opts.PasswordMinLength {
+					fail(sources.NewFieldError(f.line, col, name,
+						"the password is shorter than %d characters", p.opts.PasswordMinLength))
+				}
+				rec.Password = v
+			}
+		}
+	}
+	if rowOK {
+		p.records.add(rec)
+	}
+}
+
+// cell returns the trimmed text of a field after checking its encoding and
+// characters, reporting what is wrong. It never quotes a password.
+func (p *parser) cell(row string, f fieldPos, col int) (string, bool) {
+	name := ColumnName(col)
+	secret := col == colPassword
+	raw := row[f.start:f.end]
+	if !utf8.ValidString(raw) {
+		if secret {
+			p.report(sources.NewFieldError(f.line, col, name, "the value is not valid UTF-8; save the file as UTF-8"))
+		} else {
+			p.report(sources.NewFieldError(f.line, col, name,
+				"the value is not valid UTF-8 (byte 0x%02X); save the file as UTF-8", raw[firstInvalidUTF8(raw)]))
+		}
+		return "", false
+	}
+	v := strings.TrimSpace(raw)
+	// Each group is trimmed on its own, so a line break between two groups
+	// is white space around a name, not inside it; splitGroups' caller
+	// checks the names.
+	if col == colGroups || p.allowedChars(v, f.line, col) {
+		return v, true
+	}
+	return "", false
+}
+
+// allowedChars reports a forbidden character in the value v of a column.
+func (p *parser) allowedChars(v string, line, col int) bool {
+	r, bad := forbiddenRune(v)
+	if !bad {
+		return true
+	}
+	var what string
+	switch r {
+	case '\n', '\r':
+		what = "a line break"
+	case 0xFEFF:
+		what = "a byte order mark (U+FEFF)"
+	default:
+		what = fmt.Sprintf("the control character U+%04X", r)
+	}
+	name := ColumnName(col)
+	if col == colPassword {
+		p.report(sources.NewFieldError(line, col, name, "the password contains a control character or line break"))
+	} else {
+		p.report(sources.NewFieldError(line, col, name, "%s contains %s", quoteValue(v), what))
+	}
+	return false
+}
+
+// maxShownRunes bounds how much of a value a message quotes, so that a
+// megabyte-long cell yields a readable error.
+const maxShownRunes = 64
+
+// quoteValue quotes v for a message, Go-escaped so that control characters
+// show, and cut after maxShownRunes characters.
+func quoteValue(v string) string {
+	n := utf8.RuneCountInString(v)
+	if n <= maxShownRunes {
+		return strconv.Quote(v)
+	}
+	i := 0
+	for range maxShownRunes {
+		_, size := utf8.DecodeRuneInString(v[i:])
+		i += size
+	}
+	return fmt.Sprintf("%q... (%d characters)", v[:i], n)
+}
+
+func firstInvalidUTF8(s string) int {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return 0
+}

@@ -1,0 +1,256 @@
+package csv
+
+import (
+	"encoding/base64"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// forbiddenRune finds the first character no person's field may hold: a
+// control character other than tab, or a byte order mark. s is valid UTF-8.
+func forbiddenRune(s string) (rune, bool) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if (c < 0x20 && c != '\t') || c == 0x7F {
+				return rune(c), true
+			}
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if unicode.IsControl(r) || r == 0xFEFF {
+			return r, true
+		}
+		i += size - 1
+	}
+	return 0, false
+}
+
+// groupScanLimit is how many groups a row may list before duplicates are
+// found through a map rather than by comparing each pair.
+const groupScanLimit = 16
+
+// splitGroups splits the groups column on "|", trims each name, drops empty
+// ones and drops later spellings of a name already listed, ignoring case.
+func splitGroups(v string) []string {
+	if v == "" {
+		return nil
+	}
+	groups := make([]string, 0, strings.Count(v, "|")+1)
+	var seen map[string]struct{}
+	for g := range strings.SplitSeq(v, "|") {
+		g = strings.TrimSpace(g)
+		if g == "" {
+			continue
+		}
+		if seen != nil {
+			k := foldKey(g)
+			if _, dup := seen[k]; dup {
+				continue
+			}
+			seen[k] = struct{}{}
+		} else {
+			if containsFold(groups, g) {
+				continue
+			}
+			if len(groups) == groupScanLimit {
+				seen = make(map[string]struct{}, 2*groupScanLimit)
+				for _, x := range groups {
+					seen[foldKey(x)] = struct{}{}
+				}
+				seen[foldKey(g)] = struct{}{}
+			}
+		}
+		groups = append(groups, g)
+	}
+	if len(groups) == 0 {
+		return nil
+	}
+	return groups
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// foldKey maps s to a key that two strings share exactly when
+// strings.EqualFold calls them equal, so that map look-ups and EqualFold
+// never disagree. Lower-case ASCII, the usual login, comes back uncopied.
+func foldKey(s string) string {
+	i := 0
+	for ; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
+			break
+		}
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		b.WriteRune(foldRune(r))
+	}
+	return b.String()
+}
+
+// foldRune picks one fixed member of r's simple case-folding orbit (the set
+// EqualFold treats as one letter): its lower-case ASCII letter when it has
+// one, such as "k" for K, k and the Kelvin sign, else its smallest rune.
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f < utf8.RuneSelf {
+			return foldRune(f)
+		}
+		least = min(least, f)
+	}
+	return least
+}
+
+// validEmail accepts a plain addr-spec such as jane.doe@example.com: a
+// dot-atom local part and a domain of at least two labels. It refuses what
+// a directory should not store as a work address: display names, quoted
+// local parts, comments, address literals and single-label domains.
+// Letters beyond ASCII are accepted for internationalised addresses.
+func validEmail(s string) bool {
+	if len(s) > 254 {
+		return false
+	}
+	at := strings.IndexByte(s, '@')
+	if at <= 0 || at > 64 {
+		return false
+	}
+	local, domain := s[:at], s[at+1:]
+	return validLocalPart(local) && validDomain(domain)
+}
+
+func validLocalPart(s string) bool {
+	if s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for _, r := range s {
+		if r != '.' && !isAtext(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// isAtext reports the characters RFC 5322 allows in a dot-atom, plus
+// letters, digits and marks beyond ASCII (RFC 6531).
+func isAtext(r rune) bool {
+	if r < utf8.RuneSelf {
+		return isASCIIAlnum(r) || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)
+	}
+	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
+}
+
+func isASCIIAlnum(r rune) bool {
+	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
+}
+
+func validDomain(d string) bool {
+	if len(d) == 0 || len(d) > 253 {
+		return false
+	}
+	labels, last := 0, ""
+	for label := range strings.SplitSeq(d, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if r == '-' || isASCIIAlnum(r) {
+				continue
+			}
+			if r < utf8.RuneSelf || !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)) {
+				return false
+			}
+		}
+		labels++
+		last = label
+	}
+	// A top-level domain has two letters or more and is never numeric,
+	// which also keeps out bare IPv4 addresses.
+	return labels >= 2 && utf8.RuneCountInString(last) >= 2 && strings.Trim(last, "0123456789") != ""
+}
+
+// validHash accepts the two hash formats roster writes into raw records.
+func validHash(s string) bool {
+	return validBcrypt(s) || validArgon2id(s)
+}
+
+// validBcrypt accepts "$2b$10$" followed by 53 characters of bcrypt's
+// base64 alphabet (22 of salt, 31 of hash), with the $2a$ and $2y$ variants.
+func validBcrypt(s string) bool {
+	if len(s) != 60 || s[0] != '$' || s[1] != '2' || s[3] != '$' || s[6] != '$' {
+		return false
+	}
+	if v := s[2]; v != 'a' && v != 'b' && v != 'y' {
+		return false
+	}
+	if s[4] < '0' || s[4] > '9' || s[5] < '0' || s[5] > '9' {
+		return false
+	}
+	if cost := int(s[4]-'0')*10 + int(s[5]-'0'); cost < 4 || cost > 31 {
+		return false
+	}
+	for i := 7; i < len(s); i++ {
+		c := rune(s[i])
+		if !isASCIIAlnum(c) && c != '.' && c != '/' {
+			return false
+		}
+	}
+	return true
+}
+
+// validArgon2id accepts the PHC string format that
+// golang.org/x/crypto/argon2 users write:
+// "$argon2id$v=19$m=65536,t=3,p=4$<salt>$<hash>", salt and hash in
+// unpadded standard base64.
+func validArgon2id(s string) bool {
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" {
+		return false
+	}
+	v, ok := strings.CutPrefix(parts[2], "v=")
+	if !ok || !isDigits(v) {
+		return false
+	}
+	params := strings.Split(parts[3], ",")
+	if len(params) != 3 {
+		return false
+	}
+	for i, key := range []string{"m=", "t=", "p="} {
+		n, ok := strings.CutPrefix(params[i], key)
+		if !ok || !isDigits(n) {
+			return false
+		}
+	}
+	for _, b := range parts[4:] {
+		if _, err := base64.RawStdEncoding.Strict().DecodeString(b); b == "" || err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigits(s string) bool {
+	if s == "" || len(s) > 10 {
+		return false
+	}
+	return strings.Trim(s, "0123456789") == ""
+}
