@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -76,9 +77,11 @@ func (s *Store) Snapshot(ctx context.Context, source string) (*reconcile.Snapsho
 
 	rows, err = db.Raw(`SELECT u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
 			u.employee_number, u.active, u.state, u.state_reason, u.password_hash <> '',
-			COALESCE((SELECT e.value FROM user_emails e WHERE e.user_id = u.id AND e."primary" LIMIT 1), ''),
-			COALESCE((SELECT p.value FROM user_phone_numbers p WHERE p.user_id = u.id AND p."primary" LIMIT 1), '')
-		FROM users u WHERE u.source = ?`, source).Rows()
+			COALESCE(e.value, ''), COALESCE(p.value, '')
+		FROM users u
+		LEFT JOIN user_emails e ON e.user_id = u.id AND e."primary"
+		LEFT JOIN user_phone_numbers p ON p.user_id = u.id AND p."primary"
+		WHERE u.source = ?`, source).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("read users of %s: %w", source, err)
 	}
@@ -102,26 +105,49 @@ func (s *Store) Snapshot(ctx context.Context, source string) (*reconcile.Snapsho
 }
 
 // ForeignLogins finds which of the login keys users of other sources hold
-// (tombstones do not hold a login) and describes each holder.
+// (tombstones do not hold a login) and describes each holder. Few keys are
+// looked up by index; many are matched in one scan of the other sources'
+// logins, which costs one query instead of thousands.
 func (s *Store) ForeignLogins(ctx context.Context, source string, keys []string) (map[string]string, error) {
 	found := map[string]string{}
-	batch := s.batchRows()
-	for start := 0; start < len(keys); start += batch {
-		chunk := keys[start:min(start+batch, len(keys))]
-		rows, err := s.db.WithContext(ctx).Raw(`SELECT user_name_key, source, external_id FROM users
-			WHERE state <> 'deleted' AND source <> ? AND user_name_key IN ?`, source, chunk).Rows()
-		if err != nil {
-			return nil, fmt.Errorf("look up logins: %w", err)
-		}
+	collect := func(rows *sql.Rows, want map[string]bool) error {
+		defer rows.Close()
 		for rows.Next() {
 			var key, src, ext string
 			if err := rows.Scan(&key, &src, &ext); err != nil {
-				rows.Close()
-				return nil, err
+				return err
 			}
-			found[key] = fmt.Sprintf("a user of source %q (id %q)", src, ext)
+			if want == nil || want[key] {
+				found[key] = fmt.Sprintf("a user of source %q (id %q)", src, ext)
+			}
 		}
-		rows.Close()
+		return rows.Err()
+	}
+	const q = `SELECT user_name_key, source, external_id FROM users WHERE state <> 'deleted' AND source <> ?`
+	if len(keys) > 1000 {
+		want := make(map[string]bool, len(keys))
+		for _, k := range keys {
+			want[k] = true
+		}
+		rows, err := s.db.WithContext(ctx).Raw(q, source).Rows()
+		if err == nil {
+			err = collect(rows, want)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up logins: %w", err)
+		}
+		return found, nil
+	}
+	batch := s.batchRows()
+	for start := 0; start < len(keys); start += batch {
+		chunk := keys[start:min(start+batch, len(keys))]
+		rows, err := s.db.WithContext(ctx).Raw(q+` AND user_name_key IN ?`, source, chunk).Rows()
+		if err == nil {
+			err = collect(rows, nil)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up logins: %w", err)
+		}
 	}
 	return found, nil
 }
@@ -141,16 +167,22 @@ func (s *Store) Apply(ctx context.Context, source string, plan *reconcile.Plan, 
 		if res.RowsAffected != 1 {
 			return ErrConflict
 		}
-		a := applier{tx: tx, source: source, now: now, batch: s.batchRows()}
+		if s.driver == SQLite {
+			// The same few statement shapes run thousands of times.
+			tx = tx.Session(&gorm.Session{PrepareStmt: true})
+		}
+		a := applier{ctx: ctx, tx: tx, source: source, now: now, batch: s.batchRows(), postgres: s.driver == Postgres}
 		return a.apply(plan)
 	})
 }
 
 type applier struct {
-	tx     *gorm.DB
-	source string
-	now    time.Time
-	batch  int
+	ctx      context.Context
+	postgres bool
+	tx       *gorm.DB
+	source   string
+	now      time.Time
+	batch    int
 }
 
 func (a *applier) apply(p *reconcile.Plan) error {
@@ -295,18 +327,24 @@ const userColumns = `id, source, external_id, user_name, user_name_key, given_na
 	employee_number, active, state, state_reason, password_hash, version, created_at, updated_at`
 
 func (a *applier) createUsers(users []*reconcile.User) error {
-	const cols = 16
-	for start := 0; start < len(users); start += a.batch {
-		chunk := users[start:min(start+a.batch, len(users))]
-		args := make([]any, 0, len(chunk)*cols)
-		for _, u := range chunk {
-			args = append(args, u.ID, a.source, u.ExternalID, u.UserName, reconcile.Key(u.UserName), u.GivenName,
-				u.FamilyName, u.DisplayName, u.EmployeeNumber, u.Active, u.State, u.StateReason, u.PasswordHash,
-				1, a.now, a.now)
+	if a.postgres {
+		if err := a.createUsersPG(users); err != nil {
+			return err
 		}
-		stmt := `INSERT INTO users (` + userColumns + `) VALUES ` + placeholders(len(chunk), cols)
-		if err := a.exec(stmt, args...); err != nil {
-			return fmt.Errorf("create users: %w", describeUnique(err, ""))
+	} else {
+		const cols = 16
+		for start := 0; start < len(users); start += a.batch {
+			chunk := users[start:min(start+a.batch, len(users))]
+			args := make([]any, 0, len(chunk)*cols)
+			for _, u := range chunk {
+				args = append(args, u.ID, a.source, u.ExternalID, u.UserName, reconcile.Key(u.UserName), u.GivenName,
+					u.FamilyName, u.DisplayName, u.EmployeeNumber, u.Active, u.State, u.StateReason, u.PasswordHash,
+					1, a.now, a.now)
+			}
+			stmt := `INSERT INTO users (` + userColumns + `) VALUES ` + placeholders(len(chunk), cols)
+			if err := a.exec(stmt, args...); err != nil {
+				return fmt.Errorf("create users: %w", describeUnique(err, ""))
+			}
 		}
 	}
 	if err := a.insertContacts("user_emails", users, func(u *reconcile.User) string { return u.Email }); err != nil {
@@ -315,45 +353,113 @@ func (a *applier) createUsers(users []*reconcile.User) error {
 	return a.insertContacts("user_phone_numbers", users, func(u *reconcile.User) string { return u.Phone })
 }
 
+// pgChunk is how many rows one PostgreSQL unnest insert carries: the
+// columns travel as arrays, one parameter each, so chunks can be large.
+const pgChunk = 10000
+
+// createUsersPG inserts users column-wise through unnest, which costs
+// PostgreSQL about what COPY costs.
+func (a *applier) createUsersPG(users []*reconcile.User) error {
+	for start := 0; start < len(users); start += pgChunk {
+		chunk := users[start:min(start+pgChunk, len(users))]
+		n := len(chunk)
+		var id, ext, un, unk, gn, fn, dn, en, st, sr, ph = make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+			make([]string, n), make([]string, n), make([]string, n)
+		act := make([]bool, n)
+		for i, u := range chunk {
+			id[i], ext[i], un[i], unk[i] = u.ID, u.ExternalID, u.UserName, reconcile.Key(u.UserName)
+			gn[i], fn[i], dn[i], en[i] = u.GivenName, u.FamilyName, u.DisplayName, u.EmployeeNumber
+			act[i], st[i], sr[i], ph[i] = u.Active, u.State, u.StateReason, u.PasswordHash
+		}
+		err := a.rawExec(`INSERT INTO users (`+userColumns+`)
+			SELECT t.id, $13, t.ext, t.un, t.unk, t.gn, t.fn, t.dn, t.en, t.act, t.st, t.sr, t.ph, 1, $14, $14
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+				$9::boolean[], $10::text[], $11::text[], $12::text[]) AS t(id, ext, un, unk, gn, fn, dn, en, act, st, sr, ph)`,
+			id, ext, un, unk, gn, fn, dn, en, act, st, sr, ph, a.source, a.now)
+		if err != nil {
+			return fmt.Errorf("create users: %w", describeUnique(err, ""))
+		}
+	}
+	return nil
+}
+
+// rawExec runs a statement with PostgreSQL placeholders on the
+// transaction's connection, bypassing GORM, which would expand slice
+// arguments into lists.
+func (a *applier) rawExec(sql string, args ...any) error {
+	_, err := a.tx.Statement.ConnPool.ExecContext(a.ctx, sql, args...)
+	return err
+}
+
+// insertPairsPG inserts (a, b) pairs plus constant columns through unnest.
+func (a *applier) insertPairsPG(stmt string, first, second []string) error {
+	for start := 0; start < len(first); start += pgChunk {
+		end := min(start+pgChunk, len(first))
+		if err := a.rawExec(stmt, first[start:end], second[start:end]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // insertContacts stores each user's value as its primary work e-mail or
 // phone number.
 func (a *applier) insertContacts(table string, users []*reconcile.User, value func(*reconcile.User) string) error {
-	var rows []any
-	flush := func() error {
-		if len(rows) == 0 {
-			return nil
-		}
-		stmt := `INSERT INTO ` + table + ` (user_id, value, type, "primary") VALUES ` + placeholders(len(rows)/4, 4)
-		err := a.exec(stmt, rows...)
-		rows = rows[:0]
-		return err
-	}
+	var ids, values []string
 	for _, u := range users {
 		if v := value(u); v != "" {
-			rows = append(rows, u.ID, v, "work", true)
-		}
-		if len(rows) >= a.batch*4 {
-			if err := flush(); err != nil {
-				return fmt.Errorf("store %s: %w", table, err)
-			}
+			ids, values = append(ids, u.ID), append(values, v)
 		}
 	}
-	if err := flush(); err != nil {
+	var err error
+	if a.postgres {
+		err = a.insertPairsPG(`INSERT INTO `+table+` (user_id, value, type, "primary")
+			SELECT t.u, t.v, 'work', TRUE FROM unnest($1::text[], $2::text[]) AS t(u, v)`, ids, values)
+	} else {
+		err = a.insertPairs(`INSERT INTO `+table+` (user_id, value, type, "primary") VALUES `, "'work', TRUE", ids, values)
+	}
+	if err != nil {
 		return fmt.Errorf("store %s: %w", table, err)
 	}
 	return nil
 }
 
+// insertPairs inserts (a, b, constants...) rows in multi-row statements.
+func (a *applier) insertPairs(prefix, constants string, first, second []string) error {
+	row := "(?, ?, " + constants + ")"
+	for start := 0; start < len(first); start += a.batch {
+		end := min(start+a.batch, len(first))
+		args := make([]any, 0, 2*(end-start))
+		for i := start; i < end; i++ {
+			args = append(args, first[i], second[i])
+		}
+		if err := a.exec(prefix+strings.TrimSuffix(strings.Repeat(row+", ", end-start), ", "), args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (a *applier) addMemberships(ms []reconcile.Membership) error {
-	for start := 0; start < len(ms); start += a.batch {
-		chunk := ms[start:min(start+a.batch, len(ms))]
-		args := make([]any, 0, len(chunk)*3)
-		for _, m := range chunk {
-			args = append(args, m.GroupID, m.UserID, "User")
-		}
-		if err := a.exec(`INSERT INTO memberships (group_id, member_id, member_type) VALUES `+placeholders(len(chunk), 3), args...); err != nil {
-			return fmt.Errorf("add memberships: %w", err)
-		}
+	// In key order the index inserts touch each page once.
+	ms = slices.Clone(ms)
+	slices.SortFunc(ms, func(x, y reconcile.Membership) int {
+		return cmp.Or(strings.Compare(x.GroupID, y.GroupID), strings.Compare(x.UserID, y.UserID))
+	})
+	groups, users := make([]string, len(ms)), make([]string, len(ms))
+	for i, m := range ms {
+		groups[i], users[i] = m.GroupID, m.UserID
+	}
+	var err error
+	if a.postgres {
+		err = a.insertPairsPG(`INSERT INTO memberships (group_id, member_id, member_type)
+			SELECT t.g, t.m, 'User' FROM unnest($1::text[], $2::text[]) AS t(g, m)`, groups, users)
+	} else {
+		err = a.insertPairs(`INSERT INTO memberships (group_id, member_id, member_type) VALUES `, "'User'", groups, users)
+	}
+	if err != nil {
+		return fmt.Errorf("add memberships: %w", err)
 	}
 	return nil
 }

@@ -99,7 +99,7 @@ func sqliteDSN(dsn string) (full, path string, err error) {
 		dsn = "roster.db"
 	}
 	if dsn == ":memory:" {
-		return "file::memory:?_pragma=foreign_keys(1)&_txlock=immediate&_time_format=sqlite", "", nil
+		return "file::memory:?_txlock=immediate&_time_format=sqlite", "", nil
 	}
 	var query url.Values
 	if strings.HasPrefix(dsn, "file:") {
@@ -126,7 +126,7 @@ func sqliteDSN(dsn string) (full, path string, err error) {
 		}
 	}
 	// Durability over speed: a push answered 202 must survive a power cut.
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(30000)", "foreign_keys(1)", "synchronous(FULL)"} {
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(30000)", "synchronous(FULL)", "cache_size(-65536)"} {
 		query.Add("_pragma", p)
 	}
 	query.Set("_txlock", "immediate")

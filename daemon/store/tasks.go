@@ -145,7 +145,19 @@ func (s *Store) TasksWithStatus(ctx context.Context, status string) ([]Task, err
 // record paths of the removed tasks so the caller can delete the files.
 func (s *Store) Expire(ctx context.Context, tombstonesBefore, tasksBefore time.Time) (raw []string, err error) {
 	db := s.db.WithContext(ctx)
-	if err := db.Exec(`DELETE FROM users WHERE state = 'deleted' AND deleted_at < ?`, tombstonesBefore).Error; err != nil {
+	err = db.Transaction(func(tx *gorm.DB) error {
+		const purged = `SELECT id FROM users WHERE state = 'deleted' AND deleted_at < ?`
+		for _, table := range []string{"user_emails", "user_phone_numbers"} {
+			if err := tx.Exec(`DELETE FROM `+table+` WHERE user_id IN (`+purged+`)`, tombstonesBefore).Error; err != nil {
+				return err
+			}
+		}
+		if err := tx.Exec(`DELETE FROM memberships WHERE member_id IN (`+purged+`)`, tombstonesBefore).Error; err != nil {
+			return err
+		}
+		return tx.Exec(`DELETE FROM users WHERE state = 'deleted' AND deleted_at < ?`, tombstonesBefore).Error
+	})
+	if err != nil {
 		return nil, fmt.Errorf("purge deleted users: %w", err)
 	}
 	var old []Task
