@@ -13,6 +13,7 @@ import (
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources"
 )
 
 // Exit codes (SPEC §8.1).
@@ -85,11 +86,19 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err := c.run(ctx, e, args[1:])
 		var ee exitError
 		var ue usageError
+		var verr *sources.ValidationError
 		switch {
 		case err == nil:
 			return exitOK
 		case errors.As(err, &ee):
 			return ee.code
+		case errors.As(err, &verr):
+			// An invalid upload: every error, as `roster check` prints them.
+			for _, fe := range verr.Errors {
+				fmt.Fprintln(stdout, fe.Message)
+			}
+			fmt.Fprintf(stderr, "roster %s: the file is invalid (%d errors); nothing was changed\n", name, len(verr.Errors))
+			return exitFailed
 		case errors.As(err, &ue), errors.Is(err, tasks.ErrUsage), errors.Is(err, flag.ErrHelp):
 			if !errors.Is(err, flag.ErrHelp) {
 				fmt.Fprintf(stderr, "roster %s: %s\n", name, strings.TrimPrefix(err.Error(), "usage: "))
@@ -98,8 +107,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return exitUsage
 		default:
 			fmt.Fprintf(stderr, "roster %s: %v\n", name, err)
-			var cerr *config.Error
-			if errors.As(err, &cerr) {
+			if errors.Is(err, errConfig) {
 				return exitUsage
 			}
 			return exitFailed
@@ -171,10 +179,13 @@ func (e *env) loadConfig() (*config.Config, error) {
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", errConfig, err)
 	}
 	return cfg, nil
 }
+
+// errConfig marks configuration problems: exit code 2.
+var errConfig = errors.New("configuration error")
 
 func (e *env) logger(cfg *config.Config) *slog.Logger {
 	level := cfg.Log.SlogLevel()

@@ -145,6 +145,8 @@ func (s *Store) TasksWithStatus(ctx context.Context, status string) ([]Task, err
 // record paths of the removed tasks so the caller can delete the files.
 func (s *Store) Expire(ctx context.Context, tombstonesBefore, tasksBefore time.Time) (raw []string, err error) {
 	db := s.db.WithContext(ctx)
+	// Times are stored in UTC; SQLite compares them as text.
+	tombstonesBefore, tasksBefore = tombstonesBefore.UTC(), tasksBefore.UTC()
 	err = db.Transaction(func(tx *gorm.DB) error {
 		const purged = `SELECT id FROM users WHERE state = 'deleted' AND deleted_at < ?`
 		for _, table := range []string{"user_emails", "user_phone_numbers"} {

@@ -2,6 +2,7 @@ package tasks
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/sources"
 	"github.com/rosterd/roster/sources/csv"
@@ -76,7 +78,6 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 	path, hashed := src.Path, false
 	if old.RawRecord != "" {
 		path, hashed = r.rawPath(old), true
-		t.RawRecord = old.RawRecord
 	}
 	in, err := r.readCSV(ctx, src, path, hashed)
 	if err != nil {
@@ -115,8 +116,15 @@ func (r *Runner) Approve(ctx context.Context, id int64) (*Result, error) {
 	if state.Revision != hp.Revision {
 		return r.finishFailed(ctx, t, nil, fmt.Errorf("the directory of source %s changed after task %d was held (revision %d, now %d): its plan is out of date; run the sync again", src.Name, t.ID, hp.Revision, state.Revision))
 	}
+	plan, err := r.plan(ctx, src, in, true)
+	if err != nil {
+		return r.finishFailed(ctx, t, nil, transient(err))
+	}
+	if !sameRemovals(hp, plan) {
+		return r.finishFailed(ctx, t, plan, fmt.Errorf("the plan of task %d is no longer what was held (the source's settings or directory changed): nothing was applied; run the sync again", t.ID))
+	}
 	r.log().Info("held task approved", "source", src.Name, "task", t.ID)
-	return r.process(ctx, t, src, in, true)
+	return r.apply(ctx, t, src, plan, in.fingerprint)
 }
 
 // Reject discards a held task's plan; nothing is written.
@@ -263,7 +271,7 @@ func (r *Runner) ReplaceFile(ctx context.Context, name string, content io.Reader
 // expire removes what the configuration says to forget: tombstones, old
 // tasks and their raw records. Failures are logged; they never fail a task.
 func (r *Runner) expire(ctx context.Context) {
-	now := time.Now()
+	now := time.Now().UTC()
 	raw, err := r.Store.Expire(ctx, now.Add(-time.Duration(r.Config.Store.PurgeDeletedAfter)), now.Add(-time.Duration(r.Config.Tasks.Keep)))
 	if err != nil {
 		r.log().Warn("expire old tasks and tombstones", "err", err)
@@ -295,4 +303,27 @@ func asValidation(err error, out *[]sources.FieldError) bool {
 		return true
 	}
 	return false
+}
+
+// sameRemovals reports whether plan removes exactly the users, in the same
+// way, that the held plan showed the operator.
+func sameRemovals(hp *store.HeldPlan, plan *reconcile.Plan) bool {
+	var held heldPlan
+	if err := json.Unmarshal([]byte(hp.Plan), &held); err != nil {
+		return false
+	}
+	want := map[string]reconcile.Action{}
+	for _, c := range held.Removals {
+		want[c.After.ID] = c.Action
+	}
+	n := 0
+	for _, c := range plan.Changes {
+		if c.Action == reconcile.Deactivate || c.Action == reconcile.Delete {
+			if want[c.After.ID] != c.Action {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(want)
 }

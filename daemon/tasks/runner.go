@@ -78,7 +78,6 @@ type input struct {
 	records     []sources.Record
 	warnings    []string
 	fingerprint string
-	hashed      bool // passwords are hashes already (a stored raw record)
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -215,18 +214,16 @@ func (r *Runner) failNew(ctx context.Context, name string, opt Options, retryOf 
 // hold or apply.
 func (r *Runner) process(ctx context.Context, t *store.Task, src *config.Source, in *input, force bool) (*Result, error) {
 	t.Fingerprint = in.fingerprint
-	if !in.hashed {
-		if err := r.hashPasswords(ctx, src.Name, in.records); err != nil {
-			return r.finishFailed(ctx, t, nil, err)
-		}
-		path, err := r.writeRaw(t, in.records)
-		if err != nil {
-			return r.finishFailed(ctx, t, nil, err)
-		}
-		t.RawRecord = path
-		if err := r.Store.SaveTask(ctx, t); err != nil {
-			return r.finishFailed(ctx, t, nil, transient(err))
-		}
+	if err := r.hashPasswords(ctx, src.Name, in.records); err != nil {
+		return r.finishFailed(ctx, t, nil, err)
+	}
+	path, err := r.writeRaw(t, in.records)
+	if err != nil {
+		return r.finishFailed(ctx, t, nil, err)
+	}
+	t.RawRecord = path
+	if err := r.Store.SaveTask(ctx, t); err != nil {
+		return r.finishFailed(ctx, t, nil, transient(err))
 	}
 	began := time.Now()
 	plan, err := r.plan(ctx, src, in, force)
@@ -240,11 +237,16 @@ func (r *Runner) process(ctx context.Context, t *store.Task, src *config.Source,
 	if plan.Hold != "" {
 		return r.hold(ctx, t, plan)
 	}
+	return r.apply(ctx, t, src, plan, in.fingerprint)
+}
+
+// apply writes a plan and finishes its task.
+func (r *Runner) apply(ctx context.Context, t *store.Task, src *config.Source, plan *reconcile.Plan, fingerprint string) (*Result, error) {
 	if r.Progress != nil {
 		r.Progress(src.Name, "apply", len(plan.Changes))
 	}
-	began = time.Now()
-	err = r.Store.Apply(ctx, src.Name, plan, in.fingerprint)
+	began := time.Now()
+	err := r.Store.Apply(ctx, src.Name, plan, fingerprint)
 	r.log().Debug("plan applied", "source", src.Name, "task", t.ID, "changes", len(plan.Changes), "took", time.Since(began))
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -384,7 +386,7 @@ func (r *Runner) readCSV(ctx context.Context, src *config.Source, path string, h
 	if err := res.Err(); err != nil {
 		return nil, err
 	}
-	return &input{records: res.Records, warnings: res.Warnings, fingerprint: fingerprint(res.SHA256, src), hashed: hashed}, nil
+	return &input{records: res.Records, warnings: res.Warnings, fingerprint: fingerprint(res.SHA256, src)}, nil
 }
 
 // fileFingerprint hashes the source's file and settings quickly, before the
