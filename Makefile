@@ -19,6 +19,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRead$$' -fuzztime=$(FUZZTIME) ./sources/csv/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./config/
 	$(GO) test -run='^$$' -fuzz='^FuzzPlanSnapshot$$' -fuzztime=$(FUZZTIME) ./daemon/reconcile/
+	$(GO) test -run='^$$' -fuzz='^FuzzLookupPath$$' -fuzztime=$(FUZZTIME) ./scim/schema/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
