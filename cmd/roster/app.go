@@ -54,6 +54,7 @@ var commands []command
 
 func init() {
 	commands = []command{
+		{"serve", "[--config F]", "run the daemon: schedules, file watching, health and metrics", runServe},
 		{"sync", "SOURCE [--dry-run] [--force] [--file F] [--json]", "run a sync task of a source now", runSync},
 		{"check", "--csv FILE [--password-min-length N]", "validate a CSV file without a config or a database", runCheck},
 		{"sources", "[--json]", "list the configured sources with their state and last task", runSources},

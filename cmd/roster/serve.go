@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rosterd/roster/daemon"
+	"github.com/rosterd/roster/daemon/store"
+)
+
+// runServe runs the daemon until ctx ends (SIGTERM or SIGINT, see main):
+// it then drains running tasks and requests and exits 0. A second SIGTERM
+// or SIGINT exits at once, with code 1; tasks cut off are marked failed at
+// the next start. SIGHUP reloads the configuration (see daemon.Reload).
+// Without a configuration file roster serves the built-in default.
+func runServe(ctx context.Context, e *env, args []string) error {
+	pos, err := parse(e.flags("serve"), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 0 {
+		return usagef("serve takes no arguments")
+	}
+	// Signals are caught from here on; they are acted upon once the
+	// daemon exists (SIGHUP would otherwise kill roster while it starts).
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(sigs)
+
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.SlogLevel())
+	log := serveLogger(e.stderr, cfg.Log.Format, level)
+	if cfg.Path == "" {
+		log.Info("no configuration file: using the built-in default", "dir", cfg.Dir, "listen", cfg.Listen, "store", cfg.Store.DSN)
+	} else {
+		log.Info("configuration loaded", "path", cfg.Path)
+	}
+
+	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	applied, err := st.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		log.Info("database migrated", "driver", st.Driver(), "versions", applied)
+	}
+
+	d, err := daemon.New(cfg, st, log, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	d.Version = version
+	d.LogLevel = level
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		stopping := false
+		for {
+			select {
+			case <-done:
+				return
+			case sig := <-sigs:
+				switch {
+				case sig == syscall.SIGHUP && !stopping:
+					log.Info("SIGHUP: reloading the configuration")
+					d.Reload(ctx, e.loadConfig) //nolint:errcheck // Reload logs why it refused
+				case sig == syscall.SIGHUP:
+				case stopping:
+					log.Error("second signal: exiting now; tasks cut off are marked failed at the next start", "signal", sig.String())
+					os.Exit(exitFailed)
+				default:
+					stopping = true
+					log.Info("signal received: stopping (send it again to exit at once)", "signal", sig.String())
+					cancel()
+				}
+			}
+		}
+	}()
+	return d.Run(ctx)
+}
+
+// serveLogger logs as log.format says, at a level a reload can change.
+func serveLogger(w io.Writer, format string, level slog.Leveler) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,441 @@
+// Package daemon runs roster as a long-lived service: the HTTP listeners
+// (health, readiness, metrics, and the mux the SCIM, push and admin handlers
+// are mounted on), the cron scheduler, the file watcher and one task queue
+// per source, all started and stopped together by Run.
+//
+// # Tasks
+//
+// Every enabled csv source has a queue served by its own goroutine. A
+// trigger (schedule, watch, manual) starts a task at once when the source is
+// idle; while a task runs, exactly one follow-up is kept, whatever the
+// number of triggers that arrive meanwhile, and it runs when the task ends.
+// Tasks go through [tasks.Runner], which also holds the source's lock, so a
+// `roster sync` of the same source or another replica (PostgreSQL) waits for
+// the daemon's task and the other way round.
+//
+// A task that fails for a transient reason (the database unreachable, the
+// directory changed underneath) is retried with its stored input after
+// RetryBackoff, then twice as long each time, up to tasks.max_retries
+// retries. A retry is dropped when a newer task of the source ran
+// meanwhile: its input is older than what that task read.
+//
+// At start, tasks that a dead process left running are marked failed, and
+// every enabled csv source that has never synced successfully syncs once,
+// recorded with the trigger "schedule" (the daemon's own initiative). A
+// source added by a reload is treated the same way.
+//
+// http, push and scim sources have no queue: the push and SCIM handlers
+// write their own tasks, and pulling http sources comes in a later version.
+//
+// # File watching
+//
+// Watched files (csv sources with watch: true) are polled with stat(2):
+// size, modification time and inode, so that an in-place write and a
+// rename into place both count as changes. A change triggers a task only
+// after the file has stayed unchanged for Debounce, so that a half-written
+// file is never imported. A file changed while roster was not running is
+// synced at start when it is newer than the source's last successful sync.
+//
+// # One daemon per SQLite file
+//
+// With SQLite, Run holds an flock(2) on <database>.daemon.lock for its
+// whole life, and a second daemon on the same file stops with a message
+// naming the lock. With PostgreSQL, several replicas may run: the
+// per-source advisory locks keep each source's tasks exclusive.
+//
+// # Reload
+//
+// [Daemon.Reload] replaces the sources, schedules, watched files, tokens,
+// limits, retries and log level without touching the listeners. The
+// listen addresses, TLS files, store and log format need a restart; a
+// reload that changes them says so in the log and keeps the running values.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+
+	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/daemon/tasks"
+)
+
+// Defaults of the Daemon's tuning fields.
+const (
+	DefaultDrain           = 30 * time.Second
+	DefaultRetryBackoff    = 5 * time.Second
+	DefaultMaxRetryBackoff = 10 * time.Minute
+	DefaultPollInterval    = time.Second
+	DefaultDebounce        = 2 * time.Second
+)
+
+// abandonGrace is how long Run still waits for a task after Drain, once the
+// task's context is cancelled, for it to record itself as failed.
+const abandonGrace = 5 * time.Second
+
+// Daemon is roster's long-running service. Build it with New, set the
+// tuning fields if needed, then call Run once.
+type Daemon struct {
+	// Drain bounds how long Run waits, after its context is cancelled, for
+	// running tasks and in-flight requests; then running tasks are
+	// cancelled (the next start marks any left unrecorded as failed).
+	Drain time.Duration
+	// RetryBackoff is the wait before the first automatic retry of a task
+	// that failed for a transient reason; each further retry waits twice
+	// as long, at most MaxRetryBackoff.
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
+	// PollInterval is how often watched files are looked at; Debounce is
+	// how long a changed file must stay unchanged before it is imported.
+	PollInterval time.Duration
+	Debounce     time.Duration
+	// Version is exported as roster_build_info{version}.
+	Version string
+	// LogLevel, when set, is set to log.level by every successful reload.
+	LogLevel *slog.LevelVar
+
+	store    *store.Store
+	log      *slog.Logger
+	metrics  *metrics
+	gatherer prometheus.Gatherer
+	// mux serves the main listener; metricsMux the metrics listener when
+	// metrics_listen is set.
+	mux        *http.ServeMux
+	metricsMux *http.ServeMux
+	// newRunner makes the task runner for a configuration; tests replace it.
+	newRunner func(*config.Config) taskRunner
+
+	reloadMu sync.Mutex     // one reload at a time
+	workers  sync.WaitGroup // queue goroutines, including those of removed sources
+	ready    chan struct{}  // closed when Run has started everything
+	serving  atomic.Bool    // readyz answers 503 while false
+	watching watchSet       // the watcher's files, with their own lock
+
+	// mu guards the fields below. Lock order: watching.mu, then mu, then
+	// a queue's mu.
+	mu      sync.Mutex
+	cfg     *config.Config
+	runner  taskRunner
+	queues  map[string]*queue // enabled csv sources, while Run runs
+	sched   *cron.Cron
+	timers  map[*time.Timer]struct{} // pending automatic retries
+	taskCtx context.Context          // the context of tasks, while Run runs
+	running bool                     // Run has started its parts and not begun to stop
+	started bool                     // Run was called
+	addrs   []net.Addr               // main listener, then the metrics listener
+}
+
+// taskRunner is what the daemon needs of tasks.Runner.
+type taskRunner interface {
+	Sync(ctx context.Context, source string, opt tasks.Options) (*tasks.Result, error)
+	Retry(ctx context.Context, id int64, trigger string) (*tasks.Result, error)
+	Recover(ctx context.Context) ([]int64, error)
+}
+
+var _ taskRunner = (*tasks.Runner)(nil)
+
+// New builds a daemon for a loaded configuration and an open, migrated
+// store. Its metrics are registered on reg, which must also be a
+// prometheus.Gatherer (as a *prometheus.Registry is) for /metrics to
+// serve them; nil makes a private registry.
+func New(cfg *config.Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*Daemon, error) {
+	if cfg == nil || st == nil {
+		return nil, errors.New("daemon: a configuration and a store are required")
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	gatherer, ok := reg.(prometheus.Gatherer)
+	if !ok {
+		return nil, fmt.Errorf("daemon: the metrics registerer %T is not a prometheus.Gatherer: pass a *prometheus.Registry", reg)
+	}
+	d := &Daemon{
+		Drain:           DefaultDrain,
+		RetryBackoff:    DefaultRetryBackoff,
+		MaxRetryBackoff: DefaultMaxRetryBackoff,
+		PollInterval:    DefaultPollInterval,
+		Debounce:        DefaultDebounce,
+		store:           st,
+		log:             log,
+		gatherer:        gatherer,
+		cfg:             cfg,
+		timers:          map[*time.Timer]struct{}{},
+		ready:           make(chan struct{}),
+	}
+	d.newRunner = func(c *config.Config) taskRunner {
+		return &tasks.Runner{Store: st, Config: c, Log: log}
+	}
+	d.runner = d.newRunner(cfg)
+	m, err := newMetrics(reg, st, d.Config, log)
+	if err != nil {
+		return nil, err
+	}
+	d.metrics = m
+	d.routes()
+	return d, nil
+}
+
+// Config is the configuration in force: the one given to New or the last
+// one a reload accepted. Handlers mounted later read tokens and limits
+// from it on every request. It must not be modified.
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+func (d *Daemon) currentRunner() (taskRunner, *config.Config) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.runner, d.cfg
+}
+
+// Ready is closed once Run has bound its listeners and started the
+// scheduler, the watcher and the task queues.
+func (d *Daemon) Ready() <-chan struct{} { return d.ready }
+
+// Addr is the main listener's address, once Ready is closed.
+func (d *Daemon) Addr() net.Addr { return d.addr(0) }
+
+// MetricsAddr is the metrics listener's address, or nil when /metrics is
+// served on the main listener.
+func (d *Daemon) MetricsAddr() net.Addr { return d.addr(1) }
+
+func (d *Daemon) addr(i int) net.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if i < len(d.addrs) {
+		return d.addrs[i]
+	}
+	return nil
+}
+
+// Run starts the listeners, the task queues, the scheduler and the file
+// watcher, and stops them all when ctx is cancelled: listeners stop
+// accepting, in-flight requests and running tasks get Drain to finish,
+// queued follow-ups are dropped (schedules and the start-up sync catch up
+// next time). It returns nil after a shutdown asked for by ctx, and an
+// error when it cannot start or a listener fails.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.mu.Lock()
+	if d.started {
+		d.mu.Unlock()
+		return errors.New("daemon: Run was already called")
+	}
+	d.started = true
+	cfg := d.cfg
+	d.mu.Unlock()
+
+	unlock, err := lockDatabase(d.store)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := d.recordSources(ctx, cfg); err != nil {
+		return err
+	}
+	runner, _ := d.currentRunner()
+	if failed, err := runner.Recover(ctx); err != nil {
+		d.log.Warn("could not check for tasks interrupted by a crash", "err", err)
+	} else if len(failed) > 0 {
+		d.log.Warn("tasks interrupted by a crash were marked failed", "tasks", failed)
+	}
+	d.metrics.start(ctx, d.store, cfg, d.Version)
+
+	servers, err := d.listen(cfg)
+	if err != nil {
+		return err
+	}
+
+	// Tasks outlive ctx by up to Drain; then this context is cancelled.
+	taskCtx, cancelTasks := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelTasks()
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	d.mu.Lock()
+	cfg = d.cfg // a reload may have come meanwhile
+	d.taskCtx, d.running = taskCtx, true
+	d.updateQueues(cfg)
+	d.reschedule(cfg)
+	d.mu.Unlock()
+	watchDone := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		d.watch(watchCtx)
+	}()
+	d.initialSyncs(ctx, cfg, nil)
+
+	serveErr := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { serveErr <- s.serve() }()
+	}
+	d.serving.Store(true)
+	close(d.ready)
+	d.log.Info("roster is running", "sources", len(cfg.Sources))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		d.log.Info("stopping: draining requests and running tasks", "drain", d.Drain)
+	case runErr = <-serveErr:
+		d.log.Error("a listener failed; stopping", "err", runErr)
+	}
+	d.stop(servers, cancelTasks)
+	stopWatching()
+	<-watchDone
+	if runErr == nil {
+		d.log.Info("stopped")
+	}
+	return runErr
+}
+
+// stop shuts everything down within Drain (plus abandonGrace for tasks
+// that must be cancelled).
+func (d *Daemon) stop(servers []*server, cancelTasks context.CancelFunc) {
+	d.serving.Store(false)
+	deadline := time.Now().Add(d.Drain)
+
+	d.mu.Lock()
+	d.running = false
+	if d.sched != nil {
+		d.sched.Stop()
+		d.sched = nil
+	}
+	for t := range d.timers {
+		t.Stop()
+	}
+	clear(d.timers)
+	for name, q := range d.queues {
+		if dropped := q.close(); dropped != nil {
+			d.log.Info("a queued task was dropped by the shutdown", "source", name, "trigger", dropped.trigger)
+		}
+	}
+	d.queues = nil
+	d.mu.Unlock()
+
+	var wg sync.WaitGroup
+	for _, s := range servers {
+		wg.Go(func() {
+			sctx, cancel := context.WithDeadline(context.Background(), deadline)
+			defer cancel()
+			if err := s.Shutdown(sctx); err != nil {
+				d.log.Warn("requests still running at the end of the drain time were cut off", "listener", s.name, "err", err)
+				s.Close()
+			}
+		})
+	}
+
+	workersDone := make(chan struct{})
+	go func() {
+		d.workers.Wait()
+		close(workersDone)
+	}()
+	select {
+	case <-workersDone:
+	case <-time.After(time.Until(deadline)):
+		d.log.Warn("tasks still running at the end of the drain time are cancelled", "drain", d.Drain)
+		cancelTasks()
+		select {
+		case <-workersDone:
+		case <-time.After(abandonGrace):
+			d.log.Error("a task did not stop; it will be marked failed at the next start")
+		}
+	}
+	wg.Wait()
+}
+
+// recordSources makes sure the store knows every configured source.
+func (d *Daemon) recordSources(ctx context.Context, cfg *config.Config) error {
+	names, types := make([]string, 0, len(cfg.Sources)), make([]string, 0, len(cfg.Sources))
+	for _, s := range cfg.Sources {
+		names, types = append(names, s.Name), append(types, s.Type)
+	}
+	return d.store.SyncSources(ctx, names, types)
+}
+
+// initialSyncs triggers every enabled csv source that has never synced
+// successfully; only, when not nil, limits it to those sources.
+func (d *Daemon) initialSyncs(ctx context.Context, cfg *config.Config, only map[string]bool) {
+	for _, src := range cfg.Sources {
+		if !queued(&src) || only != nil && !only[src.Name] {
+			continue
+		}
+		state, err := d.store.GetSource(ctx, src.Name)
+		if err != nil {
+			d.log.Warn("could not read the state of a source", "source", src.Name, "err", err)
+			continue
+		}
+		if state.LastSuccessAt == nil {
+			d.log.Info("source has never synced: syncing it now", "source", src.Name)
+			if err := d.Trigger(src.Name, tasks.TriggerSchedule); err != nil {
+				d.log.Warn("could not start the first sync", "source", src.Name, "err", err)
+			}
+		}
+	}
+}
+
+// queued reports whether the daemon runs tasks of a source.
+func queued(src *config.Source) bool { return src.Enabled && src.Type == config.TypeCSV }
+
+// reschedule replaces the cron scheduler by one for cfg; d.mu is held.
+func (d *Daemon) reschedule(cfg *config.Config) {
+	if d.sched != nil {
+		d.sched.Stop()
+	}
+	c := cron.New(cron.WithLogger(cronLogger{d.log}))
+	for _, src := range cfg.Sources {
+		if src.Schedule == "" || !src.Enabled {
+			continue
+		}
+		if !queued(&src) {
+			d.log.Debug("schedule not used: this version syncs only csv sources on a schedule", "source", src.Name, "type", src.Type)
+			continue
+		}
+		sched, err := parseSchedule(src.Schedule)
+		if err != nil { // config.Load rejects these; this is a second line of defence
+			d.log.Error("invalid schedule; the source is not scheduled", "source", src.Name, "schedule", src.Schedule, "err", err)
+			continue
+		}
+		name := src.Name
+		c.Schedule(sched, cron.FuncJob(func() {
+			if err := d.Trigger(name, tasks.TriggerSchedule); err != nil {
+				d.log.Warn("scheduled sync not started", "source", name, "err", err)
+			}
+		}))
+	}
+	c.Start()
+	d.sched = c
+}
+
+// parseSchedule is cron.ParseStandard without its panics on odd input.
+func parseSchedule(spec string) (s cron.Schedule, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%v", r)
+		}
+	}()
+	return cron.ParseStandard(spec)
+}
+
+// cronLogger sends robfig/cron's messages to slog (its errors only; its
+// informational lines are per job run and would drown the task lines).
+type cronLogger struct{ log *slog.Logger }
+
+func (l cronLogger) Info(string, ...any) {}
+
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.log.Error("scheduler: "+msg, append([]any{"err", err}, kv...)...)
+}

@@ -1,0 +1,209 @@
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/store"
+)
+
+// Server timeouts. Bodies may be a 64 MiB CSV upload on a slow link, and
+// an admin request may run a sync, so the body and write timeouts are
+// generous; the header timeout is what stops slow-loris clients.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 5 * time.Minute
+	writeTimeout      = 10 * time.Minute
+	idleTimeout       = 2 * time.Minute
+	maxHeaderBytes    = 64 << 10
+	readyTimeout      = 5 * time.Second
+)
+
+// Handle mounts h on the main listener, for the SCIM and admin handlers.
+// Request bodies are bounded by limits.request_body (read when the request
+// arrives, so a reload applies at once): reading past it fails with an
+// *http.MaxBytesError, which the handler answers with 413 in its own error
+// format. It may be called before or while Run runs.
+func (d *Daemon) Handle(pattern string, h http.Handler) {
+	d.mux.Handle(pattern, d.limit(h, func(c *config.Config) config.ByteSize { return c.Limits.RequestBody }))
+}
+
+// HandleUpload is Handle for push payloads and CSV uploads: their bodies
+// are bounded by limits.push_body instead.
+func (d *Daemon) HandleUpload(pattern string, h http.Handler) {
+	d.mux.Handle(pattern, d.limit(h, func(c *config.Config) config.ByteSize { return c.Limits.PushBody }))
+}
+
+func (d *Daemon) limit(h http.Handler, size func(*config.Config) config.ByteSize) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody {
+			r.Body = http.MaxBytesReader(w, r.Body, int64(size(d.Config())))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// routes mounts health, readiness and metrics.
+func (d *Daemon) routes() {
+	d.mux = http.NewServeMux()
+	d.Handle("GET /healthz", http.HandlerFunc(d.healthz))
+	d.Handle("GET /readyz", http.HandlerFunc(d.readyz))
+	metrics := promhttp.HandlerFor(d.gatherer, promhttp.HandlerOpts{
+		// A failing collector (the database down) must not hide the rest.
+		ErrorHandling:     promhttp.ContinueOnError,
+		ErrorLog:          promLogger{d.log},
+		Timeout:           30 * time.Second,
+		EnableOpenMetrics: true,
+	})
+	if d.cfg.MetricsListen == "" {
+		d.Handle("GET /metrics", metrics)
+		return
+	}
+	d.metricsMux = http.NewServeMux()
+	d.metricsMux.Handle("GET /metrics", metrics)
+	d.metricsMux.HandleFunc("GET /healthz", d.healthz)
+}
+
+// healthz answers 200 while the process runs.
+func (d *Daemon) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	fmt.Fprintln(w, "ok")
+}
+
+// readyz answers 200 when the database answers and has the schema this
+// build needs, and roster is not starting or stopping; 503 with the reason
+// otherwise.
+func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	status, body := http.StatusOK, map[string]any{"status": "ready"}
+	if reason := d.notReady(ctx); reason != "" {
+		status, body = http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reason": reason}
+	} else {
+		body["schema_version"] = store.Latest()
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(body) //nolint:errcheck // the client went away
+}
+
+func (d *Daemon) notReady(ctx context.Context) string {
+	if !d.serving.Load() {
+		return "roster is starting or stopping"
+	}
+	if err := d.store.Ping(ctx); err != nil {
+		return fmt.Sprintf("the %s database does not answer: %v", d.store.Driver(), err)
+	}
+	v, err := d.store.SchemaVersion(ctx)
+	if err != nil {
+		return fmt.Sprintf("the schema version cannot be read: %v", err)
+	}
+	if v != store.Latest() {
+		return fmt.Sprintf("the database is at schema version %d, this roster needs %d: run roster migrate", v, store.Latest())
+	}
+	return ""
+}
+
+// server is one listener and its http.Server.
+type server struct {
+	*http.Server
+	name string
+	ln   net.Listener
+	tls  bool
+}
+
+func (s *server) serve() error {
+	var err error
+	if s.tls {
+		err = s.ServeTLS(s.ln, "", "")
+	} else {
+		err = s.Serve(s.ln)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("%s listener on %s: %w", s.name, s.ln.Addr(), err)
+}
+
+// listen binds the main listener and, when configured, the metrics
+// listener. Both speak TLS when tls is configured.
+func (d *Daemon) listen(cfg *config.Config) ([]*server, error) {
+	var tlsConfig *tls.Config
+	if cfg.TLS.Enabled() {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load the TLS certificate (tls.cert_file %s, tls.key_file %s): %w", cfg.TLS.CertFile, cfg.TLS.KeyFile, err)
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	type spec struct {
+		name, addr, key string
+		h               http.Handler
+	}
+	specs := []spec{{"main", cfg.Listen, "listen", d.mux}}
+	if d.metricsMux != nil {
+		specs = append(specs, spec{"metrics", cfg.MetricsListen, "metrics_listen", d.metricsMux})
+	}
+	var servers []*server
+	for _, sp := range specs {
+		ln, err := net.Listen("tcp", sp.addr)
+		if err != nil {
+			for _, s := range servers {
+				s.ln.Close()
+			}
+			return nil, fmt.Errorf("%s %s: %w", sp.key, sp.addr, err)
+		}
+		s := &server{name: sp.name, ln: ln, tls: tlsConfig != nil, Server: &http.Server{
+			Handler:           sp.h,
+			ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      writeTimeout,
+			IdleTimeout:       idleTimeout,
+			MaxHeaderBytes:    maxHeaderBytes,
+			TLSConfig:         tlsConfig.Clone(), // net/http adds HTTP/2 to it: one each
+			ErrorLog:          log.New(serverLog{d.log}, "", 0),
+		}}
+		servers = append(servers, s)
+		d.log.Info("listening", "listener", sp.name, "addr", ln.Addr().String(), "tls", s.tls)
+	}
+	d.mu.Lock()
+	for _, s := range servers {
+		d.addrs = append(d.addrs, s.ln.Addr())
+	}
+	d.mu.Unlock()
+	return servers, nil
+}
+
+// serverLog sends net/http's messages to slog: handler panics and the
+// like as warnings, failed TLS handshakes (port scanners, load balancer
+// probes) at debug level.
+type serverLog struct{ log *slog.Logger }
+
+func (l serverLog) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	l.log.Log(context.Background(), level, msg)
+	return len(p), nil
+}
+
+// promLogger sends promhttp's errors to slog.
+type promLogger struct{ log *slog.Logger }
+
+func (l promLogger) Println(v ...any) { l.log.Warn("metrics: " + fmt.Sprint(v...)) }
