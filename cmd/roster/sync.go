@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources"
 )
 
 func runSync(ctx context.Context, e *env, args []string) error {
@@ -38,6 +40,13 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	r.Progress = progress.update
 	res, err := r.Sync(ctx, pos[0], tasks.Options{Trigger: tasks.TriggerManual, DryRun: *dry, Force: *force, File: *file})
 	progress.clear()
+	var verr *sources.ValidationError
+	if errors.As(err, &verr) && *asJSON {
+		if err := writeJSON(e.stdout, map[string]any{"source": pos[0], "file": *file, "errors": verr.Errors}); err != nil {
+			return err
+		}
+		return exitError{exitFailed}
+	}
 	if err != nil {
 		return err
 	}
@@ -216,10 +225,10 @@ func printDryRun(w io.Writer, source string, res *tasks.Result, asJSON bool) err
 		code = exitHeld
 	}
 	if asJSON {
-		out := map[string]any{"source": source, "dry_run": true, "errors": res.Errors}
+		out := map[string]any{"source": source, "dry_run": true, "errors": nonNil(res.Errors)}
 		if p := res.Plan; p != nil {
-			out["counts"], out["changes"], out["warnings"], out["hold"] = p.Counts, p.Changes, p.Warnings, p.Hold
-			out["groups_created"], out["groups_deleted"] = p.GroupCreates, p.GroupDeletes
+			out["counts"], out["changes"], out["warnings"], out["hold"] = p.Counts, nonNil(p.Changes), nonNil(p.Warnings), p.Hold
+			out["groups_created"], out["groups_deleted"] = nonNil(p.GroupCreates), nonNil(p.GroupDeletes)
 		}
 		if err := writeJSON(w, out); err != nil {
 			return err
@@ -294,4 +303,12 @@ func (p *progress) clear() {
 	if p.shown {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
+}
+
+// nonNil makes empty lists print as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

@@ -157,6 +157,13 @@ func (s *Store) ForeignLogins(ctx context.Context, source string, keys []string)
 // the plan's. A successful apply records fingerprint as the source's last
 // successfully synced input.
 func (s *Store) Apply(ctx context.Context, source string, plan *reconcile.Plan, fingerprint string) error {
+	return s.ApplyTask(ctx, source, plan, fingerprint, nil)
+}
+
+// ApplyTask is Apply that also saves the task's final state in the same
+// transaction, so that a crash right after the commit cannot leave an
+// applied plan behind a task that says nothing was applied.
+func (s *Store) ApplyTask(ctx context.Context, source string, plan *reconcile.Plan, fingerprint string, t *Task) error {
 	now := time.Now().UTC()
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Exec(`UPDATE sources SET revision = revision + 1, last_fingerprint = ?, last_success_at = ?
@@ -172,7 +179,15 @@ func (s *Store) Apply(ctx context.Context, source string, plan *reconcile.Plan, 
 			tx = tx.Session(&gorm.Session{PrepareStmt: true})
 		}
 		a := applier{ctx: ctx, tx: tx, source: source, now: now, batch: s.batchRows(), postgres: s.driver == Postgres}
-		return a.apply(plan)
+		if err := a.apply(plan); err != nil {
+			return err
+		}
+		if t != nil {
+			if err := tx.Save(t).Error; err != nil {
+				return fmt.Errorf("record task %d: %w", t.ID, err)
+			}
+		}
+		return nil
 	})
 }
 

@@ -245,8 +245,17 @@ func (r *Runner) apply(ctx context.Context, t *store.Task, src *config.Source, p
 	if r.Progress != nil {
 		r.Progress(src.Name, "apply", len(plan.Changes))
 	}
+	if plan.Counts.Skipped > 0 {
+		// Skipped records must be tried again by the next sync even when
+		// the file stays the same: their conflict may be gone by then.
+		fingerprint = ""
+	}
 	began := time.Now()
-	err := r.Store.Apply(ctx, src.Name, plan, fingerprint)
+	done := *t
+	now := time.Now().UTC()
+	done.Status, done.FinishedAt = store.StatusSucceeded, &now
+	done.Counts, done.Warnings = mustJSON(plan.Counts), mustJSON(nonNil(plan.Warnings))
+	err := r.Store.ApplyTask(ctx, src.Name, plan, fingerprint, &done)
 	r.log().Debug("plan applied", "source", src.Name, "task", t.ID, "changes", len(plan.Changes), "took", time.Since(began))
 	if err != nil {
 		if errors.Is(err, store.ErrConflict) {
@@ -256,7 +265,10 @@ func (r *Runner) apply(ctx context.Context, t *store.Task, src *config.Source, p
 		}
 		return r.finishFailed(ctx, t, plan, err)
 	}
-	return r.finish(ctx, t, plan, store.StatusSucceeded)
+	*t = done
+	r.log().Info("task succeeded", "source", t.Source, "task", t.ID, "counts", t.Counts)
+	r.expire(ctx)
+	return &Result{Task: t, Plan: plan}, nil
 }
 
 func (r *Runner) plan(ctx context.Context, src *config.Source, in *input, force bool) (*reconcile.Plan, error) {
@@ -309,23 +321,6 @@ func (r *Runner) hold(ctx context.Context, t *store.Task, plan *reconcile.Plan) 
 		return r.finishFailed(ctx, t, plan, transient(err))
 	}
 	r.log().Warn("task held by the safety valve: approve or reject it", "source", t.Source, "task", t.ID, "reason", plan.Hold)
-	return &Result{Task: t, Plan: plan}, nil
-}
-
-func (r *Runner) finish(ctx context.Context, t *store.Task, plan *reconcile.Plan, status string) (*Result, error) {
-	now := time.Now().UTC()
-	t.Status, t.FinishedAt = status, &now
-	if plan != nil {
-		t.Counts, t.Warnings = mustJSON(plan.Counts), mustJSON(nonNil(plan.Warnings))
-	}
-	if err := r.Store.SaveTask(ctx, t); err != nil {
-		// The plan is applied; only the task's record is behind. Say so
-		// rather than report the sync as failed.
-		r.log().Error("the sync was applied but its task could not be updated", "source", t.Source, "task", t.ID, "err", err)
-		return &Result{Task: t, Plan: plan}, fmt.Errorf("task %d was applied but could not be recorded as %s: %w", t.ID, status, err)
-	}
-	r.log().Info("task "+status, "source", t.Source, "task", t.ID, "counts", t.Counts)
-	r.expire(ctx)
 	return &Result{Task: t, Plan: plan}, nil
 }
 
