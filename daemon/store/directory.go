@@ -164,6 +164,24 @@ func (s *Store) Apply(ctx context.Context, source string, plan *reconcile.Plan, 
 // transaction, so that a crash right after the commit cannot leave an
 // applied plan behind a task that says nothing was applied.
 func (s *Store) ApplyTask(ctx context.Context, source string, plan *reconcile.Plan, fingerprint string, t *Task) error {
+	if err := s.applyTask(ctx, source, plan, fingerprint, t); err != nil {
+		return err
+	}
+	if s.driver == Postgres && len(plan.Changes)+len(plan.MembershipAdds) > analyzeAfter {
+		// Autovacuum analyses new rows only after a while; until then the
+		// planner believes the tables empty and the next snapshot read
+		// picks nested loops over a hundred thousand rows.
+		logErr("analyze the directory after a large change",
+			s.db.WithContext(ctx).Exec(`ANALYZE users, user_emails, user_phone_numbers, groups, memberships`).Error)
+	}
+	return nil
+}
+
+// analyzeAfter is the size of a change after which PostgreSQL's
+// statistics are refreshed at once.
+const analyzeAfter = 10000
+
+func (s *Store) applyTask(ctx context.Context, source string, plan *reconcile.Plan, fingerprint string, t *Task) error {
 	now := time.Now().UTC()
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		res := tx.Exec(`UPDATE sources SET revision = revision + 1, last_fingerprint = ?, last_success_at = ?
