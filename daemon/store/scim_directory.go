@@ -1,0 +1,435 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/rosterd/roster/scim"
+	"github.com/rosterd/roster/scim/filter"
+)
+
+// SCIM returns the store as the directory the SCIM endpoint reads.
+func (s *Store) SCIM() scim.Directory { return &scimDirectory{s: s} }
+
+type scimDirectory struct{ s *Store }
+
+var _ scim.Directory = (*scimDirectory)(nil)
+
+// scimKeyKind is how a sort value travels inside a cursor.
+type scimKeyKind uint8
+
+const (
+	scimKeyText scimKeyKind = iota + 1
+	scimKeyTime
+)
+
+// scimSort is a sort order: an expression, ordered with the id as the
+// tie-break, which keyset pagination compares as the row value
+// (expr, id) > (key, id) so that a page costs the same at any depth.
+type scimSort struct {
+	expr string
+	kind scimKeyKind
+}
+
+// scimListing is one list query being built.
+type scimListing struct {
+	res  *scimResource
+	pg   bool
+	q    scim.Query
+	sort *scimSort // nil: by id
+	// sortExpr is the sort expression as SQL, comparable with its key.
+	sortExpr string
+}
+
+func (d *scimDirectory) newListing(res *scimResource, q scim.Query) (*scimListing, error) {
+	l := &scimListing{res: res, pg: d.s.driver == Postgres, q: q}
+	if q.SortBy != "" && q.SortBy != scim.SortID {
+		s, ok := res.sorts[q.SortBy]
+		if !ok {
+			return nil, fmt.Errorf("cannot sort %s by %q", res.rt.Endpoint, q.SortBy)
+		}
+		l.sort = &s
+		l.sortExpr = s.expr
+		switch {
+		case s.kind == scimKeyTime && !l.pg:
+			// SQLite holds RFC 3339 text, whose lexical order is not time
+			// order; julianday() is.
+			l.sortExpr = "julianday(" + s.expr + ")"
+		case s.kind == scimKeyText && l.pg:
+			l.sortExpr = s.expr + ` COLLATE "C"`
+		}
+	}
+	return l, nil
+}
+
+// where returns the condition selecting the query's rows, without the
+// keyset position.
+func (l *scimListing) where() (string, []any, error) {
+	cond := l.res.base
+	if l.q.Filter == nil {
+		return cond, nil, nil
+	}
+	c := scimCompiler{res: l.res, pg: l.pg}
+	f, err := c.compile(l.q.Filter)
+	if err != nil {
+		return "", nil, err
+	}
+	return cond + " AND (" + f + ")", c.args, nil
+}
+
+// after is the keyset condition of a cursor page.
+func (l *scimListing) after() (string, []any, error) {
+	p := l.q.After
+	if !l.q.Cursor || p == nil {
+		return "", nil, nil
+	}
+	id := l.res.alias + ".id"
+	op := ">"
+	if l.q.Descending {
+		op = "<"
+	}
+	if l.sort == nil {
+		return " AND " + id + " " + op + " ?", []any{p.ID}, nil
+	}
+	var key any = p.Key
+	switch {
+	case l.sort.kind == scimKeyTime && l.pg:
+		t, err := time.Parse(time.RFC3339Nano, p.Key)
+		if err != nil {
+			return "", nil, fmt.Errorf("cursor key %q: %w", p.Key, scim.ErrInvalidCursor)
+		}
+		key = t
+	case l.sort.kind == scimKeyTime:
+		f, err := strconv.ParseFloat(p.Key, 64)
+		if err != nil {
+			return "", nil, fmt.Errorf("cursor key %q: %w", p.Key, scim.ErrInvalidCursor)
+		}
+		key = f
+	}
+	return " AND (" + l.sortExpr + ", " + id + ") " + op + " (?, ?)", []any{key, p.ID}, nil
+}
+
+func (l *scimListing) orderBy() string {
+	dir := ""
+	if l.q.Descending {
+		dir = " DESC"
+	}
+	id := l.res.alias + ".id" + dir
+	if l.sort == nil {
+		return " ORDER BY " + id
+	}
+	return " ORDER BY " + l.sortExpr + dir + ", " + id
+}
+
+// scimKeyString renders a scanned sort value as a cursor key.
+func scimKeyString(v any) string {
+	switch v := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	case float64:
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case time.Time:
+		return v.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprint(v)
+}
+
+// run executes the page query of l, and the count query when the page
+// does not tell the total. selectCols are the columns scan reads; the
+// sort value follows them.
+func (d *scimDirectory) run(ctx context.Context, l *scimListing, selectCols, joins string,
+	scan func(rows *sql.Rows, key *any) (string, error)) (ids []string, total int, next *scim.Position, err error) {
+	db := d.s.db.WithContext(ctx)
+	where, args, err := l.where()
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	q := l.q
+	if q.Count > 0 {
+		after, afterArgs, err := l.after()
+		if err != nil {
+			return nil, 0, nil, err
+		}
+		cols := selectCols
+		if l.sort != nil {
+			cols += ", " + l.sortExpr
+		}
+		// One row more than the page tells whether more follow.
+		stmt := "SELECT " + cols + " FROM " + l.res.table + joins + " WHERE " + where + after + l.orderBy() + " LIMIT ?"
+		all := append(append(append([]any{}, args...), afterArgs...), q.Count+1)
+		if !q.Cursor && q.Offset > 0 {
+			stmt += " OFFSET ?"
+			all = append(all, q.Offset)
+		}
+		rows, err := db.Raw(stmt, all...).Rows()
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("list %s: %w", l.res.rt.Endpoint, err)
+		}
+		var keys []any
+		for rows.Next() {
+			var key any
+			id, err := scan(rows, &key)
+			if err != nil {
+				rows.Close()
+				return nil, 0, nil, fmt.Errorf("list %s: %w", l.res.rt.Endpoint, err)
+			}
+			ids, keys = append(ids, id), append(keys, key)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("list %s: %w", l.res.rt.Endpoint, err)
+		}
+		more := len(ids) > q.Count
+		if more {
+			ids, keys = ids[:q.Count], keys[:q.Count]
+			if q.Cursor {
+				next = &scim.Position{Key: scimKeyString(keys[q.Count-1]), ID: ids[q.Count-1]}
+			}
+		}
+		// A page that is not full ends the list, so it tells the total,
+		// unless it is empty past the start: only a count knows whether
+		// the start lies beyond the end.
+		switch {
+		case more:
+		case q.Cursor && q.After == nil:
+			return ids, len(ids), next, nil
+		case !q.Cursor && (q.Offset == 0 || len(ids) > 0):
+			return ids, q.Offset + len(ids), next, nil
+		}
+	}
+	var n int64
+	if err := db.Raw("SELECT COUNT(*) FROM "+l.res.table+" WHERE "+where, args...).Row().Scan(&n); err != nil {
+		return nil, 0, nil, fmt.Errorf("count %s: %w", l.res.rt.Endpoint, err)
+	}
+	return ids, int(n), next, nil
+}
+
+const scimUserCols = `u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
+	u.employee_number, u.department, u.manager, COALESCE(mg.id, ''), COALESCE(NULLIF(mg.display_name, ''), mg.user_name, ''),
+	u.active, u.version, u.created_at, u.updated_at`
+
+// scimUserJoins resolves the manager, for manager.displayName.
+const scimUserJoins = " LEFT JOIN users mg ON mg.id = u.manager AND mg.state <> 'deleted'"
+
+// Users lists users (SPEC §6): tombstones never, inactive users too.
+func (d *scimDirectory) Users(ctx context.Context, q scim.Query) (*scim.Page[scim.User], error) {
+	l, err := d.newListing(scimUsers, q)
+	if err != nil {
+		return nil, err
+	}
+	page := &scim.Page[scim.User]{}
+	byID := map[string]*scim.User{}
+	ids, total, next, err := d.run(ctx, l, scimUserCols, scimUserJoins, func(rows *sql.Rows, key *any) (string, error) {
+		var u scim.User
+		var given, family, employee, department, manager, managerID, managerName string
+		var active bool
+		var version int64
+		var created, modified time.Time
+		dest := []any{&u.ID, &u.ExternalID, &u.UserName, &given, &family, &u.DisplayName,
+			&employee, &department, &manager, &managerID, &managerName, &active, &version, &created, &modified}
+		if l.sort != nil {
+			dest = append(dest, key)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return "", err
+		}
+		if given != "" || family != "" {
+			u.Name = &scim.Name{Formatted: scim.FormattedName(given, family), GivenName: given, FamilyName: family}
+		}
+		u.Active = &active
+		if employee != "" || department != "" || manager != "" {
+			u.Enterprise = &scim.EnterpriseUser{EmployeeNumber: employee, Department: department}
+			if manager != "" {
+				u.Enterprise.Manager = &scim.Manager{Value: manager}
+				if managerID != "" {
+					u.Enterprise.Manager.DisplayName = managerName
+				}
+			}
+		}
+		created, modified = created.UTC(), modified.UTC()
+		u.Meta = &scim.Meta{Created: &created, LastModified: &modified, Version: scim.WeakVersion(version)}
+		page.Resources = append(page.Resources, &u)
+		byID[u.ID] = &u
+		return u.ID, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	page.Resources = page.Resources[:len(ids)] // drop the row that told whether more follow
+	page.Total, page.Next = total, next
+	if len(ids) == 0 {
+		return page, nil
+	}
+	if err := d.loadUserValues(ctx, ids, byID, q.Include); err != nil {
+		return nil, err
+	}
+	return page, nil
+}
+
+// loadUserValues loads the multi-valued attributes of a page of users:
+// one query per attribute, never one per user.
+func (d *scimDirectory) loadUserValues(ctx context.Context, ids []string, byID map[string]*scim.User, inc scim.Include) error {
+	db := d.s.db.WithContext(ctx)
+	load := func(table string, add func(u *scim.User, v scim.MultiValue)) error {
+		rows, err := db.Raw(`SELECT user_id, value, type, "primary" FROM `+table+
+			` WHERE user_id IN ? ORDER BY user_id, "primary" DESC, `+d.collate("value"), ids).Rows()
+		if err != nil {
+			return fmt.Errorf("load %s: %w", table, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var v scim.MultiValue
+			var primary bool
+			if err := rows.Scan(&id, &v.Value, &v.Type, &primary); err != nil {
+				return fmt.Errorf("load %s: %w", table, err)
+			}
+			v.Primary = &primary
+			if u := byID[id]; u != nil {
+				add(u, v)
+			}
+		}
+		return rows.Err()
+	}
+	if inc.Emails {
+		if err := load("user_emails", func(u *scim.User, v scim.MultiValue) { u.Emails = append(u.Emails, v) }); err != nil {
+			return err
+		}
+	}
+	if inc.PhoneNumbers {
+		if err := load("user_phone_numbers", func(u *scim.User, v scim.MultiValue) { u.PhoneNumbers = append(u.PhoneNumbers, v) }); err != nil {
+			return err
+		}
+	}
+	if !inc.Groups {
+		return nil
+	}
+	rows, err := db.Raw(`SELECT m.member_id, g.id, g.display_name FROM memberships m JOIN groups g ON g.id = m.group_id
+		WHERE m.member_type = 'User' AND m.member_id IN ? ORDER BY m.member_id, g.id`, ids).Rows()
+	if err != nil {
+		return fmt.Errorf("load groups of users: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var r scim.Reference
+		if err := rows.Scan(&id, &r.Value, &r.Display); err != nil {
+			return fmt.Errorf("load groups of users: %w", err)
+		}
+		r.Type = "direct"
+		if u := byID[id]; u != nil {
+			u.Groups = append(u.Groups, r)
+		}
+	}
+	return rows.Err()
+}
+
+func (d *scimDirectory) collate(expr string) string {
+	if d.s.driver == Postgres {
+		return expr + ` COLLATE "C"`
+	}
+	return expr
+}
+
+// scimByID is the query of one resource: a filter on its id.
+func scimByID(id string, inc scim.Include) scim.Query {
+	return scim.Query{
+		Filter:  &filter.Compare{Attr: filter.AttrPath{Name: "id"}, Op: filter.Eq, Value: filter.Value{Kind: filter.KindString, Str: id}},
+		Count:   1,
+		Include: inc,
+	}
+}
+
+// User returns one user; tombstones are not found.
+func (d *scimDirectory) User(ctx context.Context, id string, inc scim.Include) (*scim.User, error) {
+	page, err := d.Users(ctx, scimByID(id, inc))
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Resources) == 0 {
+		return nil, fmt.Errorf("user %q: %w", id, scim.ErrNotFound)
+	}
+	return page.Resources[0], nil
+}
+
+const scimGroupCols = `g.id, g.external_id, g.display_name, g.version, g.created_at, g.updated_at`
+
+// Groups lists groups.
+func (d *scimDirectory) Groups(ctx context.Context, q scim.Query) (*scim.Page[scim.Group], error) {
+	l, err := d.newListing(scimGroups, q)
+	if err != nil {
+		return nil, err
+	}
+	page := &scim.Page[scim.Group]{}
+	byID := map[string]*scim.Group{}
+	ids, total, next, err := d.run(ctx, l, scimGroupCols, "", func(rows *sql.Rows, key *any) (string, error) {
+		var g scim.Group
+		var version int64
+		var created, modified time.Time
+		dest := []any{&g.ID, &g.ExternalID, &g.DisplayName, &version, &created, &modified}
+		if l.sort != nil {
+			dest = append(dest, key)
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return "", err
+		}
+		created, modified = created.UTC(), modified.UTC()
+		g.Meta = &scim.Meta{Created: &created, LastModified: &modified, Version: scim.WeakVersion(version)}
+		page.Resources = append(page.Resources, &g)
+		byID[g.ID] = &g
+		return g.ID, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	page.Resources = page.Resources[:len(ids)] // drop the row that told whether more follow
+	page.Total, page.Next = total, next
+	if len(ids) == 0 || !q.Include.Members {
+		return page, nil
+	}
+	rows, err := d.s.db.WithContext(ctx).Raw(`SELECT m.group_id, m.member_id, m.member_type,
+			CASE WHEN m.member_type = 'User' THEN `+scimDisplay("mu")+` ELSE COALESCE(mg.display_name, '') END
+		FROM memberships m
+		LEFT JOIN users mu ON m.member_type = 'User' AND mu.id = m.member_id
+		LEFT JOIN groups mg ON m.member_type = 'Group' AND mg.id = m.member_id
+		WHERE m.group_id IN ? AND (m.member_type <> 'User' OR mu.state <> 'deleted')
+		ORDER BY m.group_id, m.member_id`, ids).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("load members: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var gid string
+		var r scim.Reference
+		if err := rows.Scan(&gid, &r.Value, &r.Type, &r.Display); err != nil {
+			return nil, fmt.Errorf("load members: %w", err)
+		}
+		if g := byID[gid]; g != nil {
+			g.Members = append(g.Members, r)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load members: %w", err)
+	}
+	return page, nil
+}
+
+// Group returns one group.
+func (d *scimDirectory) Group(ctx context.Context, id string, inc scim.Include) (*scim.Group, error) {
+	page, err := d.Groups(ctx, scimByID(id, inc))
+	if err != nil {
+		return nil, err
+	}
+	if len(page.Resources) == 0 {
+		return nil, fmt.Errorf("group %q: %w", id, scim.ErrNotFound)
+	}
+	return page.Resources[0], nil
+}

@@ -1,0 +1,572 @@
+package store
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/rosterd/roster/scim"
+	"github.com/rosterd/roster/scim/filter"
+	"github.com/rosterd/roster/scim/schema"
+)
+
+// This file turns a SCIM filter AST into a parameterised SQL condition
+// that SQLite and PostgreSQL both evaluate. Values only ever travel as
+// bind parameters; attribute names never reach the SQL text: they are
+// looked up in a fixed table (scimUsers, scimGroups) whose entries are SQL
+// fragments written here, and a name the table lacks is a
+// *scim.FilterError.
+//
+// The rules, per RFC 7643 §2 and §7 and the schema in scim/schema:
+//
+//   - userName compares the lower-cased login key that the unique index
+//     holds, with the value lower-cased the same way (reconcile.Key), so
+//     userName eq "x" is one index lookup, and is case-insensitive
+//     beyond ASCII on both databases.
+//   - Other case-insensitive strings compare lower(column) with
+//     lower(value). SQLite's lower() folds ASCII letters only, so on
+//     SQLite "Ä" and "ä" differ there; PostgreSQL folds all of Unicode.
+//   - Case-exact strings (id, externalId and the ids in references)
+//     compare as they are. SQLite's LIKE ignores ASCII case, so co, sw
+//     and ew on them use instr and substr there.
+//   - co, sw and ew use LIKE with %, _ and \ in the value escaped
+//     (ESCAPE '\'); an empty value matches every value.
+//   - gt, ge, lt and le on strings order by code point (COLLATE "C" on
+//     PostgreSQL), whatever the database's locale.
+//   - dateTime values are parsed (scim.ParseDateTime) and compared as
+//     instants: on PostgreSQL as timestamptz; on SQLite, where the driver
+//     stores RFC 3339 text whose lexical order is not time order
+//     ("…05Z" sorts after "…05.5Z"), through julianday() on both sides,
+//     which is exact to the millisecond.
+//   - pr is "has a non-empty value"; eq null and ne null are "not pr"
+//     and "pr".
+//   - Multi-valued attributes (emails, phoneNumbers, groups, members)
+//     become uncorrelated subqueries, id IN (SELECT owner FROM values
+//     WHERE ...), which both databases evaluate once through the values'
+//     indexes (user_emails_value, memberships_member) instead of once per
+//     resource. A value filter such as
+//     emails[type eq "work" and value ew "@example.com"] needs one value
+//     that meets both conditions. A multi-valued or complex attribute
+//     compared without a sub-attribute compares its "value".
+//   - Every expression is NOT NULL (scalar subqueries are wrapped in
+//     COALESCE, and the ids IN subqueries return are never NULL),
+//     so "not" never meets SQL's unknown.
+
+// scimKind is how a column compares.
+type scimKind uint8
+
+const (
+	scimText    scimKind = iota + 1 // case-insensitive string
+	scimExact                       // case-exact string
+	scimKey                         // column holding a lower-cased key (userName)
+	scimBool                        // boolean
+	scimTime                        // dateTime
+	scimVersion                     // meta.version: an integer column shown as W/"n"
+	scimConst                       // a constant string, such as meta.resourceType
+	scimNone                        // present in the schema, but not filterable
+)
+
+type scimColumn struct {
+	kind  scimKind
+	sql   string // NOT NULL expression over the resource row (or the multi's rows)
+	value string // the constant of a scimConst
+	exact bool   // a scimConst compares case-exactly
+}
+
+// scimAttr is how one top-level attribute maps to SQL: a column, a
+// single-valued complex attribute, or a multi-valued one.
+type scimAttr struct {
+	col *scimColumn
+	// subs are the sub-attributes of a complex attribute, by lower-cased
+	// name; present is its "pr" condition.
+	subs    map[string]scimColumn
+	present string
+	// multi marks a multi-valued attribute: the resource's key column is
+	// IN the subquery sel, narrowed by where (may be empty) and the
+	// condition on the values.
+	multi      bool
+	key        string
+	sel, where string
+}
+
+// in is the condition of a multi-valued attribute: some value meets cond
+// (any value, when cond is empty).
+func (a scimAttr) in(cond string) string {
+	w := a.where
+	switch {
+	case w == "":
+		w = cond
+	case cond != "":
+		w += " AND " + cond
+	}
+	if w == "" {
+		return a.key + " IN (" + a.sel + ")"
+	}
+	return a.key + " IN (" + a.sel + " WHERE " + w + ")"
+}
+
+// scimResource is the SQL side of a resource type.
+type scimResource struct {
+	rt    schema.ResourceType
+	alias string
+	table string
+	// base is the condition every row of a listing meets.
+	base  string
+	attrs map[string]scimAttr // by scimAttrKey
+	sorts map[string]scimSort // by scim.Sort* constant
+}
+
+// scimAttrKey is the map key of a top-level attribute: its lower-cased name,
+// qualified with its schema URN for extension attributes.
+func scimAttrKey(rt schema.ResourceType, owner, name string) string {
+	if owner == rt.Schema {
+		return strings.ToLower(name)
+	}
+	return strings.ToLower(owner + ":" + name)
+}
+
+func scimCol(k scimKind, sql string) *scimColumn { return &scimColumn{kind: k, sql: sql} }
+
+func scimMeta(alias, resourceType string) scimAttr {
+	return scimAttr{
+		subs: map[string]scimColumn{
+			"resourcetype": {kind: scimConst, value: resourceType, exact: true},
+			"created":      {kind: scimTime, sql: alias + ".created_at"},
+			"lastmodified": {kind: scimTime, sql: alias + ".updated_at"},
+			"location":     {kind: scimNone},
+			"version":      {kind: scimVersion, sql: alias + ".version"},
+		},
+		present: "1=1",
+	}
+}
+
+// scimDisplay is the display name of a user row: displayName, or the login
+// when it has none.
+func scimDisplay(alias string) string {
+	return "COALESCE(NULLIF(" + alias + ".display_name, ''), " + alias + ".user_name)"
+}
+
+var scimUsers = &scimResource{
+	rt:    schema.Users,
+	alias: "u",
+	table: "users u",
+	base:  "u.state <> 'deleted'",
+	attrs: map[string]scimAttr{
+		"id":          {col: scimCol(scimExact, "u.id")},
+		"externalid":  {col: scimCol(scimExact, "u.external_id")},
+		"username":    {col: scimCol(scimKey, "u.user_name_key")},
+		"displayname": {col: scimCol(scimText, "u.display_name")},
+		"active":      {col: scimCol(scimBool, "u.active")},
+		"name": {
+			subs: map[string]scimColumn{
+				"givenname":  {kind: scimText, sql: "u.given_name"},
+				"familyname": {kind: scimText, sql: "u.family_name"},
+				// scim.FormattedName, in SQL.
+				"formatted": {kind: scimText, sql: "trim(u.given_name || ' ' || u.family_name)"},
+			},
+			present: "(u.given_name <> '' OR u.family_name <> '')",
+		},
+		"emails": {
+			multi: true, key: "u.id", sel: "SELECT e.user_id FROM user_emails e",
+			subs: map[string]scimColumn{
+				"value":   {kind: scimText, sql: "e.value"},
+				"type":    {kind: scimText, sql: "e.type"},
+				"primary": {kind: scimBool, sql: `e."primary"`},
+			},
+		},
+		"phonenumbers": {
+			multi: true, key: "u.id", sel: "SELECT p.user_id FROM user_phone_numbers p",
+			subs: map[string]scimColumn{
+				"value":   {kind: scimText, sql: "p.value"},
+				"type":    {kind: scimText, sql: "p.type"},
+				"primary": {kind: scimBool, sql: `p."primary"`},
+			},
+		},
+		"groups": {
+			multi: true, key: "u.id", sel: "SELECT m.member_id FROM memberships m JOIN groups gr ON gr.id = m.group_id",
+			where: "m.member_type = 'User'",
+			subs: map[string]scimColumn{
+				"value":   {kind: scimExact, sql: "m.group_id"},
+				"display": {kind: scimText, sql: "gr.display_name"},
+				"type":    {kind: scimConst, value: "direct"},
+				"$ref":    {kind: scimNone},
+			},
+		},
+		scimAttrKey(schema.Users, schema.EnterpriseURN, "employeeNumber"): {col: scimCol(scimText, "u.employee_number")},
+		scimAttrKey(schema.Users, schema.EnterpriseURN, "department"):     {col: scimCol(scimText, "u.department")},
+		scimAttrKey(schema.Users, schema.EnterpriseURN, "manager"): {
+			subs: map[string]scimColumn{
+				"value": {kind: scimExact, sql: "u.manager"},
+				"displayname": {kind: scimText, sql: "COALESCE((SELECT " + scimDisplay("mf") +
+					" FROM users mf WHERE mf.id = u.manager AND mf.state <> 'deleted'), '')"},
+				"$ref": {kind: scimNone},
+			},
+			present: "u.manager <> ''",
+		},
+		"meta": scimMeta("u", "User"),
+	},
+	sorts: map[string]scimSort{
+		scim.SortUserName:     {expr: "u.user_name_key", kind: scimKeyText},
+		scim.SortDisplayName:  {expr: "lower(u.display_name)", kind: scimKeyText},
+		scim.SortGivenName:    {expr: "lower(u.given_name)", kind: scimKeyText},
+		scim.SortFamilyName:   {expr: "lower(u.family_name)", kind: scimKeyText},
+		scim.SortExternalID:   {expr: "u.external_id", kind: scimKeyText},
+		scim.SortCreated:      {expr: "u.created_at", kind: scimKeyTime},
+		scim.SortLastModified: {expr: "u.updated_at", kind: scimKeyTime},
+		// RFC 7644 §3.4.2.3: a multi-valued attribute sorts by its
+		// primary value, or else its first.
+		scim.SortEmails: {expr: `COALESCE((SELECT lower(se.value) FROM user_emails se WHERE se.user_id = u.id
+			ORDER BY se."primary" DESC, se.value LIMIT 1), '')`, kind: scimKeyText},
+	},
+}
+
+// scimMemberLive keeps memberships of deleted users out, should one outlive
+// its user.
+const scimMemberLive = "(m.member_type <> 'User' OR EXISTS (SELECT 1 FROM users ml WHERE ml.id = m.member_id AND ml.state <> 'deleted'))"
+
+var scimGroups = &scimResource{
+	rt:    schema.Groups,
+	alias: "g",
+	table: "groups g",
+	base:  "1=1",
+	attrs: map[string]scimAttr{
+		"id":          {col: scimCol(scimExact, "g.id")},
+		"externalid":  {col: scimCol(scimExact, "g.external_id")},
+		"displayname": {col: scimCol(scimText, "g.display_name")},
+		"members": {
+			multi: true, key: "g.id", sel: "SELECT m.group_id FROM memberships m", where: scimMemberLive,
+			subs: map[string]scimColumn{
+				"value": {kind: scimExact, sql: "m.member_id"},
+				"type":  {kind: scimText, sql: "m.member_type"},
+				"display": {kind: scimText, sql: "COALESCE(CASE WHEN m.member_type = 'User' THEN (SELECT " + scimDisplay("md") +
+					" FROM users md WHERE md.id = m.member_id) ELSE (SELECT gd.display_name FROM groups gd WHERE gd.id = m.member_id) END, '')"},
+				"$ref": {kind: scimNone},
+			},
+		},
+		"meta": scimMeta("g", "Group"),
+	},
+	sorts: map[string]scimSort{
+		scim.SortDisplayName:  {expr: "lower(g.display_name)", kind: scimKeyText},
+		scim.SortExternalID:   {expr: "g.external_id", kind: scimKeyText},
+		scim.SortCreated:      {expr: "g.created_at", kind: scimKeyTime},
+		scim.SortLastModified: {expr: "g.updated_at", kind: scimKeyTime},
+	},
+}
+
+// scimCompiler builds one SQL condition and its arguments, in order.
+type scimCompiler struct {
+	res  *scimResource
+	pg   bool
+	args []any
+}
+
+func scimFilterErr(format string, args ...any) error {
+	return &scim.FilterError{Msg: fmt.Sprintf(format, args...)}
+}
+
+func (c *scimCompiler) compile(e filter.Expr) (string, error) { return c.expr(e, nil) }
+
+// expr compiles e; inside a value filter, scope holds the sub-attributes
+// of the bracketed attribute.
+func (c *scimCompiler) expr(e filter.Expr, scope map[string]scimColumn) (string, error) {
+	switch e := e.(type) {
+	case *filter.And:
+		return c.binary(e.Left, e.Right, " AND ", scope)
+	case *filter.Or:
+		return c.binary(e.Left, e.Right, " OR ", scope)
+	case *filter.Not:
+		x, err := c.expr(e.X, scope)
+		if err != nil {
+			return "", err
+		}
+		return "NOT (" + x + ")", nil
+	case *filter.Present:
+		return c.attrCond(e.Attr, scope, func(col scimColumn) (string, error) { return c.present(col), nil }, true)
+	case *filter.Compare:
+		if e.Value.Kind == filter.KindNull {
+			// eq null: the attribute has no value; ne null: it has one.
+			if e.Op != filter.Eq && e.Op != filter.Ne {
+				return "", scimFilterErr("null can only be compared with eq and ne")
+			}
+			cond, err := c.attrCond(e.Attr, scope, func(col scimColumn) (string, error) { return c.present(col), nil }, true)
+			if err != nil || e.Op == filter.Ne {
+				return cond, err
+			}
+			return "NOT (" + cond + ")", nil
+		}
+		return c.attrCond(e.Attr, scope, func(col scimColumn) (string, error) { return c.compare(col, e) }, false)
+	case *filter.ValuePath:
+		if scope != nil {
+			return "", scimFilterErr("value filters cannot be nested")
+		}
+		a, err := c.lookup(e.Attr)
+		if err != nil {
+			return "", err
+		}
+		if a.subs == nil {
+			return "", scimFilterErr("%q takes no value filter: it is not a complex attribute", e.Attr.String())
+		}
+		inner, err := c.expr(e.Filter, a.subs)
+		if err != nil {
+			return "", err
+		}
+		if !a.multi {
+			return "(" + inner + ")", nil
+		}
+		return a.in("(" + inner + ")"), nil
+	case nil:
+		return "", scimFilterErr("empty filter")
+	}
+	return "", scimFilterErr("unsupported filter node %T", e)
+}
+
+func (c *scimCompiler) binary(l, r filter.Expr, op string, scope map[string]scimColumn) (string, error) {
+	left, err := c.expr(l, scope)
+	if err != nil {
+		return "", err
+	}
+	right, err := c.expr(r, scope)
+	if err != nil {
+		return "", err
+	}
+	return "(" + left + op + right + ")", nil
+}
+
+// lookup finds a top-level attribute through the schema, so that names
+// match case-insensitively, with or without their schema URN.
+func (c *scimCompiler) lookup(p filter.AttrPath) (scimAttr, error) {
+	def, owner, ok := c.res.rt.Lookup(p.URN, p.Name, "")
+	if !ok {
+		return scimAttr{}, scimFilterErr("%s has no attribute %q", c.res.rt.Name, p.String())
+	}
+	a, ok := c.res.attrs[scimAttrKey(c.res.rt, owner, def.Name)]
+	if !ok {
+		return scimAttr{}, scimFilterErr("%q cannot be used in a filter", p.String())
+	}
+	return a, nil
+}
+
+// attrCond resolves an attribute path and applies cond to the column it
+// names, wrapping it in the subquery of a multi-valued attribute.
+// An attribute compared without its sub-attribute compares "value";
+// tested for presence, a complex attribute is present when any of its
+// sub-attributes is.
+func (c *scimCompiler) attrCond(p filter.AttrPath, scope map[string]scimColumn, cond func(scimColumn) (string, error), present bool) (string, error) {
+	if scope != nil {
+		col, ok := scope[strings.ToLower(p.Name)]
+		if !ok || p.Sub != "" || p.URN != "" {
+			return "", scimFilterErr("no sub-attribute %q here", p.String())
+		}
+		return cond(col)
+	}
+	a, err := c.lookup(p)
+	if err != nil {
+		return "", err
+	}
+	if a.col != nil {
+		if p.Sub != "" {
+			return "", scimFilterErr("%q has no sub-attributes", p.Name)
+		}
+		return cond(*a.col)
+	}
+	sub := strings.ToLower(p.Sub)
+	if sub == "" && present {
+		if a.multi {
+			return a.in(""), nil
+		}
+		return a.present, nil
+	}
+	if sub == "" {
+		sub = "value"
+	}
+	col, ok := a.subs[sub]
+	if !ok {
+		if p.Sub == "" {
+			return "", scimFilterErr("%q is a complex attribute; compare one of its sub-attributes", p.String())
+		}
+		return "", scimFilterErr("%s has no attribute %q", c.res.rt.Name, p.String())
+	}
+	inner, err := cond(col)
+	if err != nil {
+		return "", err
+	}
+	if !a.multi {
+		return inner, nil
+	}
+	return a.in(inner), nil
+}
+
+func (c *scimCompiler) present(col scimColumn) string {
+	switch col.kind {
+	case scimText, scimExact, scimKey:
+		return col.sql + " <> ''"
+	}
+	return "1=1" // booleans, timestamps and constants always have a value
+}
+
+// arg appends a bind parameter and returns its placeholder.
+func (c *scimCompiler) arg(v any) string {
+	c.args = append(c.args, v)
+	return "?"
+}
+
+// text is a placeholder for a string parameter; PostgreSQL is told its
+// type, since lower() is overloaded there.
+func (c *scimCompiler) text(v string) string {
+	c.arg(v)
+	if c.pg {
+		return "CAST(? AS TEXT)"
+	}
+	return "?"
+}
+
+// collate makes PostgreSQL order by code point, as SQLite does.
+func (c *scimCompiler) collate(expr string) string {
+	if c.pg {
+		return expr + ` COLLATE "C"`
+	}
+	return expr
+}
+
+var scimOps = map[filter.Op]string{
+	filter.Eq: "=", filter.Ne: "<>", filter.Gt: ">", filter.Ge: ">=", filter.Lt: "<", filter.Le: "<=",
+}
+
+// scimLikeEscaper escapes LIKE's wildcards and the escape character itself.
+var scimLikeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+func scimLikePattern(op filter.Op, v string) string {
+	v = scimLikeEscaper.Replace(v)
+	switch op {
+	case filter.Co:
+		return "%" + v + "%"
+	case filter.Sw:
+		return v + "%"
+	}
+	return "%" + v
+}
+
+func (c *scimCompiler) compare(col scimColumn, e *filter.Compare) (string, error) {
+	op, v := e.Op, e.Value
+	name := e.Attr.String()
+	switch col.kind {
+	case scimNone:
+		return "", scimFilterErr("%q cannot be used in a filter", name)
+	case scimConst:
+		if v.Kind != filter.KindString {
+			return "", scimFilterErr("%q is a string; compare it with a quoted value", name)
+		}
+		if scimConstMatch(col, op, v.Str) {
+			return "1=1", nil
+		}
+		return "1=0", nil
+	case scimBool:
+		if v.Kind != filter.KindTrue && v.Kind != filter.KindFalse {
+			return "", scimFilterErr("%q is a boolean; compare it with true or false", name)
+		}
+		if op != filter.Eq && op != filter.Ne {
+			return "", scimFilterErr("%q is a boolean; only eq and ne compare booleans", name)
+		}
+		return col.sql + " " + scimOps[op] + " " + c.arg(v.Bool), nil
+	case scimVersion:
+		n, ok := scim.ParseVersion(v.Str)
+		if v.Kind != filter.KindString || !ok || (op != filter.Eq && op != filter.Ne) {
+			return "", scimFilterErr("%q compares only with eq or ne and a version such as \"W/\\\"3\\\"\"", name)
+		}
+		return col.sql + " " + scimOps[op] + " " + c.arg(n), nil
+	case scimTime:
+		if v.Kind != filter.KindString {
+			return "", scimFilterErr("%q is a dateTime; compare it with a quoted date", name)
+		}
+		t, err := scim.ParseDateTime(v.Str)
+		if err != nil {
+			return "", scimFilterErr("%s: %v", v.String(), err)
+		}
+		sqlOp, ok := scimOps[op]
+		if !ok {
+			return "", scimFilterErr("%q is a dateTime; compare it with eq, ne, gt, ge, lt or le", name)
+		}
+		if c.pg {
+			return col.sql + " " + sqlOp + " " + c.arg(t), nil
+		}
+		return "julianday(" + col.sql + ") " + sqlOp + " julianday(" + c.arg(t.Format(time.RFC3339Nano)) + ")", nil
+	}
+	if v.Kind != filter.KindString {
+		return "", scimFilterErr("%q is a string; compare it with a quoted value", name)
+	}
+	s := v.Str
+	switch op {
+	case filter.Co, filter.Sw, filter.Ew:
+		if s == "" {
+			return "1=1", nil // every value contains, starts and ends with ""
+		}
+		switch col.kind {
+		case scimText:
+			return "lower(" + col.sql + `) LIKE lower(` + c.text(scimLikePattern(op, s)) + `) ESCAPE '\'`, nil
+		case scimKey:
+			return col.sql + " LIKE " + c.arg(scimLikePattern(op, strings.ToLower(s))) + ` ESCAPE '\'`, nil
+		}
+		// Case-exact. PostgreSQL's LIKE is case-sensitive; SQLite's is
+		// not, so SQLite compares substrings instead.
+		if c.pg {
+			return col.sql + " LIKE " + c.arg(scimLikePattern(op, s)) + ` ESCAPE '\'`, nil
+		}
+		switch op {
+		case filter.Co:
+			return "instr(" + col.sql + ", " + c.arg(s) + ") > 0", nil
+		case filter.Sw:
+			return "substr(" + col.sql + ", 1, length(" + c.arg(s) + ")) = " + c.arg(s), nil
+		}
+		return "substr(" + col.sql + ", -length(" + c.arg(s) + ")) = " + c.arg(s), nil
+	}
+	sqlOp := scimOps[op]
+	ordered := op != filter.Eq && op != filter.Ne
+	switch col.kind {
+	case scimText:
+		left := "lower(" + col.sql + ")"
+		if ordered {
+			left = c.collate(left)
+		}
+		return left + " " + sqlOp + " lower(" + c.text(s) + ")", nil
+	case scimKey:
+		left := col.sql
+		if ordered {
+			left = c.collate(left)
+		}
+		return left + " " + sqlOp + " " + c.arg(strings.ToLower(s)), nil
+	}
+	left := col.sql
+	if ordered {
+		left = c.collate(left)
+	}
+	return left + " " + sqlOp + " " + c.arg(s), nil
+}
+
+// scimConstMatch evaluates a comparison with a constant in Go.
+func scimConstMatch(col scimColumn, op filter.Op, v string) bool {
+	x := col.value
+	if !col.exact {
+		x, v = strings.ToLower(x), strings.ToLower(v)
+	}
+	switch op {
+	case filter.Eq:
+		return x == v
+	case filter.Ne:
+		return x != v
+	case filter.Co:
+		return strings.Contains(x, v)
+	case filter.Sw:
+		return strings.HasPrefix(x, v)
+	case filter.Ew:
+		return strings.HasSuffix(x, v)
+	case filter.Gt:
+		return x > v
+	case filter.Ge:
+		return x >= v
+	case filter.Lt:
+		return x < v
+	case filter.Le:
+		return x <= v
+	}
+	return false
+}

@@ -1,0 +1,133 @@
+package scim
+
+import (
+	"time"
+
+	"github.com/rosterd/roster/scim/schema"
+)
+
+// User is a User resource (RFC 7643 §4.1) with the enterprise extension
+// (§4.3) in its wire form. Empty attributes are left out of the JSON;
+// password is write-only and has no field here, so it cannot leak.
+type User struct {
+	Schemas      []string        `json:"schemas"`
+	ID           string          `json:"id"`
+	ExternalID   string          `json:"externalId,omitempty"`
+	UserName     string          `json:"userName,omitempty"`
+	Name         *Name           `json:"name,omitempty"`
+	DisplayName  string          `json:"displayName,omitempty"`
+	Active       *bool           `json:"active,omitempty"`
+	Emails       []MultiValue    `json:"emails,omitempty"`
+	PhoneNumbers []MultiValue    `json:"phoneNumbers,omitempty"`
+	Groups       []Reference     `json:"groups,omitempty"`
+	Enterprise   *EnterpriseUser `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,omitempty"`
+	Meta         *Meta           `json:"meta,omitempty"`
+}
+
+// Name is a user's name. Formatted is derived (see FormattedName).
+type Name struct {
+	Formatted  string `json:"formatted,omitempty"`
+	FamilyName string `json:"familyName,omitempty"`
+	GivenName  string `json:"givenName,omitempty"`
+}
+
+func (n *Name) empty() bool { return *n == Name{} }
+
+// MultiValue is one value of emails or phoneNumbers.
+type MultiValue struct {
+	Value   string `json:"value,omitempty"`
+	Type    string `json:"type,omitempty"`
+	Primary *bool  `json:"primary,omitempty"`
+}
+
+func (v *MultiValue) empty() bool { return v.Value == "" && v.Type == "" && v.Primary == nil }
+
+// Reference is one value of a user's groups or a group's members. Type
+// is "direct" for groups and "User" or "Group" for members.
+type Reference struct {
+	Value   string `json:"value,omitempty"`
+	Ref     string `json:"$ref,omitempty"`
+	Display string `json:"display,omitempty"`
+	Type    string `json:"type,omitempty"`
+}
+
+func (r *Reference) empty() bool { return *r == Reference{} }
+
+// EnterpriseUser is the enterprise extension of a user.
+type EnterpriseUser struct {
+	EmployeeNumber string   `json:"employeeNumber,omitempty"`
+	Department     string   `json:"department,omitempty"`
+	Manager        *Manager `json:"manager,omitempty"`
+}
+
+func (e *EnterpriseUser) empty() bool {
+	return e.EmployeeNumber == "" && e.Department == "" && e.Manager == nil
+}
+
+// Manager is the enterprise manager: Value is the manager's user id.
+// DisplayName is set only when that id names a user of the directory,
+// and only then does the Handler add $ref.
+type Manager struct {
+	Value       string `json:"value,omitempty"`
+	Ref         string `json:"$ref,omitempty"`
+	DisplayName string `json:"displayName,omitempty"`
+}
+
+// Group is a Group resource (RFC 7643 §4.2) in its wire form.
+type Group struct {
+	Schemas     []string    `json:"schemas"`
+	ID          string      `json:"id"`
+	ExternalID  string      `json:"externalId,omitempty"`
+	DisplayName string      `json:"displayName,omitempty"`
+	Members     []Reference `json:"members,omitempty"`
+	Meta        *Meta       `json:"meta,omitempty"`
+}
+
+// Meta is a resource's metadata. A Directory sets Created, LastModified
+// and Version (see WeakVersion); the Handler sets ResourceType and
+// Location.
+type Meta struct {
+	ResourceType string     `json:"resourceType,omitempty"`
+	Created      *time.Time `json:"created,omitempty"`
+	LastModified *time.Time `json:"lastModified,omitempty"`
+	Location     string     `json:"location,omitempty"`
+	Version      string     `json:"version,omitempty"`
+}
+
+func (m *Meta) empty() bool { return *m == Meta{} }
+
+// ListResponse is the answer to a list or search (RFC 7644 §3.4.2, with
+// nextCursor from RFC 9865). StartIndex is left out of cursor-paged
+// answers, and Resources is never null.
+type ListResponse struct {
+	Schemas      []string `json:"schemas"`
+	TotalResults int      `json:"totalResults"`
+	ItemsPerPage int      `json:"itemsPerPage"`
+	StartIndex   int      `json:"startIndex,omitempty"`
+	NextCursor   string   `json:"nextCursor,omitempty"`
+	Resources    any      `json:"Resources"`
+}
+
+func listResponse(total, startIndex int, resources any, n int) *ListResponse {
+	return &ListResponse{
+		Schemas:      []string{schema.ListResponseURN},
+		TotalResults: total,
+		ItemsPerPage: n,
+		StartIndex:   startIndex,
+		Resources:    resources,
+	}
+}
+
+// SearchRequest is the body of POST /.search (RFC 7644 §3.4.3), with
+// cursor from RFC 9865. A nil Cursor means index pagination.
+type SearchRequest struct {
+	Schemas            []string `json:"schemas"`
+	Attributes         []string `json:"attributes"`
+	ExcludedAttributes []string `json:"excludedAttributes"`
+	Filter             string   `json:"filter"`
+	SortBy             string   `json:"sortBy"`
+	SortOrder          string   `json:"sortOrder"`
+	StartIndex         *int     `json:"startIndex"`
+	Count              *int     `json:"count"`
+	Cursor             *string  `json:"cursor"`
+}
