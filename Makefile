@@ -22,6 +22,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzLookupPath$$' -fuzztime=$(FUZZTIME) ./scim/schema/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./scim/filter/
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePath$$' -fuzztime=$(FUZZTIME) ./scim/filter/
+	$(GO) test -run='^$$' -fuzz='^FuzzSCIMFilter$$' -fuzztime=$(FUZZTIME) ./daemon/store/
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }

@@ -1,7 +1,8 @@
 // Package daemon runs roster as a long-lived service: the HTTP listeners
-// (health, readiness, metrics, and the mux the SCIM, push and admin handlers
-// are mounted on), the cron scheduler, the file watcher and one task queue
-// per source, all started and stopped together by Run.
+// (health, readiness, metrics, the admin API of package admin, and the mux
+// the SCIM and push handlers are mounted on), the cron scheduler, the file
+// watcher and one task queue per source, all started and stopped together
+// by Run.
 //
 // # Tasks
 //
@@ -9,6 +10,8 @@
 // trigger (schedule, watch, manual) starts a task at once when the source is
 // idle; while a task runs, exactly one follow-up is kept, whatever the
 // number of triggers that arrive meanwhile, and it runs when the task ends.
+// An operator's request through the admin API ([Daemon.Enqueue]) joins the
+// same queue; one that asks for force makes the follow-up forced.
 // Tasks go through [tasks.Runner], which also holds the source's lock, so a
 // `roster sync` of the same source or another replica (PostgreSQL) waits for
 // the daemon's task and the other way round.
@@ -185,6 +188,9 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, reg prometheus.R
 	}
 	d.metrics = m
 	d.routes()
+	if err := d.mountSCIM(reg); err != nil {
+		return nil, err
+	}
 	return d, nil
 }
 

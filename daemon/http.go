@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/admin"
 	"github.com/rosterd/roster/daemon/store"
 )
 
@@ -55,11 +56,17 @@ func (d *Daemon) limit(h http.Handler, size func(*config.Config) config.ByteSize
 	})
 }
 
-// routes mounts health, readiness and metrics.
+var _ admin.Queue = (*Daemon)(nil)
+
+// routes mounts health, readiness, metrics and the admin API.
 func (d *Daemon) routes() {
 	d.mux = http.NewServeMux()
 	d.Handle("GET /healthz", http.HandlerFunc(d.healthz))
 	d.Handle("GET /readyz", http.HandlerFunc(d.readyz))
+	api := admin.New(admin.Options{Store: d.store, Config: d.Config, Queue: d, Log: d.log,
+		Finished: func(t *store.Task) { d.finished(t, d.Config()) }})
+	d.Handle("/api/v1/", api)
+	d.HandleUpload("PUT /api/v1/sources/{name}/file", api)
 	metrics := promhttp.HandlerFor(d.gatherer, promhttp.HandlerOpts{
 		// A failing collector (the database down) must not hide the rest.
 		ErrorHandling:     promhttp.ContinueOnError,

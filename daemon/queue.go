@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -20,6 +21,26 @@ type job struct {
 	// attempt counts how often the job could not even start a task for a
 	// transient reason (the database unreachable) and was tried again.
 	attempt int
+	// force skips the unchanged-file check and the safety valve once
+	// (an operator's sync with force).
+	force bool
+	// waiters hear about the task the job records (see Enqueue).
+	waiters []chan<- started
+}
+
+// started is what a waiter of Enqueue hears: the task as recorded, or why
+// the job recorded none.
+type started struct {
+	task *store.Task
+	err  error
+}
+
+// notify tells every waiter of j once; later calls do nothing.
+func (j *job) notify(s started) {
+	for _, w := range j.waiters {
+		w <- s // buffered: one message per waiter
+	}
+	j.waiters = nil
 }
 
 // queue runs one source's jobs one after another, with room for exactly
@@ -41,16 +62,23 @@ func newQueue(source string) *queue {
 
 // push adds j. It reports false when j was merged into the follow-up that
 // already waits: a sync replaces a waiting retry (it reads the source
-// afresh, which is newer input), anything else is the same work.
+// afresh, which is newer input), anything else is the same work. A merged
+// job's waiters wait for the follow-up, which is forced when either is.
 func (q *queue) push(j job) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.closed {
+		j.notify(started{err: errQueueClosed})
 		return false
 	}
 	if q.next != nil {
 		if q.next.retryOf != 0 && j.retryOf == 0 {
+			j.waiters = append(j.waiters, q.next.waiters...)
+			j.force = j.force || q.next.force
 			q.next = &j
+		} else {
+			q.next.waiters = append(q.next.waiters, j.waiters...)
+			q.next.force = q.next.force || j.force
 		}
 		return false
 	}
@@ -94,8 +122,14 @@ func (q *queue) close() *job {
 	close(q.stop)
 	j := q.next
 	q.next = nil
+	if j != nil {
+		j.notify(started{err: errQueueClosed})
+	}
 	return j
 }
+
+// errQueueClosed is what waiters of a job that never ran hear.
+var errQueueClosed = errors.New("roster is stopping or the source was removed from the configuration; the sync did not run")
 
 // Trigger asks for a sync of a source. An idle source starts its task at
 // once; a busy one keeps exactly one follow-up, whatever the number of
@@ -103,6 +137,32 @@ func (q *queue) close() *job {
 // the daemon does not sync (unknown, disabled, or not csv) and when Run is
 // not running.
 func (d *Daemon) Trigger(source, trigger string) error {
+	return d.push(source, job{trigger: trigger})
+}
+
+// Enqueue is Trigger for an operator's request (the admin API): force
+// skips the unchanged-file check and the safety valve once, like
+// `roster sync --force`. It waits until the task that serves the request
+// is recorded and returns it as recorded: usually running, or already
+// skipped or failed. That is the task that starts next: at once when the
+// source is idle, else after the running task, and it may first wait for
+// the source's lock (held by a `roster sync` or another replica). When ctx
+// ends first, Enqueue returns a nil task; the request stays queued.
+func (d *Daemon) Enqueue(ctx context.Context, source, trigger string, force bool) (*store.Task, error) {
+	ch := make(chan started, 1)
+	if err := d.push(source, job{trigger: trigger, force: force, waiters: []chan<- started{ch}}); err != nil {
+		return nil, err
+	}
+	select {
+	case s := <-ch:
+		return s.task, s.err
+	case <-ctx.Done():
+		return nil, nil
+	}
+}
+
+// push pushes j onto the source's queue.
+func (d *Daemon) push(source string, j job) error {
 	d.mu.Lock()
 	q := d.queues[source]
 	running := d.running
@@ -118,14 +178,14 @@ func (d *Daemon) Trigger(source, trigger string) error {
 		case !src.Enabled:
 			return fmt.Errorf("%w: source %q is disabled (enabled: false)", tasks.ErrUsage, source)
 		default:
-			d.log.Debug("trigger ignored: the daemon syncs only csv sources", "source", source, "type", src.Type, "trigger", trigger)
+			d.log.Debug("trigger ignored: the daemon syncs only csv sources", "source", source, "type", src.Type, "trigger", j.trigger)
 			return fmt.Errorf("%w: source %q is a %s source; the daemon does not sync it", tasks.ErrUsage, source, src.Type)
 		}
 	}
-	if q.push(job{trigger: trigger}) {
-		d.log.Debug("sync queued", "source", source, "trigger", trigger)
+	if q.push(j) {
+		d.log.Debug("sync queued", "source", source, "trigger", j.trigger, "force", j.force)
 	} else {
-		d.log.Debug("sync already queued; trigger merged into it", "source", source, "trigger", trigger)
+		d.log.Debug("sync already queued; trigger merged into it", "source", source, "trigger", j.trigger, "force", j.force)
 	}
 	return nil
 }
@@ -181,6 +241,7 @@ func (d *Daemon) work(ctx context.Context, q *queue) {
 func (d *Daemon) runJob(ctx context.Context, source string, j job) {
 	r, cfg := d.currentRunner()
 	log := d.log.With("source", source)
+	defer j.notify(started{err: errors.New("the sync recorded no task")}) // when nothing else was said
 	d.metrics.running.WithLabelValues(source).Set(1)
 	defer d.metrics.running.WithLabelValues(source).Set(0)
 
@@ -195,7 +256,14 @@ func (d *Daemon) runJob(ctx context.Context, source string, j job) {
 		}
 		res, err = r.Retry(ctx, j.retryOf, tasks.TriggerRetry)
 	} else {
-		res, err = r.Sync(ctx, source, tasks.Options{Trigger: j.trigger})
+		res, err = r.Sync(ctx, source, tasks.Options{Trigger: j.trigger, Force: j.force,
+			Started: func(t store.Task) { j.notify(started{task: &t}) }})
+	}
+	if res != nil && res.Task != nil {
+		t := *res.Task
+		j.notify(started{task: &t}) // a runner that does not call Started
+	} else if err != nil {
+		j.notify(started{err: err})
 	}
 	if err != nil {
 		if ctx.Err() != nil {
@@ -210,21 +278,25 @@ func (d *Daemon) runJob(ctx context.Context, source string, j job) {
 		if transient && j.attempt < cfg.Tasks.MaxRetries {
 			wait := d.backoff(j.attempt)
 			log.Warn("trying again later", "trigger", j.trigger, "in", wait, "attempt", j.attempt+1, "max_retries", cfg.Tasks.MaxRetries)
-			next := j
-			next.attempt++
+			next := job{trigger: j.trigger, retryOf: j.retryOf, attempt: j.attempt + 1, force: j.force}
 			d.later(source, next, wait)
 		}
 		return
 	}
-	t := res.Task
-	if t == nil {
-		return
+	if res.Task != nil {
+		d.finished(res.Task, cfg)
 	}
+}
+
+// finished records a finished task in the metrics and arranges the
+// automatic retry of a transient failure. The admin API calls it for the
+// tasks it runs itself (retry, approve, reject).
+func (d *Daemon) finished(t *store.Task, cfg *config.Config) {
 	d.metrics.observe(t)
 	if t.Status != store.StatusFailed || !t.Transient {
 		return
 	}
-	log = log.With("task", t.ID)
+	log := d.log.With("source", t.Source, "task", t.ID)
 	if t.Attempt >= cfg.Tasks.MaxRetries {
 		log.Error("task failed for a transient reason and its automatic retries are used up; retry it by hand when the cause is fixed",
 			"retries", t.Attempt, "max_retries", cfg.Tasks.MaxRetries)
@@ -232,7 +304,7 @@ func (d *Daemon) runJob(ctx context.Context, source string, j job) {
 	}
 	wait := d.backoff(t.Attempt)
 	log.Warn("task failed for a transient reason: retrying it automatically", "in", wait, "retry", t.Attempt+1, "max_retries", cfg.Tasks.MaxRetries)
-	d.later(source, job{trigger: tasks.TriggerRetry, retryOf: t.ID}, wait)
+	d.later(t.Source, job{trigger: tasks.TriggerRetry, retryOf: t.ID}, wait)
 }
 
 // backoff is the wait before retry number attempt+1.

@@ -61,6 +61,18 @@ type Options struct {
 	// File, when set, is a new CSV file for the source: it is validated
 	// and, only when valid, replaces the source's file before the sync.
 	File string
+	// Started, when set, is called once with a copy of the task as soon
+	// as it is recorded (running, or already skipped or failed), long
+	// before a large task ends; the daemon answers an operator's request
+	// with it. It is not called when no task could be recorded.
+	Started func(store.Task)
+}
+
+// started reports a newly recorded task to o.Started.
+func (o Options) started(t *store.Task) {
+	if o.Started != nil {
+		o.Started(*t)
+	}
 }
 
 // Result is the outcome of a task. Task is nil for a dry run; Plan is nil
@@ -157,6 +169,7 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 			if err := r.Store.CreateTask(ctx, t); err != nil {
 				return nil, err
 			}
+			opt.started(t)
 			r.log().Info("sync skipped: input unchanged", "source", name, "task", t.ID)
 			return &Result{Task: t}, nil
 		}
@@ -165,6 +178,7 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 	if err != nil {
 		return nil, err
 	}
+	opt.started(t)
 	began := time.Now()
 	in, verr := r.readCSV(ctx, src, src.Path, false)
 	r.log().Debug("input read", "source", name, "task", t.ID, "took", time.Since(began))
@@ -207,6 +221,7 @@ func (r *Runner) failNew(ctx context.Context, name string, opt Options, retryOf 
 	if err != nil {
 		return nil, errors.Join(cause, err)
 	}
+	opt.started(t)
 	return r.finishFailed(ctx, t, nil, cause)
 }
 
