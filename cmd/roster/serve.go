@@ -7,10 +7,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rosterd/roster/daemon"
+	"github.com/rosterd/roster/daemon/sdnotify"
 	"github.com/rosterd/roster/daemon/store"
 )
 
@@ -80,7 +82,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 				switch {
 				case sig == syscall.SIGHUP && !stopping:
 					log.Info("SIGHUP: reloading the configuration")
+					notify(log, "RELOADING=1")
 					d.Reload(ctx, e.loadConfig) //nolint:errcheck // Reload logs why it refused
+					notify(log, "READY=1")
 				case sig == syscall.SIGHUP:
 				case stopping:
 					log.Error("second signal: exiting now; tasks cut off are marked failed at the next start", "signal", sig.String())
@@ -88,12 +92,46 @@ func runServe(ctx context.Context, e *env, args []string) error {
 				default:
 					stopping = true
 					log.Info("signal received: stopping (send it again to exit at once)", "signal", sig.String())
+					notify(log, "STOPPING=1")
 					cancel()
 				}
 			}
 		}
 	}()
+	go tellSystemd(ctx, d, log)
 	return d.Run(ctx)
+}
+
+// tellSystemd reports readiness once the daemon serves, then pings the
+// watchdog at half its interval for as long as the daemon runs (Type=notify
+// and WatchdogSec= in the unit).
+func tellSystemd(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
+	select {
+	case <-ctx.Done():
+		return
+	case <-d.Ready():
+	}
+	notify(log, "READY=1")
+	every, ok := sdnotify.WatchdogInterval()
+	if !ok {
+		return
+	}
+	tick := time.NewTicker(every / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			notify(log, "WATCHDOG=1")
+		}
+	}
+}
+
+func notify(log *slog.Logger, state string) {
+	if _, err := sdnotify.Notify(state); err != nil {
+		log.Warn("could not notify systemd", "state", state, "err", err)
+	}
 }
 
 // serveLogger logs as log.format says, at a level a reload can change.
