@@ -33,10 +33,10 @@ lint:
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout=60m ./daemon/tasks/ ./daemon/password/ ./sources/csv/
 
-# the example: sync the sample staff into the embedded SQLite store
+# the example: serve the sample staff from the embedded SQLite store on
+# 127.0.0.1:8080 until Ctrl-C (the README shows what to ask it)
 demo: build
-	./roster sync staff --config deploy/examples/roster.yaml
-	./roster sources --config deploy/examples/roster.yaml
+	./roster serve --config deploy/examples/roster.yaml
 
 clean:
 	rm -rf roster deploy/examples/roster.db* deploy/examples/log
