@@ -193,35 +193,19 @@ func runTasks(ctx context.Context, e *env, args []string) error {
 }
 
 func runTask(ctx context.Context, e *env, args []string) error {
-	fs := e.flags("task")
-	asJSON := fs.Bool("json", false, "")
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	id, err := idArg(fs, pos)
-	if err != nil {
-		return err
-	}
-	r, closeStore, err := e.open(ctx)
-	if err != nil {
-		return err
-	}
-	defer closeStore()
-	t, err := r.Store.GetTask(ctx, id)
-	if err != nil {
-		return fmt.Errorf("%w: %w", tasks.ErrUsage, err)
-	}
-	var hp *store.HeldPlan
-	if p, err := r.Store.GetHeldPlan(ctx, id); err == nil {
-		hp = p
-	}
-	v := tasks.ViewOf(t, hp)
-	if *asJSON {
-		return writeJSON(e.stdout, v)
-	}
-	printTask(e.stdout, v)
-	return nil
+	return withTaskID(ctx, e, "task", args, func(r *tasks.Runner, id int64, asJSON bool) error {
+		t, err := r.Store.GetTask(ctx, id)
+		if err != nil {
+			return fmt.Errorf("%w: %w", tasks.ErrUsage, err)
+		}
+		hp, _ := r.Store.GetHeldPlan(ctx, id) // nil unless the task was held
+		v := tasks.ViewOf(t, hp)
+		if asJSON {
+			return writeJSON(e.stdout, v)
+		}
+		printTask(e.stdout, v)
+		return nil
+	})
 }
 
 func dash(s string) string {

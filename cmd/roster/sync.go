@@ -56,74 +56,66 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	return printResult(e.stdout, res.Task, res.Plan, nil, *asJSON)
 }
 
-// idArg parses the one task id a command takes.
-func idArg(fs interface{ Name() string }, pos []string) (int64, error) {
-	if len(pos) != 1 {
-		return 0, usagef("name one task id")
-	}
-	id, err := strconv.ParseInt(pos[0], 10, 64)
-	if err != nil || id <= 0 {
-		return 0, usagef("%q is not a task id", pos[0])
-	}
-	return id, nil
-}
-
-// taskCommand runs a command that takes a task id and ends in a task.
-func taskCommand(ctx context.Context, e *env, name string, args []string,
-	do func(ctx context.Context, r *tasks.Runner, id int64) (*store.Task, *reconcile.Plan, error)) error {
+// withTaskID parses a command that takes one task id (and --json), opens
+// the store and runs fn.
+func withTaskID(ctx context.Context, e *env, name string, args []string,
+	fn func(r *tasks.Runner, id int64, asJSON bool) error) error {
 	fs := e.flags(name)
 	asJSON := fs.Bool("json", false, "")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	id, err := idArg(fs, pos)
-	if err != nil {
-		return err
+	if len(pos) != 1 {
+		return usagef("name one task id")
+	}
+	id, err := strconv.ParseInt(pos[0], 10, 64)
+	if err != nil || id <= 0 {
+		return usagef("%q is not a task id", pos[0])
 	}
 	r, closeStore, err := e.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
-	progress := newProgress(e.stdout)
-	r.Progress = progress.update
-	t, plan, err := do(ctx, r, id)
-	progress.clear()
-	if err != nil {
-		return err
-	}
-	var hp *store.HeldPlan
-	if t.Status == store.StatusHeld {
-		hp, _ = r.Store.GetHeldPlan(ctx, t.ID)
-	}
-	return printResult(e.stdout, t, plan, hp, *asJSON)
+	return fn(r, id, *asJSON)
+}
+
+// taskCommand runs a command that takes a task id and ends in a task.
+func taskCommand(ctx context.Context, e *env, name string, args []string,
+	do func(ctx context.Context, r *tasks.Runner, id int64) (*tasks.Result, error)) error {
+	return withTaskID(ctx, e, name, args, func(r *tasks.Runner, id int64, asJSON bool) error {
+		progress := newProgress(e.stdout)
+		r.Progress = progress.update
+		res, err := do(ctx, r, id)
+		progress.clear()
+		if err != nil {
+			return err
+		}
+		var hp *store.HeldPlan
+		if res.Task.Status == store.StatusHeld {
+			hp, _ = r.Store.GetHeldPlan(ctx, res.Task.ID)
+		}
+		return printResult(e.stdout, res.Task, res.Plan, hp, asJSON)
+	})
 }
 
 func runRetry(ctx context.Context, e *env, args []string) error {
-	return taskCommand(ctx, e, "retry", args, func(ctx context.Context, r *tasks.Runner, id int64) (*store.Task, *reconcile.Plan, error) {
-		res, err := r.Retry(ctx, id, tasks.TriggerRetry)
-		if err != nil {
-			return nil, nil, err
-		}
-		return res.Task, res.Plan, nil
+	return taskCommand(ctx, e, "retry", args, func(ctx context.Context, r *tasks.Runner, id int64) (*tasks.Result, error) {
+		return r.Retry(ctx, id, tasks.TriggerRetry)
 	})
 }
 
 func runApprove(ctx context.Context, e *env, args []string) error {
-	return taskCommand(ctx, e, "approve", args, func(ctx context.Context, r *tasks.Runner, id int64) (*store.Task, *reconcile.Plan, error) {
-		res, err := r.Approve(ctx, id)
-		if err != nil {
-			return nil, nil, err
-		}
-		return res.Task, res.Plan, nil
+	return taskCommand(ctx, e, "approve", args, func(ctx context.Context, r *tasks.Runner, id int64) (*tasks.Result, error) {
+		return r.Approve(ctx, id)
 	})
 }
 
 func runReject(ctx context.Context, e *env, args []string) error {
-	return taskCommand(ctx, e, "reject", args, func(ctx context.Context, r *tasks.Runner, id int64) (*store.Task, *reconcile.Plan, error) {
+	return taskCommand(ctx, e, "reject", args, func(ctx context.Context, r *tasks.Runner, id int64) (*tasks.Result, error) {
 		t, err := r.Reject(ctx, id)
-		return t, nil, err
+		return &tasks.Result{Task: t}, err
 	})
 }
 
