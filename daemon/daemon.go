@@ -416,8 +416,12 @@ func (d *Daemon) reschedule(cfg *config.Config) {
 			continue
 		}
 		name := src.Name
+		// Replicas fire the same tick at about the same time; whoever
+		// comes second within half an interval leaves it to the first.
+		next := sched.Next(time.Now())
+		half := sched.Next(next).Sub(next) / 2
 		c.Schedule(sched, cron.FuncJob(func() {
-			if err := d.Trigger(name, tasks.TriggerSchedule); err != nil {
+			if err := d.push(name, job{trigger: tasks.TriggerSchedule, oncePer: half}); err != nil {
 				d.log.Warn("scheduled sync not started", "source", name, "err", err)
 			}
 		}))

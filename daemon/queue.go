@@ -24,6 +24,9 @@ type job struct {
 	// force skips the unchanged-file check and the safety valve once
 	// (an operator's sync with force).
 	force bool
+	// oncePer, for scheduled syncs, lets only one replica run a tick
+	// (see tasks.Options.OncePer).
+	oncePer time.Duration
 	// waiters hear about the task the job records (see Enqueue).
 	waiters []chan<- started
 }
@@ -256,7 +259,7 @@ func (d *Daemon) runJob(ctx context.Context, source string, j job) {
 		}
 		res, err = r.Retry(ctx, j.retryOf, tasks.TriggerRetry)
 	} else {
-		res, err = r.Sync(ctx, source, tasks.Options{Trigger: j.trigger, Force: j.force,
+		res, err = r.Sync(ctx, source, tasks.Options{Trigger: j.trigger, Force: j.force, OncePer: j.oncePer,
 			Started: func(t store.Task) { j.notify(started{task: &t}) }})
 	}
 	if res != nil && res.Task != nil {
@@ -268,6 +271,10 @@ func (d *Daemon) runJob(ctx context.Context, source string, j job) {
 	if err != nil {
 		if ctx.Err() != nil {
 			log.Warn("task not run: roster is stopping", "trigger", j.trigger, "err", err)
+			return
+		}
+		if errors.Is(err, tasks.ErrAlreadyRan) {
+			log.Debug("scheduled sync not run: another replica ran this tick", "err", err)
 			return
 		}
 		transient := tasks.IsTransient(err)

@@ -105,6 +105,20 @@ func (s *Store) LastTask(ctx context.Context, source string) (*Task, error) {
 	return &t, nil
 }
 
+// LastTaskWithTrigger returns the newest task of a source with a trigger,
+// or nil.
+func (s *Store) LastTaskWithTrigger(ctx context.Context, source, trigger string) (*Task, error) {
+	var t Task
+	err := s.db.WithContext(ctx).Where("source = ? AND trigger = ?", source, trigger).Order("id DESC").Take(&t).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the last %s task of %s: %w", trigger, source, err)
+	}
+	return &t, nil
+}
+
 // HoldTask sets a task held and keeps its plan, in one transaction.
 func (s *Store) HoldTask(ctx context.Context, t *Task, plan *HeldPlan) error {
 	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

@@ -66,7 +66,16 @@ type Options struct {
 	// before a large task ends; the daemon answers an operator's request
 	// with it. It is not called when no task could be recorded.
 	Started func(store.Task)
+	// OncePer makes a scheduled sync run once per tick across replicas:
+	// when a task with the same trigger was recorded for the source within
+	// this window, by this or any other process, Sync records nothing and
+	// returns ErrAlreadyRan. It is checked under the source's lock.
+	OncePer time.Duration
 }
+
+// ErrAlreadyRan is returned by Sync when another replica (or this
+// process) already ran the sync of this tick (see Options.OncePer).
+var ErrAlreadyRan = errors.New("this tick's sync already ran")
 
 // started reports a newly recorded task to o.Started.
 func (o Options) started(t *store.Task) {
@@ -147,6 +156,15 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 	}
 	defer unlock()
 
+	if opt.OncePer > 0 {
+		last, err := r.Store.LastTaskWithTrigger(ctx, name, opt.Trigger)
+		if err != nil {
+			return nil, err
+		}
+		if last != nil && time.Since(last.CreatedAt) < opt.OncePer {
+			return nil, fmt.Errorf("%w: task %d of source %s", ErrAlreadyRan, last.ID, name)
+		}
+	}
 	if opt.File != "" {
 		if err := r.replaceFile(ctx, src, opt.File); err != nil {
 			return nil, err
