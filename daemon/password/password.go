@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -28,13 +29,20 @@ const (
 
 var b64 = base64.RawStdEncoding
 
+// slots bounds the hashes computed at once in the whole process: each
+// holds 19 MiB, and twenty sources importing at the same time would
+// otherwise hold gigabytes. More hashes than cores at once are no faster.
+var slots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
 // Hash returns the PHC string of an argon2id hash of pw with a fresh salt.
 func Hash(pw string) (string, error) {
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("read random salt: %w", err)
 	}
+	slots <- struct{}{}
 	key := argon2.IDKey([]byte(pw), salt, passes, memoryKiB, lanes, keyLen)
+	<-slots
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, memoryKiB, passes, lanes, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
@@ -76,6 +84,11 @@ func Verify(hash, pw string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("malformed argon2id key: %w", err)
 	}
+	if m > 4*memoryKiB {
+		return false, errors.New("argon2id hash asks for more memory than roster allows")
+	}
+	slots <- struct{}{}
 	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
+	<-slots
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
