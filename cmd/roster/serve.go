@@ -42,6 +42,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	level := new(slog.LevelVar)
 	level.Set(cfg.Log.SlogLevel())
 	log := serveLogger(e.stderr, cfg.Log.Format, level)
+	slog.SetDefault(log) // packages that log on their own write the same format
 	if cfg.Path == "" {
 		log.Info("no configuration file: using the built-in default", "dir", cfg.Dir, "listen", cfg.Listen, "store", cfg.Store.DSN)
 	} else {

@@ -53,7 +53,7 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 	if err != nil {
 		return nil, wrapNotFound(err)
 	}
-	if old.Status != store.StatusFailed {
+	if old.Status != store.StatusFailed && old.Status != store.StatusRunning {
 		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrUsage, id, old.Status)
 	}
 	src, err := r.source(old.Source)
@@ -68,6 +68,19 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 		return nil, err
 	}
 	defer unlock()
+	if old, err = r.Store.GetTask(ctx, id); err != nil {
+		return nil, err
+	}
+	if old.Status == store.StatusRunning {
+		// With the source's lock held here, nobody runs it: its process
+		// died, or lost the database before it could record the failure.
+		if _, err := r.finishFailed(ctx, old, nil, transient(errInterrupted)); err != nil {
+			return nil, err
+		}
+	}
+	if old.Status != store.StatusFailed {
+		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrUsage, id, old.Status)
+	}
 
 	retryOf := old.ID
 	t, err := r.start(ctx, src.Name, trigger, old.Force, &retryOf)
@@ -183,6 +196,8 @@ func wrapNotFound(err error) error {
 	return err
 }
 
+var errInterrupted = errors.New("interrupted: the roster process running this task stopped before it finished (crash, kill or lost database connection); nothing of it was applied")
+
 // Recover fails the tasks that a process left running when it died. A task
 // whose source lock is held belongs to a live process and is left alone.
 func (r *Runner) Recover(ctx context.Context) ([]int64, error) {
@@ -203,8 +218,7 @@ func (r *Runner) Recover(ctx context.Context) ([]int64, error) {
 		// Re-read under the lock: the task may have finished meanwhile.
 		cur, err := r.Store.GetTask(ctx, t.ID)
 		if err == nil && cur.Status == store.StatusRunning {
-			_, err = r.finishFailed(ctx, cur, nil, transient(errors.New(
-				"interrupted: the roster process running this task stopped before it finished (crash, kill or lost database connection); nothing of it was applied")))
+			_, err = r.finishFailed(ctx, cur, nil, transient(errInterrupted))
 			failed = append(failed, t.ID)
 		}
 		unlock()
