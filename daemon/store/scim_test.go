@@ -150,6 +150,7 @@ var scimUserFilters = []struct {
 	{`emails.value co "EXAMPLE"`, "anna,bob,carl,dora,gina,jurgen"},
 	{`emails[type eq "work" and value ew "@example.com"]`, "anna,bob,carl,gina"},
 	{`emails[type eq "work" and value co "home"]`, ""},
+	{`emails[type eq "work"].value ew "@example.com"`, "anna,bob,carl,gina"}, // Entra's shape
 	{`emails.type eq "work" and emails.value co "home"`, "anna"},
 	{`emails[type eq "other" and value co "gina"]`, "gina"},
 	{`emails[primary eq true and value sw "dora"]`, "dora"},

@@ -374,10 +374,23 @@ func (p *parser) attrExp() (Expr, error) {
 		if err != nil {
 			return nil, err
 		}
-		if p.peek() == '.' {
-			return nil, p.errf(p.pos, "a sub-attribute after \"]\" is allowed in PATCH paths, not in filters; compare the sub-attribute inside the brackets instead")
+		if p.peek() != '.' {
+			return &ValuePath{Attr: attr, Filter: f}, nil
 		}
-		return &ValuePath{Attr: attr, Filter: f}, nil
+		// Entra ID writes `emails[type eq "work"].value eq "x"`, outside
+		// the RFC grammar; it means `emails[type eq "work" and value eq
+		// "x"]`, and is read as that.
+		p.pos++
+		subStart := p.pos
+		sub := p.word()
+		if off, why := checkName(sub); off >= 0 {
+			return nil, p.errf(subStart+off, "after \"].\": %s", why)
+		}
+		cmp, err := p.comparison(AttrPath{Name: sub}, sub)
+		if err != nil {
+			return nil, err
+		}
+		return &ValuePath{Attr: attr, Filter: &And{Left: f, Right: cmp}}, nil
 	}
 	if p.outer != nil {
 		switch {
@@ -387,6 +400,12 @@ func (p *parser) attrExp() (Expr, error) {
 			return nil, p.errf(start, "inside the value filter of %q, attributes are its sub-attributes, which have no sub-attributes of their own; got %s", p.outer.String(), clip(tok))
 		}
 	}
+	return p.comparison(attr, tok)
+}
+
+// comparison parses what follows an attribute path: SP "pr", or SP
+// compareOp SP compValue; tok is the path as written, for messages.
+func (p *parser) comparison(attr AttrPath, tok string) (Expr, error) {
 	// A bare "not" that reached here was not followed by "(", so unless an
 	// operator follows it the author meant the keyword.
 	isNot := strings.EqualFold(tok, "not")

@@ -185,6 +185,8 @@ var parseCases = []parseCase{
 		vp(attr("members"), cmp(attr("value"), filter.Eq, str("2819c223-7f76-453a-919d-413861904646")))},
 	{"entra membership check", `id eq "e9e30dba-f08f-4109-8486-d5c6a331660a" and members[value eq "2819c223-7f76-453a-919d-413861904646"]`,
 		and(cmp(attr("id"), filter.Eq, str("e9e30dba-f08f-4109-8486-d5c6a331660a")), vp(attr("members"), cmp(attr("value"), filter.Eq, str("2819c223-7f76-453a-919d-413861904646"))))},
+	{"entra filtered sub-attribute", `emails[type eq "work"].value eq "jane@example.com"`,
+		vp(attr("emails"), and(cmp(attr("type"), filter.Eq, str("work")), cmp(attr("value"), filter.Eq, str("jane@example.com"))))},
 	{"okta userName", `userName eq "isaac.brock@example.com"`, cmp(attr("userName"), filter.Eq, str("isaac.brock@example.com"))},
 	{"okta emails", `emails.value eq "isaac.brock@example.com"`, cmp(sub("emails", "value"), filter.Eq, str("isaac.brock@example.com"))},
 
@@ -310,7 +312,8 @@ var errorCases = []errorCase{
 	{`emails[type eq "work" and addresses[type pr]]`, 35, `value filters cannot be nested: "addresses" is inside the value filter of "emails"`},
 	{`emails[value.x eq 1]`, 7, `inside the value filter of "emails", attributes are its sub-attributes, which have no sub-attributes`},
 	{`emails[urn:a:b:type eq 1]`, 7, `inside the value filter of "emails", attributes are its sub-attributes and take no schema URI`},
-	{`emails[type eq "work"].value eq "x"`, 22, `a sub-attribute after "]" is allowed in PATCH paths, not in filters`},
+	{`emails[type eq "work"].value.x eq "x"`, 28, `invalid character "." in attribute name "value.x"`},
+	{`emails[type eq "work"].value`, 28, `expected a comparison operator`},
 	{`name.givenName[x pr]`, 14, `"name.givenName" is a sub-attribute`},
 	{`emails [type eq "work"]`, 7, `expected a comparison operator after "emails", got "["`},
 	{`name.given.x eq 1`, 10, `"name.given.x" has more than one sub-attribute`},
