@@ -31,6 +31,8 @@ func (d *Daemon) mountSCIM(reg prometheus.Registerer) error {
 	}
 	d.Handle("/scim/v2/", scim.NewHandler(scim.Options{
 		Directory:     d.store.SCIM(),
+		Writer:        d.store.SCIMWriter(),
+		Source:        func() string { return scimSource(d.Config()) },
 		Authenticator: scim.Tokens(func() []config.Token { return d.Config().Tokens }),
 		Logger:        d.log.With("component", "scim"),
 		Observe: func(method, resource string, status int, elapsed time.Duration) {
@@ -40,6 +42,24 @@ func (d *Daemon) mountSCIM(reg prometheus.Registerer) error {
 		},
 	}))
 	return nil
+}
+
+// scimSource names the source SCIM writes go to: the configured source
+// of type scim (there is at most one), or "" when there is none or it is
+// disabled, as a disabled source takes no input.
+func scimSource(cfg *config.Config) string {
+	if cfg == nil {
+		return ""
+	}
+	for _, s := range cfg.Sources {
+		if s.Type == config.TypeSCIM {
+			if !s.Enabled {
+				return ""
+			}
+			return s.Name
+		}
+	}
+	return ""
 }
 
 // metricMethod keeps a client's invented methods from creating series.

@@ -66,3 +66,49 @@ func TestSCIMIsMounted(t *testing.T) {
 		}
 	})
 }
+
+// TestSCIMWritesGoToTheSCIMSource: with a source of type scim configured,
+// a scim:write token provisions users owned by it, and the synced csv
+// users stay read-only.
+func TestSCIMWritesGoToTheSCIMSource(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, "staff.csv"), people(2))
+		sum := sha256.Sum256([]byte("entra-token"))
+		cfg := loadConfig(t, dir, "tokens:\n  - name: entra\n    hash: sha256:"+hex.EncodeToString(sum[:])+
+			"\n    scopes: [scim:write]\n"+staffConfig("watch: false")+"  - name: entra\n    type: scim\n")
+		h := startConfig(t, st, cfg)
+		eventually(t, 30*time.Second, "no first sync", func() bool { return len(h.finished("staff")) == 1 })
+
+		send := func(method, path, body string) (int, map[string]any) {
+			t.Helper()
+			req, _ := http.NewRequest(method, h.base+path, strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer entra-token")
+			req.Header.Set("Content-Type", "application/scim+json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			_ = json.NewDecoder(resp.Body).Decode(&m)
+			return resp.StatusCode, m
+		}
+		code, m := send("POST", "/scim/v2/Users", `{"userName":"new.hire","externalId":"n1","password":"long-enough"}`)
+		if code != 201 {
+			t.Fatalf("POST /Users = %d %v", code, m)
+		}
+		var u store.User
+		if err := st.DB().Where("user_name_key = ?", "new.hire").Take(&u).Error; err != nil || u.Source != "entra" {
+			t.Fatalf("created user: %+v %v", u, err)
+		}
+		var csvUser store.User
+		if err := st.DB().Where("user_name_key = ?", "user1").Take(&csvUser).Error; err != nil {
+			t.Fatal(err)
+		}
+		code, m = send("PUT", "/scim/v2/Users/"+csvUser.ID, `{"userName":"user1"}`)
+		if d, _ := m["detail"].(string); code != 400 || m["scimType"] != "mutability" || !strings.Contains(d, `source "staff"`) {
+			t.Fatalf("PUT on a csv user = %d %v", code, m)
+		}
+	})
+}

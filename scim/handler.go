@@ -25,11 +25,31 @@
 //     400 invalidValue.
 //   - Cursors never expire; see cursor.go.
 //   - Unknown names in attributes and excludedAttributes are ignored.
-//   - The writes of SPEC §3.4 come later: POST on /Users and /Groups
-//     and PUT, PATCH and DELETE on a resource answer 501 Not
-//     Implemented rather than 405, because these methods are part of
-//     the endpoints' contract and a 405 would tell clients, through its
-//     Allow header, that they never will be.
+//   - Writes (SPEC §3.4) need a UserWriter in Options and a token with
+//     scope scim:write or admin (scim:read alone is 403). Users are
+//     written; POST on /Groups and PUT, PATCH and DELETE on a group
+//     answer 501 Not Implemented rather than 405, because these methods
+//     are part of the endpoints' contract and a 405 would tell clients,
+//     through its Allow header, that they never will be. Without a
+//     UserWriter, user writes answer 501 too.
+//   - POST /Users creates a user owned by the configured scim source
+//     (501 when there is none); PUT, PATCH and DELETE change only users
+//     of that source, others answer 400 mutability naming their owner.
+//     The exception is SPEC §4.4: a PATCH by an admin token that changes
+//     nothing but active sets the flag on a user of any source, as an
+//     operator's choice that later syncs keep.
+//   - PUT replaces every writable attribute; an absent password keeps
+//     the stored one (it is write-only, so no client can send it back),
+//     and an absent externalId keeps the stored one. A user created
+//     without externalId gets its id as externalId, since a source's
+//     users are keyed by it. A POST whose externalId is that of a deleted
+//     user of the scim source restores that user with the same id.
+//   - PATCH loads the user, applies the operations (scim/patch) and
+//     writes the result as PUT does. Passwords are at least 8
+//     characters (400 invalidValue) and stored only as a hash.
+//   - DELETE makes the user a tombstone (404 from then on, restorable)
+//     and removes its group memberships.
+//   - If-Match is honoured on PUT, PATCH and DELETE (412 when stale).
 package scim
 
 import (
@@ -78,9 +98,15 @@ type Options struct {
 	MaxBodyBytes int64
 	// Config is what /ServiceProviderConfig advertises, and its
 	// pagination sizes are the ones applied; nil means
-	// schema.DefaultConfigOptions() without PATCH, which this Handler
-	// does not take yet.
+	// schema.DefaultConfigOptions(), with PATCH and changePassword
+	// advertised only when Writer is set.
 	Config *schema.ConfigOptions
+	// Writer writes users (SPEC §3.4); nil answers every write with 501.
+	Writer UserWriter
+	// Source returns the name of the configured source of type scim, or
+	// "" when there is none. It is called on every write, so one that
+	// reads the live configuration follows reloads. nil means none.
+	Source func() string
 	// Logger receives the errors that answer 500; nil discards them.
 	Logger *slog.Logger
 	// Observe, when set, is called once per request with the method, the
@@ -94,16 +120,18 @@ type Options struct {
 // Handler is the SCIM endpoint, an http.Handler for everything under its
 // base path.
 type Handler struct {
-	dir      Directory
-	auth     Authenticator
-	baseURL  string
-	basePath string
-	maxBody  int64
-	cfg      schema.ConfigOptions
-	log      *slog.Logger
-	observe  func(string, string, int, time.Duration)
-	defCount int
-	maxCount int
+	dir        Directory
+	writer     UserWriter
+	sourceName func() string
+	auth       Authenticator
+	baseURL    string
+	basePath   string
+	maxBody    int64
+	cfg        schema.ConfigOptions
+	log        *slog.Logger
+	observe    func(string, string, int, time.Duration)
+	defCount   int
+	maxCount   int
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -115,15 +143,17 @@ func NewHandler(o Options) *Handler {
 		panic("scim.NewHandler: Options.Directory and Options.Authenticator are required")
 	}
 	h := &Handler{
-		dir:      o.Directory,
-		auth:     o.Authenticator,
-		baseURL:  strings.TrimRight(o.BaseURL, "/"),
-		basePath: "/" + strings.Trim(o.BasePath, "/"),
-		maxBody:  o.MaxBodyBytes,
-		log:      o.Logger,
-		observe:  o.Observe,
-		defCount: schema.DefaultCount,
-		maxCount: schema.MaxResults,
+		dir:        o.Directory,
+		writer:     o.Writer,
+		sourceName: o.Source,
+		auth:       o.Authenticator,
+		baseURL:    strings.TrimRight(o.BaseURL, "/"),
+		basePath:   "/" + strings.Trim(o.BasePath, "/"),
+		maxBody:    o.MaxBodyBytes,
+		log:        o.Logger,
+		observe:    o.Observe,
+		defCount:   schema.DefaultCount,
+		maxCount:   schema.MaxResults,
 	}
 	if o.BasePath == "" {
 		h.basePath = DefaultBasePath
@@ -138,9 +168,11 @@ func NewHandler(o Options) *Handler {
 		h.cfg = *o.Config
 	} else {
 		h.cfg = schema.DefaultConfigOptions()
-		// This Handler does not take PATCH yet (see the package comment),
-		// and discovery must be truthful (SPEC §6).
-		h.cfg.Patch = false
+		// Without a writer this Handler takes no PATCH (see the package
+		// comment), and discovery must be truthful (SPEC §6).
+		h.cfg.Patch = o.Writer != nil
+		// A writer sets passwords through PUT and PATCH.
+		h.cfg.ChangePassword = o.Writer != nil
 	}
 	if p := h.cfg.Pagination; p != nil {
 		if p.DefaultPageSize > 0 {
@@ -191,7 +223,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.observe != nil {
 		defer func() { h.observe(r.Method, resource, sw.status, time.Since(start)) }()
 	}
-	if _, err := h.authenticate(r); err != nil {
+	p, err := h.authenticate(r)
+	if err != nil {
 		h.fail(sw, r, err)
 		return
 	}
@@ -199,7 +232,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(sw, r, &scimerr.Error{Status: http.StatusNotFound, Detail: fmt.Sprintf("no SCIM endpoint at %s", r.URL.Path)})
 		return
 	}
-	h.route(sw, r, resource, segs)
+	h.route(sw, r, p, resource, segs)
 }
 
 // endpointName matches an endpoint name case-insensitively, as some
@@ -213,7 +246,7 @@ func endpointName(seg string) string {
 	return "other"
 }
 
-func (h *Handler) route(w http.ResponseWriter, r *http.Request, resource string, segs []string) {
+func (h *Handler) route(w http.ResponseWriter, r *http.Request, p Principal, resource string, segs []string) {
 	method := r.Method
 	if method == http.MethodHead {
 		method = http.MethodGet
@@ -230,6 +263,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, resource string,
 			case http.MethodGet:
 				h.list(w, r, rt, nil)
 			case http.MethodPost:
+				if rt.ID == schema.Users.ID && h.writer != nil {
+					h.writeUser(w, r, p, "")
+					return
+				}
 				h.fail(w, r, notYet(rt))
 			default:
 				h.fail(w, r, scimerr.MethodNotAllowed(r.Method, "GET", "HEAD", "POST"))
@@ -245,6 +282,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, resource string,
 			case http.MethodGet:
 				h.get(w, r, rt, segs[1])
 			case http.MethodPut, http.MethodPatch, http.MethodDelete:
+				if rt.ID == schema.Users.ID && h.writer != nil {
+					h.writeUser(w, r, p, segs[1])
+					return
+				}
 				h.fail(w, r, notYet(rt))
 			default:
 				h.fail(w, r, scimerr.MethodNotAllowed(r.Method, "GET", "HEAD", "PUT", "PATCH", "DELETE"))

@@ -1,0 +1,525 @@
+package scim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/scim/patch"
+	"github.com/rosterd/roster/scim/schema"
+	"github.com/rosterd/roster/scim/scimerr"
+)
+
+// UserWriter is what the SCIM layer writes users through (SPEC §3.4).
+// Each method is one transaction. The store implements it.
+//
+// Errors: an unknown id or a tombstone wraps ErrNotFound; a stale
+// ifMatch wraps ErrPreconditionFailed; a userName (or externalId) held
+// by another live user is a *UniquenessError; a user owned by another
+// source than the one named is an *OwnerError.
+type UserWriter interface {
+	// CreateUser creates a user owned by source and returns it as
+	// stored. A tombstone of source with the same externalId is restored
+	// instead, keeping its id.
+	CreateUser(ctx context.Context, source string, u *UserWrite) (*User, error)
+	// ReplaceUser replaces every attribute of a user owned by source. A
+	// non-empty ifMatch is an If-Match header value the user's current
+	// version must match.
+	ReplaceUser(ctx context.Context, source, id string, u *UserWrite, ifMatch string) (*User, error)
+	// DeleteUser makes a user owned by source a tombstone and removes its
+	// memberships.
+	DeleteUser(ctx context.Context, source, id string, ifMatch string) error
+	// SetUserActive sets the active flag of any user, whatever its owner,
+	// as an operator's choice (SPEC §4.4).
+	SetUserActive(ctx context.Context, id string, active bool) (*User, error)
+	// UserOwner returns the name of the source that owns a live user.
+	UserOwner(ctx context.Context, id string) (string, error)
+}
+
+// UserWrite is a user as a client writes it: the writable attributes of
+// the User resource and its enterprise extension.
+type UserWrite struct {
+	UserName       string
+	ExternalID     string // "": keep the stored one; on create, the user's id
+	GivenName      string
+	FamilyName     string
+	DisplayName    string // "": derived with FormattedName
+	Active         bool
+	Emails         []MultiValue
+	PhoneNumbers   []MultiValue
+	EmployeeNumber string
+	Department     string
+	Manager        string // the manager's user id
+	// Password is the new password in clear text, "" to keep the stored
+	// one. The UserWriter hashes it; it is never stored, logged or
+	// returned as given.
+	Password string
+}
+
+// MinPasswordLength is the shortest password a SCIM write may set.
+const MinPasswordLength = 8
+
+// ErrPreconditionFailed is wrapped by the errors a UserWriter returns
+// when If-Match names a version that is no longer current.
+var ErrPreconditionFailed = errors.New("the resource changed since the version given in If-Match")
+
+// UniquenessError is a value another resource holds already (409).
+type UniquenessError struct{ Detail string }
+
+func (e *UniquenessError) Error() string { return e.Detail }
+
+// OwnerError is a write to a resource that another source owns.
+type OwnerError struct {
+	Resource string // "user"
+	ID       string
+	Owner    string
+}
+
+func (e *OwnerError) Error() string {
+	return fmt.Sprintf("%s %q is owned by source %q; only that source changes it", e.Resource, e.ID, e.Owner)
+}
+
+// IfMatch reports whether an If-Match header value lists etag (weak
+// comparison, as SCIM versions are weak tags) or is "*".
+func IfMatch(header, etag string) bool { return etagMatch(header, etag) }
+
+// writeScopes grant the writes.
+var writeScopes = []string{config.ScopeSCIMWrite, config.ScopeAdmin}
+
+func hasScope(p Principal, scopes ...string) bool {
+	for _, s := range p.Scopes {
+		if slices.Contains(scopes, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// source is the name of the configured scim source, "" when there is none.
+func (h *Handler) source() string {
+	if h.sourceName == nil {
+		return ""
+	}
+	return h.sourceName()
+}
+
+// writeUser routes a write on /Users (id "" for POST).
+func (h *Handler) writeUser(w http.ResponseWriter, r *http.Request, p Principal, id string) {
+	if !hasScope(p, writeScopes...) {
+		e := scimerr.Forbidden("the token lacks the scope scim:write")
+		e.Header = http.Header{"Www-Authenticate": {`Bearer realm="roster", error="insufficient_scope", scope="scim:write"`}}
+		h.fail(w, r, e)
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+		h.createUser(w, r)
+	case http.MethodPut:
+		h.replaceUser(w, r, id)
+	case http.MethodPatch:
+		h.patchUser(w, r, p, id)
+	case http.MethodDelete:
+		h.deleteUser(w, r, id)
+	}
+}
+
+// writeError turns what a UserWriter returned into the SCIM error to send.
+func (h *Handler) writeError(err error, id string) error {
+	var ue *UniquenessError
+	var oe *OwnerError
+	switch {
+	case errors.As(err, &ue):
+		return scimerr.Uniqueness(ue.Detail)
+	case errors.As(err, &oe):
+		return h.ownerError(oe)
+	case errors.Is(err, ErrPreconditionFailed):
+		return scimerr.PreconditionFailed(fmt.Sprintf("user %q has changed since the version given in If-Match; read it again", id))
+	}
+	return h.directoryError(err, schema.Users, id)
+}
+
+func (h *Handler) ownerError(oe *OwnerError) error {
+	detail := oe.Error()
+	if h.source() == "" {
+		detail += " (no source of type scim is configured)"
+	}
+	return scimerr.Mutability(detail)
+}
+
+// checkOwner answers whether the configured scim source owns the user.
+func (h *Handler) checkOwner(r *http.Request, id string) error {
+	owner, err := h.writer.UserOwner(r.Context(), id)
+	if err != nil {
+		return h.writeError(err, id)
+	}
+	if src := h.source(); src == "" || owner != src {
+		return h.ownerError(&OwnerError{Resource: "user", ID: id, Owner: owner})
+	}
+	return nil
+}
+
+// readBody reads a JSON request body within the size limit.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != scimerr.ContentType && mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return nil, &scimerr.Error{Status: http.StatusUnsupportedMediaType,
+				Detail: fmt.Sprintf("send the body as %s or application/json, not %q", scimerr.ContentType, ct)}
+		}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return nil, scimerr.PayloadTooLarge(tooBig.Limit)
+		}
+		return nil, err
+	}
+	return b, nil
+}
+
+// flexBool is a boolean that also takes "true" and "false" in any case,
+// as Entra ID sends them.
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(data []byte) error {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case bool:
+		*b = flexBool(v)
+		return nil
+	case string:
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "true":
+			*b = true
+			return nil
+		case "false":
+			*b = false
+			return nil
+		}
+	}
+	return fmt.Errorf("%s is not a boolean", data)
+}
+
+type multiValueBody struct {
+	Value   string    `json:"value"`
+	Type    string    `json:"type"`
+	Primary *flexBool `json:"primary"`
+}
+
+// managerBody is the enterprise manager: an object with a value, or the
+// bare id as Entra ID sends it.
+type managerBody struct{ Value string }
+
+func (m *managerBody) UnmarshalJSON(data []byte) error {
+	var s string
+	if err := json.Unmarshal(data, &s); err == nil {
+		m.Value = s
+		return nil
+	}
+	var o struct {
+		Value string `json:"value"`
+	}
+	if err := json.Unmarshal(data, &o); err != nil {
+		return err
+	}
+	m.Value = o.Value
+	return nil
+}
+
+// userBody is a User resource as POST and PUT send it. encoding/json
+// matches names case-insensitively, as RFC 7643 §2.1 asks; read-only
+// attributes (id, groups, meta) are ignored.
+type userBody struct {
+	UserName   *string `json:"userName"`
+	ExternalID string  `json:"externalId"`
+	Name       *struct {
+		GivenName  string `json:"givenName"`
+		FamilyName string `json:"familyName"`
+	} `json:"name"`
+	DisplayName  string           `json:"displayName"`
+	Active       *flexBool        `json:"active"`
+	Password     *string          `json:"password"`
+	Emails       []multiValueBody `json:"emails"`
+	PhoneNumbers []multiValueBody `json:"phoneNumbers"`
+	Enterprise   *struct {
+		EmployeeNumber string       `json:"employeeNumber"`
+		Department     string       `json:"department"`
+		Manager        *managerBody `json:"manager"`
+	} `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"`
+}
+
+// decodeUser reads a User resource body into a UserWrite.
+func decodeUser(b []byte) (*UserWrite, error) {
+	var body userBody
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&body); err != nil {
+		return nil, scimerr.InvalidSyntax("the body is not a User resource: " + err.Error())
+	}
+	if dec.More() {
+		return nil, scimerr.InvalidSyntax("the body has data after its JSON object")
+	}
+	u := &UserWrite{Active: true, ExternalID: strings.TrimSpace(body.ExternalID), DisplayName: strings.TrimSpace(body.DisplayName)}
+	if body.UserName != nil {
+		u.UserName = strings.TrimSpace(*body.UserName)
+	}
+	if u.UserName == "" {
+		return nil, scimerr.InvalidValue("userName is required")
+	}
+	if body.Name != nil {
+		u.GivenName, u.FamilyName = strings.TrimSpace(body.Name.GivenName), strings.TrimSpace(body.Name.FamilyName)
+	}
+	if body.Active != nil {
+		u.Active = bool(*body.Active)
+	}
+	if body.Password != nil {
+		if len([]rune(*body.Password)) < MinPasswordLength {
+			return nil, scimerr.InvalidValue(fmt.Sprintf("password is shorter than %d characters", MinPasswordLength))
+		}
+		u.Password = *body.Password
+	}
+	var err error
+	if u.Emails, err = multiValues("emails", body.Emails); err != nil {
+		return nil, err
+	}
+	if u.PhoneNumbers, err = multiValues("phoneNumbers", body.PhoneNumbers); err != nil {
+		return nil, err
+	}
+	if e := body.Enterprise; e != nil {
+		u.EmployeeNumber, u.Department = strings.TrimSpace(e.EmployeeNumber), strings.TrimSpace(e.Department)
+		if e.Manager != nil {
+			u.Manager = strings.TrimSpace(e.Manager.Value)
+		}
+	}
+	return u, nil
+}
+
+// multiValues checks emails or phoneNumbers: every value has a value,
+// no value comes twice, and at most one is primary (a later primary
+// wins, RFC 7643 §2.4).
+func multiValues(attr string, in []multiValueBody) ([]MultiValue, error) {
+	var out []MultiValue
+	seen := map[string]bool{}
+	for _, v := range in {
+		value := strings.TrimSpace(v.Value)
+		if value == "" {
+			return nil, scimerr.InvalidValue(fmt.Sprintf("a value of %s has no value", attr))
+		}
+		if seen[value] {
+			continue
+		}
+		seen[value] = true
+		mv := MultiValue{Value: value, Type: strings.TrimSpace(v.Type)}
+		if v.Primary != nil && bool(*v.Primary) {
+			for i := range out {
+				out[i].Primary = nil
+			}
+			t := true
+			mv.Primary = &t
+		}
+		out = append(out, mv)
+	}
+	return out, nil
+}
+
+// answerUser writes a stored user with its ETag (and Location on create).
+func (h *Handler) answerUser(w http.ResponseWriter, r *http.Request, u *User, status int) {
+	version := metaVersion(u.Meta)
+	h.finishUser(u, h.base(r))
+	newProjection(schema.Users, nil, nil).user(u)
+	if version != "" {
+		w.Header().Set("ETag", version)
+	}
+	if status == http.StatusCreated {
+		w.Header().Set("Location", u.Meta.Location)
+	}
+	writeJSON(w, status, u)
+}
+
+// createUser answers POST /Users.
+func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
+	src := h.source()
+	if src == "" {
+		h.fail(w, r, scimerr.NotImplemented("no source of type scim is configured, so users cannot be created through SCIM"))
+		return
+	}
+	b, err := h.readBody(w, r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	uw, err := decodeUser(b)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	u, err := h.writer.CreateUser(r.Context(), src, uw)
+	if err != nil {
+		h.fail(w, r, h.writeError(err, ""))
+		return
+	}
+	h.answerUser(w, r, u, http.StatusCreated)
+}
+
+// replaceUser answers PUT /Users/{id}.
+func (h *Handler) replaceUser(w http.ResponseWriter, r *http.Request, id string) {
+	if err := h.checkOwner(r, id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	b, err := h.readBody(w, r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	uw, err := decodeUser(b)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	u, err := h.writer.ReplaceUser(r.Context(), h.source(), id, uw, r.Header.Get("If-Match"))
+	if err != nil {
+		h.fail(w, r, h.writeError(err, id))
+		return
+	}
+	h.answerUser(w, r, u, http.StatusOK)
+}
+
+// deleteUser answers DELETE /Users/{id}.
+func (h *Handler) deleteUser(w http.ResponseWriter, r *http.Request, id string) {
+	if err := h.checkOwner(r, id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := h.writer.DeleteUser(r.Context(), h.source(), id, r.Header.Get("If-Match")); err != nil {
+		h.fail(w, r, h.writeError(err, id))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// maxPatchOps bounds the operations of one PATCH request.
+const maxPatchOps = 1000
+
+// patchUser answers PATCH /Users/{id}: the user is loaded as a document,
+// the operations are applied to it, and the result is written as a PUT
+// would write it. A PatchOp of an admin token that changes nothing but
+// active sets the flag as an operator's choice, whatever the owner.
+func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal, id string) {
+	b, err := h.readBody(w, r)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	req, err := patch.Decode(bytes.NewReader(b), maxPatchOps)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	cur, err := h.dir.User(r.Context(), id, All)
+	if err != nil {
+		h.fail(w, r, h.directoryError(err, schema.Users, id))
+		return
+	}
+	version := metaVersion(cur.Meta)
+	if im := r.Header.Get("If-Match"); im != "" && !IfMatch(im, version) {
+		h.fail(w, r, h.writeError(ErrPreconditionFailed, id))
+		return
+	}
+	h.finishUser(cur, h.base(r))
+	newProjection(schema.Users, nil, nil).user(cur)
+	before, err := userDocument(cur)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	doc, err := userDocument(cur)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if err := patch.Apply(doc, schema.Users, req.Operations); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if hasScope(p, config.ScopeAdmin) {
+		if active, ok := onlyActive(before, doc); ok {
+			u, err := h.writer.SetUserActive(r.Context(), id, active)
+			if err != nil {
+				h.fail(w, r, h.writeError(err, id))
+				return
+			}
+			h.answerUser(w, r, u, http.StatusOK)
+			return
+		}
+	}
+	if err := h.checkOwner(r, id); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	uw, err := decodeUser(out)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	// The version read above guards against a change in between.
+	u, err := h.writer.ReplaceUser(r.Context(), h.source(), id, uw, version)
+	if err != nil {
+		h.fail(w, r, h.writeError(err, id))
+		return
+	}
+	h.answerUser(w, r, u, http.StatusOK)
+}
+
+// userDocument is a user as the JSON document scim/patch works on.
+func userDocument(u *User) (map[string]any, error) {
+	b, err := json.Marshal(u)
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	return doc, nil
+}
+
+// onlyActive reports whether after differs from before in active alone
+// (or not at all), and the active flag after.
+func onlyActive(before, after map[string]any) (bool, bool) {
+	active, ok := after["active"].(bool)
+	if !ok {
+		return false, false
+	}
+	b, a := make(map[string]any, len(before)), make(map[string]any, len(after))
+	for k, v := range before {
+		if k != "active" {
+			b[k] = v
+		}
+	}
+	for k, v := range after {
+		if k != "active" {
+			a[k] = v
+		}
+	}
+	return active, reflect.DeepEqual(a, b)
+}
