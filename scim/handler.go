@@ -27,11 +27,21 @@
 //   - Unknown names in attributes and excludedAttributes are ignored.
 //   - Writes (SPEC §3.4) need a UserWriter in Options and a token with
 //     scope scim:write or admin (scim:read alone is 403). Users are
-//     written; POST on /Groups and PUT, PATCH and DELETE on a group
+//     written, and groups when the UserWriter is also a GroupWriter;
+//     otherwise POST on /Groups and PUT, PATCH and DELETE on a group
 //     answer 501 Not Implemented rather than 405, because these methods
 //     are part of the endpoints' contract and a 405 would tell clients,
 //     through its Allow header, that they never will be. Without a
 //     UserWriter, user writes answer 501 too.
+//   - Groups are written like users: POST creates a group of the scim
+//     source, PUT, PATCH and DELETE change only its groups (400
+//     mutability otherwise). displayName is required and unique within
+//     the source, case-insensitively (409 uniqueness). Members are users
+//     or groups of any source, by id, with type User or Group or none;
+//     an unknown id, or the group itself, is 400 invalidValue. PATCH
+//     writes only the memberships that change. DELETE removes the group
+//     for good, with its memberships in both directions. The answers of
+//     POST, PUT and PATCH honour attributes and excludedAttributes.
 //   - POST /Users creates a user owned by the configured scim source
 //     (501 when there is none); PUT, PATCH and DELETE change only users
 //     of that source, others answer 400 mutability naming their owner.
@@ -101,7 +111,8 @@ type Options struct {
 	// schema.DefaultConfigOptions(), with PATCH and changePassword
 	// advertised only when Writer is set.
 	Config *schema.ConfigOptions
-	// Writer writes users (SPEC §3.4); nil answers every write with 501.
+	// Writer writes users (SPEC §3.4), and groups when it is also a
+	// GroupWriter; nil answers every write with 501.
 	Writer UserWriter
 	// Source returns the name of the configured source of type scim, or
 	// "" when there is none. It is called on every write, so one that
@@ -267,6 +278,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p Principal, res
 					h.writeUser(w, r, p, "")
 					return
 				}
+				if rt.ID == schema.Groups.ID && h.groupWriter() != nil {
+					h.writeGroup(w, r, p, "")
+					return
+				}
 				h.fail(w, r, notYet(rt))
 			default:
 				h.fail(w, r, scimerr.MethodNotAllowed(r.Method, "GET", "HEAD", "POST"))
@@ -284,6 +299,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p Principal, res
 			case http.MethodPut, http.MethodPatch, http.MethodDelete:
 				if rt.ID == schema.Users.ID && h.writer != nil {
 					h.writeUser(w, r, p, segs[1])
+					return
+				}
+				if rt.ID == schema.Groups.ID && h.groupWriter() != nil {
+					h.writeGroup(w, r, p, segs[1])
 					return
 				}
 				h.fail(w, r, notYet(rt))

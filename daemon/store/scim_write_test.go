@@ -378,8 +378,8 @@ func TestSCIMWriteUsers(t *testing.T) {
 			t.Errorf("re-created with id %v, want the tombstone's %s", m["id"], id)
 		}
 
-		// Groups stay read-only.
-		want(t, e.do("POST", "/scim/v2/Groups", writeTok, `{"displayName":"x"}`), 501, "", "")
+		// Groups are written too (scim_group_write_test.go).
+		want(t, e.do("POST", "/scim/v2/Groups", writeTok, `{"members":[]}`), 400, "invalidValue", "displayName is required")
 
 		// Without a scim source.
 		e.source = ""
