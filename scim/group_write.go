@@ -200,12 +200,7 @@ func (h *Handler) createGroup(w http.ResponseWriter, r *http.Request, gw GroupWr
 		h.fail(w, r, scimerr.NotImplemented("no source of type scim is configured, so groups cannot be created through SCIM"))
 		return
 	}
-	b, err := h.readBody(w, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	gwr, err := decodeGroup(b)
+	gwr, err := readBody(h, w, r, decodeGroup)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -225,12 +220,7 @@ func (h *Handler) replaceGroup(w http.ResponseWriter, r *http.Request, gw GroupW
 		h.fail(w, r, err)
 		return
 	}
-	b, err := h.readBody(w, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	gwr, err := decodeGroup(b)
+	gwr, err := readBody(h, w, r, decodeGroup)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -267,12 +257,7 @@ func (h *Handler) patchGroup(w http.ResponseWriter, r *http.Request, gw GroupWri
 		h.fail(w, r, err)
 		return
 	}
-	b, err := h.readBody(w, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	req, err := patch.Decode(bytes.NewReader(b), maxPatchOps)
+	req, err := readBody(h, w, r, decodePatch)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -357,12 +357,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, scimerr.NotImplemented("no source of type scim is configured, so users cannot be created through SCIM"))
 		return
 	}
-	b, err := h.readBody(w, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	uw, err := decodeUser(b)
+	uw, err := readBody(h, w, r, decodeUser)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -381,12 +376,7 @@ func (h *Handler) replaceUser(w http.ResponseWriter, r *http.Request, id string)
 		h.fail(w, r, err)
 		return
 	}
-	b, err := h.readBody(w, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	uw, err := decodeUser(b)
+	uw, err := readBody(h, w, r, decodeUser)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -420,12 +410,7 @@ const maxPatchOps = 1000
 // would write it. A PatchOp of an admin token that changes nothing but
 // active sets the flag as an operator's choice, whatever the owner.
 func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal, id string) {
-	b, err := h.readBody(w, r)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	req, err := patch.Decode(bytes.NewReader(b), maxPatchOps)
+	req, err := readBody(h, w, r, decodePatch)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -522,4 +507,18 @@ func onlyActive(before, after map[string]any) (bool, bool) {
 		}
 	}
 	return active, reflect.DeepEqual(a, b)
+}
+
+// readBody reads a write's body within the size limit and decodes it.
+func readBody[T any](h *Handler, w http.ResponseWriter, r *http.Request, decode func([]byte) (T, error)) (T, error) {
+	b, err := h.readBody(w, r)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return decode(b)
+}
+
+func decodePatch(b []byte) (*patch.Request, error) {
+	return patch.Decode(bytes.NewReader(b), maxPatchOps)
 }
