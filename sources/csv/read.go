@@ -557,7 +557,7 @@ func (p *parser) validate() {
 			}
 			rec.UserName = v
 		case colEmail:
-			if v != "" && !validEmail(v) {
+			if v != "" && !sources.ValidEmail(v) {
 				fail(sources.NewFieldError(f.line, col, name, "%s is not a valid e-mail address", quoteValue(v)))
 			}
 			rec.Email = v
@@ -619,7 +619,7 @@ func (p *parser) cell(row string, f fieldPos, col int) (string, bool) {
 
 // allowedChars reports a forbidden character in the value v of a column.
 func (p *parser) allowedChars(v string, line, col int) bool {
-	r, bad := forbiddenRune(v)
+	r, bad := sources.ForbiddenRune(v)
 	if !bad {
 		return true
 	}

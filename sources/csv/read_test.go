@@ -689,12 +689,12 @@ func TestValidEmail(t *testing.T) {
 		"bob@exa mple.com", "bob(comment)@example.com", "bob@example.com.", strings.Repeat("a", 65) + "@example.com",
 		"bob@" + strings.Repeat("a", 64) + ".com", "bob@example_test.com"}
 	for _, s := range good {
-		if !validEmail(s) {
+		if !sources.ValidEmail(s) {
 			t.Errorf("validEmail(%q) = false, want true", s)
 		}
 	}
 	for _, s := range bad {
-		if validEmail(s) {
+		if sources.ValidEmail(s) {
 			t.Errorf("validEmail(%q) = true, want false", s)
 		}
 	}

@@ -5,27 +5,9 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-)
 
-// forbiddenRune finds the first character no person's field may hold: a
-// control character other than tab, or a byte order mark. s is valid UTF-8.
-func forbiddenRune(s string) (rune, bool) {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if (c < 0x20 && c != '\t') || c == 0x7F {
-				return rune(c), true
-			}
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if unicode.IsControl(r) || r == 0xFEFF {
-			return r, true
-		}
-		i += size - 1
-	}
-	return 0, false
-}
+	"github.com/rosterd/roster/sources"
+)
 
 // groupScanLimit is how many groups a row may list before duplicates are
 // found through a map rather than by comparing each pair.
@@ -121,73 +103,6 @@ func foldRune(r rune) rune {
 	return least
 }
 
-// validEmail accepts a plain addr-spec such as jane.doe@example.com: a
-// dot-atom local part and a domain of at least two labels. It refuses what
-// a directory should not store as a work address: display names, quoted
-// local parts, comments, address literals and single-label domains.
-// Letters beyond ASCII are accepted for internationalised addresses.
-func validEmail(s string) bool {
-	if len(s) > 254 {
-		return false
-	}
-	at := strings.IndexByte(s, '@')
-	if at <= 0 || at > 64 {
-		return false
-	}
-	local, domain := s[:at], s[at+1:]
-	return validLocalPart(local) && validDomain(domain)
-}
-
-func validLocalPart(s string) bool {
-	if s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
-		return false
-	}
-	for _, r := range s {
-		if r != '.' && !isAtext(r) {
-			return false
-		}
-	}
-	return true
-}
-
-// isAtext reports the characters RFC 5322 allows in a dot-atom, plus
-// letters, digits and marks beyond ASCII (RFC 6531).
-func isAtext(r rune) bool {
-	if r < utf8.RuneSelf {
-		return isASCIIAlnum(r) || strings.ContainsRune("!#$%&'*+-/=?^_`{|}~", r)
-	}
-	return unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)
-}
-
-func isASCIIAlnum(r rune) bool {
-	return 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
-}
-
-func validDomain(d string) bool {
-	if len(d) == 0 || len(d) > 253 {
-		return false
-	}
-	labels, last := 0, ""
-	for label := range strings.SplitSeq(d, ".") {
-		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for _, r := range label {
-			if r == '-' || isASCIIAlnum(r) {
-				continue
-			}
-			if r < utf8.RuneSelf || !(unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r)) {
-				return false
-			}
-		}
-		labels++
-		last = label
-	}
-	// A top-level domain has two letters or more and is never numeric,
-	// which also keeps out bare IPv4 addresses.
-	return labels >= 2 && utf8.RuneCountInString(last) >= 2 && strings.Trim(last, "0123456789") != ""
-}
-
 // validHash accepts the two hash formats roster writes into raw records.
 func validHash(s string) bool {
 	return validBcrypt(s) || validArgon2id(s)
@@ -210,7 +125,7 @@ func validBcrypt(s string) bool {
 	}
 	for i := 7; i < len(s); i++ {
 		c := rune(s[i])
-		if !isASCIIAlnum(c) && c != '.' && c != '/' {
+		if !sources.IsASCIIAlnum(c) && c != '.' && c != '/' {
 			return false
 		}
 	}
