@@ -1,0 +1,519 @@
+// Package push decodes and validates the payloads that systems push to
+// roster (SPEC §3.3): users and departments, NocoBase's user data sync
+// format. It knows nothing of the store: the reconcile engine decides what a
+// valid payload changes.
+//
+// Decisions where the specification leaves room:
+//
+//   - The body must be valid UTF-8 (encoding/json would silently replace
+//     bad bytes) and JSON; unknown keys are ignored, so that clients written
+//     for NocoBase, which may send more fields, work unchanged. Known keys
+//     must have the right JSON type.
+//   - A field that is absent or null is left as it is on an existing user
+//     (a push is a delta); a present field, even "", is set. A user needs
+//     a login name when it is created: username, or else its e-mail.
+//   - uid, username, departments and parentUid may be numbers; they become
+//     their decimal text exactly as written ("0042" stays a string, 42 is "42").
+//   - departments, when present, is the user's complete list of
+//     departments in this source; the first entry, or the one with
+//     isMain, is the enterprise department.
+//   - Every problem of a payload is reported at once, each naming the
+//     record index (0-based, as in the JSON array) and the field.
+package push
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/rosterd/roster/sources"
+)
+
+// Data types and match keys of a payload.
+const (
+	DataUser       = "user"
+	DataDepartment = "department"
+
+	MatchUID      = "uid"
+	MatchUserName = "username"
+	MatchEmail    = "email"
+	MatchPhone    = "phone"
+)
+
+// maxText bounds every text field; longer values are refused.
+const maxText = 1024
+
+// Payload is one validated push.
+type Payload struct {
+	// SourceName is NocoBase's "sourceName", "" when absent.
+	SourceName  string
+	DataType    string
+	MatchKey    string
+	Users       []User
+	Departments []Department
+}
+
+// User is one user record. Nil fields were absent and stay as they are.
+type User struct {
+	Index       int
+	UID         string
+	UserName    *string
+	NickName    *string
+	Email       *string
+	Phone       *string
+	Departments []DeptRef // nil when absent; empty when the user has none
+	IsDeleted   bool
+}
+
+// MatchValue is the value of the record's match key.
+func (u *User) MatchValue(key string) string {
+	switch key {
+	case MatchUserName:
+		return deref(u.UserName)
+	case MatchEmail:
+		return deref(u.Email)
+	case MatchPhone:
+		return deref(u.Phone)
+	default:
+		return u.UID
+	}
+}
+
+// MainDepartment is the uid of the user's enterprise department: the one
+// marked isMain, else the first; "" when the user has none.
+func (u *User) MainDepartment() string {
+	for _, d := range u.Departments {
+		if d.IsMain {
+			return d.UID
+		}
+	}
+	if len(u.Departments) > 0 {
+		return u.Departments[0].UID
+	}
+	return ""
+}
+
+// DeptRef is one of a user's departments.
+type DeptRef struct {
+	UID     string `json:"uid"`
+	IsMain  bool   `json:"isMain,omitempty"`
+	IsOwner bool   `json:"isOwner,omitempty"`
+}
+
+// Department is one department record.
+type Department struct {
+	Index     int
+	UID       string
+	Title     *string
+	ParentUID *string // "" detaches the department from its parent
+	IsDeleted bool
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// RecordError is one problem of a payload. Index is the record's position
+// in "records", or -1 for the payload itself.
+type RecordError struct {
+	Index   int    `json:"index"`
+	Field   string `json:"field,omitempty"`
+	Message string `json:"message"`
+}
+
+// Error lists every problem of a payload.
+type Error struct {
+	Errors []RecordError
+}
+
+func (e *Error) Error() string {
+	switch len(e.Errors) {
+	case 0:
+		return "invalid payload"
+	case 1:
+		return e.Errors[0].Message
+	default:
+		return fmt.Sprintf("%s (and %d more errors)", e.Errors[0].Message, len(e.Errors)-1)
+	}
+}
+
+// maxErrors bounds the list of problems reported for one payload.
+const maxErrors = 1000
+
+type decoder struct {
+	errs []RecordError
+}
+
+func (d *decoder) fail(index int, field, format string, args ...any) {
+	if len(d.errs) == maxErrors {
+		d.errs = append(d.errs, RecordError{Index: -1, Message: "too many errors; the rest are not listed"})
+	}
+	if len(d.errs) > maxErrors {
+		return
+	}
+	var where string
+	switch {
+	case index < 0:
+		where = field
+	case field == "":
+		where = fmt.Sprintf("records[%d]", index)
+	default:
+		where = fmt.Sprintf("records[%d] (%s)", index, field)
+	}
+	d.errs = append(d.errs, RecordError{Index: index, Field: field, Message: where + ": " + fmt.Sprintf(format, args...)})
+}
+
+// Decode reads and validates a payload. A payload with any problem returns
+// an *Error listing all of them; nothing of it may be applied.
+func Decode(body []byte) (*Payload, error) {
+	d := &decoder{}
+	if !utf8.Valid(body) {
+		return nil, &Error{Errors: []RecordError{{Index: -1, Message: fmt.Sprintf("the body is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(body))}}}
+	}
+	var top map[string]json.RawMessage
+	if err := strictJSON(body, &top); err != nil {
+		return nil, &Error{Errors: []RecordError{{Index: -1, Message: "the body is not a JSON object: " + err.Error()}}}
+	}
+	p := &Payload{}
+	p.SourceName, _ = d.text(-1, "sourceName", top["sourceName"], false)
+	p.DataType, _ = d.text(-1, "dataType", top["dataType"], false)
+	switch p.DataType {
+	case DataUser, DataDepartment:
+	case "":
+		d.fail(-1, "dataType", `is required: "user" or "department"`)
+	default:
+		d.fail(-1, "dataType", `must be "user" or "department", not %q`, p.DataType)
+	}
+	p.MatchKey, _ = d.text(-1, "matchKey", top["matchKey"], false)
+	switch p.MatchKey {
+	case "":
+		p.MatchKey = MatchUID
+	case MatchUID, MatchUserName, MatchEmail, MatchPhone:
+	default:
+		d.fail(-1, "matchKey", `must be "uid", "username", "email" or "phone", not %q`, p.MatchKey)
+	}
+	var records []json.RawMessage
+	if raw, ok := top["records"]; !ok || isNull(raw) {
+		d.fail(-1, "records", "is required: an array of records")
+	} else if err := json.Unmarshal(raw, &records); err != nil {
+		d.fail(-1, "records", "must be an array of records")
+	}
+	if len(d.errs) > 0 {
+		return nil, &Error{Errors: d.errs}
+	}
+	for i, raw := range records {
+		var rec map[string]json.RawMessage
+		if err := json.Unmarshal(raw, &rec); err != nil || rec == nil {
+			d.fail(i, "", "must be a JSON object")
+			continue
+		}
+		if p.DataType == DataUser {
+			if u, ok := d.user(i, rec, p.MatchKey); ok {
+				p.Users = append(p.Users, u)
+			}
+		} else if dep, ok := d.department(i, rec); ok {
+			p.Departments = append(p.Departments, dep)
+		}
+	}
+	d.duplicates(p)
+	if p.DataType == DataDepartment {
+		d.cycles(p.Departments)
+	}
+	if len(d.errs) > 0 {
+		return nil, &Error{Errors: d.errs}
+	}
+	return p, nil
+}
+
+// strictJSON decodes exactly one JSON value.
+func strictJSON(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return errors.New("unexpected data after the JSON object")
+	}
+	return nil
+}
+
+func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "null" }
+
+func firstInvalid(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i
+		}
+		i += size
+	}
+	return -1
+}
+
+// text reads a string field; ids may also be numbers. ok is false when the
+// field is absent or null.
+func (d *decoder) text(index int, field string, raw json.RawMessage, numbers bool) (string, bool) {
+	if raw == nil || isNull(raw) {
+		return "", false
+	}
+	var s string
+	switch raw[0] {
+	case '"':
+		if err := json.Unmarshal(raw, &s); err != nil {
+			d.fail(index, field, "is not a valid JSON string")
+			return "", false
+		}
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		if !numbers {
+			d.fail(index, field, "must be a string, not a number")
+			return "", false
+		}
+		s = string(raw) // the number as written, without float rounding
+	default:
+		d.fail(index, field, "must be a string, not %s", jsonKind(raw))
+		return "", false
+	}
+	s = strings.TrimSpace(s)
+	if len(s) > maxText {
+		d.fail(index, field, "is longer than %d bytes", maxText)
+		return "", false
+	}
+	if r, bad := sources.ForbiddenRune(s); bad {
+		d.fail(index, field, "contains the control character %U", r)
+		return "", false
+	}
+	return s, true
+}
+
+func jsonKind(raw json.RawMessage) string {
+	switch raw[0] {
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case '"':
+		return "a string"
+	default:
+		return "a number"
+	}
+}
+
+func (d *decoder) optText(index int, field string, raw json.RawMessage) *string {
+	if s, ok := d.text(index, field, raw, false); ok {
+		return &s
+	}
+	return nil
+}
+
+func (d *decoder) flag(index int, field string, raw json.RawMessage) bool {
+	if raw == nil || isNull(raw) {
+		return false
+	}
+	var b bool
+	if err := json.Unmarshal(raw, &b); err != nil {
+		d.fail(index, field, "must be true or false, not %s", jsonKind(raw))
+	}
+	return b
+}
+
+func (d *decoder) user(i int, rec map[string]json.RawMessage, matchKey string) (User, bool) {
+	before := len(d.errs)
+	u := User{Index: i}
+	var ok bool
+	if u.UID, ok = d.text(i, "uid", rec["uid"], true); !ok || u.UID == "" {
+		if len(d.errs) == before {
+			d.fail(i, "uid", "is required")
+		}
+	}
+	u.UserName = d.optText(i, "username", rec["username"])
+	if u.UserName != nil && *u.UserName == "" {
+		d.fail(i, "username", "must not be empty")
+	}
+	u.NickName = d.optText(i, "nickname", rec["nickname"])
+	u.Email = d.optText(i, "email", rec["email"])
+	if u.Email != nil && *u.Email != "" && !sources.ValidEmail(*u.Email) {
+		d.fail(i, "email", "%q is not a valid e-mail address", *u.Email)
+	}
+	u.Phone = d.optText(i, "phone", rec["phone"])
+	u.IsDeleted = d.flag(i, "isDeleted", rec["isDeleted"])
+	if raw, present := rec["departments"]; present && !isNull(raw) {
+		u.Departments = d.deptRefs(i, raw)
+	}
+	if matchKey != MatchUID && u.MatchValue(matchKey) == "" {
+		d.fail(i, matchKey, "is required: the payload's matchKey is %q", matchKey)
+	}
+	return u, len(d.errs) == before
+}
+
+func (d *decoder) deptRefs(i int, raw json.RawMessage) []DeptRef {
+	var items []json.RawMessage
+	if err := json.Unmarshal(raw, &items); err != nil {
+		d.fail(i, "departments", "must be an array of department uids or {\"uid\": ...} objects")
+		return nil
+	}
+	refs := make([]DeptRef, 0, len(items))
+	mains := 0
+	for _, item := range items {
+		var ref DeptRef
+		if len(item) > 0 && item[0] == '{' {
+			var obj map[string]json.RawMessage
+			if err := json.Unmarshal(item, &obj); err != nil {
+				d.fail(i, "departments", "holds an object that is not valid JSON")
+				continue
+			}
+			ref.UID, _ = d.text(i, "departments", obj["uid"], true)
+			ref.IsMain = d.flag(i, "departments", obj["isMain"])
+			ref.IsOwner = d.flag(i, "departments", obj["isOwner"])
+		} else {
+			ref.UID, _ = d.text(i, "departments", item, true)
+		}
+		if ref.UID == "" {
+			d.fail(i, "departments", "holds an entry without a department uid")
+			continue
+		}
+		if slices.ContainsFunc(refs, func(r DeptRef) bool { return r.UID == ref.UID }) {
+			continue
+		}
+		if ref.IsMain {
+			mains++
+		}
+		refs = append(refs, ref)
+	}
+	if mains > 1 {
+		d.fail(i, "departments", "marks %d departments as isMain; at most one may be", mains)
+	}
+	return refs
+}
+
+func (d *decoder) department(i int, rec map[string]json.RawMessage) (Department, bool) {
+	before := len(d.errs)
+	dep := Department{Index: i}
+	var ok bool
+	if dep.UID, ok = d.text(i, "uid", rec["uid"], true); !ok || dep.UID == "" {
+		if len(d.errs) == before {
+			d.fail(i, "uid", "is required")
+		}
+	}
+	dep.Title = d.optText(i, "title", rec["title"])
+	if raw, present := rec["parentUid"]; present && !isNull(raw) {
+		if s, ok := d.text(i, "parentUid", raw, true); ok {
+			dep.ParentUID = &s
+		}
+	}
+	dep.IsDeleted = d.flag(i, "isDeleted", rec["isDeleted"])
+	if !dep.IsDeleted && dep.Title != nil && *dep.Title == "" {
+		d.fail(i, "title", "must not be empty")
+	}
+	if dep.ParentUID != nil && *dep.ParentUID == dep.UID && dep.UID != "" {
+		d.fail(i, "parentUid", "is the department itself")
+	}
+	return dep, len(d.errs) == before
+}
+
+// duplicates refuses a payload that names one uid, or one login, twice:
+// which of the two should win is not for roster to guess.
+func (d *decoder) duplicates(p *Payload) {
+	uids := map[string]int{}
+	seen := func(i int, uid string) {
+		if first, dup := uids[uid]; dup {
+			d.fail(i, "uid", "%q is already used by records[%d]", uid, first)
+		} else {
+			uids[uid] = i
+		}
+	}
+	logins := map[string]int{}
+	for _, u := range p.Users {
+		seen(u.Index, u.UID)
+		if u.UserName == nil || u.IsDeleted {
+			continue
+		}
+		k := strings.ToLower(*u.UserName)
+		if first, dup := logins[k]; dup {
+			d.fail(u.Index, "username", "%q is already used by records[%d]", *u.UserName, first)
+		} else {
+			logins[k] = u.Index
+		}
+	}
+	for _, dep := range p.Departments {
+		seen(dep.Index, dep.UID)
+	}
+}
+
+// cycles refuses departments that would be their own ancestors through the
+// parents this payload gives them. Cycles through departments stored
+// earlier are found when the payload is planned.
+func (d *decoder) cycles(deps []Department) {
+	parent := map[string]string{}
+	for _, dep := range deps {
+		if dep.ParentUID != nil && !dep.IsDeleted {
+			parent[dep.UID] = *dep.ParentUID
+		}
+	}
+	reported := map[string]bool{}
+	for _, dep := range deps {
+		seen := map[string]bool{dep.UID: true}
+		for p, ok := parent[dep.UID]; ok && p != ""; p, ok = parent[p] {
+			if p == dep.UID && !reported[dep.UID] {
+				d.fail(dep.Index, "parentUid", "makes department %q its own ancestor", dep.UID)
+				reported[dep.UID] = true
+			}
+			if seen[p] {
+				break // a loop above this department, reported for its members
+			}
+			seen[p] = true
+		}
+	}
+}
+
+// Encode writes a payload in the push format; Decode reads it back as it
+// was. It is what roster keeps to run or retry a push.
+func Encode(p *Payload) ([]byte, error) {
+	type user struct {
+		UID         string    `json:"uid"`
+		UserName    *string   `json:"username,omitempty"`
+		NickName    *string   `json:"nickname,omitempty"`
+		Email       *string   `json:"email,omitempty"`
+		Phone       *string   `json:"phone,omitempty"`
+		Departments []DeptRef `json:"departments,omitempty"`
+		IsDeleted   bool      `json:"isDeleted,omitempty"`
+	}
+	type department struct {
+		UID       string  `json:"uid"`
+		Title     *string `json:"title,omitempty"`
+		ParentUID *string `json:"parentUid,omitempty"`
+		IsDeleted bool    `json:"isDeleted,omitempty"`
+	}
+	records := make([]any, 0, len(p.Users)+len(p.Departments))
+	for _, u := range p.Users {
+		rec := user{UID: u.UID, UserName: u.UserName, NickName: u.NickName, Email: u.Email, Phone: u.Phone,
+			Departments: u.Departments, IsDeleted: u.IsDeleted}
+		if u.Departments != nil && len(u.Departments) == 0 {
+			// omitempty would turn "no departments" into "leave them".
+			b, err := json.Marshal(rec)
+			if err != nil {
+				return nil, err
+			}
+			records = append(records, json.RawMessage(append(b[:len(b)-1], []byte(`,"departments":[]}`)...)))
+			continue
+		}
+		records = append(records, rec)
+	}
+	for _, dep := range p.Departments {
+		records = append(records, department{UID: dep.UID, Title: dep.Title, ParentUID: dep.ParentUID, IsDeleted: dep.IsDeleted})
+	}
+	return json.Marshal(struct {
+		SourceName string `json:"sourceName,omitempty"`
+		DataType   string `json:"dataType"`
+		MatchKey   string `json:"matchKey,omitempty"`
+		Records    []any  `json:"records"`
+	}{p.SourceName, p.DataType, p.MatchKey, records})
+}
