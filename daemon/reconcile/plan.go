@@ -37,9 +37,13 @@ type User struct {
 	Email          string `json:"email,omitempty"`
 	Phone          string `json:"phone,omitempty"`
 	EmployeeNumber string `json:"employeeNumber,omitempty"`
-	Active         bool   `json:"active"`
-	State          string `json:"state"`
-	StateReason    string `json:"stateReason,omitempty"`
+	// Department is the enterprise department; DepartmentUID the pushed
+	// department it names, kept so that a later title follows.
+	Department    string `json:"department,omitempty"`
+	DepartmentUID string `json:"departmentUid,omitempty"`
+	Active        bool   `json:"active"`
+	State         string `json:"state"`
+	StateReason   string `json:"stateReason,omitempty"`
 	// HasPassword tells the engine that a password is set, without the hash.
 	HasPassword bool `json:"-"`
 	// PasswordHash is set only on a planned change that sets a password.
@@ -47,12 +51,18 @@ type User struct {
 	// Groups are the keys (see GroupKey) of the source's groups the user is a
 	// member of, sorted.
 	Groups []string `json:"groups,omitempty"`
+	// PendingGroups are, for pushed users, the uids of departments the
+	// user belongs to that have not arrived yet, sorted.
+	PendingGroups []string `json:"pendingGroups,omitempty"`
 }
 
-// Group is a group owned by the source.
+// Group is a group owned by the source. Pushed departments have their uid
+// as ExternalID and their parent's uid as Parent.
 type Group struct {
 	ID          string `json:"id"`
 	DisplayName string `json:"displayName"`
+	ExternalID  string `json:"externalId,omitempty"`
+	Parent      string `json:"parent,omitempty"`
 }
 
 // Action is what a plan does to one user.
@@ -79,10 +89,24 @@ type Change struct {
 	Reason string   `json:"reason,omitempty"` // why a record was skipped
 }
 
-// Membership links a user to one of the source's groups.
+// Membership links a user, or a child department, to one of the source's
+// groups.
 type Membership struct {
 	GroupID string `json:"groupId"`
 	UserID  string `json:"userId"`
+	// MemberType is MemberGroup for a nested department; "" is a user.
+	MemberType string `json:"memberType,omitempty"`
+}
+
+// MemberGroup is the MemberType of a nested group.
+const MemberGroup = "Group"
+
+// Pending is a membership in a pushed department that has not arrived yet;
+// it becomes a Membership when the department comes.
+type Pending struct {
+	DeptUID    string `json:"deptUid"`
+	MemberID   string `json:"memberId"`
+	MemberType string `json:"memberType,omitempty"`
 }
 
 // Counts are the per-action totals of a task (SPEC §8.1).
@@ -95,6 +119,10 @@ type Counts struct {
 	Restored    int `json:"restored"`
 	NotRestored int `json:"not_restored"`
 	Skipped     int `json:"skipped"`
+	// Groups counts departments a push created, updated and deleted.
+	GroupsCreated int `json:"groups_created,omitempty"`
+	GroupsUpdated int `json:"groups_updated,omitempty"`
+	GroupsDeleted int `json:"groups_deleted,omitempty"`
 }
 
 // Plan is everything a task would change. Applying it is all or nothing.
@@ -115,6 +143,8 @@ type Plan struct {
 	GroupDeletes      []Group      `json:"group_deletes,omitempty"`
 	MembershipAdds    []Membership `json:"membership_adds,omitempty"`
 	MembershipRemoves []Membership `json:"membership_removes,omitempty"`
+	PendingAdds       []Pending    `json:"pending_adds,omitempty"`
+	PendingRemoves    []Pending    `json:"pending_removes,omitempty"`
 
 	Warnings []string             `json:"warnings,omitempty"`
 	Errors   []sources.FieldError `json:"errors,omitempty"`
@@ -134,7 +164,7 @@ func (p *Plan) Empty() bool {
 		}
 	}
 	return len(p.GroupCreates)+len(p.GroupRenames)+len(p.GroupDeletes)+
-		len(p.MembershipAdds)+len(p.MembershipRemoves) == 0
+		len(p.MembershipAdds)+len(p.MembershipRemoves)+len(p.PendingAdds)+len(p.PendingRemoves) == 0
 }
 
 // Key is the case-insensitive identity of a login name or group name.

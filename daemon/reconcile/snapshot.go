@@ -332,9 +332,11 @@ func changedFields(a, b *User) []string {
 	add("displayName", a.DisplayName != b.DisplayName)
 	add("email", a.Email != b.Email)
 	add("phone", a.Phone != b.Phone)
+	add("externalId", a.ExternalID != b.ExternalID)
 	add("employeeNumber", a.EmployeeNumber != b.EmployeeNumber)
+	add("department", a.Department != b.Department)
 	add("active", a.Active != b.Active)
 	add("password", b.PasswordHash != "")
-	add("groups", !slices.Equal(a.Groups, b.Groups))
+	add("groups", !slices.Equal(a.Groups, b.Groups) || !slices.Equal(a.PendingGroups, b.PendingGroups))
 	return f
 }

@@ -204,6 +204,12 @@ func (s *Store) applyTask(ctx context.Context, source string, plan *reconcile.Pl
 			if err := tx.Save(t).Error; err != nil {
 				return fmt.Errorf("record task %d: %w", t.ID, err)
 			}
+			if t.Status == StatusSucceeded {
+				// A push's payload is kept only until it is applied.
+				if err := tx.Exec(`DELETE FROM task_payloads WHERE task_id = ?`, t.ID).Error; err != nil {
+					return fmt.Errorf("record task %d: %w", t.ID, err)
+				}
+			}
 		}
 		return nil
 	})
@@ -221,7 +227,7 @@ type applier struct {
 func (a *applier) apply(p *reconcile.Plan) error {
 	for _, g := range p.GroupCreates {
 		if err := a.exec(`INSERT INTO groups (id, source, external_id, display_name, display_name_key, version, created_at, updated_at)
-			VALUES (?, ?, '', ?, ?, 1, ?, ?)`, g.ID, a.source, g.DisplayName, reconcile.Key(g.DisplayName), a.now, a.now); err != nil {
+			VALUES (?, ?, ?, ?, ?, 1, ?, ?)`, g.ID, a.source, g.ExternalID, g.DisplayName, reconcile.Key(g.DisplayName), a.now, a.now); err != nil {
 			return fmt.Errorf("create group %q: %w", g.DisplayName, err)
 		}
 	}
@@ -232,7 +238,8 @@ func (a *applier) apply(p *reconcile.Plan) error {
 		}
 	}
 
-	var deleted, deactivated, loginMoves []string
+	var deleted, loginMoves []string
+	removals := map[[2]string][]string{} // by state and reason
 	var creates []*reconcile.User
 	var writes []reconcile.Change
 	for i := range p.Changes {
@@ -240,8 +247,10 @@ func (a *applier) apply(p *reconcile.Plan) error {
 		switch c.Action {
 		case reconcile.Delete:
 			deleted = append(deleted, c.After.ID)
+			fallthrough
 		case reconcile.Deactivate:
-			deactivated = append(deactivated, c.After.ID)
+			k := [2]string{c.After.State, c.After.StateReason}
+			removals[k] = append(removals[k], c.After.ID)
 		case reconcile.Create:
 			creates = append(creates, &c.After)
 		case reconcile.Update, reconcile.Restore:
@@ -253,16 +262,21 @@ func (a *applier) apply(p *reconcile.Plan) error {
 	}
 
 	// Removals first: they free logins that records of this plan take.
-	if err := a.inBatches(deleted, `UPDATE users SET active = FALSE, state = 'deleted', state_reason = 'orphan',
-		version = version + 1, updated_at = ?, deleted_at = ? WHERE id IN ?`, a.now, a.now); err != nil {
-		return fmt.Errorf("delete orphans: %w", err)
+	for k, ids := range removals {
+		var deletedAt any
+		if k[0] == reconcile.StateDeleted {
+			deletedAt = a.now
+		}
+		if err := a.inBatches(ids, `UPDATE users SET active = FALSE, state = ?, state_reason = ?,
+			version = version + 1, updated_at = ?, deleted_at = ? WHERE id IN ?`, k[0], k[1], a.now, deletedAt); err != nil {
+			return fmt.Errorf("remove users (%s, %s): %w", k[0], k[1], err)
+		}
 	}
 	if err := a.inBatches(deleted, `DELETE FROM memberships WHERE member_id IN ?`); err != nil {
 		return fmt.Errorf("remove the memberships of deleted users: %w", err)
 	}
-	if err := a.inBatches(deactivated, `UPDATE users SET active = FALSE, state = 'inactive', state_reason = 'orphan',
-		version = version + 1, updated_at = ? WHERE id IN ?`, a.now); err != nil {
-		return fmt.Errorf("deactivate orphans: %w", err)
+	if err := a.inBatches(deleted, `DELETE FROM pending_members WHERE member_id IN ?`); err != nil {
+		return fmt.Errorf("remove the pending memberships of deleted users: %w", err)
 	}
 	// Logins that move between users of this plan (a swap) are parked on a
 	// unique placeholder first, so that no step breaks the unique index.
@@ -286,9 +300,25 @@ func (a *applier) apply(p *reconcile.Plan) error {
 	if err := a.addMemberships(p.MembershipAdds); err != nil {
 		return err
 	}
+	if err := a.pending(p); err != nil {
+		return err
+	}
 	var groupIDs []string
 	for _, g := range p.GroupDeletes {
 		groupIDs = append(groupIDs, g.ID)
+		if g.ExternalID == "" {
+			continue
+		}
+		// A deleted department's members and children wait for it again,
+		// as they would had it never come.
+		if err := a.exec(`INSERT INTO pending_members (source, dept_uid, member_id, member_type)
+			SELECT ?, ?, member_id, member_type FROM memberships WHERE group_id = ? ON CONFLICT DO NOTHING`,
+			a.source, g.ExternalID, g.ID); err != nil {
+			return fmt.Errorf("keep the members of department %q: %w", g.ExternalID, err)
+		}
+	}
+	if err := a.inBatches(groupIDs, `DELETE FROM pending_members WHERE member_id IN ?`); err != nil {
+		return fmt.Errorf("delete groups: %w", err)
 	}
 	if err := a.inBatches(groupIDs, `DELETE FROM memberships WHERE member_id IN ? OR group_id IN ?`, inTwice); err != nil {
 		return fmt.Errorf("delete groups: %w", err)
@@ -296,7 +326,59 @@ func (a *applier) apply(p *reconcile.Plan) error {
 	if err := a.inBatches(groupIDs, `DELETE FROM groups WHERE id IN ?`); err != nil {
 		return fmt.Errorf("delete groups: %w", err)
 	}
+	return a.departmentTitles(p)
+}
+
+// pending records and resolves memberships in departments that have not
+// arrived yet.
+func (a *applier) pending(p *reconcile.Plan) error {
+	for _, pm := range p.PendingAdds {
+		if err := a.exec(`INSERT INTO pending_members (source, dept_uid, member_id, member_type) VALUES (?, ?, ?, ?)
+			ON CONFLICT DO NOTHING`, a.source, pm.DeptUID, pm.MemberID, memberType(pm.MemberType)); err != nil {
+			return fmt.Errorf("record a membership in department %q: %w", pm.DeptUID, err)
+		}
+	}
+	for _, pm := range p.PendingRemoves {
+		if err := a.exec(`DELETE FROM pending_members WHERE source = ? AND dept_uid = ? AND member_id = ?`,
+			a.source, pm.DeptUID, pm.MemberID); err != nil {
+			return fmt.Errorf("remove a membership in department %q: %w", pm.DeptUID, err)
+		}
+	}
 	return nil
+}
+
+// departmentTitles gives every user whose main department a plan created,
+// renamed or deleted that department's new name, also users the plan does
+// not otherwise touch.
+func (a *applier) departmentTitles(p *reconcile.Plan) error {
+	set := func(uid, title string) error {
+		if uid == "" {
+			return nil
+		}
+		if err := a.exec(`UPDATE users SET department = ?, version = version + 1, updated_at = ?
+			WHERE source = ? AND department_uid = ? AND department <> ?`, title, a.now, a.source, uid, title); err != nil {
+			return fmt.Errorf("update the department of users in %q: %w", uid, err)
+		}
+		return nil
+	}
+	for _, g := range slices.Concat(p.GroupCreates, p.GroupRenames) {
+		if err := set(g.ExternalID, g.DisplayName); err != nil {
+			return err
+		}
+	}
+	for _, g := range p.GroupDeletes {
+		if err := set(g.ExternalID, ""); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func memberType(t string) string {
+	if t == "" {
+		return "User"
+	}
+	return t
 }
 
 // inTwice marks a statement that takes the batch for two IN lists.
@@ -326,10 +408,11 @@ func (a *applier) inBatches(ids []string, sql string, args ...any) error {
 
 func (a *applier) writeUser(c reconcile.Change) error {
 	u := &c.After
-	sets := `user_name = ?, user_name_key = ?, given_name = ?, family_name = ?, display_name = ?, employee_number = ?,
+	sets := `external_id = ?, user_name = ?, user_name_key = ?, given_name = ?, family_name = ?, display_name = ?,
+		employee_number = ?, department = ?, department_uid = ?,
 		active = ?, state = ?, state_reason = ?, deleted_at = NULL, version = version + 1, updated_at = ?`
-	args := []any{u.UserName, reconcile.Key(u.UserName), u.GivenName, u.FamilyName, u.DisplayName, u.EmployeeNumber,
-		u.Active, u.State, u.StateReason, a.now}
+	args := []any{u.ExternalID, u.UserName, reconcile.Key(u.UserName), u.GivenName, u.FamilyName, u.DisplayName,
+		u.EmployeeNumber, u.Department, u.DepartmentUID, u.Active, u.State, u.StateReason, a.now}
 	if u.PasswordHash != "" {
 		sets += `, password_hash = ?`
 		args = append(args, u.PasswordHash)
@@ -357,7 +440,7 @@ func (a *applier) writeUser(c reconcile.Change) error {
 }
 
 const userColumns = `id, source, external_id, user_name, user_name_key, given_name, family_name, display_name,
-	employee_number, active, state, state_reason, password_hash, version, created_at, updated_at`
+	employee_number, department, department_uid, active, state, state_reason, password_hash, version, created_at, updated_at`
 
 func (a *applier) createUsers(users []*reconcile.User) error {
 	if a.postgres {
@@ -365,13 +448,13 @@ func (a *applier) createUsers(users []*reconcile.User) error {
 			return err
 		}
 	} else {
-		const cols = 16
+		const cols = 18
 		for start := 0; start < len(users); start += a.batch {
 			chunk := users[start:min(start+a.batch, len(users))]
 			args := make([]any, 0, len(chunk)*cols)
 			for _, u := range chunk {
 				args = append(args, u.ID, a.source, u.ExternalID, u.UserName, reconcile.Key(u.UserName), u.GivenName,
-					u.FamilyName, u.DisplayName, u.EmployeeNumber, u.Active, u.State, u.StateReason, u.PasswordHash,
+					u.FamilyName, u.DisplayName, u.EmployeeNumber, u.Department, u.DepartmentUID, u.Active, u.State, u.StateReason, u.PasswordHash,
 					1, a.now, a.now)
 			}
 			stmt := `INSERT INTO users (` + userColumns + `) VALUES ` + placeholders(len(chunk), cols)
@@ -396,20 +479,22 @@ func (a *applier) createUsersPG(users []*reconcile.User) error {
 	for start := 0; start < len(users); start += pgChunk {
 		chunk := users[start:min(start+pgChunk, len(users))]
 		n := len(chunk)
-		var id, ext, un, unk, gn, fn, dn, en, st, sr, ph = make([]string, n), make([]string, n), make([]string, n),
+		var id, ext, un, unk, gn, fn, dn, en, dep, dui, st, sr, ph = make([]string, n), make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
-			make([]string, n), make([]string, n), make([]string, n)
+			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		act := make([]bool, n)
 		for i, u := range chunk {
 			id[i], ext[i], un[i], unk[i] = u.ID, u.ExternalID, u.UserName, reconcile.Key(u.UserName)
 			gn[i], fn[i], dn[i], en[i] = u.GivenName, u.FamilyName, u.DisplayName, u.EmployeeNumber
+			dep[i], dui[i] = u.Department, u.DepartmentUID
 			act[i], st[i], sr[i], ph[i] = u.Active, u.State, u.StateReason, u.PasswordHash
 		}
 		err := a.rawExec(`INSERT INTO users (`+userColumns+`)
-			SELECT t.id, $13, t.ext, t.un, t.unk, t.gn, t.fn, t.dn, t.en, t.act, t.st, t.sr, t.ph, 1, $14, $14
+			SELECT t.id, $15, t.ext, t.un, t.unk, t.gn, t.fn, t.dn, t.en, t.dep, t.dui, t.act, t.st, t.sr, t.ph, 1, $16, $16
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-				$9::boolean[], $10::text[], $11::text[], $12::text[]) AS t(id, ext, un, unk, gn, fn, dn, en, act, st, sr, ph)`,
-			id, ext, un, unk, gn, fn, dn, en, act, st, sr, ph, a.source, a.now)
+				$9::text[], $10::text[], $11::boolean[], $12::text[], $13::text[], $14::text[])
+				AS t(id, ext, un, unk, gn, fn, dn, en, dep, dui, act, st, sr, ph)`,
+			id, ext, un, unk, gn, fn, dn, en, dep, dui, act, st, sr, ph, a.source, a.now)
 		if err != nil {
 			return fmt.Errorf("create users: %w", describeUnique(err, ""))
 		}
@@ -474,7 +559,24 @@ func (a *applier) insertPairs(prefix, constants string, first, second []string) 
 	return nil
 }
 
+// addMemberships adds users' memberships and, for nested departments,
+// groups'.
 func (a *applier) addMemberships(ms []reconcile.Membership) error {
+	users, groups := []reconcile.Membership{}, []reconcile.Membership{}
+	for _, m := range ms {
+		if m.MemberType == reconcile.MemberGroup {
+			groups = append(groups, m)
+		} else {
+			users = append(users, m)
+		}
+	}
+	if err := a.addMembers(users, "User"); err != nil {
+		return err
+	}
+	return a.addMembers(groups, reconcile.MemberGroup)
+}
+
+func (a *applier) addMembers(ms []reconcile.Membership, typ string) error {
 	// In key order the index inserts touch each page once.
 	ms = slices.Clone(ms)
 	slices.SortFunc(ms, func(x, y reconcile.Membership) int {
@@ -487,9 +589,9 @@ func (a *applier) addMemberships(ms []reconcile.Membership) error {
 	var err error
 	if a.postgres {
 		err = a.insertPairsPG(`INSERT INTO memberships (group_id, member_id, member_type)
-			SELECT t.g, t.m, 'User' FROM unnest($1::text[], $2::text[]) AS t(g, m)`, groups, users)
+			SELECT t.g, t.m, '`+typ+`' FROM unnest($1::text[], $2::text[]) AS t(g, m)`, groups, users)
 	} else {
-		err = a.insertPairs(`INSERT INTO memberships (group_id, member_id, member_type) VALUES `, "'User'", groups, users)
+		err = a.insertPairs(`INSERT INTO memberships (group_id, member_id, member_type) VALUES `, "'"+typ+"'", groups, users)
 	}
 	if err != nil {
 		return fmt.Errorf("add memberships: %w", err)

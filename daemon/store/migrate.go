@@ -120,6 +120,31 @@ var migrations = []migration{
 			created_at {{ts}} NOT NULL
 		)`,
 	}},
+	{2, "push sources: stored payloads, departments, pending memberships", []string{
+		// A push is kept here from its 202 until it succeeds, so that any
+		// replica can run or retry it; seq orders a source's pushes (a
+		// retry keeps the seq of the push it repeats).
+		`CREATE TABLE task_payloads (
+			task_id BIGINT PRIMARY KEY,
+			source TEXT NOT NULL,
+			seq BIGINT NOT NULL,
+			body TEXT NOT NULL
+		)`,
+		`CREATE INDEX task_payloads_source_seq ON task_payloads (source, seq)`,
+		// Memberships in pushed departments that have not arrived yet.
+		`CREATE TABLE pending_members (
+			source TEXT NOT NULL,
+			dept_uid TEXT NOT NULL,
+			member_id TEXT NOT NULL,
+			member_type TEXT NOT NULL,
+			PRIMARY KEY (source, dept_uid, member_id)
+		)`,
+		`CREATE INDEX pending_members_member ON pending_members (member_id)`,
+		`ALTER TABLE users ADD COLUMN department_uid TEXT NOT NULL DEFAULT ''`,
+		`CREATE INDEX users_department_uid ON users (source, department_uid) WHERE department_uid <> ''`,
+		`CREATE INDEX groups_source_external_id ON groups (source, external_id)`,
+		`CREATE INDEX user_phone_numbers_value ON user_phone_numbers (value)`,
+	}},
 }
 
 // Latest is the schema version this build needs.

@@ -16,6 +16,7 @@ type User struct {
 	DisplayName    string
 	EmployeeNumber string
 	Department     string
+	DepartmentUID  string
 	Manager        string
 	Active         bool
 	State          string

@@ -75,9 +75,9 @@ func (w *scimWriter) CreateUser(ctx context.Context, source string, u *scim.User
 			ext = id
 		}
 		active, state, reason := activeState(u.Active)
-		err = tx.Exec(`INSERT INTO users (`+userColumns+`, department, manager) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
+		err = tx.Exec(`INSERT INTO users (`+userColumns+`, manager) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, 1, ?, ?, ?)`,
 			id, source, ext, u.UserName, reconcile.Key(u.UserName), u.GivenName, u.FamilyName, displayName(u),
-			u.EmployeeNumber, active, state, reason, hash, now, now, u.Department, u.Manager).Error
+			u.EmployeeNumber, u.Department, active, state, reason, hash, now, now, u.Manager).Error
 		if err != nil {
 			return uniqueError(fmt.Errorf("create user %q: %w", u.UserName, err), u)
 		}

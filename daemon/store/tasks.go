@@ -192,6 +192,9 @@ func (s *Store) Expire(ctx context.Context, tombstonesBefore, tasksBefore time.T
 		if err := db.Exec(`DELETE FROM held_plans WHERE task_id IN ?`, chunk).Error; err != nil {
 			return nil, fmt.Errorf("remove old plans: %w", err)
 		}
+		if err := db.Exec(`DELETE FROM task_payloads WHERE task_id IN ?`, chunk).Error; err != nil {
+			return nil, fmt.Errorf("remove old payloads: %w", err)
+		}
 		if err := db.Exec(`DELETE FROM tasks WHERE id IN ?`, chunk).Error; err != nil {
 			return nil, fmt.Errorf("remove old tasks: %w", err)
 		}

@@ -56,12 +56,15 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 	if old.Status != store.StatusFailed && old.Status != store.StatusRunning {
 		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrUsage, id, old.Status)
 	}
+	if trigger == "" {
+		trigger = TriggerRetry
+	}
+	if _, err := r.pushSource(old.Source); err == nil {
+		return r.retryPush(ctx, old, trigger)
+	}
 	src, err := r.source(old.Source)
 	if err != nil {
 		return nil, err
-	}
-	if trigger == "" {
-		trigger = TriggerRetry
 	}
 	unlock, err := r.lock(ctx, src.Name)
 	if err != nil {
@@ -220,6 +223,9 @@ func (r *Runner) Recover(ctx context.Context) ([]int64, error) {
 		if err == nil && cur.Status == store.StatusRunning {
 			_, err = r.finishFailed(ctx, cur, nil, transient(errInterrupted))
 			failed = append(failed, t.ID)
+			if _, perr := r.pushSource(cur.Source); err == nil && perr == nil {
+				err = r.requeuePush(ctx, cur)
+			}
 		}
 		unlock()
 		if err != nil {

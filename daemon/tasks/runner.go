@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +50,8 @@ type Runner struct {
 	// Progress, when set, hears how far a long task is: phase is "read",
 	// "hash" or "apply", n the records done so far.
 	Progress func(source, phase string, n int)
+	// Finished, when set, hears about every push task DrainPush ends.
+	Finished func(store.Task)
 }
 
 // Options choose how a sync runs.
@@ -507,10 +508,7 @@ func (r *Runner) writeRaw(t *store.Task, recs []sources.Record) (string, error) 
 	if err := writeFileAtomic(path, func(w io.Writer) error { return csv.Write(w, recs) }); err != nil {
 		return "", fmt.Errorf("keep the raw record: %w", err)
 	}
-	if rel, err := filepath.Rel(r.Config.Dir, path); err == nil && !strings.HasPrefix(rel, "..") {
-		return rel, nil
-	}
-	return path, nil
+	return r.relative(path), nil
 }
 
 // rawPath resolves a task's raw record path.

@@ -1,0 +1,472 @@
+package reconcile
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/rosterd/roster/sources"
+	"github.com/rosterd/roster/sources/push"
+)
+
+// On-delete policies of push sources.
+const (
+	OnDeleteDeactivate = "deactivate"
+	OnDeleteDelete     = "delete"
+)
+
+// DeltaSettings are a push source's reconcile settings.
+type DeltaSettings struct {
+	// OnDelete is what isDeleted does to a user.
+	OnDelete      string
+	SkipConflicts bool
+}
+
+// DeltaSnapshot is the part of the directory a push can touch: the
+// source's users the payload names (by uid, by its match key or by login),
+// tombstones included, and every department and pending membership of the
+// source.
+type DeltaSnapshot struct {
+	Revision int64
+	// Users carry, as Groups and PendingGroups, the uids of the
+	// departments they are in or wait for.
+	Users  []User
+	Groups []Group
+	// ParentPending holds the uids of departments whose Parent has not
+	// arrived yet.
+	ParentPending map[string]bool
+	Pending       []Pending
+	// Foreign maps login keys held by users of other sources to a
+	// description of the holder, as in Snapshot.
+	Foreign map[string]string
+}
+
+// PlanPush computes the plan of one pushed payload (SPEC §3.3, §4.3): each
+// record is created, updated, restored or removed in the order given, and
+// records not mentioned are left alone. Problems that need the directory,
+// such as a login held by another user, end up in Plan.Errors (or, with
+// SkipConflicts, as skipped records).
+func PlanPush(p *push.Payload, snap *DeltaSnapshot, s DeltaSettings, newID func() string) *Plan {
+	d := newDelta(snap, s, newID)
+	d.plan.Records = len(p.Users) + len(p.Departments)
+	if p.DataType == push.DataDepartment {
+		for i := range p.Departments {
+			d.department(&p.Departments[i])
+		}
+	} else {
+		for i := range p.Users {
+			d.user(&p.Users[i], p.MatchKey)
+		}
+	}
+	return d.plan
+}
+
+// delta is the working state of a push plan: the snapshot as the records
+// before the current one left it.
+type delta struct {
+	plan     *Plan
+	settings DeltaSettings
+	newID    func() string
+	foreign  map[string]string
+
+	byExt   map[string]*User
+	byLogin map[string]*User // live users only
+	byEmail map[string]*User
+	byPhone map[string]*User
+
+	groups        map[string]*Group // by uid
+	names         map[string]string // display name key -> uid
+	parentPending map[string]bool
+	pending       map[string][]Pending // by department uid
+}
+
+func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta {
+	d := &delta{
+		plan:     &Plan{Revision: snap.Revision},
+		settings: s, newID: newID, foreign: snap.Foreign,
+		byExt: map[string]*User{}, byLogin: map[string]*User{}, byEmail: map[string]*User{}, byPhone: map[string]*User{},
+		groups: map[string]*Group{}, names: map[string]string{}, parentPending: map[string]bool{},
+		pending: map[string][]Pending{},
+	}
+	for i := range snap.Users {
+		u := snap.Users[i]
+		d.index(&u)
+		if u.State != StateDeleted {
+			d.plan.Total++
+		}
+	}
+	for i := range snap.Groups {
+		g := snap.Groups[i]
+		d.groups[g.ExternalID] = &g
+		d.names[Key(g.DisplayName)] = g.ExternalID
+	}
+	for uid := range snap.ParentPending {
+		d.parentPending[uid] = true
+	}
+	for _, pm := range snap.Pending {
+		d.pending[pm.DeptUID] = append(d.pending[pm.DeptUID], pm)
+	}
+	return d
+}
+
+// index makes u findable by every key it has now.
+func (d *delta) index(u *User) {
+	d.byExt[u.ExternalID] = u
+	if u.State != StateDeleted {
+		d.byLogin[Key(u.UserName)] = u
+	}
+	if u.Email != "" {
+		d.byEmail[strings.ToLower(u.Email)] = u
+	}
+	if u.Phone != "" {
+		d.byPhone[u.Phone] = u
+	}
+}
+
+// unindex forgets the keys u had before a change.
+func (d *delta) unindex(u *User) {
+	if d.byLogin[Key(u.UserName)] == u {
+		delete(d.byLogin, Key(u.UserName))
+	}
+	if d.byEmail[strings.ToLower(u.Email)] == u {
+		delete(d.byEmail, strings.ToLower(u.Email))
+	}
+	if d.byPhone[u.Phone] == u {
+		delete(d.byPhone, u.Phone)
+	}
+}
+
+// find returns the user a record updates: by its match key, else by uid.
+func (d *delta) find(r *push.User, matchKey string) *User {
+	var u *User
+	switch v := r.MatchValue(matchKey); matchKey {
+	case push.MatchUserName:
+		u = d.byLogin[Key(v)]
+	case push.MatchEmail:
+		u = d.byEmail[strings.ToLower(v)]
+	case push.MatchPhone:
+		u = d.byPhone[v]
+	}
+	if u == nil {
+		u = d.byExt[r.UID]
+	}
+	return u
+}
+
+func (d *delta) fail(r *push.User, field, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if d.settings.SkipConflicts {
+		d.plan.Changes = append(d.plan.Changes, Change{Action: Skip, Line: r.Index + 1,
+			After: User{ExternalID: r.UID, UserName: deref(r.UserName)}, Reason: msg})
+		d.plan.Warnings = append(d.plan.Warnings, fmt.Sprintf("records[%d] (%s): %s; the record was skipped", r.Index, field, msg))
+		d.plan.Counts.Skipped++
+		return
+	}
+	d.plan.Errors = append(d.plan.Errors, sources.FieldError{Field: field,
+		Message: fmt.Sprintf("records[%d] (%s): %s", r.Index, field, msg)})
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func (d *delta) user(r *push.User, matchKey string) {
+	before := d.find(r, matchKey)
+	if r.IsDeleted {
+		d.remove(r, before)
+		return
+	}
+	var after User
+	if before != nil {
+		after = *before
+		if holder := d.byExt[r.UID]; holder != nil && holder.ID != before.ID {
+			d.fail(r, "uid", "%q belongs to another user of this source (%q) than the one its %s matches (%q)",
+				r.UID, holder.UserName, matchKey, before.UserName)
+			return
+		}
+	} else {
+		login := deref(r.UserName)
+		if login == "" {
+			login = deref(r.Email)
+		}
+		if login == "" {
+			d.fail(r, "username", "is required to create a user (or an email to use as the login name)")
+			return
+		}
+		after = User{ID: d.newID(), UserName: login, Active: true, State: StateActive}
+	}
+	after.ExternalID = r.UID
+	if r.UserName != nil {
+		after.UserName = *r.UserName
+	}
+	if r.NickName != nil {
+		after.DisplayName = *r.NickName
+	}
+	if r.Email != nil {
+		after.Email = *r.Email
+	}
+	if r.Phone != nil {
+		after.Phone = *r.Phone
+	}
+	if after.DisplayName == "" {
+		after.DisplayName = after.UserName
+	}
+	if before == nil || before.State == StateDeleted || Key(before.UserName) != Key(after.UserName) {
+		if why := d.loginTaken(after.UserName, before); why != "" {
+			d.fail(r, "username", "%q %s", after.UserName, why)
+			return
+		}
+	}
+	restore := before != nil && (before.State == StateDeleted ||
+		before.State == StateInactive && (before.StateReason == ReasonSource || before.StateReason == ReasonOrphan))
+	if restore {
+		after.Active, after.State, after.StateReason = true, StateActive, ""
+	}
+	if r.Departments != nil {
+		d.departments(&after, r)
+	}
+
+	c := Change{Line: r.Index + 1, Before: before}
+	switch {
+	case before == nil:
+		c.Action = Create
+		d.plan.Counts.Created++
+	case restore:
+		c.Action = Restore
+		d.plan.Counts.Restored++
+	default:
+		if c.Fields = changedFields(before, &after); len(c.Fields) == 0 {
+			d.plan.Counts.Unchanged++
+			return
+		}
+		c.Action = Update
+		d.plan.Counts.Updated++
+	}
+	c.After = after
+	d.plan.Changes = append(d.plan.Changes, c)
+	if before != nil {
+		d.unindex(before)
+	}
+	d.index(&after)
+}
+
+// loginTaken says why login may not be used by the user who had before,
+// or "" when it is free.
+func (d *delta) loginTaken(login string, before *User) string {
+	k := Key(login)
+	if holder, ok := d.foreign[k]; ok {
+		return "is already used by " + holder
+	}
+	if holder := d.byLogin[k]; holder != nil && (before == nil || holder.ID != before.ID) {
+		return fmt.Sprintf("is already used by uid %q of this source", holder.ExternalID)
+	}
+	return ""
+}
+
+// remove applies isDeleted to a user: the source's on_delete.
+func (d *delta) remove(r *push.User, before *User) {
+	if before == nil || before.State == StateDeleted {
+		d.plan.Counts.Unchanged++ // nothing to remove: a repeated push
+		return
+	}
+	after := *before
+	c := Change{Line: r.Index + 1, Before: before}
+	switch {
+	case d.settings.OnDelete == OnDeleteDelete:
+		after.Active, after.State, after.StateReason = false, StateDeleted, ReasonSource
+		after.Groups, after.PendingGroups = nil, nil
+		c.Action = Delete
+		d.plan.Counts.Deleted++
+	case before.State == StateActive:
+		after.Active, after.State, after.StateReason = false, StateInactive, ReasonSource
+		c.Action = Deactivate
+		d.plan.Counts.Deactivated++
+	default:
+		d.plan.Counts.Unchanged++
+		return
+	}
+	c.After = after
+	d.plan.Changes = append(d.plan.Changes, c)
+	d.unindex(before)
+	d.index(&after)
+}
+
+// departments makes the user's memberships the record's list: existing
+// departments become memberships, others wait as pending ones.
+func (d *delta) departments(u *User, r *push.User) {
+	var member, waiting []string
+	for _, ref := range r.Departments {
+		if d.groups[ref.UID] != nil {
+			member = append(member, ref.UID)
+		} else {
+			waiting = append(waiting, ref.UID)
+		}
+	}
+	slices.Sort(member)
+	slices.Sort(waiting)
+	for _, uid := range member {
+		if !slices.Contains(u.Groups, uid) {
+			d.plan.MembershipAdds = append(d.plan.MembershipAdds, Membership{GroupID: d.groups[uid].ID, UserID: u.ID})
+		}
+	}
+	for _, uid := range u.Groups {
+		if !slices.Contains(member, uid) {
+			d.plan.MembershipRemoves = append(d.plan.MembershipRemoves, Membership{GroupID: d.groups[uid].ID, UserID: u.ID})
+		}
+	}
+	for _, uid := range waiting {
+		if !slices.Contains(u.PendingGroups, uid) {
+			d.plan.PendingAdds = append(d.plan.PendingAdds, Pending{DeptUID: uid, MemberID: u.ID})
+		}
+	}
+	for _, uid := range u.PendingGroups {
+		if !slices.Contains(waiting, uid) {
+			d.plan.PendingRemoves = append(d.plan.PendingRemoves, Pending{DeptUID: uid, MemberID: u.ID})
+		}
+	}
+	u.Groups, u.PendingGroups = member, waiting
+	u.DepartmentUID = r.MainDepartment()
+	u.Department = ""
+	if g := d.groups[u.DepartmentUID]; g != nil {
+		u.Department = g.DisplayName
+	}
+}
+
+func (d *delta) failDept(r *push.Department, field, format string, args ...any) {
+	d.plan.Errors = append(d.plan.Errors, sources.FieldError{Field: field,
+		Message: fmt.Sprintf("records[%d] (%s): %s", r.Index, field, fmt.Sprintf(format, args...))})
+}
+
+func (d *delta) department(r *push.Department) {
+	g := d.groups[r.UID]
+	if r.IsDeleted {
+		if g == nil {
+			d.plan.Counts.Unchanged++
+			return
+		}
+		d.plan.GroupDeletes = append(d.plan.GroupDeletes, *g)
+		d.plan.Counts.GroupsDeleted++
+		delete(d.names, Key(g.DisplayName))
+		delete(d.groups, r.UID)
+		// Its children wait for it again, as its members do (see the store).
+		for uid, child := range d.groups {
+			if child.Parent == r.UID {
+				d.parentPending[uid] = true
+			}
+		}
+		return
+	}
+	created := g == nil
+	if created {
+		if r.Title == nil {
+			d.failDept(r, "title", "is required to create a department")
+			return
+		}
+		g = &Group{ID: d.newID(), ExternalID: r.UID}
+	}
+	changed := false
+	if r.Title != nil && (created || *r.Title != g.DisplayName && !strings.HasPrefix(g.DisplayName, *r.Title+" (")) {
+		name, ok := d.uniqueName(*r.Title, r.UID)
+		if !ok {
+			d.failDept(r, "title", "%q is already the name of another group of this source", *r.Title)
+			return
+		}
+		if name != g.DisplayName {
+			delete(d.names, Key(g.DisplayName))
+			g.DisplayName = name
+			d.names[Key(name)] = r.UID
+			changed = true
+		}
+	}
+	if r.ParentUID != nil && *r.ParentUID != g.Parent {
+		if !d.setParent(r, g) {
+			return
+		}
+		changed = true
+	}
+	if created {
+		d.groups[r.UID] = g
+		d.plan.GroupCreates = append(d.plan.GroupCreates, *g)
+		d.plan.Counts.GroupsCreated++
+		// Whoever waited for this department joins it now.
+		for _, pm := range d.pending[r.UID] {
+			d.plan.PendingRemoves = append(d.plan.PendingRemoves, pm)
+			d.plan.MembershipAdds = append(d.plan.MembershipAdds, Membership{GroupID: g.ID, UserID: pm.MemberID, MemberType: pm.MemberType})
+			if pm.MemberType == MemberGroup {
+				for uid, child := range d.groups {
+					if child.ID == pm.MemberID {
+						delete(d.parentPending, uid)
+					}
+				}
+			}
+		}
+		delete(d.pending, r.UID)
+		return
+	}
+	if !changed {
+		d.plan.Counts.Unchanged++
+		return
+	}
+	d.plan.GroupRenames = append(d.plan.GroupRenames, *g)
+	d.plan.Counts.GroupsUpdated++
+}
+
+// uniqueName is title, or "title (uid)" when another department of the
+// source already has that name: group names are unique per source, and
+// organisations have two "Sales" in different places.
+func (d *delta) uniqueName(title, uid string) (string, bool) {
+	if owner, taken := d.names[Key(title)]; !taken || owner == uid {
+		return title, true
+	}
+	alt := title + " (" + uid + ")"
+	if owner, taken := d.names[Key(alt)]; taken && owner != uid {
+		return "", false
+	}
+	d.plan.Warnings = append(d.plan.Warnings, fmt.Sprintf("department %q is named %q: another department of the source is called %q", uid, alt, title))
+	return alt, true
+}
+
+// setParent moves g under the record's parent: a membership when the
+// parent exists, else a pending one.
+func (d *delta) setParent(r *push.Department, g *Group) bool {
+	parent := *r.ParentUID
+	for p := parent; p != ""; {
+		if p == r.UID {
+			d.failDept(r, "parentUid", "%q would make department %q its own ancestor", parent, r.UID)
+			return false
+		}
+		pg := d.groups[p]
+		if pg == nil {
+			break
+		}
+		p = pg.Parent
+	}
+	if old := g.Parent; old != "" {
+		if d.parentPending[r.UID] || d.groups[old] == nil {
+			d.plan.PendingRemoves = append(d.plan.PendingRemoves, Pending{DeptUID: old, MemberID: g.ID, MemberType: MemberGroup})
+			d.dropPending(old, g.ID)
+		} else {
+			d.plan.MembershipRemoves = append(d.plan.MembershipRemoves, Membership{GroupID: d.groups[old].ID, UserID: g.ID, MemberType: MemberGroup})
+		}
+	}
+	delete(d.parentPending, r.UID)
+	g.Parent = parent
+	switch {
+	case parent == "":
+	case d.groups[parent] != nil:
+		d.plan.MembershipAdds = append(d.plan.MembershipAdds, Membership{GroupID: d.groups[parent].ID, UserID: g.ID, MemberType: MemberGroup})
+	default:
+		pm := Pending{DeptUID: parent, MemberID: g.ID, MemberType: MemberGroup}
+		d.plan.PendingAdds = append(d.plan.PendingAdds, pm)
+		d.pending[parent] = append(d.pending[parent], pm)
+		d.parentPending[r.UID] = true
+	}
+	return true
+}
+
+func (d *delta) dropPending(uid, member string) {
+	d.pending[uid] = slices.DeleteFunc(d.pending[uid], func(p Pending) bool { return p.MemberID == member })
+}

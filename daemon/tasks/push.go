@@ -1,0 +1,257 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/reconcile"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/sources"
+	"github.com/rosterd/roster/sources/push"
+)
+
+// Pushes (SPEC §3.3, §4.3). A push is accepted in two steps: AcceptPush
+// stores the payload and its raw record and records a queued task (the
+// point of the 202 answer); DrainPush, under the source's lock, applies
+// the source's queued pushes one task each, in the order they were
+// accepted. A push that fails for a transient reason is queued again at
+// once with its place in that order, and the drain stops, so that a later
+// push never overtakes an earlier one that is still to be applied.
+
+// pushSource returns an enabled push source.
+func (r *Runner) pushSource(name string) (*config.Source, error) {
+	src, ok := r.Config.Source(name)
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%w: no source %q in %s", ErrUsage, name, r.configName())
+	case src.Type != config.TypePush:
+		return nil, fmt.Errorf("%w: source %q is a %s source; only push sources take pushes", ErrUsage, name, src.Type)
+	case !src.Enabled:
+		return nil, fmt.Errorf("%w: source %q is disabled (enabled: false) and refuses pushes", ErrUsage, name)
+	}
+	return src, nil
+}
+
+// AcceptPush stores a validated payload durably and returns its queued
+// task. When it returns without an error, the push will be applied even if
+// the process dies at once: by this process's DrainPush, by another
+// replica's, or after the next start.
+func (r *Runner) AcceptPush(ctx context.Context, name string, p *push.Payload) (*store.Task, error) {
+	if _, err := r.pushSource(name); err != nil {
+		return nil, err
+	}
+	body, err := push.Encode(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode the push: %w", err)
+	}
+	t := &store.Task{Source: name, Trigger: TriggerPush, Status: store.StatusQueued}
+	if err := r.Store.CreatePushTask(ctx, t, body, 0); err != nil {
+		return nil, err
+	}
+	if err := r.keepPushRaw(ctx, t, body); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// keepPushRaw writes a push's raw record. Without it the push is not
+// accepted: its task fails, and nothing of it is applied.
+func (r *Runner) keepPushRaw(ctx context.Context, t *store.Task, body []byte) error {
+	dir := r.rawDir(t.Source)
+	path := filepath.Join(dir, fmt.Sprintf("%d.json", t.ID))
+	err := os.MkdirAll(dir, 0o700)
+	if err == nil {
+		err = writeFileAtomic(path, func(w io.Writer) error { _, err := w.Write(body); return err })
+	}
+	if err != nil {
+		cause := fmt.Errorf("keep the raw record: %w (check that log.dir %s is writable)", err, r.Config.Log.Dir)
+		r.finishFailed(ctx, t, nil, cause)
+		return cause
+	}
+	t.RawRecord = r.relative(path)
+	if err := r.Store.SaveTask(ctx, t); err != nil {
+		// The push is stored and will be applied; only the path is missing.
+		r.log().Warn("could not record the raw record's path", "source", t.Source, "task", t.ID, "err", err)
+	}
+	return nil
+}
+
+// relative makes path relative to the config folder when inside it.
+func (r *Runner) relative(path string) string {
+	if rel, err := filepath.Rel(r.Config.Dir, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return path
+}
+
+// DrainPush applies the source's queued pushes in order and returns the
+// last task it ran (nil Result when there was none). It stops early when
+// ctx ends or a push failed for a transient reason (its retry is queued).
+func (r *Runner) DrainPush(ctx context.Context, name string) (*Result, error) {
+	src, err := r.pushSource(name)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := r.lock(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if err := r.recoverPushes(ctx, name); err != nil {
+		return nil, err
+	}
+	var last *Result
+	for ctx.Err() == nil {
+		t, err := r.Store.NextPushTask(ctx, name)
+		if err != nil {
+			return last, err
+		}
+		if t == nil {
+			return last, nil
+		}
+		res := r.runPush(ctx, src, t)
+		last = res
+		if r.Finished != nil {
+			r.Finished(*res.Task)
+		}
+		if res.Task.Status == store.StatusFailed && res.Task.Transient {
+			if err := r.requeuePush(ctx, res.Task); err != nil {
+				return last, err
+			}
+			return last, nil
+		}
+	}
+	return last, nil
+}
+
+// recoverPushes fails the source's pushes left running by a dead process
+// (the caller holds the lock, so nobody runs them) and queues them again.
+func (r *Runner) recoverPushes(ctx context.Context, name string) error {
+	running, err := r.Store.TasksWithStatus(ctx, store.StatusRunning)
+	if err != nil {
+		return err
+	}
+	for i := range running {
+		t := &running[i]
+		if t.Source != name {
+			continue
+		}
+		r.finishFailed(ctx, t, nil, transient(errInterrupted))
+		if err := r.requeuePush(ctx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// requeuePush queues a transiently failed push again, in its place, until
+// its retries are used up.
+func (r *Runner) requeuePush(ctx context.Context, t *store.Task) error {
+	if t.Attempt >= r.Config.Tasks.MaxRetries {
+		r.log().Error("push failed for a transient reason and its automatic retries are used up; retry it by hand when the cause is fixed",
+			"source", t.Source, "task", t.ID, "retries", t.Attempt)
+		return nil
+	}
+	body, seq, err := r.Store.PushPayload(ctx, t.ID)
+	if err != nil {
+		return err
+	}
+	retryOf := t.ID
+	nt := &store.Task{Source: t.Source, Trigger: TriggerRetry, Status: store.StatusQueued, RetryOf: &retryOf,
+		Attempt: t.Attempt + 1, RawRecord: t.RawRecord}
+	if err := r.Store.CreatePushTask(ctx, nt, body, seq); err != nil {
+		return err
+	}
+	r.log().Warn("push failed for a transient reason: queued again", "source", t.Source, "task", t.ID, "retry", nt.ID, "attempt", nt.Attempt)
+	return nil
+}
+
+// retryPush is Retry for a failed push: its payload is queued again as a
+// new push (after those waiting, as an operator's new push would be) and
+// the source's queue is applied.
+func (r *Runner) retryPush(ctx context.Context, old *store.Task, trigger string) (*Result, error) {
+	if old.Status != store.StatusFailed {
+		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrUsage, old.ID, old.Status)
+	}
+	body, _, err := r.Store.PushPayload(ctx, old.ID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: task %d has no stored payload to run again", ErrUsage, old.ID)
+		}
+		return nil, err
+	}
+	retryOf := old.ID
+	t := &store.Task{Source: old.Source, Trigger: trigger, Status: store.StatusQueued, RetryOf: &retryOf,
+		Attempt: old.Attempt + 1, RawRecord: old.RawRecord}
+	if err := r.Store.CreatePushTask(ctx, t, body, 0); err != nil {
+		return nil, err
+	}
+	if _, err := r.DrainPush(ctx, old.Source); err != nil {
+		return nil, err
+	}
+	done, err := r.Store.GetTask(ctx, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Task: done}, nil
+}
+
+// runPush applies one queued push.
+func (r *Runner) runPush(ctx context.Context, src *config.Source, t *store.Task) *Result {
+	now := time.Now().UTC()
+	t.Status, t.StartedAt = store.StatusRunning, &now
+	if err := r.Store.SaveTask(ctx, t); err != nil {
+		res, _ := r.finishFailed(ctx, t, nil, transient(err))
+		return res
+	}
+	r.log().Info("task started", "source", t.Source, "task", t.ID, "trigger", t.Trigger)
+	res, _ := r.applyPush(ctx, src, t)
+	return res
+}
+
+func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Task) (*Result, error) {
+	body, _, err := r.Store.PushPayload(ctx, t.ID)
+	if err != nil {
+		return r.finishFailed(ctx, t, nil, transient(err))
+	}
+	p, err := push.Decode(body)
+	if err != nil {
+		return r.finishFailed(ctx, t, nil, fmt.Errorf("the stored push is not readable: %w", err))
+	}
+	snap, err := r.Store.PushSnapshot(ctx, src.Name, pushKeys(p))
+	if err != nil {
+		return r.finishFailed(ctx, t, nil, transient(err))
+	}
+	plan := reconcile.PlanPush(p, snap, reconcile.DeltaSettings{OnDelete: src.OnDelete,
+		SkipConflicts: src.OnConflict == config.OnConflictSkip}, newID)
+	plan.Source = src.Name
+	if len(plan.Errors) > 0 {
+		return r.finishFailed(ctx, t, plan, &sources.ValidationError{Errors: plan.Errors})
+	}
+	return r.apply(ctx, t, src, plan, "")
+}
+
+func pushKeys(p *push.Payload) store.PushKeys {
+	var k store.PushKeys
+	for i := range p.Users {
+		u := &p.Users[i]
+		k.UIDs = append(k.UIDs, u.UID)
+		if u.UserName != nil {
+			k.Logins = append(k.Logins, reconcile.Key(*u.UserName))
+		}
+		if u.Email != nil && *u.Email != "" {
+			k.Emails = append(k.Emails, strings.ToLower(*u.Email))
+		}
+		if u.Phone != nil && *u.Phone != "" {
+			k.Phones = append(k.Phones, *u.Phone)
+		}
+	}
+	return k
+}
