@@ -76,8 +76,8 @@ func counts(t *testing.T, task *store.Task) reconcile.Counts {
 
 type pushedUser struct {
 	ExternalID, UserName, DisplayName, Department, State, Email string
-	Active                                                     bool
-	Groups                                                     []string // display names
+	Active                                                      bool
+	Groups                                                      []string // display names
 }
 
 // pushedUsers reads the users of source api by login.
