@@ -1,6 +1,8 @@
 package sources
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -92,4 +94,65 @@ func validDomain(d string) bool {
 	// A top-level domain has two letters or more and is never numeric,
 	// which also keeps out bare IPv4 addresses.
 	return labels >= 2 && utf8.RuneCountInString(last) >= 2 && strings.Trim(last, "0123456789") != ""
+}
+
+// FoldKey maps s to a key that two strings share exactly when
+// strings.EqualFold calls them equal, so that map look-ups and EqualFold
+// never disagree. Lower-case ASCII, the usual login, comes back uncopied.
+func FoldKey(s string) string {
+	i := 0
+	for ; i < len(s); i++ {
+		if c := s[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
+			break
+		}
+	}
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	b.WriteString(s[:i])
+	for _, r := range s[i:] {
+		b.WriteRune(foldRune(r))
+	}
+	return b.String()
+}
+
+// foldRune picks one fixed member of r's simple case-folding orbit (the set
+// EqualFold treats as one letter): its lower-case ASCII letter when it has
+// one, such as "k" for K, k and the Kelvin sign, else its smallest rune.
+func foldRune(r rune) rune {
+	if r < utf8.RuneSelf {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}
+	least := r
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if f < utf8.RuneSelf {
+			return foldRune(f)
+		}
+		least = min(least, f)
+	}
+	return least
+}
+
+// maxShownRunes bounds how much of a value a message quotes, so that a
+// megabyte-long cell yields a readable error.
+const maxShownRunes = 64
+
+// QuoteValue quotes v for a message, Go-escaped so that control characters
+// show, and cut after maxShownRunes characters.
+func QuoteValue(v string) string {
+	n := utf8.RuneCountInString(v)
+	if n <= maxShownRunes {
+		return strconv.Quote(v)
+	}
+	i := 0
+	for range maxShownRunes {
+		_, size := utf8.DecodeRuneInString(v[i:])
+		i += size
+	}
+	return fmt.Sprintf("%q... (%d characters)", v[:i], n)
 }

@@ -35,7 +35,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -539,7 +538,7 @@ func (p *parser) validate() {
 		switch col {
 		case colID:
 			if first, dup := p.ids[v]; dup {
-				fail(sources.NewFieldError(f.line, col, name, "%s is already used on line %d", quoteValue(v), first))
+				fail(sources.NewFieldError(f.line, col, name, "%s is already used on line %d", sources.QuoteValue(v), first))
 			} else {
 				p.ids[v] = f.line
 			}
@@ -549,16 +548,16 @@ func (p *parser) validate() {
 		case colLastName:
 			rec.FamilyName = v
 		case colLogin:
-			key := foldKey(v)
+			key := sources.FoldKey(v)
 			if first, dup := p.logins[key]; dup {
-				fail(sources.NewFieldError(f.line, col, name, "%s is already used on line %d", quoteValue(v), first))
+				fail(sources.NewFieldError(f.line, col, name, "%s is already used on line %d", sources.QuoteValue(v), first))
 			} else {
 				p.logins[key] = f.line
 			}
 			rec.UserName = v
 		case colEmail:
 			if v != "" && !sources.ValidEmail(v) {
-				fail(sources.NewFieldError(f.line, col, name, "%s is not a valid e-mail address", quoteValue(v)))
+				fail(sources.NewFieldError(f.line, col, name, "%s is not a valid e-mail address", sources.QuoteValue(v)))
 			}
 			rec.Email = v
 		case colGroups:
@@ -636,28 +635,9 @@ func (p *parser) allowedChars(v string, line, col int) bool {
 	if col == colPassword {
 		p.report(sources.NewFieldError(line, col, name, "the password contains a control character or line break"))
 	} else {
-		p.report(sources.NewFieldError(line, col, name, "%s contains %s", quoteValue(v), what))
+		p.report(sources.NewFieldError(line, col, name, "%s contains %s", sources.QuoteValue(v), what))
 	}
 	return false
-}
-
-// maxShownRunes bounds how much of a value a message quotes, so that a
-// megabyte-long cell yields a readable error.
-const maxShownRunes = 64
-
-// quoteValue quotes v for a message, Go-escaped so that control characters
-// show, and cut after maxShownRunes characters.
-func quoteValue(v string) string {
-	n := utf8.RuneCountInString(v)
-	if n <= maxShownRunes {
-		return strconv.Quote(v)
-	}
-	i := 0
-	for range maxShownRunes {
-		_, size := utf8.DecodeRuneInString(v[i:])
-		i += size
-	}
-	return fmt.Sprintf("%q... (%d characters)", v[:i], n)
 }
 
 func firstInvalidUTF8(s string) int {

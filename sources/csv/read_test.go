@@ -670,12 +670,12 @@ func TestFoldKeyAgreesWithEqualFold(t *testing.T) {
 		"ſam", "Sam", "σς", "ΣΣ", "Σσ", "ǅ", "ǆ", "Ǆ", "", "a-b", "A-B", "İ", "i", "ı"}
 	for _, a := range words {
 		for _, b := range words {
-			if got, want := foldKey(a) == foldKey(b), strings.EqualFold(a, b); got != want {
+			if got, want := sources.FoldKey(a) == sources.FoldKey(b), strings.EqualFold(a, b); got != want {
 				t.Errorf("%q vs %q: same key %v, EqualFold %v", a, b, got, want)
 			}
 		}
 	}
-	if s := "jdoe"; foldKey(s) != s {
+	if s := "jdoe"; sources.FoldKey(s) != s {
 		t.Error("foldKey changed lower-case ASCII")
 	}
 }
@@ -690,12 +690,12 @@ func TestValidEmail(t *testing.T) {
 		"bob@" + strings.Repeat("a", 64) + ".com", "bob@example_test.com"}
 	for _, s := range good {
 		if !sources.ValidEmail(s) {
-			t.Errorf("validEmail(%q) = false, want true", s)
+			t.Errorf("sources.ValidEmail(%q) = false, want true", s)
 		}
 	}
 	for _, s := range bad {
 		if sources.ValidEmail(s) {
-			t.Errorf("validEmail(%q) = true, want false", s)
+			t.Errorf("sources.ValidEmail(%q) = true, want false", s)
 		}
 	}
 }

@@ -3,8 +3,6 @@ package csv
 import (
 	"encoding/base64"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/rosterd/roster/sources"
 )
@@ -27,7 +25,7 @@ func splitGroups(v string) []string {
 			continue
 		}
 		if seen != nil {
-			k := foldKey(g)
+			k := sources.FoldKey(g)
 			if _, dup := seen[k]; dup {
 				continue
 			}
@@ -39,9 +37,9 @@ func splitGroups(v string) []string {
 			if len(groups) == groupScanLimit {
 				seen = make(map[string]struct{}, 2*groupScanLimit)
 				for _, x := range groups {
-					seen[foldKey(x)] = struct{}{}
+					seen[sources.FoldKey(x)] = struct{}{}
 				}
-				seen[foldKey(g)] = struct{}{}
+				seen[sources.FoldKey(g)] = struct{}{}
 			}
 		}
 		groups = append(groups, g)
@@ -59,48 +57,6 @@ func containsFold(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// foldKey maps s to a key that two strings share exactly when
-// strings.EqualFold calls them equal, so that map look-ups and EqualFold
-// never disagree. Lower-case ASCII, the usual login, comes back uncopied.
-func foldKey(s string) string {
-	i := 0
-	for ; i < len(s); i++ {
-		if c := s[i]; c >= utf8.RuneSelf || ('A' <= c && c <= 'Z') {
-			break
-		}
-	}
-	if i == len(s) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s))
-	b.WriteString(s[:i])
-	for _, r := range s[i:] {
-		b.WriteRune(foldRune(r))
-	}
-	return b.String()
-}
-
-// foldRune picks one fixed member of r's simple case-folding orbit (the set
-// EqualFold treats as one letter): its lower-case ASCII letter when it has
-// one, such as "k" for K, k and the Kelvin sign, else its smallest rune.
-func foldRune(r rune) rune {
-	if r < utf8.RuneSelf {
-		if 'A' <= r && r <= 'Z' {
-			return r + 'a' - 'A'
-		}
-		return r
-	}
-	least := r
-	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-		if f < utf8.RuneSelf {
-			return foldRune(f)
-		}
-		least = min(least, f)
-	}
-	return least
 }
 
 // validHash accepts the two hash formats roster writes into raw records.
