@@ -27,8 +27,13 @@
 // recorded with the trigger "schedule" (the daemon's own initiative). A
 // source added by a reload is treated the same way.
 //
-// http, push and scim sources have no queue: the push and SCIM handlers
-// write their own tasks, and pulling http sources comes in a later version.
+// http sources are pulled like csv sources (on their schedule, at start
+// when never synced, and when an operator asks). Push sources have a queue
+// too: its jobs apply the pushes the push API stored, in order (see
+// tasks.Runner.DrainPush); every PushPoll the daemon also looks for pushes
+// another replica accepted and could not apply (it died), and at start for
+// those this process left. scim sources have no queue: the SCIM handler
+// writes directly.
 //
 // # File watching
 //
@@ -71,6 +76,7 @@ import (
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources/push"
 )
 
 // Defaults of the Daemon's tuning fields.
@@ -79,6 +85,7 @@ const (
 	DefaultRetryBackoff    = 5 * time.Second
 	DefaultMaxRetryBackoff = 10 * time.Minute
 	DefaultPollInterval    = time.Second
+	DefaultPushPoll        = 10 * time.Second
 	DefaultDebounce        = 2 * time.Second
 )
 
@@ -98,6 +105,9 @@ type Daemon struct {
 	// as long, at most MaxRetryBackoff.
 	RetryBackoff    time.Duration
 	MaxRetryBackoff time.Duration
+	// PushPoll is how often push sources look for stored pushes that no
+	// process is applying (accepted by a replica that died).
+	PushPoll time.Duration
 	// PollInterval is how often watched files are looked at; Debounce is
 	// how long a changed file must stay unchanged before it is imported.
 	PollInterval time.Duration
@@ -141,6 +151,8 @@ type Daemon struct {
 // taskRunner is what the daemon needs of tasks.Runner.
 type taskRunner interface {
 	Sync(ctx context.Context, source string, opt tasks.Options) (*tasks.Result, error)
+	DrainPush(ctx context.Context, source string) (*tasks.Result, error)
+	AcceptPush(ctx context.Context, source string, p *push.Payload) (*store.Task, error)
 	Retry(ctx context.Context, id int64, trigger string) (*tasks.Result, error)
 	Recover(ctx context.Context) ([]int64, error)
 }
@@ -170,6 +182,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, reg prometheus.R
 		RetryBackoff:    DefaultRetryBackoff,
 		MaxRetryBackoff: DefaultMaxRetryBackoff,
 		PollInterval:    DefaultPollInterval,
+		PushPoll:        DefaultPushPoll,
 		Debounce:        DefaultDebounce,
 		store:           st,
 		log:             log,
@@ -179,7 +192,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, reg prometheus.R
 		ready:           make(chan struct{}),
 	}
 	d.newRunner = func(c *config.Config) taskRunner {
-		return &tasks.Runner{Store: st, Config: c, Log: log}
+		return &tasks.Runner{Store: st, Config: c, Log: log, Finished: func(t store.Task) { d.metrics.observe(&t) }}
 	}
 	d.runner = d.newRunner(cfg)
 	m, err := newMetrics(reg, st, d.Config, log)
@@ -280,7 +293,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	watchDone := make(chan struct{})
 	go func() {
 		defer close(watchDone)
+		var wg sync.WaitGroup
+		wg.Go(func() { d.pollPushes(watchCtx) })
 		d.watch(watchCtx)
+		wg.Wait()
 	}()
 	d.initialSyncs(ctx, cfg, nil)
 
@@ -379,6 +395,13 @@ func (d *Daemon) initialSyncs(ctx context.Context, cfg *config.Config, only map[
 		if !queued(&src) || only != nil && !only[src.Name] {
 			continue
 		}
+		if src.Type == config.TypePush {
+			// Pushes accepted before a crash or a stop are applied now.
+			if err := d.Trigger(src.Name, tasks.TriggerPush); err != nil {
+				d.log.Warn("could not apply the stored pushes", "source", src.Name, "err", err)
+			}
+			continue
+		}
 		state, err := d.store.GetSource(ctx, src.Name)
 		if err != nil {
 			d.log.Warn("could not read the state of a source", "source", src.Name, "err", err)
@@ -393,8 +416,32 @@ func (d *Daemon) initialSyncs(ctx context.Context, cfg *config.Config, only map[
 	}
 }
 
+// pollPushes drains every push source each PushPoll until ctx ends; a
+// drain that finds nothing costs one query.
+func (d *Daemon) pollPushes(ctx context.Context) {
+	t := time.NewTicker(d.PushPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, src := range d.Config().Sources {
+			if queued(&src) && src.Type == config.TypePush {
+				_ = d.Trigger(src.Name, tasks.TriggerPush) // a busy queue merges it
+			}
+		}
+	}
+}
+
 // queued reports whether the daemon runs tasks of a source.
-func queued(src *config.Source) bool { return src.Enabled && src.Type == config.TypeCSV }
+func queued(src *config.Source) bool {
+	return src.Enabled && (src.Type == config.TypeCSV || src.Type == config.TypeHTTP || src.Type == config.TypePush)
+}
+
+// pulled reports whether the daemon syncs a source on a schedule.
+func pulled(src *config.Source) bool { return queued(src) && src.Type != config.TypePush }
 
 // reschedule replaces the cron scheduler by one for cfg; d.mu is held.
 func (d *Daemon) reschedule(cfg *config.Config) {
@@ -406,8 +453,8 @@ func (d *Daemon) reschedule(cfg *config.Config) {
 		if src.Schedule == "" || !src.Enabled {
 			continue
 		}
-		if !queued(&src) {
-			d.log.Debug("schedule not used: this version syncs only csv sources on a schedule", "source", src.Name, "type", src.Type)
+		if !pulled(&src) {
+			d.log.Debug("schedule not used: only csv and http sources sync on a schedule", "source", src.Name, "type", src.Type)
 			continue
 		}
 		sched, err := parseSchedule(src.Schedule)

@@ -17,6 +17,7 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources/push"
 )
 
 func TestHealthReadinessMetricsAndBodyLimits(t *testing.T) {
@@ -466,4 +467,12 @@ func TestSecondDaemonOnOneSQLiteFileIsRefused(t *testing.T) {
 		!strings.Contains(err.Error(), st.Path()+".daemon.lock") {
 		t.Fatalf("second Run = %v, want a clear refusal naming the database and its lock", err)
 	}
+}
+
+func (f *flaky) DrainPush(ctx context.Context, source string) (*tasks.Result, error) {
+	return f.real.DrainPush(ctx, source)
+}
+
+func (f *flaky) AcceptPush(ctx context.Context, source string, p *push.Payload) (*store.Task, error) {
+	return f.real.AcceptPush(ctx, source, p)
 }

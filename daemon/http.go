@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +18,10 @@ import (
 
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/admin"
+	"github.com/rosterd/roster/daemon/pushapi"
 	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources/push"
 )
 
 // Server timeouts. Bodies may be a 64 MiB CSV upload on a slow link, and
@@ -67,6 +71,26 @@ func (d *Daemon) routes() {
 		Finished: func(t *store.Task) { d.finished(t, d.Config()) }})
 	d.Handle("/api/v1/", api)
 	d.HandleUpload("PUT /api/v1/sources/{name}/file", api)
+	pushes := pushapi.New(pushapi.Options{
+		Config: d.Config,
+		Accept: func(ctx context.Context, source string, p *push.Payload) (*store.Task, error) {
+			r, _ := d.currentRunner()
+			return r.AcceptPush(ctx, source, p)
+		},
+		Applied: func(source string) {
+			if err := d.Trigger(source, tasks.TriggerPush); err != nil {
+				// Stored all the same: the next poll or start applies it.
+				d.log.Warn("push stored but not started", "source", source, "err", err)
+			}
+		},
+		Task: d.store.GetTask,
+		Observe: func(source string, code int) {
+			d.metrics.pushRequests.WithLabelValues(source, strconv.Itoa(code)).Inc()
+		},
+		Log: d.log,
+	})
+	d.HandleUpload("POST /api/v1/sources/{name}/push", pushes)
+	d.HandleUpload("POST /api/userData:push", pushes)
 	metrics := promhttp.HandlerFor(d.gatherer, promhttp.HandlerOpts{
 		// A failing collector (the database down) must not hide the rest.
 		ErrorHandling:     promhttp.ContinueOnError,

@@ -26,6 +26,7 @@ type metrics struct {
 	lastSuccess   *prometheus.GaugeVec
 	records       *prometheus.CounterVec
 	running       *prometheus.GaugeVec
+	pushRequests  *prometheus.CounterVec
 	reloadOK      prometheus.Gauge
 	reloadTime    prometheus.Gauge
 	buildInfo     *prometheus.GaugeVec
@@ -55,6 +56,10 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, cfg func() *config.C
 			Name: "roster_sync_running",
 			Help: "1 while a task of the source runs in this process, else 0.",
 		}, []string{"source"}),
+		pushRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roster_push_requests_total",
+			Help: "Push API requests by source and HTTP status code; source is \"\" when the request named no configured source.",
+		}, []string{"source", "code"}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "roster_config_last_reload_successful",
 			Help: "Whether the last configuration reload succeeded (1) or was refused (0).",
@@ -78,7 +83,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, cfg func() *config.C
 			"Groups in the directory by owning source, counted at scrape time.",
 			[]string{"source"}, nil),
 	}
-	for _, c := range []prometheus.Collector{m.tasks, m.duration, m.lastSuccess, m.records, m.running,
+	for _, c := range []prometheus.Collector{m.tasks, m.duration, m.lastSuccess, m.records, m.running, m.pushRequests,
 		m.reloadOK, m.reloadTime, m.buildInfo, dir} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("daemon: register metrics: %w", err)

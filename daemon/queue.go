@@ -185,6 +185,9 @@ func (d *Daemon) push(source string, j job) error {
 			return fmt.Errorf("%w: source %q is a %s source; the daemon does not sync it", tasks.ErrUsage, source, src.Type)
 		}
 	}
+	if src, ok := cfg.Source(source); ok && src.Type == config.TypePush && j.trigger != tasks.TriggerPush {
+		return fmt.Errorf("%w: source %q is a push source: it receives changes over HTTP and has nothing to sync", tasks.ErrUsage, source)
+	}
 	if q.push(j) {
 		d.log.Debug("sync queued", "source", source, "trigger", j.trigger, "force", j.force)
 	} else {
@@ -248,6 +251,10 @@ func (d *Daemon) runJob(ctx context.Context, source string, j job) {
 	d.metrics.running.WithLabelValues(source).Set(1)
 	defer d.metrics.running.WithLabelValues(source).Set(0)
 
+	if src, ok := cfg.Source(source); ok && src.Type == config.TypePush {
+		d.drain(ctx, r, source, j)
+		return
+	}
 	var res *tasks.Result
 	var err error
 	if j.retryOf != 0 {
@@ -292,6 +299,28 @@ func (d *Daemon) runJob(ctx context.Context, source string, j job) {
 	}
 	if res.Task != nil {
 		d.finished(res.Task, cfg)
+	}
+}
+
+// drain applies a push source's stored pushes. The runner reports each
+// task to the metrics itself; a push that failed for a transient reason is
+// queued again in its place, and the queue is drained again after the
+// backoff.
+func (d *Daemon) drain(ctx context.Context, r taskRunner, source string, j job) {
+	res, err := r.DrainPush(ctx, source)
+	attempt := j.attempt
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return
+	case err != nil:
+		d.log.Error("stored pushes could not be applied", "source", source, "err", err, "transient", tasks.IsTransient(err))
+	case res != nil && res.Task != nil && res.Task.Status == store.StatusFailed && res.Task.Transient:
+		attempt = res.Task.Attempt
+	default:
+		return
+	}
+	if attempt < d.Config().Tasks.MaxRetries+1 {
+		d.later(source, job{trigger: tasks.TriggerPush, attempt: attempt + 1}, d.backoff(attempt))
 	}
 }
 

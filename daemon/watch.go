@@ -91,7 +91,7 @@ func (d *Daemon) pollFiles(ctx context.Context, cfg *config.Config, now time.Tim
 	}
 	want := map[string]string{}
 	for _, src := range cfg.Sources {
-		if queued(&src) && src.Watch {
+		if queued(&src) && src.Type == config.TypeCSV && src.Watch {
 			want[src.Name] = src.Path
 		}
 	}
