@@ -277,14 +277,7 @@ func authenticate(r *http.Request, tokens []config.Token) (string, error) {
 		e.header = http.Header{"Www-Authenticate": {`Bearer realm="roster"`}}
 		return "", e
 	}
-	sum := sha256.Sum256([]byte(token))
-	var found *config.Token
-	for i := range tokens {
-		want, ok := tokenHash(tokens[i].Hash)
-		if ok && subtle.ConstantTimeCompare(sum[:], want[:]) == 1 && found == nil {
-			found = &tokens[i]
-		}
-	}
+	found := FindToken(token, tokens)
 	if found == nil {
 		e := errorf(http.StatusUnauthorized, "the bearer token is not valid: it matches no token of the configuration (tokens[].hash)")
 		e.header = http.Header{"Www-Authenticate": {`Bearer realm="roster", error="invalid_token"`}}
@@ -296,6 +289,22 @@ func authenticate(r *http.Request, tokens []config.Token) (string, error) {
 		return "", e
 	}
 	return found.Name, nil
+}
+
+// FindToken returns the configured token whose hash is the SHA-256 of
+// token, or nil. The hash is compared with every configured hash in
+// constant time, so neither a match nor its position shows in the timing.
+// The admin page (package adminui) checks its session cookie with it.
+func FindToken(token string, tokens []config.Token) *config.Token {
+	sum := sha256.Sum256([]byte(token))
+	var found *config.Token
+	for i := range tokens {
+		want, ok := tokenHash(tokens[i].Hash)
+		if ok && subtle.ConstantTimeCompare(sum[:], want[:]) == 1 && found == nil {
+			found = &tokens[i]
+		}
+	}
+	return found
 }
 
 // tokenHash decodes "sha256:<64 hex digits>"; config.Load validates the
