@@ -20,7 +20,13 @@ import (
 // dryRun computes and returns the plan without writing anything: no task,
 // no raw record, no lock (a dry run only reads).
 func (r *Runner) dryRun(ctx context.Context, src *config.Source) (*Result, error) {
-	in, err := r.readCSV(ctx, src, src.Path, false)
+	var in *input
+	var err error
+	if src.Type == config.TypeHTTP {
+		in, err = r.fetch(ctx, src)
+	} else {
+		in, err = r.readCSV(ctx, src, src.Path, false)
+	}
 	if err != nil {
 		return dryRunFailure(err)
 	}
@@ -91,15 +97,19 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 		return nil, err
 	}
 	t.Attempt = old.Attempt + 1
-	path, hashed := src.Path, false
-	if old.RawRecord != "" {
-		path, hashed = r.rawPath(old), true
+	var in *input
+	switch {
+	case old.RawRecord != "":
+		in, err = r.readRaw(ctx, src, r.rawPath(old))
+	case src.Type == config.TypeHTTP:
+		in, err = r.fetch(ctx, src)
+	default:
+		in, err = r.readCSV(ctx, src, src.Path, false)
 	}
-	in, err := r.readCSV(ctx, src, path, hashed)
 	if err != nil {
 		return r.finishFailed(ctx, t, nil, err)
 	}
-	if hashed {
+	if old.RawRecord != "" {
 		// The stored input is what the failed task read from the file.
 		in.fingerprint = old.Fingerprint
 	}
@@ -120,7 +130,7 @@ func (r *Runner) Approve(ctx context.Context, id int64) (*Result, error) {
 	if err := r.Store.SaveTask(ctx, t); err != nil {
 		return nil, err
 	}
-	in, err := r.readCSV(ctx, src, r.rawPath(t), true)
+	in, err := r.readRaw(ctx, src, r.rawPath(t))
 	if err != nil {
 		return r.finishFailed(ctx, t, nil, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -118,7 +119,7 @@ func (r *Runner) source(name string) (*config.Source, error) {
 		return nil, fmt.Errorf("%w: source %q is disabled (enabled: false)", ErrUsage, name)
 	}
 	switch src.Type {
-	case config.TypeCSV:
+	case config.TypeCSV, config.TypeHTTP:
 		return src, nil
 	case config.TypePush, config.TypeSCIM:
 		return nil, fmt.Errorf("%w: source %q is a %s source: it receives changes over HTTP and has nothing to sync", ErrUsage, name, src.Type)
@@ -165,6 +166,12 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 		if last != nil && time.Since(last.CreatedAt) < opt.OncePer {
 			return nil, fmt.Errorf("%w: task %d of source %s", ErrAlreadyRan, last.ID, name)
 		}
+	}
+	if src.Type == config.TypeHTTP {
+		if opt.File != "" {
+			return nil, fmt.Errorf("%w: source %q is an http source; only csv sources take a file", ErrUsage, name)
+		}
+		return r.syncHTTP(ctx, src, opt)
 	}
 	if opt.File != "" {
 		if err := r.replaceFile(ctx, src, opt.File); err != nil {
@@ -505,7 +512,12 @@ func (r *Runner) writeRaw(t *store.Task, recs []sources.Record) (string, error) 
 		return "", fmt.Errorf("keep the raw record: %w (check that log.dir %s is writable)", err, r.Config.Log.Dir)
 	}
 	path := filepath.Join(dir, fmt.Sprintf("%d.csv", t.ID))
-	if err := writeFileAtomic(path, func(w io.Writer) error { return csv.Write(w, recs) }); err != nil {
+	write := func(w io.Writer) error { return csv.Write(w, recs) }
+	if src, ok := r.Config.Source(t.Source); ok && src.Type == config.TypeHTTP {
+		path = strings.TrimSuffix(path, ".csv") + ".json"
+		write = func(w io.Writer) error { return writeRecordsJSON(w, recs) }
+	}
+	if err := writeFileAtomic(path, write); err != nil {
 		return "", fmt.Errorf("keep the raw record: %w", err)
 	}
 	return r.relative(path), nil
