@@ -18,6 +18,7 @@ import (
 
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/admin"
+	"github.com/rosterd/roster/daemon/adminui"
 	"github.com/rosterd/roster/daemon/pushapi"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/tasks"
@@ -91,6 +92,11 @@ func (d *Daemon) routes() {
 	})
 	d.HandleUpload("POST /api/v1/sources/{name}/push", pushes)
 	d.HandleUpload("POST /api/userData:push", pushes)
+	ui := adminui.New(adminui.Options{Store: d.store, Config: d.Config, Queue: d, Log: d.log,
+		Finished: func(t *store.Task) { d.finished(t, d.Config()) }})
+	d.Handle("/admin", ui)
+	d.Handle("/admin/", ui)
+	d.HandleUpload("POST /admin/sources/{name}/file", ui)
 	metrics := promhttp.HandlerFor(d.gatherer, promhttp.HandlerOpts{
 		// A failing collector (the database down) must not hide the rest.
 		ErrorHandling:     promhttp.ContinueOnError,

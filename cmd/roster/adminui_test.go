@@ -1,0 +1,226 @@
+package main
+
+// The admin web page (/admin) of the real `roster serve` binary, driven in
+// headless Chromium through chromedriver (see webdriver_test.go), on
+// SQLite. It saves a screenshot of every page as admin-*.png: into the
+// folder $ROSTER_SCREENSHOTS when set (`make screenshots` refreshes the
+// README's pictures in docs/img), else into the test's temporary folder.
+
+import (
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestAdminUIBrowser(t *testing.T) {
+	screenshotDir := os.Getenv("ROSTER_SCREENSHOTS")
+	if screenshotDir == "" {
+		screenshotDir = t.TempDir()
+	}
+	b := startBrowser(t)
+	b.viewport(1280, 900)
+	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	shot := func(name string) {
+		t.Helper()
+		b.screenshot(filepath.Join(screenshotDir, "admin-"+name+".png"))
+	}
+
+	w := newWorkdir(t, "sqlite")
+	const token = "e2e-browser-admin-token"
+	hash := strings.TrimSpace(runRoster(t, w.dir, token, nil, "token").stdout)
+	people := basePeople()
+	w.write(t, "staff.csv", csvOf(people))
+	// hr's file is invalid: its first sync at start fails.
+	w.write(t, "hr.csv", "h1,Ann,Able,ann,ann@example.com,,\nh2,Ben,Baker,ben,ben@,,\nh3,Cy,Cole,,cy@example.com,,\n")
+	w.write(t, "roster.yaml", fmt.Sprintf("listen: 127.0.0.1:0\nlog:\n  dir: log\n  format: json\n"+
+		"store:\n  driver: sqlite\n  dsn: %s\ntokens:\n  - name: ops\n    hash: %s\n    scopes: [admin]\n"+
+		"sources:\n  - name: staff\n    type: csv\n    path: staff.csv\n    watch: false\n    schedule: \"@daily\"\n"+
+		"  - name: hr\n    type: csv\n    path: hr.csv\n    watch: false\n  - name: api\n    type: push\n",
+		yamlQuote(w.dsn), hash))
+	p := startServeProc(t, w)
+	p.waitReady(t)
+	// Both start-up syncs have ended.
+	waitTask(t, w, p, "the first sync of staff", func(tk taskJSON) bool { return tk.Status == "succeeded" })
+	var hrFailed taskJSON
+	deadline := time.Now().Add(60 * time.Second)
+	for hrFailed.ID == 0 {
+		for _, tk := range w.tasks(t, "--source", "hr") {
+			if tk.Status == "failed" {
+				hrFailed = tk
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("hr's first sync has not failed after 60s; the log:\n%s", p.stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Every page sends to the login form.
+	b.navigate(p.base + "/admin/tasks")
+	if u := b.url(); u != p.base+"/admin/login" {
+		t.Fatalf("without a session, /admin/tasks went to %s", u)
+	}
+	b.find("#token").sendKeys("not-the-token")
+	b.find("#login").click()
+	if got := b.text("#error"); !strings.Contains(got, "not valid") {
+		t.Fatalf("a wrong token: %q", got)
+	}
+	b.find("#token").sendKeys(token)
+	shot("login")
+	b.find("#login").click()
+	b.find("#source-staff")
+	if u := b.url(); u != p.base+"/admin" {
+		t.Fatalf("after the login the browser is at %s", u)
+	}
+	if got := b.text("#source-staff"); !strings.Contains(got, "succeeded") || !strings.Contains(got, "idle") {
+		t.Fatalf("staff on the overview: %q", got)
+	}
+	if got := b.text("#source-hr"); !strings.Contains(got, "failed") {
+		t.Fatalf("hr on the overview: %q", got)
+	}
+	shot("overview")
+
+	// An invalid upload lists every error; the file stays.
+	bad := filepath.Join(t.TempDir(), "staff-bad.csv")
+	if err := os.WriteFile(bad, []byte(csvOf(people)+"99,No,Login,,bad@,,\n01001,Dup,Id,dup,,,\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.find("#source-staff input[type=file]").sendKeys(bad)
+	b.find("#source-staff button.upload").click()
+	errs := b.text("#upload-errors")
+	for _, want := range []string{"3 errors", "line 21, column 4 (login)", `line 21, column 5 (email): "bad@" is not a valid e-mail address`, "line 22, column 1 (id)"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("the upload's errors lack %q:\n%s", want, errs)
+		}
+	}
+	if w.read(t, "staff.csv") != csvOf(people) {
+		t.Fatal("an invalid upload changed the file")
+	}
+	shot("upload-errors")
+
+	// A valid upload replaces the file and syncs it.
+	people = append(people, person{ID: ext(21), First: "New", Last: "Person", Login: "user21", Email: "user21@example.com"})
+	good := filepath.Join(t.TempDir(), "staff.csv")
+	if err := os.WriteFile(good, []byte(csvOf(people)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b.find("#source-staff input[type=file]").sendKeys(good)
+	b.find("#source-staff button.upload").click()
+	b.waitURL("/admin/tasks/")
+	b.waitText("#status", "succeeded", 60*time.Second)
+	if w.read(t, "staff.csv") != csvOf(people) {
+		t.Fatal("a valid upload did not replace the file")
+	}
+
+	// Sync: the file changed on disk.
+	people[2].Email = "changed@example.com"
+	w.write(t, "staff.csv", csvOf(people))
+	b.navigate(p.base + "/admin")
+	b.find("#source-staff button.sync").click()
+	b.waitURL("/admin/tasks/")
+	b.waitText("#status", "succeeded", 60*time.Second)
+	if got := b.text("table.counts"); !strings.Contains(got, "0 1 20 0 0 0 0 0") {
+		t.Errorf("counts of the sync (want updated 1, unchanged 20): %q", got)
+	}
+	shot("task")
+
+	// The task list, filtered to hr's failed task.
+	b.navigate(p.base + "/admin/tasks")
+	if !b.has(fmt.Sprintf("#task-%d", hrFailed.ID)) {
+		t.Fatalf("the task list lacks hr's task %d: %s", hrFailed.ID, b.text("body"))
+	}
+	shot("tasks")
+	b.navigate(p.base + "/admin/tasks?source=hr&status=failed")
+	b.find(fmt.Sprintf("#task-%d a", hrFailed.ID)).click()
+	b.waitURL(fmt.Sprintf("/admin/tasks/%d", hrFailed.ID))
+	failedErrs := b.text("#errors")
+	for _, want := range []string{`line 2, column 5 (email): "ben@" is not a valid e-mail address`, "line 3, column 4 (login)"} {
+		if !strings.Contains(failedErrs, want) {
+			t.Errorf("the failed task's errors lack %q:\n%s", want, failedErrs)
+		}
+	}
+	shot("task-failed")
+	// Fixed, the retry reads the file afresh (the task failed before its
+	// input was stored).
+	w.write(t, "hr.csv", "h1,Ann,Able,ann,ann@example.com,,\nh2,Ben,Baker,ben,ben@example.com,,\nh3,Cy,Cole,cy,cy@example.com,,\n")
+	b.find("#retry").click()
+	b.waitURL("?flash=retried")
+	b.waitText("#status", "succeeded", 60*time.Second)
+	if got := b.text("dl.facts"); !strings.Contains(got, fmt.Sprintf("#%d", hrFailed.ID)) || !strings.Contains(got, "retry") {
+		t.Fatalf("the retry's task: %q", got)
+	}
+
+	// The safety valve: a file without most people is held, then approved.
+	w.write(t, "staff.csv", csvOf(people[:3]))
+	b.navigate(p.base + "/admin")
+	b.find("#source-staff button.sync").click()
+	b.waitURL("/admin/tasks/")
+	b.waitText("#status", "held", 60*time.Second)
+	plan := b.text("#plan")
+	for _, want := range []string{"user21", ext(21), "deactivate"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("the held plan lacks %q:\n%s", want, plan)
+		}
+	}
+	shot("task-held")
+	b.find("#approve").click()
+	b.waitURL("?flash=approved")
+	b.waitText("#status", "succeeded", 60*time.Second)
+	if got := b.text("#flash"); !strings.Contains(got, "approved") {
+		t.Errorf("after Approve: %q", got)
+	}
+	if u := w.state(t, "staff").Users[ext(21)]; u.Active {
+		t.Fatal("the approved plan did not deactivate user21")
+	}
+
+	// Users, searched.
+	b.navigate(p.base + "/admin/users")
+	b.find("#q").sendKeys("user2")
+	b.find("#search").click()
+	b.waitURL("q=user2")
+	if got := b.text("table.users"); !strings.Contains(got, "user21") || !strings.Contains(got, "inactive") || strings.Contains(got, "user03") {
+		t.Fatalf("users matching user2: %q", got)
+	}
+	b.navigate(p.base + "/admin/users")
+	shot("users")
+
+	// On a phone.
+	b.viewport(390, 844)
+	b.navigate(p.base + "/admin")
+	shot("overview-phone")
+	b.viewport(1280, 900)
+
+	b.find("#logout").click()
+	b.waitURL("/admin/login?flash=loggedout")
+	b.navigate(p.base + "/admin")
+	if u := b.url(); u != p.base+"/admin/login" {
+		t.Fatalf("after logout /admin went to %s", u)
+	}
+
+	for _, name := range []string{"login", "overview", "upload-errors", "task", "tasks", "task-failed", "task-held", "users", "overview-phone"} {
+		f, err := os.Open(filepath.Join(screenshotDir, "admin-"+name+".png"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := png.DecodeConfig(f)
+		f.Close()
+		if err != nil {
+			t.Fatalf("admin-%s.png: %v", name, err)
+		}
+		t.Logf("docs/img/admin-%s.png: %dx%d", name, cfg.Width, cfg.Height)
+	}
+
+	if code := p.signalAndWait(t, syscall.SIGTERM, 60*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d; the log:\n%s", code, p.stderr)
+	}
+	if strings.Contains(p.stderr.String(), token) {
+		t.Fatal("the token is in the log")
+	}
+}

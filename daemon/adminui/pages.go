@@ -1,0 +1,444 @@
+package adminui
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources"
+)
+
+// Paging of the task and user lists.
+const (
+	defaultLimit = 50
+	maxLimit     = 500
+)
+
+// statuses are the task statuses the task list may be filtered by.
+var statuses = []string{store.StatusQueued, store.StatusRunning, store.StatusSucceeded, store.StatusFailed,
+	store.StatusSkipped, store.StatusHeld, store.StatusRejected}
+
+// sourceRow is one source of the overview.
+type sourceRow struct {
+	Name, Type, Schedule string
+	Enabled              bool
+	Running              bool
+	Status               string // the last task's status, or "never synced"
+	Last                 *tasks.View
+	LastSuccess          *time.Time
+	Syncable, Uploadable bool
+}
+
+type overviewData struct {
+	Sources []sourceRow
+	Upload  *uploadErrors
+}
+
+func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sess) {
+	h.showOverview(w, r, s, http.StatusOK, "", nil)
+}
+
+// showOverview renders the overview, with an error or an invalid upload's
+// errors when there are some.
+func (h *Handler) showOverview(w http.ResponseWriter, r *http.Request, s *sess, status int, errMsg string, up *uploadErrors) {
+	ctx := r.Context()
+	var rows []sourceRow
+	for _, src := range s.cfg.Sources {
+		row := sourceRow{Name: src.Name, Type: src.Type, Schedule: src.Schedule, Enabled: src.Enabled, Status: "never synced",
+			Syncable:   src.Enabled && (src.Type == config.TypeCSV || src.Type == config.TypeHTTP),
+			Uploadable: src.Enabled && src.Type == config.TypeCSV}
+		last, err := h.o.Store.LastTask(ctx, src.Name)
+		if err != nil {
+			h.fail(w, r, s, err)
+			return
+		}
+		if last != nil {
+			v := tasks.ViewOf(last, nil)
+			row.Last, row.Status, row.Running = &v, last.Status, last.Status == store.StatusRunning
+		}
+		st, err := h.o.Store.GetSource(ctx, src.Name)
+		switch {
+		case err == nil:
+			row.LastSuccess = st.LastSuccessAt
+		case !errors.Is(err, store.ErrNotFound):
+			h.fail(w, r, s, err)
+			return
+		}
+		rows = append(rows, row)
+	}
+	h.render(w, r, status, "overview", &view{Title: "Sources", Nav: "sources", Flash: flash(r), Error: errMsg,
+		Data: overviewData{Sources: rows, Upload: up}, s: s})
+}
+
+// syncSource queues a manual sync, as POST /api/v1/sources/{name}/sync.
+func (h *Handler) syncSource(w http.ResponseWriter, r *http.Request, s *sess) {
+	name := r.PathValue("name")
+	src, ok := s.cfg.Source(name)
+	switch {
+	case !ok:
+		h.showOverview(w, r, s, http.StatusNotFound, fmt.Sprintf("No source %q is configured.", name), nil)
+		return
+	case !src.Enabled:
+		h.showOverview(w, r, s, http.StatusConflict, fmt.Sprintf("Source %s is disabled (enabled: false in the configuration); enable it and reload roster to sync it.", name), nil)
+		return
+	}
+	h.o.Log.Info("admin page: sync requested", "source", name, "token", s.name)
+	h.enqueue(w, r, s, name, "synced", "queued")
+}
+
+// enqueue queues a manual sync and redirects to its task, or to the
+// source's task list when it is not recorded within StartWait.
+func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, s *sess, name, started, queued string) {
+	if h.o.Queue == nil {
+		h.showOverview(w, r, s, http.StatusServiceUnavailable, "Syncs run in roster serve's task queues, and this server has none.", nil)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), h.o.StartWait)
+	defer cancel()
+	t, err := h.o.Queue.Enqueue(ctx, name, tasks.TriggerManual, false)
+	switch {
+	case errors.Is(err, tasks.ErrUsage):
+		h.showOverview(w, r, s, http.StatusConflict, usageMessage(err), nil)
+	case err != nil:
+		h.showOverview(w, r, s, http.StatusServiceUnavailable, fmt.Sprintf("The sync of source %s could not be queued: %v", name, err), nil)
+	case t == nil:
+		http.Redirect(w, r, "/admin/tasks?source="+url.QueryEscape(name)+"&flash="+queued, http.StatusSeeOther)
+	default:
+		http.Redirect(w, r, fmt.Sprintf("/admin/tasks/%d?flash=%s", t.ID, started), http.StatusSeeOther)
+	}
+}
+
+// usageMessage is a tasks.ErrUsage error without its prefix.
+func usageMessage(err error) string {
+	return strings.TrimPrefix(err.Error(), tasks.ErrUsage.Error()+": ")
+}
+
+// maxFieldSize bounds the form fields read before the file of an upload.
+const maxFieldSize = 1 << 10
+
+// upload validates an uploaded CSV file and, when it is valid, replaces the
+// source's file and syncs it, as PUT /api/v1/sources/{name}/file. The
+// multipart form is read as a stream: its csrf field must come before the
+// file.
+func (h *Handler) upload(w http.ResponseWriter, r *http.Request, s *sess) {
+	name := r.PathValue("name")
+	mr, err := r.MultipartReader()
+	if err != nil {
+		h.showOverview(w, r, s, http.StatusBadRequest, "The upload is not a multipart form; use the form on this page.", nil)
+		return
+	}
+	csrfOK := false
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			h.uploadFailed(w, r, s, err)
+			return
+		}
+		switch part.FormName() {
+		case "csrf":
+			b, _ := io.ReadAll(io.LimitReader(part, maxFieldSize))
+			csrfOK = validCSRF(s.token, string(b))
+		case "file":
+			if !csrfOK {
+				h.csrfFailed(w, r)
+				return
+			}
+			if part.FileName() == "" {
+				h.showOverview(w, r, s, http.StatusBadRequest, "Choose a file to upload.", nil)
+				return
+			}
+			h.replaceFile(w, r, s, name, part)
+			return
+		}
+	}
+	if !csrfOK {
+		h.csrfFailed(w, r)
+		return
+	}
+	h.showOverview(w, r, s, http.StatusBadRequest, "Choose a file to upload.", nil)
+}
+
+func (h *Handler) replaceFile(w http.ResponseWriter, r *http.Request, s *sess, name string, file io.Reader) {
+	src, ok := s.cfg.Source(name)
+	switch {
+	case !ok:
+		h.showOverview(w, r, s, http.StatusNotFound, fmt.Sprintf("No source %q is configured.", name), nil)
+		return
+	case !src.Enabled:
+		h.showOverview(w, r, s, http.StatusConflict, fmt.Sprintf("Source %s is disabled (enabled: false in the configuration); enable it and reload roster to upload a file.", name), nil)
+		return
+	case src.Type != config.TypeCSV:
+		h.showOverview(w, r, s, http.StatusBadRequest, fmt.Sprintf("Source %s is a %s source; only csv sources take a file.", name, src.Type), nil)
+		return
+	case h.o.Queue == nil:
+		h.showOverview(w, r, s, http.StatusServiceUnavailable, "Syncs run in roster serve's task queues, and this server has none.", nil)
+		return
+	}
+	err := h.runner(s.cfg).ReplaceFile(r.Context(), name, file)
+	var invalid *sources.ValidationError
+	switch {
+	case errors.As(err, &invalid):
+		h.o.Log.Info("admin page: upload refused: the file is invalid", "source", name, "errors", len(invalid.Errors), "token", s.name)
+		h.showOverview(w, r, s, http.StatusBadRequest, "", &uploadErrors{Source: name, Errors: invalid.Errors,
+			Message: fmt.Sprintf("The file for source %s is invalid: %s; nothing was changed and the source's file is as it was.", name, plural(len(invalid.Errors), "error"))})
+		return
+	case err != nil:
+		h.uploadFailed(w, r, s, err)
+		return
+	}
+	h.o.Log.Info("admin page: file uploaded; syncing it", "source", name, "token", s.name)
+	h.enqueue(w, r, s, name, "uploaded", "uploadedqueued")
+}
+
+func (h *Handler) uploadFailed(w http.ResponseWriter, r *http.Request, s *sess, err error) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		h.showOverview(w, r, s, http.StatusRequestEntityTooLarge, fmt.Sprintf("The file is larger than limits.push_body (%s); nothing was changed.", config.ByteSize(tooBig.Limit)), nil)
+	case errors.Is(err, tasks.ErrUsage):
+		h.showOverview(w, r, s, http.StatusConflict, usageMessage(err), nil)
+	default:
+		h.fail(w, r, s, err)
+	}
+}
+
+type taskListData struct {
+	Tasks          []tasks.View
+	Total          int64
+	From, To       int
+	Source, Status string
+	Sources        []string
+	Statuses       []string
+	Newer, Older   string // links, or ""
+}
+
+func (h *Handler) taskList(w http.ResponseWriter, r *http.Request, s *sess) {
+	q := r.URL.Query()
+	f := store.TaskFilter{Source: q.Get("source"), Status: q.Get("status")}
+	if f.Status != "" && !slices.Contains(statuses, f.Status) {
+		f.Status = ""
+	}
+	f.Limit = intParam(q.Get("limit"), defaultLimit, 1, maxLimit)
+	f.Offset = intParam(q.Get("offset"), 0, 0, -1)
+	list, total, err := h.o.Store.ListTasks(r.Context(), f)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	d := taskListData{Total: total, Source: f.Source, Status: f.Status, Statuses: statuses}
+	for _, src := range s.cfg.Sources {
+		d.Sources = append(d.Sources, src.Name)
+	}
+	for i := range list {
+		d.Tasks = append(d.Tasks, tasks.ViewOf(&list[i], nil))
+	}
+	if len(list) > 0 {
+		d.From, d.To = f.Offset+1, f.Offset+len(list)
+	}
+	link := func(offset int) string {
+		v := url.Values{}
+		if f.Source != "" {
+			v.Set("source", f.Source)
+		}
+		if f.Status != "" {
+			v.Set("status", f.Status)
+		}
+		if f.Limit != defaultLimit {
+			v.Set("limit", strconv.Itoa(f.Limit))
+		}
+		if offset > 0 {
+			v.Set("offset", strconv.Itoa(offset))
+		}
+		if len(v) == 0 {
+			return "/admin/tasks"
+		}
+		return "/admin/tasks?" + v.Encode()
+	}
+	if f.Offset > 0 {
+		d.Newer = link(max(f.Offset-f.Limit, 0))
+	}
+	if int64(f.Offset+f.Limit) < total {
+		d.Older = link(f.Offset + f.Limit)
+	}
+	refresh := 0
+	for _, t := range d.Tasks {
+		if t.Status == store.StatusRunning || t.Status == store.StatusQueued {
+			refresh = 3
+		}
+	}
+	h.render(w, r, http.StatusOK, "tasks", &view{Title: "Tasks", Nav: "tasks", Flash: flash(r), Refresh: refresh, Data: d, s: s})
+}
+
+// intParam parses a query parameter between lo and hi (hi < 0: no upper
+// bound); a missing or bad value is def.
+func intParam(v string, def, lo, hi int) int {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || hi >= 0 && n > hi {
+		return def
+	}
+	return n
+}
+
+type taskData struct {
+	Task tasks.View
+}
+
+// loadTask reads the task of the path with its held plan; it shows the
+// error page and returns false when it cannot.
+func (h *Handler) loadTask(w http.ResponseWriter, r *http.Request, s *sess) (*store.Task, bool) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id <= 0 {
+		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Error: "Task ids are positive whole numbers.", s: s})
+		return nil, false
+	}
+	t, err := h.o.Store.GetTask(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Error: fmt.Sprintf("There is no task %d (old tasks are removed after tasks.keep).", id), s: s})
+		return nil, false
+	}
+	if err != nil {
+		h.fail(w, r, s, err)
+		return nil, false
+	}
+	return t, true
+}
+
+func (h *Handler) taskPage(w http.ResponseWriter, r *http.Request, s *sess) {
+	t, ok := h.loadTask(w, r, s)
+	if !ok {
+		return
+	}
+	h.showTask(w, r, s, t, http.StatusOK, "")
+}
+
+func (h *Handler) showTask(w http.ResponseWriter, r *http.Request, s *sess, t *store.Task, status int, errMsg string) {
+	hp, err := h.o.Store.GetHeldPlan(r.Context(), t.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		hp = nil
+	case err != nil:
+		h.fail(w, r, s, err)
+		return
+	}
+	v := tasks.ViewOf(t, hp)
+	refresh := 0
+	if v.Status == store.StatusRunning || v.Status == store.StatusQueued {
+		refresh = 2
+	}
+	h.render(w, r, status, "task", &view{Title: fmt.Sprintf("Task %d", t.ID), Nav: "tasks", Flash: flash(r), Error: errMsg,
+		Refresh: refresh, Data: taskData{Task: v}, s: s})
+}
+
+// taskAction retries a failed task or approves or rejects a held one, as
+// the admin API does: through tasks.Runner, under the source's lock,
+// detached from the client.
+func (h *Handler) taskAction(w http.ResponseWriter, r *http.Request, s *sess) {
+	action := r.PathValue("action")
+	want := map[string]string{"retry": store.StatusFailed, "approve": store.StatusHeld, "reject": store.StatusHeld}[action]
+	if want == "" {
+		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Error: "Tasks can be retried, approved or rejected.", s: s})
+		return
+	}
+	t, ok := h.loadTask(w, r, s)
+	if !ok {
+		return
+	}
+	if t.Status != want {
+		h.showTask(w, r, s, t, http.StatusConflict, fmt.Sprintf("Task %d is %s; only %s tasks can be %s.", t.ID, t.Status, want, map[string]string{"retry": "retried", "approve": "approved", "reject": "rejected"}[action]))
+		return
+	}
+	h.o.Log.Info("admin page: task "+action, "source", t.Source, "task", t.ID, "token", s.name)
+	ctx := context.WithoutCancel(r.Context())
+	rn := h.runner(s.cfg)
+	var done *store.Task
+	var err error
+	switch action {
+	case "retry":
+		var res *tasks.Result
+		if res, err = rn.Retry(ctx, t.ID, tasks.TriggerRetry); err == nil {
+			done = res.Task
+		}
+	case "approve":
+		var res *tasks.Result
+		if res, err = rn.Approve(ctx, t.ID); err == nil {
+			done = res.Task
+		}
+	case "reject":
+		done, err = rn.Reject(ctx, t.ID)
+	}
+	if errors.Is(err, tasks.ErrUsage) {
+		if cur, gerr := h.o.Store.GetTask(ctx, t.ID); gerr == nil {
+			t = cur
+		}
+		h.showTask(w, r, s, t, http.StatusConflict, usageMessage(err))
+		return
+	}
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	if h.o.Finished != nil {
+		h.o.Finished(done)
+	}
+	codes := map[string]string{"retry": "retried", "approve": "approved", "reject": "rejected"}
+	http.Redirect(w, r, fmt.Sprintf("/admin/tasks/%d?flash=%s", done.ID, codes[action]), http.StatusSeeOther)
+}
+
+type userListData struct {
+	Users        []store.UserRow
+	Total        int64
+	From, To     int
+	Search       string
+	Newer, Older string
+}
+
+func (h *Handler) userList(w http.ResponseWriter, r *http.Request, s *sess) {
+	q := r.URL.Query()
+	f := store.UserFilter{Search: strings.TrimSpace(q.Get("q")), Limit: intParam(q.Get("limit"), defaultLimit, 1, maxLimit),
+		Offset: intParam(q.Get("offset"), 0, 0, -1)}
+	users, total, err := h.o.Store.ListUsers(r.Context(), f)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	d := userListData{Users: users, Total: total, Search: f.Search}
+	if len(users) > 0 {
+		d.From, d.To = f.Offset+1, f.Offset+len(users)
+	}
+	link := func(offset int) string {
+		v := url.Values{}
+		if f.Search != "" {
+			v.Set("q", f.Search)
+		}
+		if f.Limit != defaultLimit {
+			v.Set("limit", strconv.Itoa(f.Limit))
+		}
+		if offset > 0 {
+			v.Set("offset", strconv.Itoa(offset))
+		}
+		if len(v) == 0 {
+			return "/admin/users"
+		}
+		return "/admin/users?" + v.Encode()
+	}
+	if f.Offset > 0 {
+		d.Newer = link(max(f.Offset-f.Limit, 0))
+	}
+	if int64(f.Offset+f.Limit) < total {
+		d.Older = link(f.Offset + f.Limit)
+	}
+	h.render(w, r, http.StatusOK, "users", &view{Title: "Users", Nav: "users", Data: d, s: s})
+}
