@@ -3,14 +3,15 @@ GO        ?= go
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: build test unit fuzz lint bench demo clean
+.PHONY: build test unit deploy-check fuzz lint bench screenshots demo clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o roster ./cmd/roster
 
-# unit and end-to-end tests on SQLite and PostgreSQL, then every fuzz
-# target for a bounded time
-test: unit fuzz
+# unit and end-to-end tests on SQLite and PostgreSQL (the admin page in
+# headless Chromium), the deployment artifacts checked by their tools,
+# then every fuzz target for a bounded time
+test: unit deploy-check fuzz
 
 unit:
 	$(GO) test -count=1 $(PKGS)
@@ -25,14 +26,26 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzSCIMFilter$$' -fuzztime=$(FUZZTIME) ./daemon/store/
 	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./scim/patch/
 
+# deployment artifacts of deploy/, checked with the tools operators use:
+# systemd-analyze, promtool, strict Kubernetes decoding, a real scrape
+# (a nested module, so that the Kubernetes libraries stay out of roster's)
+deploy-check:
+	cd deploy && $(GO) test -count=1 ./...
+
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
 	$(GO) vet $(PKGS)
 	staticcheck $(PKGS)
+	@test -z "$$(cd deploy && gofmt -l .)" || { cd deploy && gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
+	cd deploy && $(GO) vet ./... && staticcheck ./...
 
 # SPEC §11 figures on 100,000 users and 1,000 groups, both stores
 bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout=60m ./daemon/tasks/ ./daemon/password/ ./sources/csv/
+
+# refresh the admin page's screenshots in docs/img (the README shows them)
+screenshots:
+	ROSTER_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run '^TestAdminUIBrowser$$' ./cmd/roster/
 
 # the example: serve the sample staff from the embedded SQLite store on
 # 127.0.0.1:8080 until Ctrl-C (the README shows what to ask it)
@@ -41,3 +54,4 @@ demo: build
 
 clean:
 	rm -rf roster deploy/examples/roster.db* deploy/examples/log
+

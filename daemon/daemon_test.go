@@ -72,6 +72,8 @@ func TestHealthReadinessMetricsAndBodyLimits(t *testing.T) {
 			`roster_directory_users{source="staff",state="inactive"} 0`,
 			`roster_directory_users{source="api",state="active"} 0`,
 			`roster_directory_groups{source="staff"} 1`,
+			`roster_sync_tasks_waiting{source="staff",status="held"} 0`,
+			`roster_sync_tasks_waiting{source="api",status="queued"} 0`,
 			`roster_config_last_reload_successful 1`,
 			`roster_build_info{goversion="go`,
 			`go_goroutines `,

@@ -82,6 +82,9 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, cfg func() *config.C
 		groups: prometheus.NewDesc("roster_directory_groups",
 			"Groups in the directory by owning source, counted at scrape time.",
 			[]string{"source"}, nil),
+		waiting: prometheus.NewDesc("roster_sync_tasks_waiting",
+			"Tasks waiting by source and status, counted in the store at scrape time: held (by the safety valve, for an operator's approve or reject) and queued (pushes accepted, not applied yet).",
+			[]string{"source", "status"}, nil),
 	}
 	for _, c := range []prometheus.Collector{m.tasks, m.duration, m.lastSuccess, m.records, m.running, m.pushRequests,
 		m.reloadOK, m.reloadTime, m.buildInfo, dir} {
@@ -167,6 +170,7 @@ type directoryCollector struct {
 	log           *slog.Logger
 	timeout       time.Duration
 	users, groups *prometheus.Desc
+	waiting       *prometheus.Desc
 }
 
 var userStates = []string{reconcile.StateActive, reconcile.StateInactive, reconcile.StateDeleted}
@@ -174,6 +178,7 @@ var userStates = []string{reconcile.StateActive, reconcile.StateInactive, reconc
 func (c *directoryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.users
 	ch <- c.groups
+	ch <- c.waiting
 }
 
 func (c *directoryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -184,6 +189,7 @@ func (c *directoryCollector) Collect(ch chan<- prometheus.Metric) {
 		c.log.Warn("metrics: could not count the directory", "err", err)
 		ch <- prometheus.NewInvalidMetric(c.users, err)
 		ch <- prometheus.NewInvalidMetric(c.groups, err)
+		ch <- prometheus.NewInvalidMetric(c.waiting, err)
 		return
 	}
 	var names []string
@@ -202,5 +208,8 @@ func (c *directoryCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.users, prometheus.GaugeValue, float64(counts.Users[name][state]), name, state)
 		}
 		ch <- prometheus.MustNewConstMetric(c.groups, prometheus.GaugeValue, float64(counts.Groups[name]), name)
+		for _, status := range []string{store.StatusHeld, store.StatusQueued} {
+			ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(counts.Waiting[name][status]), name, status)
+		}
 	}
 }

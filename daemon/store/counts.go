@@ -13,13 +13,17 @@ type DirectoryCounts struct {
 	Users map[string]map[string]int64
 	// Groups counts groups by source.
 	Groups map[string]int64
+	// Waiting counts tasks by source that wait for someone: held ones (an
+	// operator's decision) and queued ones (pushes not applied yet), by
+	// status.
+	Waiting map[string]map[string]int64
 }
 
 // DirectoryCounts counts users and groups per source with one GROUP BY
 // query each. Sources that own nothing are absent.
 func (s *Store) DirectoryCounts(ctx context.Context) (*DirectoryCounts, error) {
 	db := s.db.WithContext(ctx)
-	c := &DirectoryCounts{Users: map[string]map[string]int64{}, Groups: map[string]int64{}}
+	c := &DirectoryCounts{Users: map[string]map[string]int64{}, Groups: map[string]int64{}, Waiting: map[string]map[string]int64{}}
 	rows, err := db.Raw(`SELECT source, state, COUNT(*) FROM users GROUP BY source, state`).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("count users: %w", err)
@@ -57,6 +61,27 @@ func (s *Store) DirectoryCounts(ctx context.Context) (*DirectoryCounts, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("count groups: %w", err)
+	}
+
+	wrows, err := db.Raw(`SELECT source, status, COUNT(*) FROM tasks WHERE status IN (?, ?) GROUP BY source, status`,
+		StatusHeld, StatusQueued).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("count waiting tasks: %w", err)
+	}
+	defer wrows.Close()
+	for wrows.Next() {
+		var source, status string
+		var n int64
+		if err := wrows.Scan(&source, &status, &n); err != nil {
+			return nil, fmt.Errorf("count waiting tasks: %w", err)
+		}
+		if c.Waiting[source] == nil {
+			c.Waiting[source] = map[string]int64{}
+		}
+		c.Waiting[source][status] = n
+	}
+	if err := wrows.Err(); err != nil {
+		return nil, fmt.Errorf("count waiting tasks: %w", err)
 	}
 	return c, nil
 }
