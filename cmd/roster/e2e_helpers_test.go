@@ -81,7 +81,7 @@ type workdir struct {
 
 // newWorkdir makes a work folder on a fresh database of driver; on
 // PostgreSQL it skips loudly when no server answers (fails under CI=true).
-func newWorkdir(t *testing.T, driver string) *workdir {
+func newWorkdir(t testing.TB, driver string) *workdir {
 	t.Helper()
 	dsn := storetest.DSN(t, driver)
 	return &workdir{dir: t.TempDir(), driver: driver, dsn: dsn}

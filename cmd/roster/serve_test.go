@@ -56,7 +56,7 @@ type serveProc struct {
 	base   string
 }
 
-func startServeProc(t *testing.T, w *workdir) *serveProc {
+func startServeProc(t testing.TB, w *workdir) *serveProc {
 	t.Helper()
 	p := &serveProc{cmd: exec.Command(rosterBin, "serve"), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Dir = w.dir
@@ -86,7 +86,7 @@ func startServeProc(t *testing.T, w *workdir) *serveProc {
 }
 
 // logLines decodes the JSON log lines written so far.
-func (p *serveProc) logLines(t *testing.T) []map[string]any {
+func (p *serveProc) logLines(t testing.TB) []map[string]any {
 	t.Helper()
 	var out []map[string]any
 	for line := range strings.SplitSeq(p.stderr.String(), "\n") {
@@ -103,7 +103,7 @@ func (p *serveProc) logLines(t *testing.T) []map[string]any {
 }
 
 // waitLog waits for a log line that match accepts and returns it.
-func (p *serveProc) waitLog(t *testing.T, timeout time.Duration, match func(map[string]any) bool) map[string]any {
+func (p *serveProc) waitLog(t testing.TB, timeout time.Duration, match func(map[string]any) bool) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -125,7 +125,7 @@ func (p *serveProc) waitLog(t *testing.T, timeout time.Duration, match func(map[
 }
 
 // signalAndWait sends sig and waits for the process to exit.
-func (p *serveProc) signalAndWait(t *testing.T, sig syscall.Signal, timeout time.Duration) int {
+func (p *serveProc) signalAndWait(t testing.TB, sig syscall.Signal, timeout time.Duration) int {
 	t.Helper()
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		t.Fatal(err)

@@ -24,8 +24,9 @@ type DeltaSettings struct {
 
 // DeltaSnapshot is the part of the directory a push can touch: the
 // source's users the payload names (by uid, by its match key or by login),
-// tombstones included, and every department and pending membership of the
-// source.
+// tombstones included, every department of the source, and the pending
+// memberships of those users, of departments, and in the departments the
+// payload names.
 type DeltaSnapshot struct {
 	Revision int64
 	// Users carry, as Groups and PendingGroups, the uids of the

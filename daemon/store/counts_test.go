@@ -39,6 +39,12 @@ func TestDirectoryCounts(t *testing.T) {
 		apply("hr", []sources.Record{rec(1, "h1", "dora", "HR"), rec(2, "h2", "emil", "HR", "Ops")}, deact)
 		apply("hr", []sources.Record{rec(1, "h1", "dora", "HR", "Ops")}, deact) // emil deactivated
 
+		for _, status := range []string{store.StatusHeld, store.StatusQueued, store.StatusQueued, store.StatusFailed} {
+			if err := s.CreateTask(ctx, &store.Task{Source: "hr", Trigger: "push", Status: status}); err != nil {
+				t.Fatal(err)
+			}
+		}
+
 		got, err := s.DirectoryCounts(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -48,7 +54,8 @@ func TestDirectoryCounts(t *testing.T) {
 				"staff": {reconcile.StateActive: 2, reconcile.StateDeleted: 1},
 				"hr":    {reconcile.StateActive: 1, reconcile.StateInactive: 1},
 			},
-			Groups: map[string]int64{"staff": 1, "hr": 2},
+			Groups:  map[string]int64{"staff": 1, "hr": 2},
+			Waiting: map[string]map[string]int64{"hr": {store.StatusHeld: 1, store.StatusQueued: 2}},
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("DirectoryCounts = %+v, want %+v", got, want)

@@ -167,12 +167,15 @@ func (s *Store) ApplyTask(ctx context.Context, source string, plan *reconcile.Pl
 	if err := s.applyTask(ctx, source, plan, fingerprint, t); err != nil {
 		return err
 	}
-	if s.driver == Postgres && len(plan.Changes)+len(plan.MembershipAdds) > analyzeAfter {
+	written := int64(len(plan.Changes) + len(plan.MembershipAdds))
+	if s.driver == Postgres && s.unanalyzed.Add(written) > analyzeAfter {
 		// Autovacuum analyses new rows only after a while; until then the
-		// planner believes the tables empty and the next snapshot read
-		// picks nested loops over a hundred thousand rows.
+		// planner believes the tables empty and picks sequential scans or
+		// nested loops over a hundred thousand rows: for one large sync,
+		// or for many pushes that add up.
+		s.unanalyzed.Store(0)
 		logErr("analyze the directory after a large change",
-			s.db.WithContext(ctx).Exec(`ANALYZE users, user_emails, user_phone_numbers, groups, memberships`).Error)
+			s.db.WithContext(ctx).Exec(`ANALYZE users, user_emails, user_phone_numbers, groups, memberships, pending_members`).Error)
 	}
 	return nil
 }

@@ -16,8 +16,11 @@ import (
 // CreatePushTask records a queued push task and its payload in one
 // transaction: once it returns, the push survives a crash and any replica
 // can run it. seq orders the source's pushes; 0 gives the task its own id
-// (a new push), a retry passes the seq of the push it repeats.
-func (s *Store) CreatePushTask(ctx context.Context, t *Task, body []byte, seq int64) error {
+// (a new push), a retry passes the seq of the push it repeats. keep, when
+// set, runs inside the transaction once the task has its id: it writes
+// the raw record and sets t.RawRecord, so that no process can run the
+// push before its raw record exists; its error stores nothing.
+func (s *Store) CreatePushTask(ctx context.Context, t *Task, body []byte, seq int64, keep func(*Task) error) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now().UTC()
 	}
@@ -29,14 +32,32 @@ func (s *Store) CreatePushTask(ctx context.Context, t *Task, body []byte, seq in
 		if seq == 0 {
 			seq = t.ID
 		}
-		return tx.Exec(`INSERT INTO task_payloads (task_id, source, seq, body) VALUES (?, ?, ?, ?)`,
-			t.ID, t.Source, seq, string(body)).Error
+		if err := tx.Exec(`INSERT INTO task_payloads (task_id, source, seq, body) VALUES (?, ?, ?, ?)`,
+			t.ID, t.Source, seq, string(body)).Error; err != nil {
+			return err
+		}
+		if keep == nil {
+			return nil
+		}
+		if err := keep(t); err != nil {
+			return errKeep{err}
+		}
+		return tx.Exec(`UPDATE tasks SET raw_record = ? WHERE id = ?`, t.RawRecord, t.ID).Error
 	})
+	var ke errKeep
+	if errors.As(err, &ke) {
+		return ke.error
+	}
 	if err != nil {
 		return fmt.Errorf("store the push: %w", err)
 	}
 	return nil
 }
+
+// errKeep carries the error of CreatePushTask's keep unchanged.
+type errKeep struct{ error }
+
+func (e errKeep) Unwrap() error { return e.error }
 
 // PushPayload returns a push task's stored payload and its seq.
 func (s *Store) PushPayload(ctx context.Context, taskID int64) ([]byte, int64, error) {
@@ -72,12 +93,16 @@ type PushKeys struct {
 	Logins []string // lower-cased
 	Emails []string // lower-cased
 	Phones []string
+	// Depts are the uids of the departments a department payload names.
+	Depts []string
 }
 
 // PushSnapshot reads what a push of source can touch (see
-// reconcile.DeltaSnapshot): the users keys names, and every department and
-// pending membership of the source. The revision is read first, as in
-// Snapshot.
+// reconcile.DeltaSnapshot): the users keys names with their pending
+// memberships, every department of the source, and the pending
+// memberships of departments (children waiting for a parent) and in the
+// departments keys names. Its cost follows the payload, not the
+// directory. The revision is read first, as in Snapshot.
 func (s *Store) PushSnapshot(ctx context.Context, source string, keys PushKeys) (*reconcile.DeltaSnapshot, error) {
 	db := s.db.WithContext(ctx)
 	snap := &reconcile.DeltaSnapshot{ParentPending: map[string]bool{}}
@@ -87,7 +112,7 @@ func (s *Store) PushSnapshot(ctx context.Context, source string, keys PushKeys) 
 		}
 		return nil, fmt.Errorf("read source %s: %w", source, err)
 	}
-	if err := s.pushGroups(ctx, source, snap); err != nil {
+	if err := s.pushGroups(ctx, source, keys.Depts, snap); err != nil {
 		return nil, fmt.Errorf("read the departments of %s: %w", source, err)
 	}
 	ids, err := s.pushUserIDs(ctx, source, keys)
@@ -107,7 +132,7 @@ func (s *Store) PushSnapshot(ctx context.Context, source string, keys PushKeys) 
 	return snap, nil
 }
 
-func (s *Store) pushGroups(ctx context.Context, source string, snap *reconcile.DeltaSnapshot) error {
+func (s *Store) pushGroups(ctx context.Context, source string, depts []string, snap *reconcile.DeltaSnapshot) error {
 	db := s.db.WithContext(ctx)
 	rows, err := db.Raw(`SELECT id, external_id, display_name FROM groups WHERE source = ?`, source).Rows()
 	if err != nil {
@@ -146,25 +171,48 @@ func (s *Store) pushGroups(ctx context.Context, source string, snap *reconcile.D
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	rows, err = db.Raw(`SELECT dept_uid, member_id, member_type FROM pending_members WHERE source = ?`, source).Rows()
+	if err := s.pendingRows(ctx, snap, `source = ? AND member_type = 'Group'`, source); err != nil {
+		return err
+	}
+	for _, pm := range snap.Pending {
+		if i, ok := byID[pm.MemberID]; ok {
+			snap.Groups[i].Parent = pm.DeptUID
+			snap.ParentPending[snap.Groups[i].ExternalID] = true
+		}
+	}
+	batch := max(s.batchRows(), 500)
+	for start := 0; start < len(depts); start += batch {
+		chunk := depts[start:min(start+batch, len(depts))]
+		if err := s.pendingRows(ctx, snap, `source = ? AND dept_uid IN ? AND member_type <> 'Group'`, source, chunk); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pendingRows adds the pending memberships that where selects, each once.
+func (s *Store) pendingRows(ctx context.Context, snap *reconcile.DeltaSnapshot, where string, args ...any) error {
+	rows, err := s.db.WithContext(ctx).Raw(`SELECT dept_uid, member_id, member_type FROM pending_members WHERE `+where, args...).Rows()
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
+	seen := map[reconcile.Pending]bool{}
+	for _, pm := range snap.Pending {
+		seen[pm] = true
+	}
 	for rows.Next() {
 		var pm reconcile.Pending
 		if err := rows.Scan(&pm.DeptUID, &pm.MemberID, &pm.MemberType); err != nil {
 			return err
 		}
-		if pm.MemberType == reconcile.MemberGroup {
-			if i, ok := byID[pm.MemberID]; ok {
-				snap.Groups[i].Parent = pm.DeptUID
-				snap.ParentPending[snap.Groups[i].ExternalID] = true
-			}
-		} else {
+		if pm.MemberType != reconcile.MemberGroup {
 			pm.MemberType = ""
 		}
-		snap.Pending = append(snap.Pending, pm)
+		if !seen[pm] {
+			seen[pm] = true
+			snap.Pending = append(snap.Pending, pm)
+		}
 	}
 	return rows.Err()
 }
@@ -178,11 +226,14 @@ func (s *Store) pushUserIDs(ctx context.Context, source string, keys PushKeys) (
 		vals []string
 	}{
 		{`SELECT id FROM users WHERE source = ? AND external_id IN ?`, keys.UIDs},
-		{`SELECT id FROM users WHERE source = ? AND user_name_key IN ?`, keys.Logins},
-		{`SELECT e.user_id FROM user_emails e JOIN users u ON u.id = e.user_id WHERE u.source = ? AND lower(e.value) IN ?`, keys.Emails},
-		{`SELECT p.user_id FROM user_phone_numbers p JOIN users u ON u.id = p.user_id WHERE u.source = ? AND p.value IN ?`, keys.Phones},
+		// Live users only, on the partial unique index; tombstones are
+		// found by their uid.
+		{`SELECT id FROM users WHERE source = ? AND user_name_key IN ? AND state <> 'deleted'`, keys.Logins},
+		// By value alone, on its index; pushUsers drops other sources' users.
+		{`SELECT user_id FROM user_emails WHERE ? <> '' AND lower(value) IN ?`, keys.Emails},
+		{`SELECT user_id FROM user_phone_numbers WHERE ? <> '' AND value IN ?`, keys.Phones},
 	}
-	batch := max(s.batchRows(), 100)
+	batch := max(s.batchRows(), 500)
 	for _, l := range lookups {
 		for start := 0; start < len(l.vals); start += batch {
 			rows, err := s.db.WithContext(ctx).Raw(l.sql, source, l.vals[start:min(start+batch, len(l.vals))]).Rows()
@@ -211,7 +262,7 @@ func (s *Store) pushUserIDs(ctx context.Context, source string, keys PushKeys) (
 
 func (s *Store) pushUsers(ctx context.Context, source string, ids []string, snap *reconcile.DeltaSnapshot) error {
 	db := s.db.WithContext(ctx)
-	batch := max(s.batchRows(), 100)
+	batch := max(s.batchRows(), 500)
 	groups := map[string][]string{}
 	for start := 0; start < len(ids); start += batch {
 		chunk := ids[start:min(start+batch, len(ids))]
@@ -254,6 +305,9 @@ func (s *Store) pushUsers(ctx context.Context, source string, ids []string, snap
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := s.pendingRows(ctx, snap, `source = ? AND member_id IN ?`, source, chunk); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -40,6 +41,10 @@ type Store struct {
 	path string
 
 	memLocks sync.Map // source name → *sync.Mutex, for in-memory SQLite
+
+	// unanalyzed counts rows written since PostgreSQL's statistics were
+	// last refreshed by this process (see ApplyTask).
+	unanalyzed atomic.Int64
 }
 
 // Open connects to the database; it does not migrate (see Migrate).

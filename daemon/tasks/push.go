@@ -52,35 +52,28 @@ func (r *Runner) AcceptPush(ctx context.Context, name string, p *push.Payload) (
 		return nil, fmt.Errorf("encode the push: %w", err)
 	}
 	t := &store.Task{Source: name, Trigger: TriggerPush, Status: store.StatusQueued}
-	if err := r.Store.CreatePushTask(ctx, t, body, 0); err != nil {
-		return nil, err
+	var path string
+	keep := func(t *store.Task) error {
+		dir := r.rawDir(t.Source)
+		path = filepath.Join(dir, fmt.Sprintf("%d.json", t.ID))
+		err := os.MkdirAll(dir, 0o700)
+		if err == nil {
+			err = writeFileAtomic(path, func(w io.Writer) error { _, err := w.Write(body); return err })
+		}
+		if err != nil {
+			path = ""
+			return fmt.Errorf("keep the raw record: %w (check that log.dir %s is writable); the push was not accepted", err, r.Config.Log.Dir)
+		}
+		t.RawRecord = r.relative(path)
+		return nil
 	}
-	if err := r.keepPushRaw(ctx, t, body); err != nil {
+	if err := r.Store.CreatePushTask(ctx, t, body, 0, keep); err != nil {
+		if path != "" {
+			os.Remove(path) // the push was not stored after all
+		}
 		return nil, err
 	}
 	return t, nil
-}
-
-// keepPushRaw writes a push's raw record. Without it the push is not
-// accepted: its task fails, and nothing of it is applied.
-func (r *Runner) keepPushRaw(ctx context.Context, t *store.Task, body []byte) error {
-	dir := r.rawDir(t.Source)
-	path := filepath.Join(dir, fmt.Sprintf("%d.json", t.ID))
-	err := os.MkdirAll(dir, 0o700)
-	if err == nil {
-		err = writeFileAtomic(path, func(w io.Writer) error { _, err := w.Write(body); return err })
-	}
-	if err != nil {
-		cause := fmt.Errorf("keep the raw record: %w (check that log.dir %s is writable)", err, r.Config.Log.Dir)
-		r.finishFailed(ctx, t, nil, cause)
-		return cause
-	}
-	t.RawRecord = r.relative(path)
-	if err := r.Store.SaveTask(ctx, t); err != nil {
-		// The push is stored and will be applied; only the path is missing.
-		r.log().Warn("could not record the raw record's path", "source", t.Source, "task", t.ID, "err", err)
-	}
-	return nil
 }
 
 // relative makes path relative to the config folder when inside it.
@@ -166,7 +159,7 @@ func (r *Runner) requeuePush(ctx context.Context, t *store.Task) error {
 	retryOf := t.ID
 	nt := &store.Task{Source: t.Source, Trigger: TriggerRetry, Status: store.StatusQueued, RetryOf: &retryOf,
 		Attempt: t.Attempt + 1, RawRecord: t.RawRecord}
-	if err := r.Store.CreatePushTask(ctx, nt, body, seq); err != nil {
+	if err := r.Store.CreatePushTask(ctx, nt, body, seq, nil); err != nil {
 		return err
 	}
 	r.log().Warn("push failed for a transient reason: queued again", "source", t.Source, "task", t.ID, "retry", nt.ID, "attempt", nt.Attempt)
@@ -190,7 +183,7 @@ func (r *Runner) retryPush(ctx context.Context, old *store.Task, trigger string)
 	retryOf := old.ID
 	t := &store.Task{Source: old.Source, Trigger: trigger, Status: store.StatusQueued, RetryOf: &retryOf,
 		Attempt: old.Attempt + 1, RawRecord: old.RawRecord}
-	if err := r.Store.CreatePushTask(ctx, t, body, 0); err != nil {
+	if err := r.Store.CreatePushTask(ctx, t, body, 0, nil); err != nil {
 		return nil, err
 	}
 	if _, err := r.DrainPush(ctx, old.Source); err != nil {
@@ -240,6 +233,9 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 
 func pushKeys(p *push.Payload) store.PushKeys {
 	var k store.PushKeys
+	for _, d := range p.Departments {
+		k.Depts = append(k.Depts, d.UID)
+	}
 	for i := range p.Users {
 		u := &p.Users[i]
 		k.UIDs = append(k.UIDs, u.UID)

@@ -20,7 +20,7 @@ import (
 
 // pushRunner returns a Runner whose config has a push source "api" (with
 // extra YAML lines) and a csv source "staff".
-func pushRunner(t *testing.T, s *store.Store, extra ...string) *tasks.Runner {
+func pushRunner(t testing.TB, s *store.Store, extra ...string) *tasks.Runner {
 	t.Helper()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "staff.csv"), "s1,Sam,Smith,sam,,,\n")
@@ -42,7 +42,7 @@ func pushRunner(t *testing.T, s *store.Store, extra ...string) *tasks.Runner {
 
 // pushNow accepts a payload and applies the source's queue, returning the
 // payload's task as it ended.
-func pushNow(t *testing.T, r *tasks.Runner, body string) *store.Task {
+func pushNow(t testing.TB, r *tasks.Runner, body string) *store.Task {
 	t.Helper()
 	p, err := push.Decode([]byte(body))
 	if err != nil {
