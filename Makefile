@@ -3,7 +3,7 @@ GO        ?= go
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: build test unit deploy-check fuzz lint bench screenshots demo clean
+.PHONY: build test unit deploy-check fuzz lint bench screenshots demo clean soak
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o roster ./cmd/roster
@@ -25,6 +25,8 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePath$$' -fuzztime=$(FUZZTIME) ./scim/filter/
 	$(GO) test -run='^$$' -fuzz='^FuzzSCIMFilter$$' -fuzztime=$(FUZZTIME) ./daemon/store/
 	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./scim/patch/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./sources/push/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecodePage$$' -fuzztime=$(FUZZTIME) ./sources/httpapi/
 
 # deployment artifacts of deploy/, checked with the tools operators use:
 # systemd-analyze, promtool, strict Kubernetes decoding, a real scrape
@@ -55,3 +57,9 @@ demo: build
 clean:
 	rm -rf roster deploy/examples/roster.db* deploy/examples/log
 
+
+# the fault and load suite stretched: the kill loop repeats and the load
+# test runs for SOAK in all (any Go duration; half kill loop, half load)
+SOAK      ?= 1h
+soak:
+	ROSTER_SOAK=$(SOAK) $(GO) test -count=1 -timeout=2h -v -run='^(TestFault|TestLoad)' ./cmd/roster/

@@ -133,6 +133,11 @@ func (c *filterChecker) compare(e *filter.Compare, a *schema.Attribute) error {
 		if v.Kind != filter.KindString {
 			return c.errf(e.Attr, "%q is a string; compare it with a quoted value", e.Attr.String())
 		}
+		// No attribute can hold NUL, and the stores cannot compare it:
+		// PostgreSQL refuses it, SQLite's LIKE stops at it.
+		if strings.ContainsRune(v.Str, 0) {
+			return c.errf(e.Attr, "%s holds the character U+0000 (NUL), which no attribute can hold", v.String())
+		}
 	}
 	return nil
 }

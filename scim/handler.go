@@ -75,6 +75,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rosterd/roster/scim/filter"
 	"github.com/rosterd/roster/scim/schema"
@@ -246,6 +247,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.route(sw, r, p, resource, segs)
 }
 
+// validID reports whether id may name a resource: valid UTF-8 without
+// NUL, as every stored id is.
+func validID(id string) bool {
+	return utf8.ValidString(id) && !strings.ContainsRune(id, 0)
+}
+
 // endpointName matches an endpoint name case-insensitively, as some
 // clients lower-case paths; it returns "other" for anything else.
 func endpointName(seg string) string {
@@ -292,6 +299,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p Principal, res
 				return
 			}
 			h.search(w, r, rt)
+		case len(segs) == 2 && !validID(segs[1]):
+			// No resource has such an id, and PostgreSQL would refuse to
+			// look for it.
+			h.fail(w, r, scimerr.NotFound(rt.Name, segs[1]))
 		case len(segs) == 2:
 			switch method {
 			case http.MethodGet:

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/scim/patch"
@@ -184,7 +185,42 @@ func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) ([]byte, erro
 		}
 		return nil, err
 	}
+	if err := checkText(b); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+// MaxValueBytes bounds every string of a written resource, as the push
+// API bounds its fields: longer values are refused (400 invalidValue), so
+// that no client can store values that no index can hold.
+const MaxValueBytes = 1024
+
+// checkText refuses a body that encoding/json would silently alter or a
+// store cannot hold: invalid UTF-8 (which the decoder replaces with
+// U+FFFD) is 400 invalidSyntax; a string with NUL (which PostgreSQL
+// refuses) or longer than MaxValueBytes is 400 invalidValue. A body that
+// is not JSON is left to the decoder, which reports where.
+func checkText(b []byte) error {
+	if !utf8.Valid(b) {
+		return scimerr.InvalidSyntax("the request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		s, ok := tok.(string)
+		switch {
+		case !ok:
+		case strings.ContainsRune(s, 0):
+			// The value is not echoed: it may be a password.
+			return scimerr.InvalidValue("a value holds the character U+0000 (NUL), which no attribute can hold")
+		case len(s) > MaxValueBytes:
+			return scimerr.InvalidValue(fmt.Sprintf("a value of %d bytes is longer than the %d bytes an attribute can hold", len(s), MaxValueBytes))
+		}
+	}
 }
 
 // flexBool is a boolean that also takes "true" and "false" in any case,

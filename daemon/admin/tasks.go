@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/tasks"
@@ -25,6 +26,9 @@ var statuses = []string{store.StatusQueued, store.StatusRunning, store.StatusSuc
 func (h *Handler) listTasks(w http.ResponseWriter, r *http.Request, _ *call) error {
 	q := r.URL.Query()
 	f := store.TaskFilter{Source: q.Get("source"), Status: q.Get("status"), Limit: DefaultLimit}
+	if !validText(f.Source) {
+		return errorf(http.StatusBadRequest, "source=%q is not a source name: it is not valid UTF-8 or holds NUL", f.Source)
+	}
 	if f.Status != "" && !slices.Contains(statuses, f.Status) {
 		return errorf(http.StatusBadRequest, "status=%q is not a task status; use one of %s", f.Status, strings.Join(statuses, ", "))
 	}
@@ -49,6 +53,12 @@ func (h *Handler) listTasks(w http.ResponseWriter, r *http.Request, _ *call) err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items, "total": total, "limit": f.Limit, "offset": f.Offset})
 	return nil
+}
+
+// validText reports whether s can be looked up in the store: valid UTF-8
+// without NUL, which PostgreSQL refuses (and no stored name holds).
+func validText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // intParam parses a query parameter between lo and hi (hi < 0: no upper

@@ -31,7 +31,11 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, c *call) err
 	if p.Active == nil {
 		return errorf(http.StatusBadRequest, `send {"active": false} to deactivate the user or {"active": true} to activate it; other attributes belong to the user's source`)
 	}
-	u, err := h.o.Store.SetActiveByAdmin(r.Context(), id, bool(*p.Active))
+	var u *store.User
+	err := store.ErrNotFound // no user has an id that is not valid text
+	if validText(id) {
+		u, err = h.o.Store.SetActiveByAdmin(r.Context(), id, bool(*p.Active))
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return errorf(http.StatusNotFound, "no user %q in the directory (deleted users cannot be changed)", id)
 	}
