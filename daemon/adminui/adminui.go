@@ -13,19 +13,22 @@
 // # Sessions
 //
 // An operator logs in with an admin token (a token of the configuration
-// with the scope admin). The session cookie holds the token itself
-// (base64url-encoded; HttpOnly, Secure, SameSite=Strict, Path=/admin) and
-// is checked against the configuration in force on every request, like a
-// bearer token: removing the token (or its scope admin) and reloading
-// logs the session out at once, and any replica accepts it. The cookie
-// lives as long as the browser session. Because it is Secure, browsers
+// with the scope admin). The session cookie (HttpOnly, Secure,
+// SameSite=Strict, Path=/admin) never holds the token: it names the token
+// and an expiry (SessionLife after the login) and is signed with
+// HMAC-SHA256 under a key derived from a random secret kept in the
+// database (shared by every replica) and the token's configured hash. It
+// is checked against the configuration in force on every request:
+// removing the token, rotating it (a new hash) or taking its scope admin
+// away and reloading logs the session out at once, and any replica
+// accepts it. Reading the configuration is not enough to forge one. Because it is Secure, browsers
 // send it only over HTTPS or to a loopback address: serve TLS (tls:) or
 // put roster behind a TLS proxy to use the page from another machine.
 //
 // # Protection
 //
 //   - Every state-changing request is a POST carrying the form field csrf,
-//     the hex HMAC-SHA256 of a fixed label keyed by the session's token;
+//     the hex HMAC-SHA256 of a fixed label keyed by the session's key;
 //     a missing or wrong value is 403. A POST whose Origin header names
 //     another host is 403 too.
 //   - Every answer carries a Content-Security-Policy without scripts
@@ -55,6 +58,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -69,6 +73,13 @@ var files embed.FS
 
 // CookieName is the session cookie.
 const CookieName = "roster_admin"
+
+// SessionLife is how long a login lasts; the cookie itself ends with the
+// browser session.
+const SessionLife = 12 * time.Hour
+
+// secretName is the store secret sessions are signed with.
+const secretName = "admin-session"
 
 // csrfLabel is the message whose HMAC, keyed by the session's token, is the
 // CSRF field of every form.
@@ -150,32 +161,71 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // sess is a request's valid session.
 type sess struct {
-	cfg   *config.Config
-	token string // the token itself
-	name  string // the token's name, for the log and the header
-	csrf  string
+	cfg  *config.Config
+	key  string // the session cookie's value, which CSRF values are bound to
+	name string // the token's name, for the log and the header
+	csrf string
 }
 
 // pageFunc serves a request of a logged-in operator.
 type pageFunc func(w http.ResponseWriter, r *http.Request, s *sess)
 
 // current returns the request's session, or nil when its cookie is
-// missing or names no admin token of the configuration in force.
+// missing, expired, badly signed or names no admin token of the
+// configuration in force.
 func (h *Handler) current(r *http.Request) *sess {
 	c, err := r.Cookie(CookieName)
 	if err != nil || c.Value == "" {
 		return nil
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil || len(raw) == 0 {
+	parts := strings.Split(c.Value, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	name, err := base64.RawURLEncoding.DecodeString(parts[0])
+	if err != nil {
+		return nil
+	}
+	expiry, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || time.Now().Unix() > expiry {
 		return nil
 	}
 	cfg := h.o.Config()
-	tok := admin.FindToken(string(raw), cfg.Tokens)
+	var tok *config.Token
+	for i := range cfg.Tokens {
+		if cfg.Tokens[i].Name == string(name) {
+			tok = &cfg.Tokens[i]
+		}
+	}
 	if tok == nil || !tok.HasScope(config.ScopeAdmin) {
 		return nil
 	}
-	return &sess{cfg: cfg, token: string(raw), name: tok.Name, csrf: csrfToken(string(raw))}
+	key, err := h.sessionKey(r.Context(), tok)
+	if err != nil {
+		h.o.Log.Warn("admin page: cannot check sessions", "err", err)
+		return nil
+	}
+	want := sign(key, parts[0]+"."+parts[1])
+	if !hmac.Equal([]byte(want), []byte(parts[2])) {
+		return nil
+	}
+	return &sess{cfg: cfg, key: c.Value, name: tok.Name, csrf: csrfToken(c.Value)}
+}
+
+// sessionKey is the signing key of a token's sessions: the store's secret
+// bound to the token's hash, so that a new hash ends the old sessions.
+func (h *Handler) sessionKey(ctx context.Context, tok *config.Token) ([]byte, error) {
+	secret, err := h.o.Store.Secret(ctx, secretName)
+	if err != nil {
+		return nil, err
+	}
+	return []byte(sign(secret, tok.Hash)), nil
+}
+
+func sign(key []byte, msg string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(msg))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // session runs fn for a logged-in operator and sends anybody else to the
@@ -211,7 +261,7 @@ func (h *Handler) action(fn pageFunc) http.Handler {
 			h.render(w, r, http.StatusBadRequest, "error", &view{Title: "Bad request", Error: "The form could not be read."})
 			return
 		}
-		if !validCSRF(s.token, r.PostForm.Get("csrf")) {
+		if !validCSRF(s.key, r.PostForm.Get("csrf")) {
 			h.csrfFailed(w, r)
 			return
 		}
@@ -224,18 +274,18 @@ func (h *Handler) csrfFailed(w http.ResponseWriter, r *http.Request) {
 		Error: "The form's security token is missing or does not match your session (was it sent from another page, or did you log in again meanwhile?). Nothing was changed; reload the page and try again."})
 }
 
-// csrfToken is the CSRF value of a session.
-func csrfToken(token string) string {
-	m := hmac.New(sha256.New, []byte(token))
+// csrfToken is the CSRF value of a session (its cookie value).
+func csrfToken(key string) string {
+	m := hmac.New(sha256.New, []byte(key))
 	m.Write([]byte(csrfLabel))
 	return hex.EncodeToString(m.Sum(nil))
 }
 
-func validCSRF(token, got string) bool {
+func validCSRF(key, got string) bool {
 	if got == "" {
 		return false
 	}
-	return hmac.Equal([]byte(csrfToken(token)), []byte(got))
+	return hmac.Equal([]byte(csrfToken(key)), []byte(got))
 }
 
 // sameOrigin reports whether the request's Origin header, when it has
@@ -266,6 +316,11 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			h.render(w, r, http.StatusRequestEntityTooLarge, "login", &view{Title: "Log in", Error: "The form is larger than limits.request_body."})
+			return
+		}
 		h.render(w, r, http.StatusBadRequest, "login", &view{Title: "Log in", Error: "The form could not be read."})
 		return
 	}
@@ -281,7 +336,15 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusForbidden, "login", &view{Title: "Log in", Error: fmt.Sprintf("The token %q lacks the scope admin; add it to the token's scopes in the configuration.", tok.Name)})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: base64.RawURLEncoding.EncodeToString([]byte(token)),
+	key, err := h.sessionKey(r.Context(), tok)
+	if err != nil {
+		h.o.Log.Error("admin page: cannot sign the session", "err", err)
+		h.render(w, r, http.StatusServiceUnavailable, "login", &view{Title: "Log in", Error: "The session could not be started: the database is not reachable. Try again."})
+		return
+	}
+	expiry := time.Now().Add(SessionLife)
+	payload := base64.RawURLEncoding.EncodeToString([]byte(tok.Name)) + "." + strconv.FormatInt(expiry.Unix(), 10)
+	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: payload + "." + sign(key, payload),
 		Path: "/admin", HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	h.o.Log.Info("admin page: logged in", "token", tok.Name)
 	http.Redirect(w, r, "/admin", http.StatusSeeOther)

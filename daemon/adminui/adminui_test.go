@@ -3,6 +3,7 @@ package adminui_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -259,6 +260,21 @@ func TestLogin(t *testing.T) {
 	// A cookie that is not a token of the configuration.
 	if r := e.get("/admin", &http.Cookie{Name: adminui.CookieName, Value: "d3Jvbmc"}); r.code != http.StatusSeeOther {
 		t.Fatalf("a forged cookie: %d", r.code)
+	}
+	// The cookie never holds the token, and its signature is checked.
+	if strings.Contains(setCookie, adminToken) || strings.Contains(setCookie, base64.RawURLEncoding.EncodeToString([]byte(adminToken))) {
+		t.Fatalf("the session cookie holds the token: %q", setCookie)
+	}
+	forged := *c
+	forged.Value = c.Value[:strings.LastIndexByte(c.Value, '.')+1] + strings.Repeat("A", 43)
+	if r := e.get("/admin", &forged); r.code != http.StatusSeeOther {
+		t.Fatalf("a cookie with a forged signature: %d", r.code)
+	}
+	longer := *c
+	parts := strings.Split(c.Value, ".")
+	longer.Value = parts[0] + ".9999999999." + parts[2]
+	if r := e.get("/admin", &longer); r.code != http.StatusSeeOther {
+		t.Fatalf("a cookie whose expiry was pushed back: %d", r.code)
 	}
 
 	// Removing the token from the configuration logs the session out.

@@ -150,7 +150,7 @@ func (h *Handler) upload(w http.ResponseWriter, r *http.Request, s *sess) {
 		switch part.FormName() {
 		case "csrf":
 			b, _ := io.ReadAll(io.LimitReader(part, maxFieldSize))
-			csrfOK = validCSRF(s.token, string(b))
+			csrfOK = validCSRF(s.key, string(b))
 		case "file":
 			if !csrfOK {
 				h.csrfFailed(w, r)

@@ -145,6 +145,12 @@ var migrations = []migration{
 		`CREATE INDEX groups_source_external_id ON groups (source, external_id)`,
 		`CREATE INDEX user_phone_numbers_value ON user_phone_numbers (value)`,
 	}},
+	{3, "server secrets shared by replicas", []string{
+		`CREATE TABLE secrets (
+			name TEXT PRIMARY KEY,
+			value TEXT NOT NULL
+		)`,
+	}},
 }
 
 // Latest is the schema version this build needs.

@@ -163,3 +163,17 @@ func TestSourceLockExcludes(t *testing.T) {
 		again()
 	})
 }
+
+func TestSecretIsStableAndShared(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		a, err := s.Secret(t.Context(), "x")
+		if err != nil || len(a) != 32 {
+			t.Fatalf("Secret = %x, %v", a, err)
+		}
+		b, _ := s.Secret(t.Context(), "x")
+		c, _ := s.Secret(t.Context(), "y")
+		if string(a) != string(b) || string(a) == string(c) {
+			t.Fatalf("secrets: x %x then %x, y %x", a, b, c)
+		}
+	})
+}
