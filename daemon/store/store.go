@@ -64,7 +64,11 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 			return nil, err
 		}
 		s.path = path
-		dialector = sqlite.Open(full)
+		conn, err := openSQLite(full)
+		if err != nil {
+			return nil, fmt.Errorf("open sqlite store: %w", err)
+		}
+		dialector = sqlite.Dialector{Conn: conn}
 	case Postgres:
 		dialector = postgres.Open(dsn)
 	default:
@@ -104,7 +108,7 @@ func sqliteDSN(dsn string) (full, path string, err error) {
 		dsn = "roster.db"
 	}
 	if dsn == ":memory:" {
-		return "file::memory:?_txlock=immediate&_time_format=sqlite", "", nil
+		return "file::memory:?_time_format=sqlite", "", nil
 	}
 	var query url.Values
 	if strings.HasPrefix(dsn, "file:") {
@@ -134,7 +138,6 @@ func sqliteDSN(dsn string) (full, path string, err error) {
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(30000)", "synchronous(FULL)", "cache_size(-65536)"} {
 		query.Add("_pragma", p)
 	}
-	query.Set("_txlock", "immediate")
 	query.Set("_time_format", "sqlite")
 	return "file:" + path + "?" + query.Encode(), path, nil
 }

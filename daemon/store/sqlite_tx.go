@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"fmt"
+
+	_ "github.com/glebarez/go-sqlite" // registers the driver "sqlite"
+)
+
+// SQLite write transactions must begin with BEGIN IMMEDIATE: a deferred
+// transaction that reads first and then writes, while another connection
+// has committed meanwhile, fails at once with SQLITE_BUSY (its snapshot is
+// stale; the busy timeout cannot help). The driver's _txlock parameter
+// would say so, but the driver ignores it whenever _time_format is set too
+// (glebarez/go-sqlite v1.21–v1.23 return from the parameter parsing before
+// they read _txlock), so roster's connections begin their transactions
+// themselves.
+
+// sqliteConn is what the driver's connections implement.
+type sqliteConn interface {
+	driver.Conn
+	driver.Pinger
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+}
+
+// openSQLite opens dsn with connections whose write transactions take
+// SQLite's write lock when they begin.
+func openSQLite(dsn string) (*sql.DB, error) {
+	probe, err := sql.Open("sqlite", "")
+	if err != nil {
+		return nil, err
+	}
+	base := probe.Driver()
+	probe.Close()
+	return sql.OpenDB(immediateConnector{base: base, dsn: dsn}), nil
+}
+
+type immediateConnector struct {
+	base driver.Driver
+	dsn  string
+}
+
+func (c immediateConnector) Connect(context.Context) (driver.Conn, error) {
+	conn, err := c.base.Open(c.dsn)
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := conn.(sqliteConn)
+	if !ok {
+		conn.Close()
+		return nil, fmt.Errorf("the SQLite driver's connection %T lacks the methods roster needs", conn)
+	}
+	return immediateConn{sc}, nil
+}
+
+func (c immediateConnector) Driver() driver.Driver { return c.base }
+
+type immediateConn struct{ sqliteConn }
+
+func (c immediateConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	if opts.ReadOnly {
+		return c.sqliteConn.BeginTx(ctx, opts)
+	}
+	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE", nil); err != nil {
+		return nil, err
+	}
+	return immediateTx{c.sqliteConn}, nil
+}
+
+func (c immediateConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+type immediateTx struct{ c sqliteConn }
+
+func (t immediateTx) Commit() error {
+	_, err := t.c.ExecContext(context.Background(), "COMMIT", nil)
+	return err
+}
+
+func (t immediateTx) Rollback() error {
+	_, err := t.c.ExecContext(context.Background(), "ROLLBACK", nil)
+	return err
+}
