@@ -181,7 +181,7 @@ func (d *Daemon) push(source string, j job) error {
 		case !src.Enabled:
 			return fmt.Errorf("%w: source %q is disabled (enabled: false)", tasks.ErrUsage, source)
 		default:
-			d.log.Debug("trigger ignored: the daemon syncs only csv sources", "source", source, "type", src.Type, "trigger", j.trigger)
+			d.log.Debug("trigger ignored: the daemon has no tasks for this type of source", "source", source, "type", src.Type, "trigger", j.trigger)
 			return fmt.Errorf("%w: source %q is a %s source; the daemon does not sync it", tasks.ErrUsage, source, src.Type)
 		}
 	}

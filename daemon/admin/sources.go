@@ -6,7 +6,9 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rosterd/roster/config"
@@ -62,18 +64,18 @@ func (h *Handler) listSources(w http.ResponseWriter, r *http.Request, c *call) e
 	return nil
 }
 
-// csvSource returns the source a sync or an upload names, or the error to
-// answer: 404 when it is not configured, 409 when it is disabled, 400 when
-// it is not a csv source.
-func csvSource(cfg *config.Config, name string) (*config.Source, error) {
+// syncedSource returns the source a sync (types csv and http) or an upload
+// (csv only) names, or the error to answer: 404 when it is not configured,
+// 409 when it is disabled, 400 when it is of another type.
+func syncedSource(cfg *config.Config, name string, types ...string) (*config.Source, error) {
 	src, ok := cfg.Source(name)
 	switch {
 	case !ok:
 		return nil, errorf(http.StatusNotFound, "no source %q is configured; GET /api/v1/sources lists them", name)
 	case !src.Enabled:
 		return nil, errorf(http.StatusConflict, "source %q is disabled (enabled: false in the configuration); enable it and reload roster to sync it", name)
-	case src.Type != config.TypeCSV:
-		return nil, errorf(http.StatusBadRequest, "source %q is a %s source; only csv sources are synced and take a file (push and scim sources receive their changes over HTTP)", name, src.Type)
+	case !slices.Contains(types, src.Type):
+		return nil, errorf(http.StatusBadRequest, "source %q is a %s source; only %s sources take this (push and scim sources receive their changes over HTTP)", name, src.Type, strings.Join(types, " and "))
 	}
 	return src, nil
 }
@@ -86,7 +88,7 @@ type syncRequest struct {
 
 func (h *Handler) syncSource(w http.ResponseWriter, r *http.Request, c *call) error {
 	name := r.PathValue("name")
-	if _, err := csvSource(c.cfg, name); err != nil {
+	if _, err := syncedSource(c.cfg, name, config.TypeCSV, config.TypeHTTP); err != nil {
 		return err
 	}
 	dryRun, err := queryFlag(r.URL.Query(), "dry_run")
@@ -135,7 +137,7 @@ func (h *Handler) dryRun(w http.ResponseWriter, r *http.Request, c *call, name s
 
 func (h *Handler) uploadFile(w http.ResponseWriter, r *http.Request, c *call) error {
 	name := r.PathValue("name")
-	if _, err := csvSource(c.cfg, name); err != nil {
+	if _, err := syncedSource(c.cfg, name, config.TypeCSV); err != nil {
 		return err
 	}
 	force, err := queryFlag(r.URL.Query(), "force")
