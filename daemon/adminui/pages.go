@@ -248,31 +248,7 @@ func (h *Handler) taskList(w http.ResponseWriter, r *http.Request, s *sess) {
 	if len(list) > 0 {
 		d.From, d.To = f.Offset+1, f.Offset+len(list)
 	}
-	link := func(offset int) string {
-		v := url.Values{}
-		if f.Source != "" {
-			v.Set("source", f.Source)
-		}
-		if f.Status != "" {
-			v.Set("status", f.Status)
-		}
-		if f.Limit != defaultLimit {
-			v.Set("limit", strconv.Itoa(f.Limit))
-		}
-		if offset > 0 {
-			v.Set("offset", strconv.Itoa(offset))
-		}
-		if len(v) == 0 {
-			return "/admin/tasks"
-		}
-		return "/admin/tasks?" + v.Encode()
-	}
-	if f.Offset > 0 {
-		d.Newer = link(max(f.Offset-f.Limit, 0))
-	}
-	if int64(f.Offset+f.Limit) < total {
-		d.Older = link(f.Offset + f.Limit)
-	}
+	d.Newer, d.Older = pageLinks("/admin/tasks", url.Values{"source": {f.Source}, "status": {f.Status}}, f.Limit, f.Offset, total)
 	refresh := 0
 	for _, t := range d.Tasks {
 		if t.Status == store.StatusRunning || t.Status == store.StatusQueued {
@@ -418,27 +394,36 @@ func (h *Handler) userList(w http.ResponseWriter, r *http.Request, s *sess) {
 	if len(users) > 0 {
 		d.From, d.To = f.Offset+1, f.Offset+len(users)
 	}
+	d.Newer, d.Older = pageLinks("/admin/users", url.Values{"q": {f.Search}}, f.Limit, f.Offset, total)
+	h.render(w, r, http.StatusOK, "users", &view{Title: "Users", Nav: "users", Data: d, s: s})
+}
+
+// pageLinks are the links to the pages before and after the one shown ("" when
+// there is none), keeping the page's non-empty filter parameters.
+func pageLinks(path string, filter url.Values, limit, offset int, total int64) (newer, older string) {
 	link := func(offset int) string {
 		v := url.Values{}
-		if f.Search != "" {
-			v.Set("q", f.Search)
+		for k, vals := range filter {
+			if vals[0] != "" {
+				v.Set(k, vals[0])
+			}
 		}
-		if f.Limit != defaultLimit {
-			v.Set("limit", strconv.Itoa(f.Limit))
+		if limit != defaultLimit {
+			v.Set("limit", strconv.Itoa(limit))
 		}
 		if offset > 0 {
 			v.Set("offset", strconv.Itoa(offset))
 		}
 		if len(v) == 0 {
-			return "/admin/users"
+			return path
 		}
-		return "/admin/users?" + v.Encode()
+		return path + "?" + v.Encode()
 	}
-	if f.Offset > 0 {
-		d.Newer = link(max(f.Offset-f.Limit, 0))
+	if offset > 0 {
+		newer = link(max(offset-limit, 0))
 	}
-	if int64(f.Offset+f.Limit) < total {
-		d.Older = link(f.Offset + f.Limit)
+	if int64(offset+limit) < total {
+		older = link(offset + limit)
 	}
-	h.render(w, r, http.StatusOK, "users", &view{Title: "Users", Nav: "users", Data: d, s: s})
+	return newer, older
 }
