@@ -110,6 +110,11 @@ func (l Log) SlogLevel() slog.Level {
 type Limits struct {
 	RequestBody ByteSize `yaml:"request_body"`
 	PushBody    ByteSize `yaml:"push_body"`
+	// PushQueue bounds the records a push source may have accepted and not
+	// yet applied; a push beyond it is refused with 503 and Retry-After,
+	// so that a client faster than the directory waits instead of piling
+	// up work. 0 means no bound.
+	PushQueue int `yaml:"push_queue"`
 }
 
 // Tasks configures automatic retries and the task history.
@@ -295,6 +300,7 @@ func defaults(dir string) *Config {
 		Limits: Limits{
 			RequestBody: 10 * MiB,
 			PushBody:    64 * MiB,
+			PushQueue:   50000,
 		},
 		Tasks: Tasks{
 			MaxRetries: 3,

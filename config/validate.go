@@ -54,6 +54,9 @@ func validate(cfg *Config, c *collector) {
 	if cfg.Limits.RequestBody <= 0 {
 		c.check("limits.request_body", "must be greater than zero")
 	}
+	if cfg.Limits.PushQueue < 0 {
+		c.check("limits.push_queue", "must be zero (no bound) or more")
+	}
 	if cfg.Limits.PushBody <= 0 {
 		c.check("limits.push_body", "must be greater than zero")
 	}

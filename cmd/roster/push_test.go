@@ -1152,3 +1152,43 @@ func TestPushAcceptRace(t *testing.T) {
 		})
 	}
 }
+
+// TestPushQueueBound: while a source has limits.push_queue records
+// accepted and not applied, a further push is refused with 503 and
+// Retry-After and nothing of it is stored; once the queue drains, pushes
+// are accepted again.
+func TestPushQueueBound(t *testing.T) {
+	for _, driver := range storetest.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			e := startPush(t, driver, "limits:\n  push_queue: 3\n")
+			// The test holds the source's lock: nothing is applied meanwhile.
+			unlock, err := e.s.LockSource(context.Background(), "api")
+			if err != nil {
+				t.Fatal(err)
+			}
+			user := func(i int) map[string]any {
+				return map[string]any{"uid": fmt.Sprintf("q-%d", i), "username": fmt.Sprintf("q%d", i)}
+			}
+			first := e.accept(t, "api", pushJSON(t, "user", user(1), user(2)))
+			before := len(e.tasksOf(t, "api"))
+			eb, h := e.refuse(t, http.StatusServiceUnavailable, tokPushAll, "api", pushJSON(t, "user", user(3), user(4)))
+			if h.Get("Retry-After") == "" || !strings.Contains(eb.Error, "limits.push_queue is 3") {
+				t.Fatalf("503 without Retry-After or reason: %v %+v", h, eb)
+			}
+			if after := len(e.tasksOf(t, "api")); after != before {
+				t.Fatalf("a refused push recorded a task: %d tasks, were %d", after, before)
+			}
+			// One more record still fits.
+			e.accept(t, "api", pushJSON(t, "user", user(5)))
+			unlock()
+			if tk := e.waitDone(t, first.ID); tk.Status != store.StatusSucceeded {
+				t.Fatalf("first push: %s", tk.Status)
+			}
+			last := e.accept(t, "api", pushJSON(t, "user", user(3), user(4)))
+			if tk := e.waitDone(t, last.ID); tk.Status != store.StatusSucceeded {
+				t.Fatalf("push after the drain: %s", tk.Status)
+			}
+		})
+	}
+}

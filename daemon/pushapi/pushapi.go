@@ -20,7 +20,11 @@
 // source there (default "api").
 //
 // Tokens need the scope push:NAME or push:*. An unknown source is 404; a
-// source that is disabled or not a push source refuses with 409.
+// source that is disabled or not a push source refuses with 409. A push
+// that would take the records a source has accepted and not applied yet
+// beyond limits.push_queue is refused with 503 and Retry-After (nothing
+// stored), so that a client faster than the directory slows down instead
+// of piling up work that would be applied minutes after its 202.
 package pushapi
 
 import (
@@ -64,6 +68,10 @@ type Options struct {
 	Observe func(source string, code int)
 	Log     *slog.Logger
 }
+
+// RetryAfter is the Retry-After, in seconds, of a push refused because
+// the source has too many records waiting (limits.push_queue).
+const RetryAfter = 2
 
 // DefaultWait is how long the NocoBase path waits for a push to be applied.
 const DefaultWait = 30 * time.Second
@@ -181,8 +189,14 @@ func (h *handler) accept(r *http.Request, cfg *config.Config, source *string, no
 	}
 	task, err := h.o.Accept(r.Context(), *source, p)
 	if err != nil {
-		if errors.Is(err, tasks.ErrUsage) {
+		var busy *tasks.BusyError
+		switch {
+		case errors.Is(err, tasks.ErrUsage):
 			return nil, nil, fail(http.StatusConflict, "%v", err)
+		case errors.As(err, &busy):
+			f := fail(http.StatusServiceUnavailable, "%v; nothing was stored", err)
+			f.header = http.Header{"Retry-After": {strconv.Itoa(RetryAfter)}}
+			return nil, nil, f
 		}
 		h.o.Log.Error("push not stored", "source", *source, "err", err)
 		return nil, nil, fail(http.StatusServiceUnavailable, "the push could not be stored, nothing was accepted; send it again: %v", err)

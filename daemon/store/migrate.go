@@ -128,6 +128,7 @@ var migrations = []migration{
 			task_id BIGINT PRIMARY KEY,
 			source TEXT NOT NULL,
 			seq BIGINT NOT NULL,
+			records INTEGER NOT NULL DEFAULT 0,
 			body TEXT NOT NULL
 		)`,
 		`CREATE INDEX task_payloads_source_seq ON task_payloads (source, seq)`,
@@ -143,6 +144,8 @@ var migrations = []migration{
 		`ALTER TABLE users ADD COLUMN department_uid TEXT NOT NULL DEFAULT ''`,
 		`CREATE INDEX users_department_uid ON users (source, department_uid) WHERE department_uid <> ''`,
 		`CREATE INDEX groups_source_external_id ON groups (source, external_id)`,
+		// Nested departments, without reading every user's membership.
+		`CREATE INDEX memberships_groups ON memberships (group_id) WHERE member_type = 'Group'`,
 		`CREATE INDEX user_phone_numbers_value ON user_phone_numbers (value)`,
 	}},
 	{3, "server secrets shared by replicas", []string{

@@ -20,7 +20,7 @@ import (
 // set, runs inside the transaction once the task has its id: it writes
 // the raw record and sets t.RawRecord, so that no process can run the
 // push before its raw record exists; its error stores nothing.
-func (s *Store) CreatePushTask(ctx context.Context, t *Task, body []byte, seq int64, keep func(*Task) error) error {
+func (s *Store) CreatePushTask(ctx context.Context, t *Task, body []byte, records int, seq int64, keep func(*Task) error) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now().UTC()
 	}
@@ -32,8 +32,8 @@ func (s *Store) CreatePushTask(ctx context.Context, t *Task, body []byte, seq in
 		if seq == 0 {
 			seq = t.ID
 		}
-		if err := tx.Exec(`INSERT INTO task_payloads (task_id, source, seq, body) VALUES (?, ?, ?, ?)`,
-			t.ID, t.Source, seq, string(body)).Error; err != nil {
+		if err := tx.Exec(`INSERT INTO task_payloads (task_id, source, seq, records, body) VALUES (?, ?, ?, ?, ?)`,
+			t.ID, t.Source, seq, records, string(body)).Error; err != nil {
 			return err
 		}
 		if keep == nil {
@@ -58,6 +58,18 @@ func (s *Store) CreatePushTask(ctx context.Context, t *Task, body []byte, seq in
 type errKeep struct{ error }
 
 func (e errKeep) Unwrap() error { return e.error }
+
+// WaitingPushRecords counts the records of the source's pushes that are
+// accepted and not applied yet.
+func (s *Store) WaitingPushRecords(ctx context.Context, source string) (int, error) {
+	var n int
+	err := s.db.WithContext(ctx).Raw(`SELECT COALESCE(SUM(p.records), 0) FROM task_payloads p JOIN tasks t ON t.id = p.task_id
+		WHERE p.source = ? AND t.status IN (?, ?)`, source, StatusQueued, StatusRunning).Row().Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count the waiting pushes of %s: %w", source, err)
+	}
+	return n, nil
+}
 
 // PushPayload returns a push task's stored payload and its seq.
 func (s *Store) PushPayload(ctx context.Context, taskID int64) ([]byte, int64, error) {

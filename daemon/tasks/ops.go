@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/rosterd/roster/config"
@@ -245,6 +246,12 @@ func (r *Runner) Recover(ctx context.Context) ([]int64, error) {
 	return failed, nil
 }
 
+// expireEvery is how often old tasks, tombstones and raw records are
+// removed; lastExpire holds when that last happened, per store.
+const expireEvery = time.Minute
+
+var lastExpire sync.Map // *store.Store -> time.Time
+
 // replaceFile validates an uploaded CSV file and, only when it is valid,
 // moves it over the source's file atomically. An invalid file returns a
 // *sources.ValidationError and leaves the source's file as it was.
@@ -302,6 +309,12 @@ func (r *Runner) ReplaceFile(ctx context.Context, name string, content io.Reader
 // tasks and their raw records. Failures are logged; they never fail a task.
 func (r *Runner) expire(ctx context.Context) {
 	now := time.Now().UTC()
+	// At most once a minute per store: pushes end many tasks a second, and
+	// a look at every raw record file each time would grow with the log.
+	if last, ok := lastExpire.Load(r.Store); ok && now.Sub(last.(time.Time)) < expireEvery {
+		return
+	}
+	lastExpire.Store(r.Store, now)
 	raw, err := r.Store.Expire(ctx, now.Add(-time.Duration(r.Config.Store.PurgeDeletedAfter)), now.Add(-time.Duration(r.Config.Tasks.Keep)))
 	if err != nil {
 		r.log().Warn("expire old tasks and tombstones", "err", err)

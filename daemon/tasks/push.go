@@ -47,6 +47,16 @@ func (r *Runner) AcceptPush(ctx context.Context, name string, p *push.Payload) (
 	if _, err := r.pushSource(name); err != nil {
 		return nil, err
 	}
+	records := len(p.Users) + len(p.Departments)
+	if limit := r.Config.Limits.PushQueue; limit > 0 {
+		waiting, err := r.Store.WaitingPushRecords(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if waiting > 0 && waiting+records > limit {
+			return nil, &BusyError{Source: name, Waiting: waiting, Limit: limit}
+		}
+	}
 	body, err := push.Encode(p)
 	if err != nil {
 		return nil, fmt.Errorf("encode the push: %w", err)
@@ -67,13 +77,33 @@ func (r *Runner) AcceptPush(ctx context.Context, name string, p *push.Payload) (
 		t.RawRecord = r.relative(path)
 		return nil
 	}
-	if err := r.Store.CreatePushTask(ctx, t, body, 0, keep); err != nil {
+	if err := r.Store.CreatePushTask(ctx, t, body, records, 0, keep); err != nil {
 		if path != "" {
 			os.Remove(path) // the push was not stored after all
 		}
 		return nil, err
 	}
 	return t, nil
+}
+
+// BusyError refuses a push while the source has more records waiting
+// than limits.push_queue allows; the client sends it again later.
+type BusyError struct {
+	Source         string
+	Waiting, Limit int
+}
+
+func (e *BusyError) Error() string {
+	return fmt.Sprintf("source %s has %d pushed records waiting to be applied, and limits.push_queue is %d: send the push again in a few seconds", e.Source, e.Waiting, e.Limit)
+}
+
+// payloadRecords counts the records of a stored payload.
+func payloadRecords(body []byte) int {
+	p, err := push.Decode(body)
+	if err != nil {
+		return 0
+	}
+	return len(p.Users) + len(p.Departments)
 }
 
 // relative makes path relative to the config folder when inside it.
@@ -159,7 +189,7 @@ func (r *Runner) requeuePush(ctx context.Context, t *store.Task) error {
 	retryOf := t.ID
 	nt := &store.Task{Source: t.Source, Trigger: TriggerRetry, Status: store.StatusQueued, RetryOf: &retryOf,
 		Attempt: t.Attempt + 1, RawRecord: t.RawRecord}
-	if err := r.Store.CreatePushTask(ctx, nt, body, seq, nil); err != nil {
+	if err := r.Store.CreatePushTask(ctx, nt, body, payloadRecords(body), seq, nil); err != nil {
 		return err
 	}
 	r.log().Warn("push failed for a transient reason: queued again", "source", t.Source, "task", t.ID, "retry", nt.ID, "attempt", nt.Attempt)
@@ -183,7 +213,7 @@ func (r *Runner) retryPush(ctx context.Context, old *store.Task, trigger string)
 	retryOf := old.ID
 	t := &store.Task{Source: old.Source, Trigger: trigger, Status: store.StatusQueued, RetryOf: &retryOf,
 		Attempt: old.Attempt + 1, RawRecord: old.RawRecord}
-	if err := r.Store.CreatePushTask(ctx, t, body, 0, nil); err != nil {
+	if err := r.Store.CreatePushTask(ctx, t, body, payloadRecords(body), 0, nil); err != nil {
 		return nil, err
 	}
 	if _, err := r.DrainPush(ctx, old.Source); err != nil {
