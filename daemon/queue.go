@@ -303,9 +303,10 @@ func (d *Daemon) runJob(ctx context.Context, source string, j job) {
 }
 
 // drain applies a push source's stored pushes. The runner reports each
-// task to the metrics itself; a push that failed for a transient reason is
-// queued again in its place, and the queue is drained again after the
-// backoff.
+// task to the metrics itself. When the drain stopped at a push that failed
+// for a transient reason (queued again in its place, or with its retries
+// used up, the pushes waiting behind it), or could not run at all, it is
+// drained again after the backoff; the PushPoll would get there too, later.
 func (d *Daemon) drain(ctx context.Context, r taskRunner, source string, j job) {
 	res, err := r.DrainPush(ctx, source)
 	attempt := j.attempt
@@ -319,9 +320,7 @@ func (d *Daemon) drain(ctx context.Context, r taskRunner, source string, j job) 
 	default:
 		return
 	}
-	if attempt < d.Config().Tasks.MaxRetries+1 {
-		d.later(source, job{trigger: tasks.TriggerPush, attempt: attempt + 1}, d.backoff(attempt))
-	}
+	d.later(source, job{trigger: tasks.TriggerPush, attempt: attempt + 1}, d.backoff(attempt))
 }
 
 // finished records a finished task in the metrics and arranges the

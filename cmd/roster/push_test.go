@@ -100,7 +100,7 @@ const lostPayload = "a queued push task has lost its payload and can never run"
 // it can never run (see lostPayload).
 func lostQueued(t testing.TB, s *store.Store, id int64) bool {
 	t.Helper()
-	_, _, err := s.PushPayload(context.Background(), id)
+	_, err := s.PushPayload(context.Background(), id)
 	return errors.Is(err, store.ErrNotFound)
 }
 

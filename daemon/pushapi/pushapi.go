@@ -173,9 +173,9 @@ func (h *handler) accept(r *http.Request, cfg *config.Config, source *string, no
 	}
 	p, err := push.Decode(body)
 	if nocobase {
-		// The source is named in the body; read it even from a bad payload,
-		// so that a token for another source learns nothing about it.
-		*source = sourceName(body)
+		// The source is named in the body; it is read even from a bad
+		// payload, so that a token for another source learns nothing about it.
+		*source = sourceName(p, body)
 	}
 	if f := h.source(cfg, *source, tok); f != nil {
 		return nil, nil, f
@@ -204,15 +204,24 @@ func (h *handler) accept(r *http.Request, cfg *config.Config, source *string, no
 	return task, p, nil
 }
 
-// sourceName is NocoBase's "sourceName", DefaultSource when absent.
-func sourceName(body []byte) string {
-	var top struct {
-		SourceName string `json:"sourceName"`
+// sourceName is NocoBase's "sourceName", DefaultSource when absent; the
+// body is read again only when it did not decode as a payload.
+func sourceName(p *push.Payload, body []byte) string {
+	name := ""
+	if p != nil {
+		name = p.SourceName
+	} else {
+		var top struct {
+			SourceName string `json:"sourceName"`
+		}
+		if json.Unmarshal(body, &top) == nil {
+			name = strings.TrimSpace(top.SourceName)
+		}
 	}
-	if json.Unmarshal(body, &top) == nil && strings.TrimSpace(top.SourceName) != "" {
-		return strings.TrimSpace(top.SourceName)
+	if name == "" {
+		return DefaultSource
 	}
-	return DefaultSource
+	return name
 }
 
 func (h *handler) token(r *http.Request, cfg *config.Config) (*config.Token, *failure) {

@@ -109,47 +109,58 @@ func (s *Store) Snapshot(ctx context.Context, source string) (*reconcile.Snapsho
 // looked up by index; many are matched in one scan of the other sources'
 // logins, which costs one query instead of thousands.
 func (s *Store) ForeignLogins(ctx context.Context, source string, keys []string) (map[string]string, error) {
+	if len(keys) <= 1000 {
+		return s.foreignLoginsByIndex(ctx, source, keys)
+	}
+	want := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	rows, err := s.db.WithContext(ctx).Raw(foreignLoginsQuery, source).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("look up logins: %w", err)
+	}
 	found := map[string]string{}
-	collect := func(rows *sql.Rows, want map[string]bool) error {
-		defer rows.Close()
-		for rows.Next() {
-			var key, src, ext string
-			if err := rows.Scan(&key, &src, &ext); err != nil {
-				return err
-			}
-			if want == nil || want[key] {
-				found[key] = fmt.Sprintf("a user of source %q (id %q)", src, ext)
-			}
-		}
-		return rows.Err()
+	if err := collectForeign(rows, want, found); err != nil {
+		return nil, fmt.Errorf("look up logins: %w", err)
 	}
-	const q = `SELECT user_name_key, source, external_id FROM users WHERE state <> 'deleted' AND source <> ?`
-	if len(keys) > 1000 {
-		want := make(map[string]bool, len(keys))
-		for _, k := range keys {
-			want[k] = true
-		}
-		rows, err := s.db.WithContext(ctx).Raw(q, source).Rows()
-		if err == nil {
-			err = collect(rows, want)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("look up logins: %w", err)
-		}
-		return found, nil
-	}
+	return found, nil
+}
+
+const foreignLoginsQuery = `SELECT user_name_key, source, external_id FROM users WHERE state <> 'deleted' AND source <> ?`
+
+// foreignLoginsByIndex is ForeignLogins by index look-ups in batches: its
+// cost follows the number of keys, not the size of the directory.
+func (s *Store) foreignLoginsByIndex(ctx context.Context, source string, keys []string) (map[string]string, error) {
+	found := map[string]string{}
 	batch := s.batchRows()
 	for start := 0; start < len(keys); start += batch {
 		chunk := keys[start:min(start+batch, len(keys))]
-		rows, err := s.db.WithContext(ctx).Raw(q+` AND user_name_key IN ?`, source, chunk).Rows()
+		rows, err := s.db.WithContext(ctx).Raw(foreignLoginsQuery+` AND user_name_key IN ?`, source, chunk).Rows()
 		if err == nil {
-			err = collect(rows, nil)
+			err = collectForeign(rows, nil, found)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("look up logins: %w", err)
 		}
 	}
 	return found, nil
+}
+
+// collectForeign adds the holders rows name (of the keys in want, or all)
+// to found.
+func collectForeign(rows *sql.Rows, want map[string]bool, found map[string]string) error {
+	defer rows.Close()
+	for rows.Next() {
+		var key, src, ext string
+		if err := rows.Scan(&key, &src, &ext); err != nil {
+			return err
+		}
+		if want == nil || want[key] {
+			found[key] = fmt.Sprintf("a user of source %q (id %q)", src, ext)
+		}
+	}
+	return rows.Err()
 }
 
 // Apply writes a plan in one transaction: all of it or, on any error,

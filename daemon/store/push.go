@@ -71,18 +71,27 @@ func (s *Store) WaitingPushRecords(ctx context.Context, source string) (int, err
 	return n, nil
 }
 
-// PushPayload returns a push task's stored payload and its seq.
-func (s *Store) PushPayload(ctx context.Context, taskID int64) ([]byte, int64, error) {
+// StoredPush is a push as the store keeps it until it is applied.
+type StoredPush struct {
+	Body    []byte
+	Seq     int64 // its place in the source's order
+	Records int
+}
+
+// PushPayload returns a push task's stored payload.
+func (s *Store) PushPayload(ctx context.Context, taskID int64) (*StoredPush, error) {
 	var body string
-	var seq int64
-	err := s.db.WithContext(ctx).Raw(`SELECT body, seq FROM task_payloads WHERE task_id = ?`, taskID).Row().Scan(&body, &seq)
+	p := &StoredPush{}
+	err := s.db.WithContext(ctx).Raw(`SELECT body, seq, records FROM task_payloads WHERE task_id = ?`, taskID).Row().
+		Scan(&body, &p.Seq, &p.Records)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, 0, fmt.Errorf("the payload of task %d: %w", taskID, ErrNotFound)
+		return nil, fmt.Errorf("the payload of task %d: %w", taskID, ErrNotFound)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("read the payload of task %d: %w", taskID, err)
+		return nil, fmt.Errorf("read the payload of task %d: %w", taskID, err)
 	}
-	return []byte(body), seq, nil
+	p.Body = []byte(body)
+	return p, nil
 }
 
 // NextPushTask returns the source's queued push that comes first, or nil.
@@ -134,11 +143,15 @@ func (s *Store) PushSnapshot(ctx context.Context, source string, keys PushKeys) 
 	if err := s.pushUsers(ctx, source, ids, snap); err != nil {
 		return nil, fmt.Errorf("read the users of %s: %w", source, err)
 	}
-	var logins []string
+	// The logins the payload may give its users: usernames, e-mails (the
+	// login of a user created without one) and the users' own. Looked up
+	// by index: a push costs what its payload holds, not the directory.
+	logins := slices.Concat(keys.Logins, keys.Emails)
 	for _, u := range snap.Users {
 		logins = append(logins, reconcile.Key(u.UserName))
 	}
-	if snap.Foreign, err = s.ForeignLogins(ctx, source, slices.Concat(keys.Logins, keys.Emails, logins)); err != nil {
+	slices.Sort(logins)
+	if snap.Foreign, err = s.foreignLoginsByIndex(ctx, source, slices.Compact(logins)); err != nil {
 		return nil, err
 	}
 	return snap, nil
@@ -202,17 +215,16 @@ func (s *Store) pushGroups(ctx context.Context, source string, depts []string, s
 	return nil
 }
 
-// pendingRows adds the pending memberships that where selects, each once.
+// pendingRows adds the pending memberships that where selects. The three
+// selections never overlap: children's rows (member_type Group), rows in
+// the departments a department payload names (not Group), rows of the
+// users a user payload names (a payload is one or the other).
 func (s *Store) pendingRows(ctx context.Context, snap *reconcile.DeltaSnapshot, where string, args ...any) error {
 	rows, err := s.db.WithContext(ctx).Raw(`SELECT dept_uid, member_id, member_type FROM pending_members WHERE `+where, args...).Rows()
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	seen := map[reconcile.Pending]bool{}
-	for _, pm := range snap.Pending {
-		seen[pm] = true
-	}
 	for rows.Next() {
 		var pm reconcile.Pending
 		if err := rows.Scan(&pm.DeptUID, &pm.MemberID, &pm.MemberType); err != nil {
@@ -221,10 +233,7 @@ func (s *Store) pendingRows(ctx context.Context, snap *reconcile.DeltaSnapshot, 
 		if pm.MemberType != reconcile.MemberGroup {
 			pm.MemberType = ""
 		}
-		if !seen[pm] {
-			seen[pm] = true
-			snap.Pending = append(snap.Pending, pm)
-		}
+		snap.Pending = append(snap.Pending, pm)
 	}
 	return rows.Err()
 }

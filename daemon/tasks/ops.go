@@ -210,6 +210,19 @@ func wrapNotFound(err error) error {
 	return err
 }
 
+// interrupted fails a task that its process left running (the caller
+// holds the source's lock, so nobody runs it); a push is queued again in
+// its place.
+func (r *Runner) interrupted(ctx context.Context, t *store.Task) error {
+	if _, err := r.finishFailed(ctx, t, nil, transient(errInterrupted)); err != nil {
+		return err
+	}
+	if _, err := r.pushSource(t.Source); err != nil {
+		return nil
+	}
+	return r.requeuePush(ctx, t)
+}
+
 var errInterrupted = errors.New("interrupted: the roster process running this task stopped before it finished (crash, kill or lost database connection); nothing of it was applied")
 
 // Recover fails the tasks that a process left running when it died. A task
@@ -232,11 +245,8 @@ func (r *Runner) Recover(ctx context.Context) ([]int64, error) {
 		// Re-read under the lock: the task may have finished meanwhile.
 		cur, err := r.Store.GetTask(ctx, t.ID)
 		if err == nil && cur.Status == store.StatusRunning {
-			_, err = r.finishFailed(ctx, cur, nil, transient(errInterrupted))
+			err = r.interrupted(ctx, cur)
 			failed = append(failed, t.ID)
-			if _, perr := r.pushSource(cur.Source); err == nil && perr == nil {
-				err = r.requeuePush(ctx, cur)
-			}
 		}
 		unlock()
 		if err != nil {

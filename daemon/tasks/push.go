@@ -62,24 +62,15 @@ func (r *Runner) AcceptPush(ctx context.Context, name string, p *push.Payload) (
 		return nil, fmt.Errorf("encode the push: %w", err)
 	}
 	t := &store.Task{Source: name, Trigger: TriggerPush, Status: store.StatusQueued}
-	var path string
 	keep := func(t *store.Task) error {
-		dir := r.rawDir(t.Source)
-		path = filepath.Join(dir, fmt.Sprintf("%d.json", t.ID))
-		err := os.MkdirAll(dir, 0o700)
-		if err == nil {
-			err = writeFileAtomic(path, func(w io.Writer) error { _, err := w.Write(body); return err })
+		if err := r.keepRaw(t, "json", func(w io.Writer) error { _, err := w.Write(body); return err }); err != nil {
+			return fmt.Errorf("%w; the push was not accepted", err)
 		}
-		if err != nil {
-			path = ""
-			return fmt.Errorf("keep the raw record: %w (check that log.dir %s is writable); the push was not accepted", err, r.Config.Log.Dir)
-		}
-		t.RawRecord = r.relative(path)
 		return nil
 	}
 	if err := r.Store.CreatePushTask(ctx, t, body, records, 0, keep); err != nil {
-		if path != "" {
-			os.Remove(path) // the push was not stored after all
+		if t.RawRecord != "" {
+			os.Remove(r.rawPath(t)) // the push was not stored after all
 		}
 		return nil, err
 	}
@@ -95,15 +86,6 @@ type BusyError struct {
 
 func (e *BusyError) Error() string {
 	return fmt.Sprintf("source %s has %d pushed records waiting to be applied, and limits.push_queue is %d: send the push again in a few seconds", e.Source, e.Waiting, e.Limit)
-}
-
-// payloadRecords counts the records of a stored payload.
-func payloadRecords(body []byte) int {
-	p, err := push.Decode(body)
-	if err != nil {
-		return 0
-	}
-	return len(p.Users) + len(p.Departments)
 }
 
 // relative makes path relative to the config folder when inside it.
@@ -157,17 +139,12 @@ func (r *Runner) DrainPush(ctx context.Context, name string) (*Result, error) {
 // recoverPushes fails the source's pushes left running by a dead process
 // (the caller holds the lock, so nobody runs them) and queues them again.
 func (r *Runner) recoverPushes(ctx context.Context, name string) error {
-	running, err := r.Store.TasksWithStatus(ctx, store.StatusRunning)
+	running, _, err := r.Store.ListTasks(ctx, store.TaskFilter{Source: name, Status: store.StatusRunning, Limit: 1000})
 	if err != nil {
 		return err
 	}
 	for i := range running {
-		t := &running[i]
-		if t.Source != name {
-			continue
-		}
-		r.finishFailed(ctx, t, nil, transient(errInterrupted))
-		if err := r.requeuePush(ctx, t); err != nil {
+		if err := r.interrupted(ctx, &running[i]); err != nil {
 			return err
 		}
 	}
@@ -182,18 +159,33 @@ func (r *Runner) requeuePush(ctx context.Context, t *store.Task) error {
 			"source", t.Source, "task", t.ID, "retries", t.Attempt)
 		return nil
 	}
-	body, seq, err := r.Store.PushPayload(ctx, t.ID)
+	nt, err := r.queueAgain(ctx, t, TriggerRetry, true)
 	if err != nil {
-		return err
-	}
-	retryOf := t.ID
-	nt := &store.Task{Source: t.Source, Trigger: TriggerRetry, Status: store.StatusQueued, RetryOf: &retryOf,
-		Attempt: t.Attempt + 1, RawRecord: t.RawRecord}
-	if err := r.Store.CreatePushTask(ctx, nt, body, payloadRecords(body), seq, nil); err != nil {
 		return err
 	}
 	r.log().Warn("push failed for a transient reason: queued again", "source", t.Source, "task", t.ID, "retry", nt.ID, "attempt", nt.Attempt)
 	return nil
+}
+
+// queueAgain queues a stored push again as a new task that retries old:
+// in old's place in the source's order (keepPlace, an automatic retry) or
+// after the pushes waiting now.
+func (r *Runner) queueAgain(ctx context.Context, old *store.Task, trigger string, keepPlace bool) (*store.Task, error) {
+	stored, err := r.Store.PushPayload(ctx, old.ID)
+	if err != nil {
+		return nil, err
+	}
+	seq := int64(0)
+	if keepPlace {
+		seq = stored.Seq
+	}
+	retryOf := old.ID
+	t := &store.Task{Source: old.Source, Trigger: trigger, Status: store.StatusQueued, RetryOf: &retryOf,
+		Attempt: old.Attempt + 1, RawRecord: old.RawRecord}
+	if err := r.Store.CreatePushTask(ctx, t, stored.Body, stored.Records, seq, nil); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // retryPush is Retry for a failed push: its payload is queued again as a
@@ -203,17 +195,11 @@ func (r *Runner) retryPush(ctx context.Context, old *store.Task, trigger string)
 	if old.Status != store.StatusFailed {
 		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrUsage, old.ID, old.Status)
 	}
-	body, _, err := r.Store.PushPayload(ctx, old.ID)
-	if err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("%w: task %d has no stored payload to run again", ErrUsage, old.ID)
-		}
-		return nil, err
+	t, err := r.queueAgain(ctx, old, trigger, false)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: task %d has no stored payload to run again", ErrUsage, old.ID)
 	}
-	retryOf := old.ID
-	t := &store.Task{Source: old.Source, Trigger: trigger, Status: store.StatusQueued, RetryOf: &retryOf,
-		Attempt: old.Attempt + 1, RawRecord: old.RawRecord}
-	if err := r.Store.CreatePushTask(ctx, t, body, payloadRecords(body), 0, nil); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	if _, err := r.DrainPush(ctx, old.Source); err != nil {
@@ -240,11 +226,11 @@ func (r *Runner) runPush(ctx context.Context, src *config.Source, t *store.Task)
 }
 
 func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Task) (*Result, error) {
-	body, _, err := r.Store.PushPayload(ctx, t.ID)
+	stored, err := r.Store.PushPayload(ctx, t.ID)
 	if err != nil {
 		return r.finishFailed(ctx, t, nil, transient(err))
 	}
-	p, err := push.Decode(body)
+	p, err := push.Decode(stored.Body)
 	if err != nil {
 		return r.finishFailed(ctx, t, nil, fmt.Errorf("the stored push is not readable: %w", err))
 	}

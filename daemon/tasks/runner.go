@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -265,11 +264,9 @@ func (r *Runner) process(ctx context.Context, t *store.Task, src *config.Source,
 	if err := r.hashPasswords(ctx, src.Name, in.records); err != nil {
 		return r.finishFailed(ctx, t, nil, err)
 	}
-	path, err := r.writeRaw(t, in.records)
-	if err != nil {
+	if err := r.writeRaw(t, in.records); err != nil {
 		return r.finishFailed(ctx, t, nil, err)
 	}
-	t.RawRecord = path
 	if err := r.Store.SaveTask(ctx, t); err != nil {
 		return r.finishFailed(ctx, t, nil, transient(err))
 	}
@@ -511,23 +508,30 @@ func (r *Runner) rawDir(source string) string {
 	return filepath.Join(r.Config.Log.Dir, "user-data-sync", source)
 }
 
-// writeRaw keeps a task's input (passwords hashed) before it is processed;
-// the path it returns is relative to the config folder when inside it.
-func (r *Runner) writeRaw(t *store.Task, recs []sources.Record) (string, error) {
-	dir := r.rawDir(t.Source)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", fmt.Errorf("keep the raw record: %w (check that log.dir %s is writable)", err, r.Config.Log.Dir)
-	}
-	path := filepath.Join(dir, fmt.Sprintf("%d.csv", t.ID))
-	write := func(w io.Writer) error { return csv.Write(w, recs) }
+// writeRaw keeps a task's input (passwords hashed) before it is processed:
+// CSV for csv sources, the mapped records as JSON for http sources.
+func (r *Runner) writeRaw(t *store.Task, recs []sources.Record) error {
 	if src, ok := r.Config.Source(t.Source); ok && src.Type == config.TypeHTTP {
-		path = strings.TrimSuffix(path, ".csv") + ".json"
-		write = func(w io.Writer) error { return writeRecordsJSON(w, recs) }
+		return r.keepRaw(t, "json", func(w io.Writer) error { return writeRecordsJSON(w, recs) })
 	}
-	if err := writeFileAtomic(path, write); err != nil {
-		return "", fmt.Errorf("keep the raw record: %w", err)
+	return r.keepRaw(t, "csv", func(w io.Writer) error { return csv.Write(w, recs) })
+}
+
+// keepRaw writes <log.dir>/user-data-sync/<source>/<task id>.<ext> (0600,
+// folders 0700) and records its path in t, relative to the config folder
+// when inside it.
+func (r *Runner) keepRaw(t *store.Task, ext string, write func(io.Writer) error) error {
+	dir := r.rawDir(t.Source)
+	path := filepath.Join(dir, fmt.Sprintf("%d.%s", t.ID, ext))
+	err := os.MkdirAll(dir, 0o700)
+	if err == nil {
+		err = writeFileAtomic(path, write)
 	}
-	return r.relative(path), nil
+	if err != nil {
+		return fmt.Errorf("keep the raw record: %w (check that log.dir %s is writable)", err, r.Config.Log.Dir)
+	}
+	t.RawRecord = r.relative(path)
+	return nil
 }
 
 // rawPath resolves a task's raw record path.
