@@ -463,12 +463,12 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 	}
 	h.finishUser(cur, h.base(r))
 	newProjection(schema.Users, nil, nil).user(cur)
-	before, err := userDocument(cur)
+	before, err := jsonDocument(cur)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	doc, err := userDocument(cur)
+	doc, err := jsonDocument(cur)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -509,19 +509,6 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 		return
 	}
 	h.answerUser(w, r, u, http.StatusOK)
-}
-
-// userDocument is a user as the JSON document scim/patch works on.
-func userDocument(u *User) (map[string]any, error) {
-	b, err := json.Marshal(u)
-	if err != nil {
-		return nil, err
-	}
-	var doc map[string]any
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, err
-	}
-	return doc, nil
 }
 
 // onlyActive reports whether after differs from before in active alone
