@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -457,30 +458,53 @@ const userColumns = `id, source, external_id, user_name, user_name_key, given_na
 	employee_number, department, department_uid, active, state, state_reason, password_hash, version, created_at, updated_at`
 
 func (a *applier) createUsers(users []*reconcile.User) error {
+	var err error
 	if a.postgres {
-		if err := a.createUsersPG(users); err != nil {
-			return err
-		}
+		err = a.createUsersPG(users)
 	} else {
-		const cols = 18
-		for start := 0; start < len(users); start += a.batch {
-			chunk := users[start:min(start+a.batch, len(users))]
-			args := make([]any, 0, len(chunk)*cols)
-			for _, u := range chunk {
-				args = append(args, u.ID, a.source, u.ExternalID, u.UserName, reconcile.Key(u.UserName), u.GivenName,
-					u.FamilyName, u.DisplayName, u.EmployeeNumber, u.Department, u.DepartmentUID, u.Active, u.State, u.StateReason, u.PasswordHash,
-					1, a.now, a.now)
-			}
-			stmt := `INSERT INTO users (` + userColumns + `) VALUES ` + placeholders(len(chunk), cols)
-			if err := a.exec(stmt, args...); err != nil {
-				return fmt.Errorf("create users: %w", describeUnique(err, ""))
-			}
-		}
+		err = a.jsonRows(len(users), func(i int) []any {
+			u := users[i]
+			return []any{u.ID, u.ExternalID, u.UserName, reconcile.Key(u.UserName), u.GivenName, u.FamilyName, u.DisplayName,
+				u.EmployeeNumber, u.Department, u.DepartmentUID, u.Active, u.State, u.StateReason, u.PasswordHash}
+		}, func(doc string) error {
+			return a.exec(`INSERT INTO users (`+userColumns+`)
+				SELECT value->>0, ?, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8,
+					value->>9, value->>10, value->>11, value->>12, value->>13, 1, ?, ? FROM json_each(?)`, a.source, a.now, a.now, doc)
+		})
+	}
+	if err != nil {
+		return fmt.Errorf("create users: %w", describeUnique(err, ""))
 	}
 	if err := a.insertContacts("user_emails", users, func(u *reconcile.User) string { return u.Email }); err != nil {
 		return err
 	}
 	return a.insertContacts("user_phone_numbers", users, func(u *reconcile.User) string { return u.Phone })
+}
+
+// jsonChunk is how many rows one SQLite json_each insert carries.
+const jsonChunk = 5000
+
+// jsonRows hands insert the rows as JSON arrays of arrays, jsonChunk at a
+// time. The pure-Go SQLite driver parses a statement again on every
+// execution and binds each parameter in time linear in their number, so
+// one statement that reads thousands of rows from a single JSON parameter
+// costs a fraction of many multi-row VALUES statements.
+func (a *applier) jsonRows(n int, row func(i int) []any, insert func(doc string) error) error {
+	for start := 0; start < n; start += jsonChunk {
+		end := min(start+jsonChunk, n)
+		rows := make([][]any, 0, end-start)
+		for i := start; i < end; i++ {
+			rows = append(rows, row(i))
+		}
+		doc, err := json.Marshal(rows)
+		if err != nil {
+			return err
+		}
+		if err := insert(string(doc)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // pgChunk is how many rows one PostgreSQL unnest insert carries: the
@@ -549,7 +573,7 @@ func (a *applier) insertContacts(table string, users []*reconcile.User, value fu
 		err = a.insertPairsPG(`INSERT INTO `+table+` (user_id, value, type, "primary")
 			SELECT t.u, t.v, 'work', TRUE FROM unnest($1::text[], $2::text[]) AS t(u, v)`, ids, values)
 	} else {
-		err = a.insertPairs(`INSERT INTO `+table+` (user_id, value, type, "primary") VALUES `, "'work', TRUE", ids, values)
+		err = a.insertPairs(`INSERT INTO `+table+` (user_id, value, type, "primary")`, "'work', TRUE", ids, values)
 	}
 	if err != nil {
 		return fmt.Errorf("store %s: %w", table, err)
@@ -557,20 +581,11 @@ func (a *applier) insertContacts(table string, users []*reconcile.User, value fu
 	return nil
 }
 
-// insertPairs inserts (a, b, constants...) rows in multi-row statements.
+// insertPairs inserts (a, b, constants...) rows through json_each.
 func (a *applier) insertPairs(prefix, constants string, first, second []string) error {
-	row := "(?, ?, " + constants + ")"
-	for start := 0; start < len(first); start += a.batch {
-		end := min(start+a.batch, len(first))
-		args := make([]any, 0, 2*(end-start))
-		for i := start; i < end; i++ {
-			args = append(args, first[i], second[i])
-		}
-		if err := a.exec(prefix+strings.TrimSuffix(strings.Repeat(row+", ", end-start), ", "), args...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return a.jsonRows(len(first), func(i int) []any { return []any{first[i], second[i]} }, func(doc string) error {
+		return a.exec(prefix+` SELECT value->>0, value->>1, `+constants+` FROM json_each(?)`, doc)
+	})
 }
 
 // addMemberships adds users' memberships and, for nested departments,
@@ -605,17 +620,12 @@ func (a *applier) addMembers(ms []reconcile.Membership, typ string) error {
 		err = a.insertPairsPG(`INSERT INTO memberships (group_id, member_id, member_type)
 			SELECT t.g, t.m, '`+typ+`' FROM unnest($1::text[], $2::text[]) AS t(g, m)`, groups, users)
 	} else {
-		err = a.insertPairs(`INSERT INTO memberships (group_id, member_id, member_type) VALUES `, "'"+typ+"'", groups, users)
+		err = a.insertPairs(`INSERT INTO memberships (group_id, member_id, member_type)`, "'"+typ+"'", groups, users)
 	}
 	if err != nil {
 		return fmt.Errorf("add memberships: %w", err)
 	}
 	return nil
-}
-
-func placeholders(rows, cols int) string {
-	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
-	return strings.TrimSuffix(strings.Repeat(one+", ", rows), ", ")
 }
 
 // describeUnique turns a unique-index violation into words: two writers

@@ -135,7 +135,9 @@ func sqliteDSN(dsn string) (full, path string, err error) {
 		}
 	}
 	// Durability over speed: a push answered 202 must survive a power cut.
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(30000)", "synchronous(FULL)", "cache_size(-65536)"} {
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(30000)", "synchronous(FULL)", "cache_size(-65536)",
+		// Statement journals of large inserts stay in memory, not in temporary files.
+		"temp_store(MEMORY)"} {
 		query.Add("_pragma", p)
 	}
 	query.Set("_time_format", "sqlite")
