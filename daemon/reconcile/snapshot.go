@@ -67,9 +67,19 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 		}
 	}
 	present := make(map[string]bool, len(records))
+	creates, joins := 0, 0
 	for i := range records {
 		present[records[i].ExternalID] = true
+		if byExt[records[i].ExternalID] == nil {
+			creates++
+			joins += len(records[i].Groups)
+		}
 	}
+	// Every new user is a change and joins its groups: sized once, the
+	// lists of a large first import are not copied as they grow (at a
+	// million users each copy would hold hundreds of megabytes twice).
+	p.Changes = make([]Change, 0, creates)
+	p.MembershipAdds = make([]Membership, 0, joins)
 
 	groups := planGroups(p, records, snap.Groups, s.Orphans != OrphansIgnore, newID)
 

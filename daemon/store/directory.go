@@ -60,7 +60,14 @@ func (s *Store) Snapshot(ctx context.Context, source string) (*reconcile.Snapsho
 	}
 	rows.Close()
 
-	memberOf := map[string][]string{}
+	// Sized once: a million users appended one by one would be copied
+	// again at every doubling, holding the old and the new array at once.
+	var n int
+	if err := db.Raw(`SELECT COUNT(*) FROM users WHERE source = ?`, source).Row().Scan(&n); err != nil {
+		return nil, fmt.Errorf("count users of %s: %w", source, err)
+	}
+	snap.Users = make([]reconcile.User, 0, n)
+	memberOf := make(map[string][]string, n)
 	rows, err = db.Raw(`SELECT m.group_id, m.member_id FROM memberships m JOIN groups g ON g.id = m.group_id
 		WHERE g.source = ? AND m.member_type = 'User'`, source).Rows()
 	if err != nil {
@@ -548,11 +555,29 @@ func (a *applier) rawExec(sql string, args ...any) error {
 	return err
 }
 
-// insertPairsPG inserts (a, b) pairs plus constant columns through unnest.
-func (a *applier) insertPairsPG(stmt string, first, second []string) error {
-	for start := 0; start < len(first); start += pgChunk {
-		end := min(start+pgChunk, len(first))
-		if err := a.rawExec(stmt, first[start:end], second[start:end]); err != nil {
+// insertPairs inserts n rows of two columns (pair gives row i) plus
+// constant columns into table, thousands per statement: PostgreSQL takes
+// a chunk's columns as two arrays (unnest), SQLite as one JSON document.
+// Rows are built a chunk at a time, so a million of them never sit in
+// memory twice.
+func (a *applier) insertPairs(table, cols, constants string, n int, pair func(i int) (string, string)) error {
+	if !a.postgres {
+		return a.jsonRows(n, func(i int) []any {
+			x, y := pair(i)
+			return []any{x, y}
+		}, func(doc string) error {
+			return a.exec(`INSERT INTO `+table+` (`+cols+`) SELECT value->>0, value->>1, `+constants+` FROM json_each(?)`, doc)
+		})
+	}
+	stmt := `INSERT INTO ` + table + ` (` + cols + `) SELECT t.x, t.y, ` + constants + ` FROM unnest($1::text[], $2::text[]) AS t(x, y)`
+	for start := 0; start < n; start += pgChunk {
+		end := min(start+pgChunk, n)
+		xs, ys := make([]string, 0, end-start), make([]string, 0, end-start)
+		for i := start; i < end; i++ {
+			x, y := pair(i)
+			xs, ys = append(xs, x), append(ys, y)
+		}
+		if err := a.rawExec(stmt, xs, ys); err != nil {
 			return err
 		}
 	}
@@ -562,66 +587,44 @@ func (a *applier) insertPairsPG(stmt string, first, second []string) error {
 // insertContacts stores each user's value as its primary work e-mail or
 // phone number.
 func (a *applier) insertContacts(table string, users []*reconcile.User, value func(*reconcile.User) string) error {
-	var ids, values []string
+	var with []*reconcile.User
 	for _, u := range users {
-		if v := value(u); v != "" {
-			ids, values = append(ids, u.ID), append(values, v)
+		if value(u) != "" {
+			with = append(with, u)
 		}
 	}
-	var err error
-	if a.postgres {
-		err = a.insertPairsPG(`INSERT INTO `+table+` (user_id, value, type, "primary")
-			SELECT t.u, t.v, 'work', TRUE FROM unnest($1::text[], $2::text[]) AS t(u, v)`, ids, values)
-	} else {
-		err = a.insertPairs(`INSERT INTO `+table+` (user_id, value, type, "primary")`, "'work', TRUE", ids, values)
-	}
+	err := a.insertPairs(table, `user_id, value, type, "primary"`, "'work', TRUE", len(with), func(i int) (string, string) {
+		return with[i].ID, value(with[i])
+	})
 	if err != nil {
 		return fmt.Errorf("store %s: %w", table, err)
 	}
 	return nil
 }
 
-// insertPairs inserts (a, b, constants...) rows through json_each.
-func (a *applier) insertPairs(prefix, constants string, first, second []string) error {
-	return a.jsonRows(len(first), func(i int) []any { return []any{first[i], second[i]} }, func(doc string) error {
-		return a.exec(prefix+` SELECT value->>0, value->>1, `+constants+` FROM json_each(?)`, doc)
-	})
-}
-
 // addMemberships adds users' memberships and, for nested departments,
 // groups'.
 func (a *applier) addMemberships(ms []reconcile.Membership) error {
-	users, groups := []reconcile.Membership{}, []reconcile.Membership{}
-	for _, m := range ms {
-		if m.MemberType == reconcile.MemberGroup {
-			groups = append(groups, m)
-		} else {
-			users = append(users, m)
-		}
-	}
-	if err := a.addMembers(users, "User"); err != nil {
+	if err := a.addMembers(ms, ""); err != nil {
 		return err
 	}
-	return a.addMembers(groups, reconcile.MemberGroup)
+	return a.addMembers(ms, reconcile.MemberGroup)
 }
 
+// addMembers adds the memberships of ms whose MemberType is typ.
 func (a *applier) addMembers(ms []reconcile.Membership, typ string) error {
+	var order []int32
+	for i := range ms {
+		if (ms[i].MemberType == reconcile.MemberGroup) == (typ == reconcile.MemberGroup) {
+			order = append(order, int32(i))
+		}
+	}
 	// In key order the index inserts touch each page once.
-	ms = slices.Clone(ms)
-	slices.SortFunc(ms, func(x, y reconcile.Membership) int {
-		return cmp.Or(strings.Compare(x.GroupID, y.GroupID), strings.Compare(x.UserID, y.UserID))
+	slices.SortFunc(order, func(x, y int32) int {
+		return cmp.Or(strings.Compare(ms[x].GroupID, ms[y].GroupID), strings.Compare(ms[x].UserID, ms[y].UserID))
 	})
-	groups, users := make([]string, len(ms)), make([]string, len(ms))
-	for i, m := range ms {
-		groups[i], users[i] = m.GroupID, m.UserID
-	}
-	var err error
-	if a.postgres {
-		err = a.insertPairsPG(`INSERT INTO memberships (group_id, member_id, member_type)
-			SELECT t.g, t.m, '`+typ+`' FROM unnest($1::text[], $2::text[]) AS t(g, m)`, groups, users)
-	} else {
-		err = a.insertPairs(`INSERT INTO memberships (group_id, member_id, member_type)`, "'"+typ+"'", groups, users)
-	}
+	err := a.insertPairs("memberships", "group_id, member_id, member_type", "'"+memberType(typ)+"'", len(order),
+		func(i int) (string, string) { return ms[order[i]].GroupID, ms[order[i]].UserID })
 	if err != nil {
 		return fmt.Errorf("add memberships: %w", err)
 	}

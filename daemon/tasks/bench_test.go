@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -42,6 +44,18 @@ func writeStaff(tb testing.TB, path string, n, changeEvery int) {
 	f.Close()
 }
 
+// writeHeapProfile writes what is live now (after a collection) to path:
+// where ROSTER_BENCH_HEAPPROF asks, at each new peak, to see what holds it.
+func writeHeapProfile(path string) {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_ = pprof.WriteHeapProfile(f)
+}
+
 // peakHeap samples the Go heap while fn runs and returns its peak in MiB.
 func peakHeap(fn func()) float64 {
 	var peak atomic.Uint64
@@ -53,6 +67,9 @@ func peakHeap(fn func()) float64 {
 		for {
 			runtime.ReadMemStats(&ms)
 			if ms.HeapInuse > peak.Load() {
+				if path := os.Getenv("ROSTER_BENCH_HEAPPROF"); path != "" && ms.HeapInuse > peak.Load()*12/10 {
+					writeHeapProfile(path)
+				}
 				peak.Store(ms.HeapInuse)
 			}
 			select {
@@ -72,9 +89,14 @@ func peakHeap(fn func()) float64 {
 // the initial sync, an unchanged re-sync (the content check skips it), a
 // forced unchanged re-sync, a 1%-changed re-sync, and the bulk-load floor
 // of the same file (sqlite3 .import / psql \copy into one table with a
-// primary key and a unique login index). Run with -benchtime=1x.
+// primary key and a unique login index). Run with -benchtime=1x;
+// ROSTER_BENCH_USERS changes the size, ROSTER_BENCH_HEAPPROF=file writes
+// a heap profile at the peak.
 func BenchmarkSync100k(b *testing.B) {
-	const n = 100_000
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("ROSTER_BENCH_USERS")); err == nil && v > 0 {
+		n = v
+	}
 	dir := b.TempDir()
 	file := filepath.Join(dir, "staff.csv")
 	changed := filepath.Join(dir, "changed.csv")

@@ -276,6 +276,9 @@ func (r *Runner) process(ctx context.Context, t *store.Task, src *config.Source,
 		return r.finishFailed(ctx, t, nil, transient(err))
 	}
 	r.log().Debug("plan computed", "source", src.Name, "task", t.ID, "records", len(in.records), "took", time.Since(began))
+	// The plan holds what the apply needs; the records are garbage from
+	// here on, and the apply is when memory peaks.
+	in.records = nil
 	if len(plan.Errors) > 0 {
 		return r.finishFailed(ctx, t, plan, &sources.ValidationError{Errors: plan.Errors})
 	}
