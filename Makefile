@@ -2,6 +2,7 @@
 GO        ?= go
 FUZZTIME  ?= 10s
 PKGS      := ./...
+STREAMED  := ^(TestScenario|TestSourceSettings|TestSyncValidFile|TestCheck|TestUploadListsEveryError|TestApproveAppliesTheHeldPlan|TestRetryKeepsItsOwnRawRecord|TestKillDuringSync|TestKillAfterCommit|TestSecretsStayHidden|TestFaultFileChangedWhileRead|TestSync.*)$$
 
 .PHONY: build test unit deploy-check fuzz lint bench bench-large screenshots demo clean soak
 
@@ -15,11 +16,14 @@ test: unit deploy-check fuzz
 
 unit:
 	$(GO) test -count=1 $(PKGS)
+	# the snapshot scenarios again, every csv file synced as a stream
+	ROSTER_TEST_STREAM=1 $(GO) test -count=1 -run '$(STREAMED)' ./cmd/roster/ ./daemon/tasks/
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRead$$' -fuzztime=$(FUZZTIME) ./sources/csv/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./config/
 	$(GO) test -run='^$$' -fuzz='^FuzzPlanSnapshot$$' -fuzztime=$(FUZZTIME) ./daemon/reconcile/
+	$(GO) test -run='^$$' -fuzz='^FuzzStreamMatchesWhole$$' -fuzztime=$(FUZZTIME) ./daemon/reconcile/
 	$(GO) test -run='^$$' -fuzz='^FuzzLookupPath$$' -fuzztime=$(FUZZTIME) ./scim/schema/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./scim/filter/
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePath$$' -fuzztime=$(FUZZTIME) ./scim/filter/

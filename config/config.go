@@ -115,6 +115,9 @@ type Limits struct {
 	// so that a client faster than the directory waits instead of piling
 	// up work. 0 means no bound.
 	PushQueue int `yaml:"push_queue"`
+	// StreamFrom is the size from which a csv file is synced as a stream,
+	// holding ids rather than records in memory; 0 streams every file.
+	StreamFrom ByteSize `yaml:"stream_from"`
 }
 
 // Tasks configures automatic retries and the task history.
@@ -301,6 +304,7 @@ func defaults(dir string) *Config {
 			RequestBody: 10 * MiB,
 			PushBody:    64 * MiB,
 			PushQueue:   50000,
+			StreamFrom:  4 * MiB,
 		},
 		Tasks: Tasks{
 			MaxRetries: 3,

@@ -57,6 +57,9 @@ func validate(cfg *Config, c *collector) {
 	if cfg.Limits.PushQueue < 0 {
 		c.check("limits.push_queue", "must be zero (no bound) or more")
 	}
+	if cfg.Limits.StreamFrom < 0 {
+		c.check("limits.stream_from", "must be zero (stream every file) or more")
+	}
 	if cfg.Limits.PushBody <= 0 {
 		c.check("limits.push_body", "must be greater than zero")
 	}

@@ -186,6 +186,9 @@ func (w *workdir) writeConfig(t testing.TB, s settings) {
 	if s.TasksKeep != "" {
 		fmt.Fprintf(&b, "tasks:\n  keep: %s\n", s.TasksKeep)
 	}
+	if streamEverything() {
+		b.WriteString("limits:\n  stream_from: 0\n")
+	}
 	b.WriteString("sources:\n  - name: staff\n    type: csv\n    path: staff.csv\n    watch: false\n")
 	if s.Orphans != "" {
 		fmt.Fprintf(&b, "    orphans: %s\n", s.Orphans)
@@ -211,6 +214,11 @@ func (w *workdir) writeConfig(t testing.TB, s settings) {
 	b.WriteString("  - name: hr\n    type: csv\n    path: hr.csv\n    watch: false\n    orphans: delete\n")
 	w.write(t, "roster.yaml", b.String())
 }
+
+// streamEverything makes every csv sync of the end-to-end tests stream
+// (ROSTER_TEST_STREAM=1), so that the whole suite runs on both of the
+// engine's ways through a snapshot; `make test` runs it once each way.
+func streamEverything() bool { return os.Getenv("ROSTER_TEST_STREAM") != "" }
 
 func yamlQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 

@@ -34,7 +34,7 @@ func TestCgroupLimit(t *testing.T) {
 			"sys/fs/cgroup/memory/docker/x/memory.limit_in_bytes": file("134217728\n"),
 		}, 134217728, true},
 		{"v1 unlimited", fstest.MapFS{
-			"proc/self/cgroup": file("4:memory:/\n"),
+			"proc/self/cgroup":                           file("4:memory:/\n"),
 			"sys/fs/cgroup/memory/memory.limit_in_bytes": file("9223372036854771712\n"),
 		}, 0, false},
 		{"garbage", fstest.MapFS{

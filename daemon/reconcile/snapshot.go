@@ -81,32 +81,10 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 	p.Changes = make([]Change, 0, creates)
 	p.MembershipAdds = make([]Membership, 0, joins)
 
-	groups := planGroups(p, records, snap.Groups, s.Orphans != OrphansIgnore, newID)
+	groups := planGroups(p, groupNames(records), snap.Groups, s.Orphans != OrphansIgnore, newID)
 
 	// Orphans first: whether a login is free depends on who is deleted.
-	deleting := map[string]bool{}
-	var orphans []Change
-	for i := range snap.Users {
-		u := &snap.Users[i]
-		if present[u.ExternalID] || u.State == StateDeleted {
-			continue
-		}
-		switch {
-		case s.Orphans == OrphansDelete:
-			after := *u
-			after.Active, after.State, after.StateReason = false, StateDeleted, ReasonOrphan
-			after.Groups = nil
-			orphans = append(orphans, Change{Action: Delete, Before: u, After: after})
-			deleting[u.ExternalID] = true
-			p.Counts.Deleted++
-		case s.Orphans == OrphansDeactivate && u.State == StateActive:
-			after := *u
-			after.Active, after.State, after.StateReason = false, StateInactive, ReasonOrphan
-			orphans = append(orphans, Change{Action: Deactivate, Before: u, After: after})
-			p.Counts.Deactivated++
-		}
-	}
-	slices.SortFunc(orphans, func(a, b Change) int { return strings.Compare(a.After.ExternalID, b.After.ExternalID) })
+	orphans, deleting := planOrphans(p, snap.Users, func(ext string) bool { return present[ext] }, s)
 
 	conflicts := findConflicts(records, byExt, byLogin, snap.Foreign, present, deleting, s.Restore)
 	for i := range records {
@@ -132,16 +110,52 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 	}
 	p.Changes = append(p.Changes, orphans...)
 
-	if len(p.Errors) == 0 && !s.Force {
+	checkHold(p, s)
+	return p
+}
+
+// planOrphans plans what happens to the users absent from the input (and
+// not yet deleted) under the orphan policy, in external id order; deleting
+// holds those deleted, whose logins become free.
+func planOrphans(p *Plan, users []User, present func(ext string) bool, s Settings) (orphans []Change, deleting map[string]bool) {
+	deleting = map[string]bool{}
+	for i := range users {
+		u := &users[i]
+		if u.State == StateDeleted || present(u.ExternalID) {
+			continue
+		}
 		switch {
-		case len(records) == 0 && !s.AllowEmpty:
-			p.Hold = fmt.Sprintf("the snapshot has no records; applying it would treat all %d users of the source as orphans (set allow_empty: true if an empty source is expected)", p.Total)
-		case s.MaxRemovals != nil && p.Removals() > minRemovalsToHold && p.Removals() > s.MaxRemovals(p.Total):
-			p.Hold = fmt.Sprintf("the plan would deactivate %d and delete %d of the source's %d users, more than max_removals allows (%d)",
-				p.Counts.Deactivated, p.Counts.Deleted, p.Total, s.MaxRemovals(p.Total))
+		case s.Orphans == OrphansDelete:
+			after := *u
+			after.Active, after.State, after.StateReason = false, StateDeleted, ReasonOrphan
+			after.Groups = nil
+			orphans = append(orphans, Change{Action: Delete, Before: u, After: after})
+			deleting[u.ExternalID] = true
+			p.Counts.Deleted++
+		case s.Orphans == OrphansDeactivate && u.State == StateActive:
+			after := *u
+			after.Active, after.State, after.StateReason = false, StateInactive, ReasonOrphan
+			orphans = append(orphans, Change{Action: Deactivate, Before: u, After: after})
+			p.Counts.Deactivated++
 		}
 	}
-	return p
+	slices.SortFunc(orphans, func(a, b Change) int { return strings.Compare(a.After.ExternalID, b.After.ExternalID) })
+	return orphans, deleting
+}
+
+// checkHold sets p.Hold when the safety valve stops the plan: an empty
+// input, or more removals than max_removals allows.
+func checkHold(p *Plan, s Settings) {
+	if len(p.Errors) > 0 || s.Force {
+		return
+	}
+	switch {
+	case p.Records == 0 && !s.AllowEmpty:
+		p.Hold = fmt.Sprintf("the snapshot has no records; applying it would treat all %d users of the source as orphans (set allow_empty: true if an empty source is expected)", p.Total)
+	case s.MaxRemovals != nil && p.Removals() > minRemovalsToHold && p.Removals() > s.MaxRemovals(p.Total):
+		p.Hold = fmt.Sprintf("the plan would deactivate %d and delete %d of the source's %d users, more than max_removals allows (%d)",
+			p.Counts.Deactivated, p.Counts.Deleted, p.Total, s.MaxRemovals(p.Total))
+	}
 }
 
 // findConflicts returns, by record index, why a record may not have its
@@ -193,29 +207,27 @@ func findConflicts(records []sources.Record, byExt, byLogin map[string]*User, fo
 }
 
 // planGroups plans the source's groups and returns their ids by key.
-func planGroups(p *Plan, records []sources.Record, existing []Group, deleteOrphans bool, newID func() string) map[string]string {
+func planGroups(p *Plan, names []string, existing []Group, deleteOrphans bool, newID func() string) map[string]string {
 	ids := make(map[string]string, len(existing))
-	names := make(map[string]string, len(existing))
+	had := make(map[string]string, len(existing))
 	for _, g := range existing {
 		ids[Key(g.DisplayName)] = g.ID
-		names[Key(g.DisplayName)] = g.DisplayName
+		had[Key(g.DisplayName)] = g.DisplayName
 	}
 	wanted := map[string]bool{}
-	for i := range records {
-		for _, name := range records[i].Groups {
-			k := Key(name)
-			if wanted[k] {
-				continue
-			}
-			wanted[k] = true
-			switch id, ok := ids[k]; {
-			case !ok:
-				g := Group{ID: newID(), DisplayName: name}
-				ids[k] = g.ID
-				p.GroupCreates = append(p.GroupCreates, g)
-			case names[k] != name:
-				p.GroupRenames = append(p.GroupRenames, Group{ID: id, DisplayName: name})
-			}
+	for _, name := range names {
+		k := Key(name)
+		if wanted[k] {
+			continue
+		}
+		wanted[k] = true
+		switch id, ok := ids[k]; {
+		case !ok:
+			g := Group{ID: newID(), DisplayName: name}
+			ids[k] = g.ID
+			p.GroupCreates = append(p.GroupCreates, g)
+		case had[k] != name:
+			p.GroupRenames = append(p.GroupRenames, Group{ID: id, DisplayName: name})
 		}
 	}
 	if deleteOrphans {
@@ -226,6 +238,21 @@ func planGroups(p *Plan, records []sources.Record, existing []Group, deleteOrpha
 		}
 	}
 	return ids
+}
+
+// groupNames lists the group names of records in order of first mention.
+func groupNames(records []sources.Record) []string {
+	var names []string
+	seen := map[string]bool{}
+	for i := range records {
+		for _, g := range records[i].Groups {
+			if !seen[g] {
+				seen[g] = true
+				names = append(names, g)
+			}
+		}
+	}
+	return names
 }
 
 // planRecord plans one valid record whose login is free.

@@ -83,30 +83,19 @@ func (s *Store) Snapshot(ctx context.Context, source string) (*reconcile.Snapsho
 	}
 	rows.Close()
 
-	rows, err = db.Raw(`SELECT u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
-			u.employee_number, u.active, u.state, u.state_reason, u.password_hash <> '',
-			COALESCE(e.value, ''), COALESCE(p.value, '')
-		FROM users u
-		LEFT JOIN user_emails e ON e.user_id = u.id AND e."primary"
-		LEFT JOIN user_phone_numbers p ON p.user_id = u.id AND p."primary"
-		WHERE u.source = ?`, source).Rows()
+	rows, err = db.Raw(snapshotUsers, source).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("read users of %s: %w", source, err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var u reconcile.User
-		if err := rows.Scan(&u.ID, &u.ExternalID, &u.UserName, &u.GivenName, &u.FamilyName, &u.DisplayName,
-			&u.EmployeeNumber, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone); err != nil {
-			return nil, fmt.Errorf("read users of %s: %w", source, err)
-		}
+	err = scanUsers(rows, func(u *reconcile.User) error {
 		if g := memberOf[u.ID]; len(g) > 0 {
 			slices.Sort(g)
 			u.Groups = g
 		}
-		snap.Users = append(snap.Users, u)
-	}
-	if err := rows.Err(); err != nil {
+		snap.Users = append(snap.Users, *u)
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("read users of %s: %w", source, err)
 	}
 	return snap, nil
@@ -186,7 +175,13 @@ func (s *Store) ApplyTask(ctx context.Context, source string, plan *reconcile.Pl
 	if err := s.applyTask(ctx, source, plan, fingerprint, t); err != nil {
 		return err
 	}
-	written := int64(len(plan.Changes) + len(plan.MembershipAdds))
+	s.analyzeAfterWrites(ctx, int64(len(plan.Changes)+len(plan.MembershipAdds)))
+	return nil
+}
+
+// analyzeAfterWrites counts rows written and refreshes PostgreSQL's
+// statistics after many.
+func (s *Store) analyzeAfterWrites(ctx context.Context, written int64) {
 	if s.driver == Postgres && s.unanalyzed.Add(written) > analyzeAfter {
 		// Autovacuum analyses new rows only after a while; until then the
 		// planner believes the tables empty and picks sequential scans or
@@ -196,7 +191,6 @@ func (s *Store) ApplyTask(ctx context.Context, source string, plan *reconcile.Pl
 		logErr("analyze the directory after a large change",
 			s.db.WithContext(ctx).Exec(`ANALYZE users, user_emails, user_phone_numbers, groups, memberships, pending_members`).Error)
 	}
-	return nil
 }
 
 // analyzeAfter is the size of a change after which PostgreSQL's
@@ -222,19 +216,26 @@ func (s *Store) applyTask(ctx context.Context, source string, plan *reconcile.Pl
 		if err := a.apply(plan); err != nil {
 			return err
 		}
-		if t != nil {
-			if err := tx.Save(t).Error; err != nil {
-				return fmt.Errorf("record task %d: %w", t.ID, err)
-			}
-			if t.Status == StatusSucceeded {
-				// A push's payload is kept only until it is applied.
-				if err := tx.Exec(`DELETE FROM task_payloads WHERE task_id = ?`, t.ID).Error; err != nil {
-					return fmt.Errorf("record task %d: %w", t.ID, err)
-				}
-			}
-		}
-		return nil
+		return finishTask(tx, t)
 	})
+}
+
+// finishTask saves a task's final state in the transaction that applied
+// its plan (nothing when t is nil).
+func finishTask(tx *gorm.DB, t *Task) error {
+	if t == nil {
+		return nil
+	}
+	if err := tx.Save(t).Error; err != nil {
+		return fmt.Errorf("record task %d: %w", t.ID, err)
+	}
+	if t.Status == StatusSucceeded {
+		// A push's payload is kept only until it is applied.
+		if err := tx.Exec(`DELETE FROM task_payloads WHERE task_id = ?`, t.ID).Error; err != nil {
+			return fmt.Errorf("record task %d: %w", t.ID, err)
+		}
+	}
+	return nil
 }
 
 type applier struct {

@@ -171,6 +171,13 @@ var migrations = []migration{
 		`ALTER TABLE memberships ALTER COLUMN group_id TYPE TEXT COLLATE "C", ALTER COLUMN member_id TYPE TEXT COLLATE "C"`,
 		`ALTER TABLE pending_members ALTER COLUMN member_id TYPE TEXT COLLATE "C"`,
 	}},
+	// A user's memberships are read from the index alone (a streamed sync
+	// reads those of every person it compares), instead of one more table
+	// look-up per membership; the old index was its prefix.
+	{5, "memberships by member, covering", []string{
+		`DROP INDEX memberships_member`,
+		`CREATE INDEX memberships_member ON memberships (member_id, member_type, group_id)`,
+	}, nil},
 }
 
 // Latest is the schema version this build needs.

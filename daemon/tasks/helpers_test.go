@@ -34,5 +34,8 @@ func runner(tb testing.TB, s *store.Store, dir, file string, extra ...string) *t
 	if os.Getenv("ROSTER_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	if os.Getenv("ROSTER_TEST_STREAM") != "" {
+		cfg.Limits.StreamFrom = 0
+	}
 	return &tasks.Runner{Store: s, Config: cfg, Log: log}
 }

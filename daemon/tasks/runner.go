@@ -204,24 +204,28 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 		return nil, err
 	}
 	opt.started(t)
+	if r.streams(src) {
+		return r.syncStream(ctx, t, src, fp, opt.Force)
+	}
 	began := time.Now()
 	in, verr := r.readCSV(ctx, src, src.Path, false)
 	r.log().Debug("input read", "source", name, "task", t.ID, "took", time.Since(began))
-	changed := transient(errors.New("the file changed while it was being read; it will be read again by the next sync"))
 	if verr != nil {
 		// A file rewritten in place while it was read gives errors on
 		// lines that are valid in every version: say what happened, and
 		// let the sync run again, instead of blaming those lines.
 		if now, err := fileFingerprint(src); err == nil && now != fp {
-			return r.finishFailed(ctx, t, nil, changed)
+			return r.finishFailed(ctx, t, nil, errFileChanged)
 		}
 		return r.finishFailed(ctx, t, nil, verr)
 	}
 	if in.fingerprint != fp {
-		return r.finishFailed(ctx, t, nil, changed)
+		return r.finishFailed(ctx, t, nil, errFileChanged)
 	}
 	return r.process(ctx, t, src, in, opt.Force)
 }
+
+var errFileChanged = transient(errors.New("the file changed while it was being read; it will be read again by the next sync"))
 
 // lock waits for the source's lock, telling the operator why it waits.
 func (r *Runner) lock(ctx context.Context, name string) (store.Unlock, error) {

@@ -104,6 +104,16 @@ type Options struct {
 	// every 10,000 records and once at the end, so a terminal can show a
 	// long import moving.
 	Progress func(lines int)
+	// Each, when set, receives every valid record in file order instead of
+	// Result.Records, so that a large input is never held whole; an error
+	// it returns stops Read and is returned. Records of an input with
+	// errors reach Each too: a caller must not act on them before Read
+	// reports the input valid.
+	Each func(sources.Record) error
+	// Checked says the input was validated whole before (a raw record
+	// roster has just written): ids and logins are not checked for
+	// duplicates again, which spares a map of every id and login.
+	Checked bool
 }
 
 // Result is what Read found in a whole input.
@@ -267,7 +277,9 @@ func (p *parser) run() error {
 		if !ok {
 			return nil
 		}
-		p.validate()
+		if err := p.validate(); err != nil {
+			return err
+		}
 		if p.opts.Progress != nil && n%progressEvery == 0 {
 			p.opts.Progress(p.lines)
 		}
@@ -498,14 +510,14 @@ func isBlank(data []byte) bool {
 
 // validate checks the parsed row column by column, so that its errors come
 // in column order, and keeps it as a record when it has none.
-func (p *parser) validate() {
+func (p *parser) validate() error {
 	n := len(p.fields)
 	if n > maxFields {
 		// Usually an unquoted comma has shifted the row; every other error
 		// in it would be noise.
 		f := p.fields[maxFields]
 		p.report(sources.NewFieldError(f.line, maxFields+1, "", "too many fields (%d); a row has at most %d", n, maxFields))
-		return
+		return nil
 	}
 
 	rowOK := true
@@ -537,23 +549,14 @@ func (p *parser) validate() {
 		}
 		switch col {
 		case colID:
-			if first, dup := p.ids[v]; dup {
-				fail(sources.NewFieldError(f.line, col, name, "%s is already used on line %d", sources.QuoteValue(v), first))
-			} else {
-				p.ids[v] = f.line
-			}
+			p.unique(p.ids, v, v, f, col, fail)
 			rec.ExternalID = v
 		case colFirstName:
 			rec.GivenName = v
 		case colLastName:
 			rec.FamilyName = v
 		case colLogin:
-			key := sources.FoldKey(v)
-			if first, dup := p.logins[key]; dup {
-				fail(sources.NewFieldError(f.line, col, name, "%s is already used on line %d", sources.QuoteValue(v), first))
-			} else {
-				p.logins[key] = f.line
-			}
+			p.unique(p.logins, sources.FoldKey(v), v, f, col, fail)
 			rec.UserName = v
 		case colEmail:
 			if v != "" && !sources.ValidEmail(v) {
@@ -586,9 +589,37 @@ func (p *parser) validate() {
 			}
 		}
 	}
-	if rowOK {
+	switch {
+	case !rowOK:
+	case p.opts.Each != nil:
+		return p.opts.Each(rec)
+	default:
 		p.records.add(rec)
 	}
+	return nil
+}
+
+// unique reports v when an earlier row used its key, and remembers the
+// key's first line otherwise.
+func (p *parser) unique(seen map[string]int, key, v string, f fieldPos, col int, fail func(sources.FieldError)) {
+	if p.opts.Checked {
+		return
+	}
+	if first, dup := seen[key]; dup {
+		fail(sources.NewFieldError(f.line, col, ColumnName(col), "%s is already used on line %d", sources.QuoteValue(v), first))
+		return
+	}
+	seen[p.own(key)] = f.line
+}
+
+// own returns a key for the duplicate maps. Records kept share their
+// row's memory with the keys; records handed to Each are gone, and a key
+// that shared their row would keep the whole row alive.
+func (p *parser) own(key string) string {
+	if p.opts.Each != nil {
+		return strings.Clone(key)
+	}
+	return key
 }
 
 // cell returns the trimmed text of a field after checking its encoding and

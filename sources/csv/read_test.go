@@ -757,3 +757,44 @@ func TestReadBOMAndCRLFFile(t *testing.T) {
 		t.Errorf("records %+v", res.Records)
 	}
 }
+
+func TestReadEach(t *testing.T) {
+	data, err := os.ReadFile("testdata/valid.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole := read(t, string(data), Options{})
+	var got []sources.Record
+	res := read(t, string(data), Options{Each: func(r sources.Record) error {
+		got = append(got, r)
+		return nil
+	}})
+	if len(res.Records) != 0 {
+		t.Errorf("Each given, yet Result.Records holds %d records", len(res.Records))
+	}
+	if !reflect.DeepEqual(got, whole.Records) || res.SHA256 != whole.SHA256 || res.Lines != whole.Lines {
+		t.Errorf("Each heard\n %+v\nwant the records Read returns\n %+v", got, whole.Records)
+	}
+
+	// Duplicates are still found across records Read no longer holds.
+	dup := read(t, "1,A,B,ab,,,\n2,C,D,cd,,,\n1,E,F,AB,,,\n", Options{Each: func(sources.Record) error { return nil }})
+	want := []string{`line 3, column 1 (id): "1" is already used on line 1`, `line 3, column 4 (login): "AB" is already used on line 1`}
+	if !reflect.DeepEqual(messages(dup.Errors), want) {
+		t.Errorf("errors %q, want %q", messages(dup.Errors), want)
+	}
+
+	// Checked: an input validated before is not checked for duplicates.
+	if again := read(t, "1,A,B,ab,,,\n1,E,F,AB,,,\n", Options{Checked: true}); len(again.Errors) != 0 || len(again.Records) != 2 {
+		t.Errorf("Checked input: errors %q, %d records; want none and 2", messages(again.Errors), len(again.Records))
+	}
+
+	stop := errors.New("stop")
+	n := 0
+	_, err = Read(context.Background(), strings.NewReader(string(data)), Options{Each: func(sources.Record) error {
+		n++
+		return stop
+	}})
+	if !errors.Is(err, stop) || n != 1 {
+		t.Errorf("an error from Each: Read returned %v after %d records, want it at once", err, n)
+	}
+}

@@ -1,0 +1,128 @@
+package reconcile
+
+import (
+	"hash/maphash"
+	"strings"
+
+	"github.com/rosterd/roster/sources"
+)
+
+// Stream plans a large snapshot in parts, so that no part holds every
+// record: the head (the source's groups and its orphans, known from a first
+// pass over the input), then one part per chunk of records, planned against
+// just those records' users. Applied in order in one transaction, the parts
+// do what PlanSnapshot's plan does, provided no record's login is held by
+// another user: the caller checks that before each chunk and, when one is,
+// plans the whole input with PlanSnapshot instead, which resolves such
+// conflicts (moves, swaps, other owners) with the whole picture.
+type Stream struct {
+	s      Settings
+	newID  func() string
+	groups map[string]string // group key → id
+	// Counts add up the head's and every chunk's.
+	Counts Counts
+}
+
+// StreamInput is what the first pass over an input found.
+type StreamInput struct {
+	Records int
+	// GroupNames are the records' group names in order of first mention.
+	GroupNames []string
+	// Total is how many users the source owns (not deleted).
+	Total int
+	// Absent are the source's users, not deleted, that no record names.
+	Absent []User
+}
+
+// NewStream plans the head: group creations, renames and deletions, and
+// the orphans. The head plan's Hold says whether the safety valve stops the
+// sync; the caller then plans with PlanSnapshot, whose held plan shows the
+// operator every count.
+func NewStream(in StreamInput, existing []Group, s Settings, newID func() string) (*Stream, *Plan) {
+	p := &Plan{Records: in.Records, Total: in.Total}
+	st := &Stream{s: s, newID: newID}
+	st.groups = planGroups(p, in.GroupNames, existing, s.Orphans != OrphansIgnore, newID)
+	p.Changes, _ = planOrphans(p, in.Absent, func(string) bool { return false }, s)
+	checkHold(p, s)
+	st.Counts = p.Counts
+	return st, p
+}
+
+// Chunk plans records, whose logins nobody else holds, against their users
+// (by external id, tombstones included; absent for new records).
+func (st *Stream) Chunk(records []sources.Record, users map[string]*User) *Plan {
+	p := &Plan{Changes: make([]Change, 0, len(records))}
+	for i := range records {
+		planRecord(p, &records[i], users[records[i].ExternalID], st.groups, st.s, st.newID)
+	}
+	c := &st.Counts
+	c.Created += p.Counts.Created
+	c.Updated += p.Counts.Updated
+	c.Unchanged += p.Counts.Unchanged
+	c.Restored += p.Counts.Restored
+	c.NotRestored += p.Counts.NotRestored
+	return p
+}
+
+// Known is what a streamed sync keeps of each of the source's users to
+// tell, without reading the user again, that a record leaves it as it is
+// (most records of a re-sync do): a hash of every attribute a record sets,
+// and whether a record can find the user unchanged at all.
+type Known struct {
+	sum uint64
+	// settled: active, or inactive for a reason a record does not undo
+	// (restored are only orphans and tombstones).
+	settled     bool
+	hasPassword bool
+}
+
+// KnownOf sums up u, a user of the source as its snapshot holds it.
+func KnownOf(u *User, s Settings) Known {
+	emp := ""
+	if s.EmployeeNumberIsExternalID {
+		emp = u.EmployeeNumber
+	}
+	return Known{
+		sum:         attributeSum(u.ExternalID, u.UserName, u.GivenName, u.FamilyName, u.DisplayName, u.Email, u.Phone, emp, u.Groups),
+		settled:     u.State == StateActive || (u.State == StateInactive && u.StateReason != ReasonOrphan),
+		hasPassword: u.HasPassword,
+	}
+}
+
+// Unchanged reports whether r, the record of the user k sums up, plans
+// nothing: planRecord would find no changed field. A false answer only
+// costs reading the user and planning the record.
+func (st *Stream) Unchanged(r *sources.Record, k Known) bool {
+	if !k.settled || r.Active != nil || (r.PasswordHash != "" && !k.hasPassword) {
+		return false
+	}
+	emp := ""
+	if st.s.EmployeeNumberIsExternalID {
+		emp = r.ExternalID
+	}
+	display := strings.TrimSpace(r.GivenName + " " + r.FamilyName)
+	return attributeSum(r.ExternalID, r.UserName, r.GivenName, r.FamilyName, display, r.Email, r.Phone, emp, groupKeys(r.Groups)) == k.sum
+}
+
+// sumSeed is random per process: a file cannot be written to collide.
+var sumSeed = maphash.MakeSeed()
+
+func attributeSum(ext, login, given, family, display, email, phone, emp string, groups []string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(sumSeed)
+	field := func(v string) {
+		// The length first, so that no two lists of fields hash alike by
+		// moving text from one field to the next.
+		var n [4]byte
+		n[0], n[1], n[2], n[3] = byte(len(v)), byte(len(v)>>8), byte(len(v)>>16), byte(len(v)>>24)
+		h.Write(n[:])
+		h.WriteString(v)
+	}
+	for _, v := range []string{ext, login, given, family, display, email, phone, emp} {
+		field(v)
+	}
+	for _, g := range groups {
+		field(g)
+	}
+	return h.Sum64()
+}

@@ -1,0 +1,286 @@
+package tasks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/reconcile"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/sources"
+	"github.com/rosterd/roster/sources/csv"
+)
+
+// A csv file of at least limits.stream_from bytes (4 MiB by default, some
+// 40,000 people) is synced as a stream: validated, hashed and kept as its raw record in a
+// first pass that holds no records, then planned and applied a chunk at a
+// time in one transaction, reading the raw record again. Memory then
+// follows the number of ids (a few dozen bytes each) instead of the
+// records, plans and snapshots of every user (over a kilobyte each).
+// streamChunk is how many records one part of a streamed plan holds.
+const streamChunk = 5000
+
+// errWhole sends a streamed sync back to planning the whole input at once:
+// a login that another user holds (a move, a swap, another owner), or a
+// plan that the safety valve stops. PlanSnapshot resolves and explains
+// those with the whole picture, as it does for small inputs.
+type errWhole struct{ why string }
+
+func (e errWhole) Error() string { return e.why }
+
+// streams reports whether a sync of src's file should stream.
+func (r *Runner) streams(src *config.Source) bool {
+	if src.Type != config.TypeCSV {
+		return false
+	}
+	fi, err := os.Stat(src.Path)
+	return err == nil && fi.Size() >= int64(r.Config.Limits.StreamFrom)
+}
+
+// firstPass is what the first pass over a streamed input keeps.
+type firstPass struct {
+	records     int
+	present     map[string]struct{}
+	groupNames  []string
+	warnings    []string
+	fingerprint string
+}
+
+// readFirst validates the source's file, hashes its initial passwords and
+// writes its raw record, a chunk at a time. A valid file leaves the raw
+// record in place and t pointing at it; an invalid one returns the
+// validation errors and leaves nothing.
+func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Source) (*firstPass, error) {
+	fp := &firstPass{present: map[string]struct{}{}}
+	seen := map[string]bool{}
+	var invalid error
+	var chunk []sources.Record
+	err := r.keepRaw(t, "csv", func(w io.Writer) error {
+		flush := func() error {
+			if err := r.hashPasswords(ctx, src.Name, chunk); err != nil {
+				return err
+			}
+			err := csv.Write(w, chunk)
+			chunk = chunk[:0]
+			return err
+		}
+		f, err := os.Open(src.Path)
+		if err != nil {
+			return fmt.Errorf("open the input of source %s: %w", src.Name, err)
+		}
+		defer f.Close()
+		opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Each: func(rec sources.Record) error {
+			fp.records++
+			fp.present[strings.Clone(rec.ExternalID)] = struct{}{}
+			for _, g := range rec.Groups {
+				if !seen[g] {
+					g = strings.Clone(g)
+					seen[g] = true
+					fp.groupNames = append(fp.groupNames, g)
+				}
+			}
+			chunk = append(chunk, rec)
+			if len(chunk) == streamChunk {
+				return flush()
+			}
+			return nil
+		}}
+		if r.Progress != nil {
+			opts.Progress = func(n int) { r.Progress(src.Name, "read", n) }
+		}
+		res, err := csv.Read(ctx, f, opts)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", src.Path, err)
+		}
+		if invalid = res.Err(); invalid != nil {
+			return invalid
+		}
+		fp.warnings, fp.fingerprint = res.Warnings, fingerprint(res.SHA256, src)
+		return flush()
+	})
+	if invalid != nil {
+		return nil, invalid
+	}
+	return fp, err
+}
+
+// syncStream runs a streamed sync of src for the running task t, whose
+// file had the fingerprint want when the sync began.
+func (r *Runner) syncStream(ctx context.Context, t *store.Task, src *config.Source, want string, force bool) (*Result, error) {
+	began := time.Now()
+	first, err := r.readFirst(ctx, t, src)
+	r.log().Debug("input read", "source", src.Name, "task", t.ID, "streamed", true, "took", time.Since(began))
+	if err != nil {
+		if now, ferr := fileFingerprint(src); ferr == nil && now != want {
+			return r.finishFailed(ctx, t, nil, errFileChanged)
+		}
+		return r.finishFailed(ctx, t, nil, err)
+	}
+	if first.fingerprint != want {
+		return r.finishFailed(ctx, t, nil, errFileChanged)
+	}
+	t.Fingerprint = first.fingerprint
+	if err := r.Store.SaveTask(ctx, t); err != nil {
+		return r.finishFailed(ctx, t, nil, transient(err))
+	}
+	if r.Progress != nil {
+		r.Progress(src.Name, "apply", first.records)
+	}
+
+	began = time.Now()
+	done := *t
+	now := time.Now().UTC()
+	done.Status, done.FinishedAt = store.StatusSucceeded, &now
+	var summary *reconcile.Plan
+	err = r.Store.ApplyStream(ctx, src.Name, first.fingerprint, &done, func(tx *store.StreamTx) error {
+		var err error
+		summary, err = r.applyStream(ctx, tx, &done, src, first, force)
+		return err
+	})
+	r.log().Debug("plan applied", "source", src.Name, "task", t.ID, "streamed", true, "took", time.Since(began))
+	var whole errWhole
+	switch {
+	case errors.As(err, &whole):
+		r.log().Info("planning the whole input at once", "source", src.Name, "task", t.ID, "reason", whole.why)
+		in, err := r.readCSV(ctx, src, r.rawPath(t), true)
+		if err != nil {
+			return r.finishFailed(ctx, t, nil, err)
+		}
+		in.fingerprint, in.warnings = first.fingerprint, first.warnings
+		return r.process(ctx, t, src, in, force)
+	case err != nil:
+		if store.IsTransient(err) {
+			err = transient(err)
+		}
+		return r.finishFailed(ctx, t, nil, err)
+	}
+	*t = done
+	r.log().Info("task succeeded", "source", t.Source, "task", t.ID, "counts", t.Counts)
+	r.expire(ctx)
+	return &Result{Task: t, Plan: summary}, nil
+}
+
+// applyStream plans and applies a streamed input inside tx: the head (the
+// groups and the orphans), then the raw record a chunk at a time. It fills
+// in the task's counts and warnings and returns the plan's summary.
+func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.Task, src *config.Source, first *firstPass, force bool) (*reconcile.Plan, error) {
+	groups, err := tx.Groups()
+	if err != nil {
+		return nil, err
+	}
+	set := settings(src, force)
+	in := reconcile.StreamInput{Records: first.records, GroupNames: first.groupNames}
+	known := make(map[string]reconcile.Known, len(first.present))
+	owned := 0 // tombstones included
+	err = tx.EachUser(func(u *reconcile.User) error {
+		owned++
+		if u.State == reconcile.StateDeleted {
+			return nil
+		}
+		in.Total++
+		if _, ok := first.present[u.ExternalID]; !ok {
+			in.Absent = append(in.Absent, *u)
+		} else {
+			known[strings.Clone(u.ExternalID)] = reconcile.KnownOf(u, set)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	first.present = nil
+	plan, head := reconcile.NewStream(in, groups, set, newID)
+	if head.Hold != "" {
+		return nil, errWhole{"the safety valve holds the plan"}
+	}
+	if err := tx.Apply(head); err != nil {
+		return nil, err
+	}
+
+	f, err := os.Open(r.rawPath(t))
+	if err != nil {
+		return nil, fmt.Errorf("read the raw record again: %w", err)
+	}
+	defer f.Close()
+	chunk := make([]sources.Record, 0, streamChunk)
+	apply := func() error {
+		if err := r.applyChunk(tx, plan, known, owned > 0, src.Name, chunk); err != nil {
+			return err
+		}
+		chunk = chunk[:0]
+		return nil
+	}
+	res, err := csv.Read(ctx, f, csv.Options{HashedPasswords: true, Checked: true, Each: func(rec sources.Record) error {
+		chunk = append(chunk, rec)
+		if len(chunk) == streamChunk {
+			return apply()
+		}
+		return nil
+	}})
+	if err == nil {
+		err = res.Err()
+	}
+	if err == nil {
+		err = apply()
+	}
+	if err != nil {
+		return nil, err
+	}
+	summary := &reconcile.Plan{Source: src.Name, Counts: plan.Counts, Records: first.records, Total: in.Total, Warnings: first.warnings}
+	t.Counts, t.Warnings = mustJSON(summary.Counts), mustJSON(nonNil(summary.Warnings))
+	return summary, nil
+}
+
+// applyChunk plans and applies one chunk of records, unless a login of the
+// chunk is held by someone other than its record's own user. Records that
+// leave their user as known change nothing and are only counted; when the
+// source owned nobody (a first import), there is nobody to read.
+func (r *Runner) applyChunk(tx *store.StreamTx, plan *reconcile.Stream, known map[string]reconcile.Known, owns bool, source string, chunk []sources.Record) error {
+	changed := chunk[:0]
+	for _, rec := range chunk {
+		if k, ok := known[rec.ExternalID]; ok && plan.Unchanged(&rec, k) {
+			plan.Counts.Unchanged++
+			continue
+		}
+		changed = append(changed, rec)
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	ids := make([]string, len(changed))
+	for i := range changed {
+		ids[i] = changed[i].ExternalID
+	}
+	users := map[string]*reconcile.User{}
+	if owns {
+		var err error
+		if users, err = tx.Users(ids); err != nil {
+			return err
+		}
+	}
+	// A user who keeps their login holds it alone (the index is unique);
+	// only new and changed logins can be someone else's.
+	var keys []string
+	var asked []int
+	for i := range changed {
+		key := reconcile.Key(changed[i].UserName)
+		if u := users[ids[i]]; u == nil || u.State == reconcile.StateDeleted || reconcile.Key(u.UserName) != key {
+			keys, asked = append(keys, key), append(asked, i)
+		}
+	}
+	holders, err := tx.Holders(keys)
+	if err != nil {
+		return err
+	}
+	for n, i := range asked {
+		if h, ok := holders[keys[n]]; ok && (h[0] != source || h[1] != ids[i]) {
+			return errWhole{fmt.Sprintf("line %d: the login %q is held by another user", changed[i].Line, changed[i].UserName)}
+		}
+	}
+	return tx.Apply(plan.Chunk(changed, users))
+}
