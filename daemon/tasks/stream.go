@@ -58,20 +58,23 @@ type firstPass struct {
 func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Source) (*firstPass, error) {
 	fp := &firstPass{present: map[string]struct{}{}}
 	seen := map[string]bool{}
-	var invalid error
+	// inputErr is a problem of the input (invalid, unreadable, a password
+	// that cannot be hashed); keepRaw's own errors are the raw record's.
+	var inputErr, rawErr error
 	var chunk []sources.Record
 	err := r.keepRaw(t, "csv", func(w io.Writer) error {
 		flush := func() error {
 			if err := r.hashPasswords(ctx, src.Name, chunk); err != nil {
 				return err
 			}
-			err := csv.Write(w, chunk)
+			rawErr = csv.Write(w, chunk)
 			chunk = chunk[:0]
-			return err
+			return rawErr
 		}
 		f, err := os.Open(src.Path)
 		if err != nil {
-			return fmt.Errorf("open the input of source %s: %w", src.Name, err)
+			inputErr = fmt.Errorf("open the input of source %s: %w", src.Name, err)
+			return inputErr
 		}
 		defer f.Close()
 		opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Each: func(rec sources.Record) error {
@@ -94,17 +97,22 @@ func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Sourc
 			opts.Progress = func(n int) { r.Progress(src.Name, "read", n) }
 		}
 		res, err := csv.Read(ctx, f, opts)
-		if err != nil {
-			return fmt.Errorf("read %s: %w", src.Path, err)
+		if err != nil && rawErr == nil {
+			err = fmt.Errorf("read %s: %w", src.Path, err)
 		}
-		if invalid = res.Err(); invalid != nil {
-			return invalid
+		if err == nil {
+			if err = res.Err(); err == nil {
+				fp.warnings, fp.fingerprint = res.Warnings, fingerprint(res.SHA256, src)
+				err = flush()
+			}
 		}
-		fp.warnings, fp.fingerprint = res.Warnings, fingerprint(res.SHA256, src)
-		return flush()
+		if err != nil && rawErr == nil {
+			inputErr = err
+		}
+		return err
 	})
-	if invalid != nil {
-		return nil, invalid
+	if inputErr != nil {
+		return nil, inputErr
 	}
 	return fp, err
 }
