@@ -91,7 +91,8 @@ func peakHeap(fn func()) float64 {
 // of the same file (sqlite3 .import / psql \copy into one table with a
 // primary key and a unique login index). Run with -benchtime=1x;
 // ROSTER_BENCH_USERS changes the size, ROSTER_BENCH_HEAPPROF=file writes
-// a heap profile at the peak.
+// a heap profile at the peak, ROSTER_BENCH_WHOLE=1 plans every file whole
+// instead of streaming it.
 func BenchmarkSync100k(b *testing.B) {
 	n := 100_000
 	if v, err := strconv.Atoi(os.Getenv("ROSTER_BENCH_USERS")); err == nil && v > 0 {
@@ -108,6 +109,9 @@ func BenchmarkSync100k(b *testing.B) {
 				writeStaff(b, file, n, 0)
 				s := storetest.Open(b, driver)
 				r := runner(b, s, dir, file)
+				if os.Getenv("ROSTER_BENCH_WHOLE") != "" {
+					r.Config.Limits.StreamFrom = 1 << 50 // plan every file whole, to compare
+				}
 				ctx := context.Background()
 				var res *tasks.Result
 				var err error

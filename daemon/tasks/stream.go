@@ -44,8 +44,9 @@ func (r *Runner) streams(src *config.Source) bool {
 
 // firstPass is what the first pass over a streamed input keeps.
 type firstPass struct {
-	records     int
-	present     map[string]struct{}
+	records int
+	// ids are every record's id (and line).
+	ids         map[string]int
 	groupNames  []string
 	warnings    []string
 	fingerprint string
@@ -56,7 +57,7 @@ type firstPass struct {
 // record in place and t pointing at it; an invalid one returns the
 // validation errors and leaves nothing.
 func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Source) (*firstPass, error) {
-	fp := &firstPass{present: map[string]struct{}{}}
+	fp := &firstPass{}
 	seen := map[string]bool{}
 	// inputErr is a problem of the input (invalid, unreadable, a password
 	// that cannot be hashed); keepRaw's own errors are the raw record's.
@@ -79,7 +80,6 @@ func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Sourc
 		defer f.Close()
 		opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Each: func(rec sources.Record) error {
 			fp.records++
-			fp.present[strings.Clone(rec.ExternalID)] = struct{}{}
 			for _, g := range rec.Groups {
 				if !seen[g] {
 					g = strings.Clone(g)
@@ -102,7 +102,7 @@ func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Sourc
 		}
 		if err == nil {
 			if err = res.Err(); err == nil {
-				fp.warnings, fp.fingerprint = res.Warnings, fingerprint(res.SHA256, src)
+				fp.ids, fp.warnings, fp.fingerprint = res.IDs, res.Warnings, fingerprint(res.SHA256, src)
 				err = flush()
 			}
 		}
@@ -183,7 +183,9 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 	}
 	set := settings(src, force)
 	in := reconcile.StreamInput{Records: first.records, GroupNames: first.groupNames}
-	known := make(map[string]reconcile.Known, len(first.present))
+	// What is known of the users of present records (the zero Known:
+	// nothing, read the user).
+	known := map[string]reconcile.Known{}
 	owned := 0 // tombstones included
 	err = tx.EachUser(func(u *reconcile.User) error {
 		owned++
@@ -191,17 +193,17 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 			return nil
 		}
 		in.Total++
-		if _, ok := first.present[u.ExternalID]; !ok {
-			in.Absent = append(in.Absent, *u)
-		} else {
+		if _, ok := first.ids[u.ExternalID]; ok {
 			known[strings.Clone(u.ExternalID)] = reconcile.KnownOf(u, set)
+		} else {
+			in.Absent = append(in.Absent, *u)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	first.present = nil
+	first.ids = nil
 	plan, head := reconcile.NewStream(in, groups, set, newID)
 	if head.Hold != "" {
 		return nil, errWhole{"the safety valve holds the plan"}

@@ -125,6 +125,10 @@ type Result struct {
 	Warnings []string
 	// Errors are every problem found, in line order, capped by MaxErrors.
 	Errors []sources.FieldError
+	// IDs, when Read was given Each, maps every record's id to its line:
+	// the duplicate check's own map, so that a caller holding no records
+	// need not build a second one.
+	IDs map[string]int
 	// SHA256 is the hex digest of every byte read: the content fingerprint
 	// that lets a sync of an unchanged file be skipped.
 	SHA256 string
@@ -167,6 +171,9 @@ func Read(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 	}
 	// The duplicate maps are garbage now; drop them before the records are
 	// assembled, the moment memory peaks.
+	if opts.Each != nil && !opts.Checked {
+		p.res.IDs = p.ids
+	}
 	p.ids, p.logins = nil, nil
 	p.res.Records = p.records.all()
 	if p.suppressed > 0 {

@@ -776,6 +776,10 @@ func TestReadEach(t *testing.T) {
 		t.Errorf("Each heard\n %+v\nwant the records Read returns\n %+v", got, whole.Records)
 	}
 
+	if len(res.IDs) != len(whole.Records) || res.IDs["00042"] != 1 || res.IDs["1005"] != 8 {
+		t.Errorf("IDs = %v, want every id with its line", res.IDs)
+	}
+
 	// Duplicates are still found across records Read no longer holds.
 	dup := read(t, "1,A,B,ab,,,\n2,C,D,cd,,,\n1,E,F,AB,,,\n", Options{Each: func(sources.Record) error { return nil }})
 	want := []string{`line 3, column 1 (id): "1" is already used on line 1`, `line 3, column 4 (login): "AB" is already used on line 1`}
