@@ -542,7 +542,7 @@ func (a *applier) createUsersPG(users []*reconcile.User) error {
 				AS t(id, ext, un, unk, gn, fn, dn, en, dep, dui, act, st, sr, ph)`,
 			id, ext, un, unk, gn, fn, dn, en, dep, dui, act, st, sr, ph, a.source, a.now)
 		if err != nil {
-			return fmt.Errorf("create users: %w", describeUnique(err, ""))
+			return err
 		}
 	}
 	return nil
