@@ -4,8 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -47,6 +49,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		log.Info("no configuration file: using the built-in default", "dir", cfg.Dir, "listen", cfg.Listen, "store", cfg.Store.DSN)
 	} else {
 		log.Info("configuration loaded", "path", cfg.Path)
+	}
+	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
+		// From GOMEMLIMIT or the cgroup (see daemon/memlimit).
+		log.Info("soft memory limit", "MiB", limit>>20)
 	}
 
 	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN)
