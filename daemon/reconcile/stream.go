@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"hash/maphash"
+	"math"
 	"strings"
 
 	"github.com/rosterd/roster/sources"
@@ -69,7 +70,7 @@ func (st *Stream) Chunk(records []sources.Record, users map[string]*User) *Plan 
 // (most records of a re-sync do): a hash of every attribute a record sets,
 // and whether a record can find the user unchanged at all.
 type Known struct {
-	sum uint64
+	sum uint64 // 61 bits
 	// settled: active, or inactive for a reason a record does not undo
 	// (restored are only orphans and tombstones).
 	settled     bool
@@ -104,6 +105,30 @@ func (st *Stream) Unchanged(r *sources.Record, k Known) bool {
 	return attributeSum(r.ExternalID, r.UserName, r.GivenName, r.FamilyName, display, r.Email, r.Phone, emp, groupKeys(r.Groups)) == k.sum
 }
 
+// Pack folds k into a negative int, so that a map of ids to their lines
+// (positive) can hold it in place of an id's line: a million ids then cost
+// one map, not two.
+func (k Known) Pack() int {
+	v := int64(k.sum<<2) | math.MinInt64
+	if k.settled {
+		v |= 2
+	}
+	if k.hasPassword {
+		v |= 1
+	}
+	return int(v)
+}
+
+// Unpack returns the Known that Pack folded into v; false for any other
+// value (a line number).
+func Unpack(v int) (Known, bool) {
+	if v >= 0 {
+		return Known{}, false
+	}
+	u := uint64(v) &^ (1 << 63)
+	return Known{sum: u >> 2, settled: u&2 != 0, hasPassword: u&1 != 0}, true
+}
+
 // sumSeed is random per process: a file cannot be written to collide.
 var sumSeed = maphash.MakeSeed()
 
@@ -124,5 +149,5 @@ func attributeSum(ext, login, given, family, display, email, phone, emp string, 
 	for _, g := range groups {
 		field(g)
 	}
-	return h.Sum64()
+	return h.Sum64() >> 3 // 61 bits: what Pack keeps
 }

@@ -139,3 +139,25 @@ func FuzzStreamMatchesWhole(f *testing.F) {
 		}
 	})
 }
+
+func TestKnownPacks(t *testing.T) {
+	s := reconcile.Settings{EmployeeNumberIsExternalID: true}
+	for _, u := range []reconcile.User{
+		{ExternalID: "1", UserName: "ada", State: reconcile.StateActive, HasPassword: true, Groups: []string{"eng"}},
+		{ExternalID: "2", UserName: "bob", State: reconcile.StateInactive, StateReason: reconcile.ReasonAdmin},
+		{ExternalID: "3", UserName: "cy", State: reconcile.StateInactive, StateReason: reconcile.ReasonOrphan},
+		{ExternalID: "4", UserName: "di", State: reconcile.StateDeleted, HasPassword: true},
+	} {
+		k := reconcile.KnownOf(&u, s)
+		v := k.Pack()
+		back, ok := reconcile.Unpack(v)
+		if v >= 0 || !ok || back != k {
+			t.Errorf("%s: Pack = %d, Unpack = %+v %t; want a negative int that unpacks to %+v", u.UserName, v, back, ok, k)
+		}
+	}
+	for _, line := range []int{0, 1, 17, 1 << 40} {
+		if _, ok := reconcile.Unpack(line); ok {
+			t.Errorf("Unpack(%d) took a line number for a Known", line)
+		}
+	}
+}

@@ -183,9 +183,10 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 	}
 	set := settings(src, force)
 	in := reconcile.StreamInput{Records: first.records, GroupNames: first.groupNames}
-	// What is known of the users of present records (the zero Known:
-	// nothing, read the user).
-	known := map[string]reconcile.Known{}
+	// The records' ids map to their lines; an id whose user exists gets
+	// what is known of that user instead (reconcile.Known.Pack).
+	known := first.ids
+	first.ids = nil
 	owned := 0 // tombstones included
 	err = tx.EachUser(func(u *reconcile.User) error {
 		owned++
@@ -193,8 +194,8 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 			return nil
 		}
 		in.Total++
-		if _, ok := first.ids[u.ExternalID]; ok {
-			known[strings.Clone(u.ExternalID)] = reconcile.KnownOf(u, set)
+		if _, ok := known[u.ExternalID]; ok {
+			known[u.ExternalID] = reconcile.KnownOf(u, set).Pack()
 		} else {
 			in.Absent = append(in.Absent, *u)
 		}
@@ -203,7 +204,6 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 	if err != nil {
 		return nil, err
 	}
-	first.ids = nil
 	plan, head := reconcile.NewStream(in, groups, set, newID)
 	if head.Hold != "" {
 		return nil, errWhole{"the safety valve holds the plan"}
@@ -250,10 +250,10 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 // chunk is held by someone other than its record's own user. Records that
 // leave their user as known change nothing and are only counted; when the
 // source owned nobody (a first import), there is nobody to read.
-func (r *Runner) applyChunk(tx *store.StreamTx, plan *reconcile.Stream, known map[string]reconcile.Known, owns bool, source string, chunk []sources.Record) error {
+func (r *Runner) applyChunk(tx *store.StreamTx, plan *reconcile.Stream, known map[string]int, owns bool, source string, chunk []sources.Record) error {
 	changed := chunk[:0]
 	for _, rec := range chunk {
-		if k, ok := known[rec.ExternalID]; ok && plan.Unchanged(&rec, k) {
+		if k, ok := reconcile.Unpack(known[rec.ExternalID]); ok && plan.Unchanged(&rec, k) {
 			plan.Counts.Unchanged++
 			continue
 		}
