@@ -16,12 +16,6 @@ import (
 	"github.com/rosterd/roster/sources/csv"
 )
 
-// A csv file of at least limits.stream_from bytes (4 MiB by default, some
-// 40,000 people) is synced as a stream: validated, hashed and kept as its raw record in a
-// first pass that holds no records, then planned and applied a chunk at a
-// time in one transaction, reading the raw record again. Memory then
-// follows the number of ids (a few dozen bytes each) instead of the
-// records, plans and snapshots of every user (over a kilobyte each).
 // streamChunk is how many records one part of a streamed plan holds.
 const streamChunk = 5000
 
@@ -33,7 +27,13 @@ type errWhole struct{ why string }
 
 func (e errWhole) Error() string { return e.why }
 
-// streams reports whether a sync of src's file should stream.
+// streams reports whether a sync of src's file should stream. A csv file
+// of at least limits.stream_from bytes (4 MiB by default, some 40,000
+// people) is validated, hashed and kept as its raw record in a first pass
+// that holds no records, then planned and applied a chunk at a time in one
+// transaction, reading the raw record again. Memory then follows the
+// number of ids (a few dozen bytes each) instead of the records, plans and
+// snapshots of every user (over a kilobyte each).
 func (r *Runner) streams(src *config.Source) bool {
 	if src.Type != config.TypeCSV {
 		return false
