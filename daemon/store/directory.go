@@ -632,15 +632,15 @@ func (a *applier) addMembers(ms []reconcile.Membership, typ string) error {
 	return nil
 }
 
-// describeUnique turns a unique-index violation into words: two writers
-// raced for one login between planning and applying.
+// describeUnique turns a violation of the login index into words: two
+// writers raced for one login between planning and applying. Other
+// unique violations keep the database's own words.
 func describeUnique(err error, login string) error {
-	msg := strings.ToLower(err.Error())
-	if strings.Contains(msg, "unique") || strings.Contains(msg, "duplicate key") {
-		if login != "" {
-			return fmt.Errorf("the login %q is already in use in the directory: %w", login, err)
-		}
-		return fmt.Errorf("a login is already in use in the directory: %w", err)
+	if !strings.Contains(err.Error(), "user_name_key") {
+		return err
 	}
-	return err
+	if login != "" {
+		return fmt.Errorf("the login %q is already in use in the directory: %w", login, err)
+	}
+	return fmt.Errorf("a login is already in use in the directory: %w", err)
 }

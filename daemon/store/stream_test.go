@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rosterd/roster/daemon/reconcile"
@@ -98,6 +99,36 @@ func TestStreamTxReads(t *testing.T) {
 		src, err := s.GetSource(ctx, "staff")
 		if err != nil || src.LastFingerprint != "fp" {
 			t.Fatalf("after a failed stream the fingerprint is %q (%v), want fp", src.LastFingerprint, err)
+		}
+	})
+}
+
+// TestDescribeUnique: only the login index's violations are called a
+// login in use; the database's words stay in every message.
+func TestDescribeUnique(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		if err := s.SyncSources(ctx, []string{"staff", "hr"}, []string{"csv", "csv"}); err != nil {
+			t.Fatal(err)
+		}
+		set := reconcile.Settings{Orphans: reconcile.OrphansIgnore, ActivateNew: true}
+		p := plan(t, s, "staff", []sources.Record{rec(1, "1", "ada")}, set, seq())
+		if err := s.Apply(ctx, "staff", p, "fp"); err != nil {
+			t.Fatal(err)
+		}
+		// Another source planned before the login was taken.
+		late := reconcile.PlanSnapshot([]sources.Record{rec(1, "9", "ADA")}, &reconcile.Snapshot{}, set,
+			func() string { return "22222222-0000-0000-0000-000000000001" })
+		err := s.Apply(ctx, "hr", late, "fp")
+		if err == nil || !strings.Contains(err.Error(), "a login is already in use in the directory") {
+			t.Fatalf("a raced login: %v", err)
+		}
+		// The same id again is no login problem.
+		again := reconcile.PlanSnapshot([]sources.Record{rec(1, "2", "bob")}, &reconcile.Snapshot{Revision: 1}, set,
+			func() string { return p.Changes[0].After.ID })
+		err = s.Apply(ctx, "staff", again, "fp")
+		if err == nil || strings.Contains(err.Error(), "login") {
+			t.Fatalf("a duplicate id: %v; want the database's words, not a login", err)
 		}
 	})
 }
