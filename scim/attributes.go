@@ -182,41 +182,58 @@ func (p *projection) include() Include {
 var enterprise = schema.EnterpriseURN + ":"
 
 func (p *projection) user(u *User) {
-	if !p.wants("externalId") {
-		u.ExternalID = ""
-	}
-	if !p.wants("userName") {
-		u.UserName = ""
-	}
-	if !p.wants("displayName") {
-		u.DisplayName = ""
+	for _, f := range []struct {
+		key string
+		v   *string
+	}{
+		{"externalId", &u.ExternalID}, {"userName", &u.UserName}, {"displayName", &u.DisplayName},
+		{"nickName", &u.NickName}, {"profileUrl", &u.ProfileURL}, {"title", &u.Title},
+		{"userType", &u.UserType}, {"preferredLanguage", &u.PreferredLanguage},
+		{"locale", &u.Locale}, {"timezone", &u.Timezone},
+	} {
+		if !p.wants(f.key) {
+			*f.v = ""
+		}
 	}
 	if !p.wants("active") {
 		u.Active = nil
 	}
-	if u.Name != nil {
-		if !p.wantsSub("name", "formatted") {
-			u.Name.Formatted = ""
+	if n := u.Name; n != nil {
+		for _, f := range []struct {
+			sub string
+			v   *string
+		}{
+			{"formatted", &n.Formatted}, {"givenName", &n.GivenName}, {"familyName", &n.FamilyName},
+			{"middleName", &n.MiddleName}, {"honorificPrefix", &n.HonorificPrefix}, {"honorificSuffix", &n.HonorificSuffix},
+		} {
+			if !p.wantsSub("name", f.sub) {
+				*f.v = ""
+			}
 		}
-		if !p.wantsSub("name", "givenName") {
-			u.Name.GivenName = ""
-		}
-		if !p.wantsSub("name", "familyName") {
-			u.Name.FamilyName = ""
-		}
-		if u.Name.empty() {
+		if n.empty() {
 			u.Name = nil
 		}
 	}
 	u.Emails = p.multiValues("emails", u.Emails)
 	u.PhoneNumbers = p.multiValues("phoneNumbers", u.PhoneNumbers)
+	u.Ims = p.multiValues("ims", u.Ims)
+	u.Photos = p.multiValues("photos", u.Photos)
+	u.Entitlements = p.multiValues("entitlements", u.Entitlements)
+	u.Roles = p.multiValues("roles", u.Roles)
+	u.X509Certificates = p.multiValues("x509Certificates", u.X509Certificates)
+	u.Addresses = p.addresses(u.Addresses)
 	u.Groups = p.references("groups", u.Groups)
 	if e := u.Enterprise; e != nil {
-		if !p.wants(enterprise + "employeeNumber") {
-			e.EmployeeNumber = ""
-		}
-		if !p.wants(enterprise + "department") {
-			e.Department = ""
+		for _, f := range []struct {
+			name string
+			v    *string
+		}{
+			{"employeeNumber", &e.EmployeeNumber}, {"costCenter", &e.CostCenter}, {"organization", &e.Organization},
+			{"division", &e.Division}, {"department", &e.Department},
+		} {
+			if !p.wants(enterprise + f.name) {
+				*f.v = ""
+			}
 		}
 		if m := e.Manager; m != nil {
 			key := enterprise + "manager"
@@ -244,6 +261,34 @@ func (p *projection) user(u *User) {
 	}
 }
 
+// addresses projects addresses as multiValues projects the common shape.
+func (p *projection) addresses(as []Address) []Address {
+	if !p.wants("addresses") {
+		return nil
+	}
+	out := as[:0]
+	for _, a := range as {
+		for _, f := range []struct {
+			sub string
+			v   *string
+		}{
+			{"formatted", &a.Formatted}, {"streetAddress", &a.StreetAddress}, {"locality", &a.Locality},
+			{"region", &a.Region}, {"postalCode", &a.PostalCode}, {"country", &a.Country}, {"type", &a.Type},
+		} {
+			if !p.wantsSub("addresses", f.sub) {
+				*f.v = ""
+			}
+		}
+		if !p.wantsSub("addresses", "primary") {
+			a.Primary = nil
+		}
+		if !a.empty() {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 func (p *projection) group(g *Group) {
 	if !p.wants("externalId") {
 		g.ExternalID = ""
@@ -260,14 +305,17 @@ func (p *projection) multiValues(key string, vs []MultiValue) []MultiValue {
 	if !p.wants(key) {
 		return nil
 	}
-	value, typ, primary := p.wantsSub(key, "value"), p.wantsSub(key, "type"), p.wantsSub(key, "primary")
-	if value && typ && primary {
+	value, display, typ, primary := p.wantsSub(key, "value"), p.wantsSub(key, "display"), p.wantsSub(key, "type"), p.wantsSub(key, "primary")
+	if value && display && typ && primary {
 		return vs
 	}
 	out := vs[:0]
 	for _, v := range vs {
 		if !value {
 			v.Value = ""
+		}
+		if !display {
+			v.Display = ""
 		}
 		if !typ {
 			v.Type = ""

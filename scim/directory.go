@@ -41,8 +41,8 @@ type Query struct {
 	// attribute's type. A Directory that cannot evaluate a filter returns
 	// a *FilterError.
 	Filter filter.Expr
-	// SortBy is one of the Sort constants the resource type allows, or ""
-	// for the default order, which is by id (ids are UUIDv7, so that is
+	// SortBy is an attribute path in canonical spelling (see the Sort
+	// constants), or "" for the default order, which is by id (ids are UUIDv7, so that is
 	// creation order). Resources with equal sort values are ordered by id.
 	SortBy string
 	// Descending reverses the order, the id tie-break included.
@@ -96,8 +96,11 @@ type Page[T any] struct {
 	Next *Position
 }
 
-// The attribute paths resources can be sorted by (RFC 7644 §3.4.2.3).
-// A multi-valued attribute sorts by its primary value, or else its first.
+// The attribute paths resources are most often sorted by (RFC 7644
+// §3.4.2.3). Any other attribute path of the resource type's schemas may
+// be given too, in its canonical spelling (the schema's names; extension
+// attributes prefixed with their URN and a colon); a multi-valued
+// attribute sorts by its primary value, or else its first.
 const (
 	SortID           = "id"
 	SortUserName     = "userName"
@@ -110,16 +113,13 @@ const (
 	SortEmails       = "emails"
 )
 
-// sortable lists the sort attributes per resource type.
-var sortable = map[string][]string{
-	"User": {SortID, SortUserName, SortDisplayName, SortGivenName, SortFamilyName, SortExternalID,
-		SortCreated, SortLastModified, SortEmails},
-	"Group": {SortID, SortDisplayName, SortExternalID, SortCreated, SortLastModified},
-}
-
 // ErrNotFound is wrapped by the errors a Directory returns for a resource
 // that does not exist or is deleted.
 var ErrNotFound = errors.New("no such resource")
+
+// ErrInvalidSort is wrapped by the errors a Directory returns for a
+// sortBy attribute that has no order, such as a reference.
+var ErrInvalidSort = errors.New("the attribute cannot be sorted by")
 
 // ErrInvalidCursor is wrapped by the errors a Directory returns for a
 // Position it cannot have produced.

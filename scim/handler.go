@@ -425,6 +425,11 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, rt schema.Resource
 	w.Header().Set("Content-Type", scimerr.ContentType)
 	if version != "" {
 		w.Header().Set("ETag", version)
+		if im := r.Header.Get("If-Match"); im != "" && !etagMatch(im, version) {
+			// RFC 7232 §3.1: If-Match holds on every method.
+			h.fail(w, r, scimerr.PreconditionFailed(fmt.Sprintf("%s %q has changed since the version given in If-Match", strings.ToLower(rt.Name), id)))
+			return
+		}
 		if etagMatch(r.Header.Get("If-None-Match"), version) {
 			w.WriteHeader(http.StatusNotModified)
 			return
@@ -463,6 +468,8 @@ func (h *Handler) directoryError(err error, rt schema.ResourceType, id string) e
 	switch {
 	case errors.Is(err, ErrNotFound):
 		return scimerr.NotFound(rt.Name, id)
+	case errors.Is(err, ErrInvalidSort):
+		return scimerr.InvalidValue("cannot sort by that attribute: " + err.Error())
 	case errors.Is(err, ErrInvalidCursor):
 		return invalidCursor("the cursor is not one this server issued; start again with an empty cursor")
 	case errors.As(err, &fe):
@@ -717,30 +724,34 @@ func (h *Handler) query(rt schema.ResourceType, l listRequest, proj *projection)
 	return q, nil
 }
 
-// sortKey resolves sortBy to one of the Sort constants.
+// sortKey resolves sortBy to the canonical path of an attribute of the
+// resource type: the schema's spelling, extension attributes prefixed
+// with their URN. Whether it has an order is the Directory's to say.
 func sortKey(rt schema.ResourceType, s string) (string, error) {
-	allowed := sortable[rt.ID]
 	urn, name, sub := schema.SplitPath(s)
-	if a, owner, ok := rt.Lookup(urn, name, ""); ok && owner == rt.Schema {
+	a, owner, ok := rt.Lookup(urn, name, "")
+	if ok && a.Returned != schema.ReturnedNever {
 		key := a.Name
 		if sub != "" {
-			if sa, ok := a.Sub(sub); ok {
+			sa, ok := a.Sub(sub)
+			if !ok {
+				return "", badSort(rt, s)
+			}
+			if !(a.MultiValued && sa.Name == "value") { // a multi-valued attribute sorts by its (primary) value
 				key += "." + sa.Name
-			} else {
-				key = ""
 			}
 		}
-		if a.MultiValued && strings.EqualFold(sub, "value") {
-			key = a.Name // a multi-valued attribute sorts by its (primary) value
+		if owner != rt.Schema {
+			key = owner + ":" + key
 		}
-		for _, k := range allowed {
-			if k == key {
-				return k, nil
-			}
-		}
+		return key, nil
 	}
-	return "", scimerr.InvalidValue(fmt.Sprintf("cannot sort %s by %q; sortBy takes one of %s",
-		rt.Endpoint[1:], s, strings.Join(allowed, ", ")))
+	return "", badSort(rt, s)
+}
+
+func badSort(rt schema.ResourceType, s string) error {
+	return scimerr.InvalidValue(fmt.Sprintf("cannot sort %s by %q: sortBy takes an attribute of %s with a value, such as userName",
+		rt.Endpoint[1:], s, rt.Name))
 }
 
 // list answers GET /Users, GET /Groups and their .search forms (body is

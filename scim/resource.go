@@ -7,40 +7,75 @@ import (
 )
 
 // User is a User resource (RFC 7643 §4.1) with the enterprise extension
-// (§4.3) in its wire form. Empty attributes are left out of the JSON;
-// password is write-only and has no field here, so it cannot leak.
+// (§4.3) in its wire form: every attribute of the published schemas.
+// Empty attributes are left out of the JSON; password is write-only and
+// has no field here, so it cannot leak.
 type User struct {
-	Schemas      []string        `json:"schemas"`
-	ID           string          `json:"id"`
-	ExternalID   string          `json:"externalId,omitempty"`
-	UserName     string          `json:"userName,omitempty"`
-	Name         *Name           `json:"name,omitempty"`
-	DisplayName  string          `json:"displayName,omitempty"`
-	Active       *bool           `json:"active,omitempty"`
-	Emails       []MultiValue    `json:"emails,omitempty"`
-	PhoneNumbers []MultiValue    `json:"phoneNumbers,omitempty"`
-	Groups       []Reference     `json:"groups,omitempty"`
-	Enterprise   *EnterpriseUser `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,omitempty"`
-	Meta         *Meta           `json:"meta,omitempty"`
+	Schemas           []string        `json:"schemas"`
+	ID                string          `json:"id"`
+	ExternalID        string          `json:"externalId,omitempty"`
+	UserName          string          `json:"userName,omitempty"`
+	Name              *Name           `json:"name,omitempty"`
+	DisplayName       string          `json:"displayName,omitempty"`
+	NickName          string          `json:"nickName,omitempty"`
+	ProfileURL        string          `json:"profileUrl,omitempty"`
+	Title             string          `json:"title,omitempty"`
+	UserType          string          `json:"userType,omitempty"`
+	PreferredLanguage string          `json:"preferredLanguage,omitempty"`
+	Locale            string          `json:"locale,omitempty"`
+	Timezone          string          `json:"timezone,omitempty"`
+	Active            *bool           `json:"active,omitempty"`
+	Emails            []MultiValue    `json:"emails,omitempty"`
+	PhoneNumbers      []MultiValue    `json:"phoneNumbers,omitempty"`
+	Ims               []MultiValue    `json:"ims,omitempty"`
+	Photos            []MultiValue    `json:"photos,omitempty"`
+	Addresses         []Address       `json:"addresses,omitempty"`
+	Groups            []Reference     `json:"groups,omitempty"`
+	Entitlements      []MultiValue    `json:"entitlements,omitempty"`
+	Roles             []MultiValue    `json:"roles,omitempty"`
+	X509Certificates  []MultiValue    `json:"x509Certificates,omitempty"`
+	Enterprise        *EnterpriseUser `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,omitempty"`
+	Meta              *Meta           `json:"meta,omitempty"`
 }
 
-// Name is a user's name. Formatted is derived (see FormattedName).
+// Name is a user's name. Formatted is what the client or source wrote,
+// or else derived (see FormattedName).
 type Name struct {
-	Formatted  string `json:"formatted,omitempty"`
-	FamilyName string `json:"familyName,omitempty"`
-	GivenName  string `json:"givenName,omitempty"`
+	Formatted       string `json:"formatted,omitempty"`
+	FamilyName      string `json:"familyName,omitempty"`
+	GivenName       string `json:"givenName,omitempty"`
+	MiddleName      string `json:"middleName,omitempty"`
+	HonorificPrefix string `json:"honorificPrefix,omitempty"`
+	HonorificSuffix string `json:"honorificSuffix,omitempty"`
 }
 
 func (n *Name) empty() bool { return *n == Name{} }
 
-// MultiValue is one value of emails or phoneNumbers.
+// MultiValue is one value of a multi-valued attribute of the common
+// shape (RFC 7643 §2.4): emails, phoneNumbers, ims, photos,
+// entitlements, roles and x509Certificates.
 type MultiValue struct {
 	Value   string `json:"value,omitempty"`
+	Display string `json:"display,omitempty"`
 	Type    string `json:"type,omitempty"`
 	Primary *bool  `json:"primary,omitempty"`
 }
 
-func (v *MultiValue) empty() bool { return v.Value == "" && v.Type == "" && v.Primary == nil }
+func (v *MultiValue) empty() bool { return *v == MultiValue{} }
+
+// Address is one of a user's addresses (RFC 7643 §4.1.2).
+type Address struct {
+	Formatted     string `json:"formatted,omitempty"`
+	StreetAddress string `json:"streetAddress,omitempty"`
+	Locality      string `json:"locality,omitempty"`
+	Region        string `json:"region,omitempty"`
+	PostalCode    string `json:"postalCode,omitempty"`
+	Country       string `json:"country,omitempty"`
+	Type          string `json:"type,omitempty"`
+	Primary       *bool  `json:"primary,omitempty"`
+}
+
+func (a *Address) empty() bool { return *a == Address{} }
 
 // Reference is one value of a user's groups or a group's members. Type
 // is "direct" for groups and "User" or "Group" for members.
@@ -56,13 +91,14 @@ func (r *Reference) empty() bool { return *r == Reference{} }
 // EnterpriseUser is the enterprise extension of a user.
 type EnterpriseUser struct {
 	EmployeeNumber string   `json:"employeeNumber,omitempty"`
+	CostCenter     string   `json:"costCenter,omitempty"`
+	Organization   string   `json:"organization,omitempty"`
+	Division       string   `json:"division,omitempty"`
 	Department     string   `json:"department,omitempty"`
 	Manager        *Manager `json:"manager,omitempty"`
 }
 
-func (e *EnterpriseUser) empty() bool {
-	return e.EmployeeNumber == "" && e.Department == "" && e.Manager == nil
-}
+func (e *EnterpriseUser) empty() bool { return *e == EnterpriseUser{} }
 
 // Manager is the enterprise manager: Value is the manager's user id.
 // DisplayName is set only when that id names a user of the directory,

@@ -46,20 +46,16 @@ type UserWriter interface {
 	UserOwner(ctx context.Context, id string) (string, error)
 }
 
-// UserWrite is a user as a client writes it: the writable attributes of
-// the User resource and its enterprise extension.
+// UserWrite is a user as a client writes it: every writable attribute of
+// the User resource and its enterprise extension, in wire form. ID,
+// Groups, Meta and the manager's displayName and $ref are empty; an
+// attribute the client left out is empty, except Active, which is nil
+// then (a write that does not name active keeps the stored state; a
+// created user is active). ExternalID is only what the client sent,
+// never invented (RFC 7643 §3.1). Name.Formatted and DisplayName are
+// stored as sent; the UserWriter derives them when they are empty.
 type UserWrite struct {
-	UserName       string
-	ExternalID     string // "": keep the stored one; on create, the user's id
-	GivenName      string
-	FamilyName     string
-	DisplayName    string // "": derived with FormattedName
-	Active         bool
-	Emails         []MultiValue
-	PhoneNumbers   []MultiValue
-	EmployeeNumber string
-	Department     string
-	Manager        string // the manager's user id
+	User
 	// Password is the new password in clear text, "" to keep the stored
 	// one. The UserWriter hashes it; it is never stored, logged or
 	// returned as given.
@@ -223,153 +219,148 @@ func checkText(b []byte) error {
 	}
 }
 
-// flexBool is a boolean that also takes "true" and "false" in any case,
-// as Entra ID sends them.
-type flexBool bool
-
-func (b *flexBool) UnmarshalJSON(data []byte) error {
-	var v any
-	if err := json.Unmarshal(data, &v); err != nil {
-		return err
-	}
-	switch v := v.(type) {
-	case nil:
-		return nil
-	case bool:
-		*b = flexBool(v)
-		return nil
-	case string:
-		switch strings.ToLower(strings.TrimSpace(v)) {
-		case "true":
-			*b = true
-			return nil
-		case "false":
-			*b = false
-			return nil
-		}
-	}
-	return fmt.Errorf("%s is not a boolean", data)
-}
-
-type multiValueBody struct {
-	Value   string    `json:"value"`
-	Type    string    `json:"type"`
-	Primary *flexBool `json:"primary"`
-}
-
-// managerBody is the enterprise manager: an object with a value, or the
-// bare id as Entra ID sends it.
-type managerBody struct{ Value string }
-
-func (m *managerBody) UnmarshalJSON(data []byte) error {
-	var s string
-	if err := json.Unmarshal(data, &s); err == nil {
-		m.Value = s
-		return nil
-	}
-	var o struct {
-		Value string `json:"value"`
-	}
-	if err := json.Unmarshal(data, &o); err != nil {
-		return err
-	}
-	m.Value = o.Value
-	return nil
-}
-
-// userBody is a User resource as POST and PUT send it. encoding/json
-// matches names case-insensitively, as RFC 7643 §2.1 asks; read-only
-// attributes (id, groups, meta) are ignored.
-type userBody struct {
-	UserName   *string `json:"userName"`
-	ExternalID string  `json:"externalId"`
-	Name       *struct {
-		GivenName  string `json:"givenName"`
-		FamilyName string `json:"familyName"`
-	} `json:"name"`
-	DisplayName  string           `json:"displayName"`
-	Active       *flexBool        `json:"active"`
-	Password     *string          `json:"password"`
-	Emails       []multiValueBody `json:"emails"`
-	PhoneNumbers []multiValueBody `json:"phoneNumbers"`
-	Enterprise   *struct {
-		EmployeeNumber string       `json:"employeeNumber"`
-		Department     string       `json:"department"`
-		Manager        *managerBody `json:"manager"`
-	} `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"`
-}
-
-// decodeUser reads a User resource body into a UserWrite.
+// decodeUser reads a User resource body into a UserWrite. The body is
+// checked against the published schemas (patch.Resource): an attribute
+// none of them has is refused, never dropped.
 func decodeUser(b []byte) (*UserWrite, error) {
-	var body userBody
+	var doc map[string]any
 	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&body); err != nil {
-		return nil, scimerr.InvalidSyntax("the body is not a User resource: " + err.Error())
+	if err := dec.Decode(&doc); err != nil || doc == nil {
+		detail := "the body is not a User resource"
+		if err != nil {
+			detail += ": " + err.Error()
+		}
+		return nil, scimerr.InvalidSyntax(detail)
 	}
 	if dec.More() {
 		return nil, scimerr.InvalidSyntax("the body has data after its JSON object")
 	}
-	u := &UserWrite{Active: true, ExternalID: strings.TrimSpace(body.ExternalID), DisplayName: strings.TrimSpace(body.DisplayName)}
-	if body.UserName != nil {
-		u.UserName = strings.TrimSpace(*body.UserName)
+	return userFromDocument(doc)
+}
+
+// userFromDocument turns a User resource, as encoding/json decodes it,
+// into a UserWrite.
+func userFromDocument(doc map[string]any) (*UserWrite, error) {
+	canon, err := patch.Resource(doc, schema.Users)
+	if err != nil {
+		return nil, err
 	}
+	u := &UserWrite{}
+	if pw, ok := canon["password"].(string); ok {
+		delete(canon, "password")
+		if len([]rune(pw)) < MinPasswordLength {
+			return nil, scimerr.InvalidValue(fmt.Sprintf("password is shorter than %d characters", MinPasswordLength))
+		}
+		u.Password = pw
+	}
+	out, err := json.Marshal(canon)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(out, &u.User); err != nil {
+		return nil, scimerr.InvalidValue("the body is not a User resource: " + err.Error())
+	}
+	u.tidy()
 	if u.UserName == "" {
 		return nil, scimerr.InvalidValue("userName is required")
 	}
-	if body.Name != nil {
-		u.GivenName, u.FamilyName = strings.TrimSpace(body.Name.GivenName), strings.TrimSpace(body.Name.FamilyName)
-	}
-	if body.Active != nil {
-		u.Active = bool(*body.Active)
-	}
-	if body.Password != nil {
-		if len([]rune(*body.Password)) < MinPasswordLength {
-			return nil, scimerr.InvalidValue(fmt.Sprintf("password is shorter than %d characters", MinPasswordLength))
+	for _, mv := range []struct {
+		name   string
+		values *[]MultiValue
+	}{
+		{"emails", &u.Emails}, {"phoneNumbers", &u.PhoneNumbers}, {"ims", &u.Ims}, {"photos", &u.Photos},
+		{"entitlements", &u.Entitlements}, {"roles", &u.Roles}, {"x509Certificates", &u.X509Certificates},
+	} {
+		if *mv.values, err = multiValues(mv.name, *mv.values); err != nil {
+			return nil, err
 		}
-		u.Password = *body.Password
 	}
-	var err error
-	if u.Emails, err = multiValues("emails", body.Emails); err != nil {
-		return nil, err
-	}
-	if u.PhoneNumbers, err = multiValues("phoneNumbers", body.PhoneNumbers); err != nil {
-		return nil, err
-	}
-	if e := body.Enterprise; e != nil {
-		u.EmployeeNumber, u.Department = strings.TrimSpace(e.EmployeeNumber), strings.TrimSpace(e.Department)
+	u.Addresses = addresses(u.Addresses)
+	if e := u.Enterprise; e != nil {
 		if e.Manager != nil {
-			u.Manager = strings.TrimSpace(e.Manager.Value)
+			e.Manager.Ref, e.Manager.DisplayName = "", ""
+			if e.Manager.Value == "" {
+				e.Manager = nil
+			}
+		}
+		if e.empty() {
+			u.Enterprise = nil
 		}
 	}
 	return u, nil
 }
 
-// multiValues checks emails or phoneNumbers: every value has a value,
-// no value comes twice, and at most one is primary (a later primary
-// wins, RFC 7643 §2.4).
-func multiValues(attr string, in []multiValueBody) ([]MultiValue, error) {
+// tidy trims the white space around every string value, as sources' values
+// are trimmed, and drops what is left empty.
+func (u *UserWrite) tidy() {
+	for _, p := range []*string{&u.ExternalID, &u.UserName, &u.DisplayName, &u.NickName, &u.ProfileURL, &u.Title,
+		&u.UserType, &u.PreferredLanguage, &u.Locale, &u.Timezone} {
+		*p = strings.TrimSpace(*p)
+	}
+	if n := u.Name; n != nil {
+		for _, p := range []*string{&n.Formatted, &n.GivenName, &n.FamilyName, &n.MiddleName, &n.HonorificPrefix, &n.HonorificSuffix} {
+			*p = strings.TrimSpace(*p)
+		}
+		if n.empty() {
+			u.Name = nil
+		}
+	}
+	if e := u.Enterprise; e != nil {
+		for _, p := range []*string{&e.EmployeeNumber, &e.CostCenter, &e.Organization, &e.Division, &e.Department} {
+			*p = strings.TrimSpace(*p)
+		}
+		if e.Manager != nil {
+			e.Manager.Value = strings.TrimSpace(e.Manager.Value)
+		}
+	}
+}
+
+// multiValues checks the values of a multi-valued attribute of the common
+// shape: every value has a value, no value comes twice, and at most one
+// is primary (a later primary wins, RFC 7643 §2.4).
+func multiValues(attr string, in []MultiValue) ([]MultiValue, error) {
 	var out []MultiValue
 	seen := map[string]bool{}
 	for _, v := range in {
-		value := strings.TrimSpace(v.Value)
-		if value == "" {
+		v.Value, v.Display, v.Type = strings.TrimSpace(v.Value), strings.TrimSpace(v.Display), strings.TrimSpace(v.Type)
+		if v.Value == "" {
 			return nil, scimerr.InvalidValue(fmt.Sprintf("a value of %s has no value", attr))
 		}
-		if seen[value] {
+		if seen[v.Value] {
 			continue
 		}
-		seen[value] = true
-		mv := MultiValue{Value: value, Type: strings.TrimSpace(v.Type)}
-		if v.Primary != nil && bool(*v.Primary) {
+		seen[v.Value] = true
+		if v.Primary != nil && *v.Primary {
 			for i := range out {
 				out[i].Primary = nil
 			}
-			t := true
-			mv.Primary = &t
+		} else {
+			v.Primary = nil
 		}
-		out = append(out, mv)
+		out = append(out, v)
 	}
 	return out, nil
+}
+
+// addresses trims addresses, drops empty ones and keeps one primary.
+func addresses(in []Address) []Address {
+	var out []Address
+	for _, a := range in {
+		for _, p := range []*string{&a.Formatted, &a.StreetAddress, &a.Locality, &a.Region, &a.PostalCode, &a.Country, &a.Type} {
+			*p = strings.TrimSpace(*p)
+		}
+		if a.Primary != nil && *a.Primary {
+			for i := range out {
+				out[i].Primary = nil
+			}
+		} else {
+			a.Primary = nil
+		}
+		if !a.empty() {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // answerUser writes a stored user with its ETag (and Location on create).
@@ -463,6 +454,11 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 	}
 	h.finishUser(cur, h.base(r))
 	newProjection(schema.Users, nil, nil).user(cur)
+	if n := cur.Name; n != nil && n.Formatted == FormattedName(n.GivenName, n.FamilyName) {
+		// A derived name.formatted is not the client's: it follows the
+		// name parts the operations may change.
+		n.Formatted = ""
+	}
 	before, err := jsonDocument(cur)
 	if err != nil {
 		h.fail(w, r, err)
@@ -475,6 +471,21 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 	}
 	if err := patch.Apply(doc, schema.Users, req.Operations); err != nil {
 		h.fail(w, r, err)
+		return
+	}
+	if reflect.DeepEqual(before, doc) {
+		// RFC 7644 §3.5.2: a PATCH that changes nothing leaves the
+		// resource, its version and lastModified as they are.
+		if err := h.checkOwner(r, id); err != nil && !hasScope(p, config.ScopeAdmin) {
+			h.fail(w, r, err)
+			return
+		}
+		cur, err := h.dir.User(r.Context(), id, All)
+		if err != nil {
+			h.fail(w, r, h.directoryError(err, schema.Users, id))
+			return
+		}
+		h.answerUser(w, r, cur, http.StatusOK)
 		return
 	}
 	if hasScope(p, config.ScopeAdmin) {
@@ -492,12 +503,7 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 		h.fail(w, r, err)
 		return
 	}
-	out, err := json.Marshal(doc)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	uw, err := decodeUser(out)
+	uw, err := userFromDocument(doc)
 	if err != nil {
 		h.fail(w, r, err)
 		return

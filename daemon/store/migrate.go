@@ -178,6 +178,31 @@ var migrations = []migration{
 		`DROP INDEX memberships_member`,
 		`CREATE INDEX memberships_member ON memberships (member_id, member_type, group_id)`,
 	}, nil},
+	// The whole SCIM user (SPEC §2.1). The attributes beyond the columns
+	// above live in one JSON document per user (JSONB on PostgreSQL),
+	// which both databases filter and sort on; adding it is a constant
+	// default, so it costs nothing on a directory of any size. keyed
+	// marks rows whose external_id is their owner's record key (csv,
+	// http, push): only there is it unique. A scim source's users and
+	// groups carry what the client sent (RFC 7643 §3.1): several may
+	// share an externalId or a group name, and the ids that SCIM writes
+	// used to invent as externalId are taken back.
+	{6, "the whole SCIM user", []string{
+		`ALTER TABLE users ADD COLUMN attrs {{json}} NOT NULL DEFAULT '{}'`,
+		`ALTER TABLE users ADD COLUMN keyed BOOLEAN NOT NULL DEFAULT TRUE`,
+		`ALTER TABLE groups ADD COLUMN keyed BOOLEAN NOT NULL DEFAULT TRUE`,
+		`UPDATE users SET keyed = FALSE WHERE source IN (SELECT name FROM sources WHERE type = 'scim')`,
+		`UPDATE users SET external_id = '' WHERE NOT keyed AND external_id = id`,
+		`UPDATE groups SET keyed = FALSE WHERE source IN (SELECT name FROM sources WHERE type = 'scim')`,
+		`DROP INDEX users_source_external_id`,
+		`CREATE UNIQUE INDEX users_source_external_id ON users (source, external_id) WHERE keyed`,
+		// Identity providers look users up by externalId, whatever their source.
+		`CREATE INDEX users_external_id ON users (external_id)`,
+		`DROP INDEX groups_source_display_name`,
+		`CREATE UNIQUE INDEX groups_source_display_name ON groups (source, display_name_key) WHERE keyed`,
+		`ALTER TABLE user_emails ADD COLUMN display TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE user_phone_numbers ADD COLUMN display TEXT NOT NULL DEFAULT ''`,
+	}, nil},
 }
 
 // Latest is the schema version this build needs.
@@ -254,9 +279,9 @@ func (s *Store) isMissingTable(err error) bool {
 }
 
 func (s *Store) dialect(stmt string) string {
-	id, ts := "INTEGER PRIMARY KEY AUTOINCREMENT", "TIMESTAMP"
+	id, ts, json := "INTEGER PRIMARY KEY AUTOINCREMENT", "TIMESTAMP", "TEXT"
 	if s.driver == Postgres {
-		id, ts = "BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ"
+		id, ts, json = "BIGSERIAL PRIMARY KEY", "TIMESTAMPTZ", "JSONB"
 	}
-	return strings.NewReplacer("{{id}}", id, "{{ts}}", ts).Replace(stmt)
+	return strings.NewReplacer("{{id}}", id, "{{ts}}", ts, "{{json}}", json).Replace(stmt)
 }

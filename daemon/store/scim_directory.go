@@ -47,9 +47,15 @@ type scimListing struct {
 func (d *scimDirectory) newListing(res *scimResource, q scim.Query) (*scimListing, error) {
 	l := &scimListing{res: res, pg: d.s.driver == Postgres, q: q}
 	if q.SortBy != "" && q.SortBy != scim.SortID {
+		c := scimCompiler{res: res, pg: l.pg}
 		s, ok := res.sorts[q.SortBy]
 		if !ok {
-			return nil, fmt.Errorf("cannot sort %s by %q", res.rt.Endpoint, q.SortBy)
+			if s, ok = c.sortFor(q.SortBy); !ok {
+				return nil, fmt.Errorf("sort %s by %q: %w", res.rt.Endpoint, q.SortBy, scim.ErrInvalidSort)
+			}
+		}
+		if s.kind == scimKeyText && s.expr != "u.user_name_key" {
+			s.expr = c.last(s.expr)
 		}
 		l.sort = &s
 		l.sortExpr = s.expr
@@ -214,7 +220,7 @@ func (d *scimDirectory) run(ctx context.Context, l *scimListing, selectCols, joi
 
 const scimUserCols = `u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
 	u.employee_number, u.department, u.manager, COALESCE(mg.id, ''), COALESCE(NULLIF(mg.display_name, ''), mg.user_name, ''),
-	u.active, u.version, u.created_at, u.updated_at`
+	u.active, u.version, u.created_at, u.updated_at, u.attrs`
 
 // scimUserJoins resolves the manager, for manager.displayName.
 const scimUserJoins = " LEFT JOIN users mg ON mg.id = u.manager AND mg.state <> 'deleted'"
@@ -233,16 +239,14 @@ func (d *scimDirectory) Users(ctx context.Context, q scim.Query) (*scim.Page[sci
 		var active bool
 		var version int64
 		var created, modified time.Time
+		var attrs []byte
 		dest := []any{&u.ID, &u.ExternalID, &u.UserName, &given, &family, &u.DisplayName,
-			&employee, &department, &manager, &managerID, &managerName, &active, &version, &created, &modified}
+			&employee, &department, &manager, &managerID, &managerName, &active, &version, &created, &modified, &attrs}
 		if l.sort != nil {
 			dest = append(dest, key)
 		}
 		if err := rows.Scan(dest...); err != nil {
 			return "", err
-		}
-		if given != "" || family != "" {
-			u.Name = &scim.Name{Formatted: scim.FormattedName(given, family), GivenName: given, FamilyName: family}
 		}
 		u.Active = &active
 		if employee != "" || department != "" || manager != "" {
@@ -253,6 +257,9 @@ func (d *scimDirectory) Users(ctx context.Context, q scim.Query) (*scim.Page[sci
 					u.Enterprise.Manager.DisplayName = managerName
 				}
 			}
+		}
+		if err := decodeUserAttrs(attrs, &u, given, family); err != nil {
+			return "", err
 		}
 		created, modified = created.UTC(), modified.UTC()
 		u.Meta = &scim.Meta{Created: &created, LastModified: &modified, Version: scim.WeakVersion(version)}
@@ -279,7 +286,7 @@ func (d *scimDirectory) Users(ctx context.Context, q scim.Query) (*scim.Page[sci
 func (d *scimDirectory) loadUserValues(ctx context.Context, ids []string, byID map[string]*scim.User, inc scim.Include) error {
 	db := d.s.db.WithContext(ctx)
 	load := func(table string, add func(u *scim.User, v scim.MultiValue)) error {
-		rows, err := db.Raw(`SELECT user_id, value, type, "primary" FROM `+table+
+		rows, err := db.Raw(`SELECT user_id, value, display, type, "primary" FROM `+table+
 			` WHERE user_id IN ? ORDER BY user_id, "primary" DESC, `+d.collate("value"), ids).Rows()
 		if err != nil {
 			return fmt.Errorf("load %s: %w", table, err)
@@ -289,7 +296,7 @@ func (d *scimDirectory) loadUserValues(ctx context.Context, ids []string, byID m
 			var id string
 			var v scim.MultiValue
 			var primary bool
-			if err := rows.Scan(&id, &v.Value, &v.Type, &primary); err != nil {
+			if err := rows.Scan(&id, &v.Value, &v.Display, &v.Type, &primary); err != nil {
 				return fmt.Errorf("load %s: %w", table, err)
 			}
 			v.Primary = &primary

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,6 +72,10 @@ type scimColumn struct {
 	sql   string // NOT NULL expression over the resource row (or the multi's rows)
 	value string // the constant of a scimConst
 	exact bool   // a scimConst compares case-exactly
+	// json is the key of a value in the JSON document of (the users'
+	// attrs column, or one element of an array in it): the SQL differs
+	// between the databases, so the compiler writes it (scimCompiler.sql).
+	json, of string
 }
 
 // scimAttr is how one top-level attribute maps to SQL: a column, a
@@ -87,6 +92,13 @@ type scimAttr struct {
 	multi      bool
 	key        string
 	sel, where string
+	// array is the key of a multi-valued attribute held as a JSON array
+	// in the users' attrs document; its elements are "x.value".
+	array string
+	// from and corr name the rows of a table-backed multi-valued
+	// attribute that belong to one resource, and primary orders them
+	// primary first, for sorting by the attribute (RFC 7644 §3.4.2.3).
+	from, corr, primary string
 }
 
 // in is the condition of a multi-valued attribute: some value meets cond
@@ -161,27 +173,50 @@ var scimUsers = &scimResource{
 			subs: map[string]scimColumn{
 				"givenname":  {kind: scimText, sql: "u.given_name"},
 				"familyname": {kind: scimText, sql: "u.family_name"},
-				// scim.FormattedName, in SQL.
-				"formatted": {kind: scimText, sql: "trim(u.given_name || ' ' || u.family_name)"},
+				// As the client wrote it, or scim.FormattedName in SQL.
+				"formatted":       {kind: scimText, json: "name.formatted", of: "u.attrs", sql: "trim(u.given_name || ' ' || u.family_name)"},
+				"middlename":      {kind: scimText, json: "name.middleName", of: "u.attrs"},
+				"honorificprefix": {kind: scimText, json: "name.honorificPrefix", of: "u.attrs"},
+				"honorificsuffix": {kind: scimText, json: "name.honorificSuffix", of: "u.attrs"},
 			},
-			present: "(u.given_name <> '' OR u.family_name <> '')",
 		},
 		"emails": {
 			multi: true, key: "u.id", sel: "SELECT e.user_id FROM user_emails e",
+			from: "user_emails e", corr: "e.user_id = u.id", primary: `e."primary"`,
 			subs: map[string]scimColumn{
 				"value":   {kind: scimText, sql: "e.value"},
+				"display": {kind: scimText, sql: "e.display"},
 				"type":    {kind: scimText, sql: "e.type"},
 				"primary": {kind: scimBool, sql: `e."primary"`},
 			},
 		},
 		"phonenumbers": {
 			multi: true, key: "u.id", sel: "SELECT p.user_id FROM user_phone_numbers p",
+			from: "user_phone_numbers p", corr: "p.user_id = u.id", primary: `p."primary"`,
 			subs: map[string]scimColumn{
 				"value":   {kind: scimText, sql: "p.value"},
+				"display": {kind: scimText, sql: "p.display"},
 				"type":    {kind: scimText, sql: "p.type"},
 				"primary": {kind: scimBool, sql: `p."primary"`},
 			},
 		},
+		"ims":              scimArray("ims", "value", "display", "type"),
+		"photos":           scimArray("photos", "value", "display", "type"),
+		"entitlements":     scimArray("entitlements", "value", "display", "type"),
+		"roles":            scimArray("roles", "value", "display", "type"),
+		"x509certificates": scimArray("x509Certificates", "value", "display", "type"),
+		"addresses": scimArray("addresses", "formatted", "streetAddress", "locality", "region", "postalCode",
+			"country", "type"),
+		"nickname":          {col: scimJSON("nickName")},
+		"profileurl":        {col: scimJSON("profileUrl")},
+		"title":             {col: scimJSON("title")},
+		"usertype":          {col: scimJSON("userType")},
+		"preferredlanguage": {col: scimJSON("preferredLanguage")},
+		"locale":            {col: scimJSON("locale")},
+		"timezone":          {col: scimJSON("timezone")},
+		scimAttrKey(schema.Users, schema.EnterpriseURN, "costCenter"):   {col: scimJSON("costCenter")},
+		scimAttrKey(schema.Users, schema.EnterpriseURN, "organization"): {col: scimJSON("organization")},
+		scimAttrKey(schema.Users, schema.EnterpriseURN, "division"):     {col: scimJSON("division")},
 		"groups": {
 			multi: true, key: "u.id", sel: "SELECT m.member_id FROM memberships m JOIN groups gr ON gr.id = m.group_id",
 			where: "m.member_type = 'User'",
@@ -218,6 +253,23 @@ var scimUsers = &scimResource{
 		scim.SortEmails: {expr: `COALESCE((SELECT lower(se.value) FROM user_emails se WHERE se.user_id = u.id
 			ORDER BY se."primary" DESC, se.value LIMIT 1), '')`, kind: scimKeyText},
 	},
+}
+
+// scimJSON is a string attribute held in the users' attrs document.
+func scimJSON(key string) *scimColumn {
+	return &scimColumn{kind: scimText, json: key, of: "u.attrs"}
+}
+
+// scimArray is a multi-valued attribute held as a JSON array in the
+// users' attrs document, with its string sub-attributes and primary.
+func scimArray(key string, subs ...string) scimAttr {
+	a := scimAttr{multi: true, array: key, subs: map[string]scimColumn{
+		"primary": {kind: scimBool, json: "primary", of: "x.value"},
+	}}
+	for _, sub := range subs {
+		a.subs[strings.ToLower(sub)] = scimColumn{kind: scimText, json: sub, of: "x.value"}
+	}
+	return a
 }
 
 // scimMemberLive keeps memberships of deleted users out, should one outlive
@@ -313,7 +365,7 @@ func (c *scimCompiler) expr(e filter.Expr, scope map[string]scimColumn) (string,
 		if !a.multi {
 			return "(" + inner + ")", nil
 		}
-		return a.in("(" + inner + ")"), nil
+		return c.in(a, "("+inner+")"), nil
 	case nil:
 		return "", scimFilterErr("empty filter")
 	}
@@ -372,7 +424,16 @@ func (c *scimCompiler) attrCond(p filter.AttrPath, scope map[string]scimColumn, 
 	sub := strings.ToLower(p.Sub)
 	if sub == "" && present {
 		if a.multi {
-			return a.in(""), nil
+			return c.in(a, ""), nil
+		}
+		if a.present == "" {
+			// Present when any of its sub-attributes is.
+			var conds []string
+			for _, col := range a.subs {
+				conds = append(conds, c.present(col))
+			}
+			slices.Sort(conds)
+			return "(" + strings.Join(conds, " OR ") + ")", nil
 		}
 		return a.present, nil
 	}
@@ -393,13 +454,59 @@ func (c *scimCompiler) attrCond(p filter.AttrPath, scope map[string]scimColumn, 
 	if !a.multi {
 		return inner, nil
 	}
-	return a.in(inner), nil
+	return c.in(a, inner), nil
 }
 
+// in is the condition of a multi-valued attribute: some value meets cond
+// (any value, when cond is empty).
+func (c *scimCompiler) in(a scimAttr, cond string) string {
+	if a.array == "" {
+		return a.in(cond)
+	}
+	if cond == "" {
+		cond = "1=1"
+	}
+	return "EXISTS (SELECT 1 FROM " + c.elements(a.array) + " WHERE " + cond + ")"
+}
+
+// elements is the FROM item of the elements x of a JSON array in the
+// users' attrs document; each element is x.value.
+func (c *scimCompiler) elements(key string) string {
+	if c.pg {
+		return "jsonb_array_elements(COALESCE(u.attrs->'" + key + "', '[]'::jsonb)) x"
+	}
+	return `json_each(u.attrs, '$."` + key + `"') x`
+}
+
+// sql is the NOT NULL expression of a column: a value of a JSON
+// document, read the way each database reads one, or its SQL.
+func (c *scimCompiler) sql(col scimColumn) string {
+	if col.json == "" {
+		return col.sql
+	}
+	var v string
+	switch {
+	case col.kind == scimBool && c.pg:
+		return "COALESCE((" + col.of + "->>'" + col.json + "')::boolean, FALSE)"
+	case col.kind == scimBool:
+		return "COALESCE(json_extract(" + col.of + `, '$."` + col.json + `"'), 0)`
+	case c.pg:
+		v = col.of + "->>'" + col.json + "'"
+	default:
+		v = "json_extract(" + col.of + `, '$."` + col.json + `"')`
+	}
+	if col.sql != "" {
+		// A stored value, or else the derived one.
+		return "COALESCE(NULLIF(" + v + ", ''), " + col.sql + ")"
+	}
+	return "COALESCE(" + v + ", '')"
+}
+
+// present is the condition that the column has a value.
 func (c *scimCompiler) present(col scimColumn) string {
 	switch col.kind {
 	case scimText, scimExact, scimKey:
-		return col.sql + " <> ''"
+		return c.sql(col) + " <> ''"
 	}
 	return "1=1" // booleans, timestamps and constants always have a value
 }
@@ -447,6 +554,21 @@ func scimLikePattern(op filter.Op, v string) string {
 }
 
 func (c *scimCompiler) compare(col scimColumn, e *filter.Compare) (string, error) {
+	col.sql = c.sql(col)
+	cond, err := c.compareValue(col, e)
+	if err != nil {
+		return "", err
+	}
+	switch col.kind {
+	case scimText, scimExact, scimKey:
+		// An unassigned value matches no comparison, eq "" and ne
+		// included (RFC 7644 §3.4.2.2, SPEC §2.1).
+		return "(" + col.sql + " <> '' AND " + cond + ")", nil
+	}
+	return cond, nil
+}
+
+func (c *scimCompiler) compareValue(col scimColumn, e *filter.Compare) (string, error) {
 	op, v := e.Op, e.Value
 	name := e.Attr.String()
 	switch col.kind {
@@ -498,7 +620,7 @@ func (c *scimCompiler) compare(col scimColumn, e *filter.Compare) (string, error
 	switch op {
 	case filter.Co, filter.Sw, filter.Ew:
 		if s == "" {
-			return "1=1", nil // every value contains, starts and ends with ""
+			return "1=1", nil // every (assigned) value contains, starts and ends with ""
 		}
 		switch col.kind {
 		case scimText:
@@ -569,4 +691,74 @@ func scimConstMatch(col scimColumn, op filter.Op, v string) bool {
 		return x <= v
 	}
 	return false
+}
+
+// sortFor is the sort of an attribute path that no fixed sort names: any
+// attribute with a value the filters compare, a multi-valued one by its
+// primary value, or else its first (RFC 7644 §3.4.2.3).
+func (c *scimCompiler) sortFor(path string) (scimSort, bool) {
+	urn, name, sub := schema.SplitPath(path)
+	def, owner, ok := c.res.rt.Lookup(urn, name, "")
+	if !ok {
+		return scimSort{}, false
+	}
+	a, ok := c.res.attrs[scimAttrKey(c.res.rt, owner, def.Name)]
+	if !ok {
+		return scimSort{}, false
+	}
+	var col scimColumn
+	switch {
+	case a.col != nil && sub == "":
+		col = *a.col
+	case a.col != nil:
+		return scimSort{}, false
+	default:
+		if sub == "" && !a.multi {
+			return scimSort{}, false
+		}
+		if sub == "" {
+			sub = "value"
+		}
+		if col, ok = a.subs[strings.ToLower(sub)]; !ok {
+			return scimSort{}, false
+		}
+	}
+	expr := c.sql(col)
+	switch col.kind {
+	case scimText:
+		expr = "lower(" + expr + ")"
+	case scimBool:
+		expr = "CASE WHEN " + expr + " THEN 'true' ELSE 'false' END"
+	case scimExact, scimKey:
+	default:
+		return scimSort{}, false
+	}
+	if a.multi {
+		switch {
+		case a.array != "":
+			order := c.sql(a.subs["primary"]) + " DESC"
+			if !c.pg {
+				order += ", x.key"
+			}
+			expr = "(SELECT " + expr + " FROM " + c.elements(a.array) + " WHERE " + c.present(col) + " ORDER BY " + order + " LIMIT 1)"
+		case a.from != "":
+			expr = "(SELECT " + expr + " FROM " + a.from + " WHERE " + a.corr + " AND " + c.present(col) +
+				" ORDER BY " + a.primary + " DESC, " + expr + " LIMIT 1)"
+		default:
+			return scimSort{}, false
+		}
+		expr = "COALESCE(" + expr + ", '')"
+	}
+	return scimSort{expr: expr, kind: scimKeyText}, true
+}
+
+// scimLast stands in for an unassigned value in a sort, after every
+// value there is (U+10FFFF, the last code point, is a noncharacter), so
+// that unassigned values sort last in ascending order and first in
+// descending order (RFC 7644 §3.4.2.3).
+func (c *scimCompiler) last(expr string) string {
+	if c.pg {
+		return "COALESCE(NULLIF(" + expr + ", ''), chr(1114111))"
+	}
+	return "COALESCE(NULLIF(" + expr + ", ''), char(1114111))"
 }

@@ -29,14 +29,13 @@ func (w *scimWriter) CreateGroup(ctx context.Context, source string, g *scim.Gro
 	}
 	id := v7.String()
 	err = w.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := checkDisplayName(tx, source, id, g.DisplayName); err != nil {
-			return err
-		}
+		// Group names are not unique among groups written over SCIM
+		// (SPEC §2; Entra ID allows duplicates): keyed is false.
 		now := time.Now().UTC()
-		err := tx.Exec(`INSERT INTO groups (id, source, external_id, display_name, display_name_key, version, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, 1, ?, ?)`, id, source, g.ExternalID, g.DisplayName, reconcile.Key(g.DisplayName), now, now).Error
+		err := tx.Exec(`INSERT INTO groups (id, source, external_id, display_name, display_name_key, version, created_at, updated_at, keyed)
+			VALUES (?, ?, ?, ?, ?, 1, ?, ?, FALSE)`, id, source, g.ExternalID, g.DisplayName, reconcile.Key(g.DisplayName), now, now).Error
 		if err != nil {
-			return groupUniqueError(fmt.Errorf("create group %q: %w", g.DisplayName, err), g)
+			return fmt.Errorf("create group %q: %w", g.DisplayName, err)
 		}
 		if err := writeMembers(tx, id, nil, g.Members); err != nil {
 			return err
@@ -57,9 +56,6 @@ func (w *scimWriter) ReplaceGroup(ctx context.Context, source, id string, g *sci
 		if err != nil {
 			return err
 		}
-		if err := checkDisplayName(tx, source, id, g.DisplayName); err != nil {
-			return err
-		}
 		sets := `display_name = ?, display_name_key = ?, version = version + 1, updated_at = ?`
 		args := []any{g.DisplayName, reconcile.Key(g.DisplayName), time.Now().UTC()}
 		if g.ExternalID != "" {
@@ -68,7 +64,7 @@ func (w *scimWriter) ReplaceGroup(ctx context.Context, source, id string, g *sci
 		}
 		res := tx.Exec(`UPDATE groups SET `+sets+` WHERE id = ? AND version = ?`, append(args, id, version)...)
 		if res.Error != nil {
-			return groupUniqueError(fmt.Errorf("update group %q: %w", g.DisplayName, res.Error), g)
+			return fmt.Errorf("update group %q: %w", g.DisplayName, res.Error)
 		}
 		if res.RowsAffected != 1 {
 			return fmt.Errorf("group %q: %w", id, scim.ErrPreconditionFailed)
@@ -147,22 +143,6 @@ func groupRow(tx *gorm.DB, source, id, ifMatch string) (int64, error) {
 		return 0, fmt.Errorf("group %q: %w", id, scim.ErrPreconditionFailed)
 	}
 	return version, nil
-}
-
-// checkDisplayName finds a group of source other than id with the same
-// displayName, case-insensitively.
-func checkDisplayName(tx *gorm.DB, source, id, name string) error {
-	var other, otherName string
-	err := tx.Raw(`SELECT id, display_name FROM groups WHERE source = ? AND display_name_key = ? AND id <> ?`,
-		source, reconcile.Key(name), id).Row().Scan(&other, &otherName)
-	if err == nil {
-		return &scim.UniquenessError{Detail: fmt.Sprintf("displayName %q is already in use by group %q (%s) of source %q",
-			name, otherName, other, source)}
-	}
-	if !errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("look up displayName %q: %w", name, err)
-	}
-	return nil
 }
 
 // writeMembers makes the memberships of group id those of want, given
@@ -245,14 +225,4 @@ func memberTypes(tx *gorm.DB, ms []scim.MemberWrite) (map[string]string, error) 
 		}
 	}
 	return types, nil
-}
-
-// groupUniqueError turns a unique-index violation, a writer racing this
-// one, into the 409 the client should see.
-func groupUniqueError(err error, g *scim.GroupWrite) error {
-	msg := strings.ToLower(err.Error())
-	if strings.Contains(msg, "unique") || strings.Contains(msg, "duplicate key") {
-		return &scim.UniquenessError{Detail: fmt.Sprintf("displayName %q is already in use", g.DisplayName)}
-	}
-	return err
 }

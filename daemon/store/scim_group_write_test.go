@@ -88,8 +88,11 @@ func TestSCIMWriteGroups(t *testing.T) {
 			t.Errorf("anna's groups: %v", m["groups"])
 		}
 
-		// displayName is unique within the source, case-insensitively.
-		want(t, e.do("POST", "/scim/v2/Groups", writeTok, `{"displayName":"team BLUE"}`), http.StatusConflict, "uniqueness", "Team Blue")
+		// displayName is not unique among groups written over SCIM (SPEC §2;
+		// Entra ID allows duplicates): a second group gets its own id.
+		if m := want(t, e.do("POST", "/scim/v2/Groups", writeTok, `{"displayName":"team BLUE"}`), http.StatusCreated, "", ""); m["id"] == team {
+			t.Errorf("a second group with the same name: %v", m)
+		}
 		want(t, e.do("POST", "/scim/v2/Groups", writeTok, `{"displayName":"  "}`), http.StatusBadRequest, "invalidValue", "displayName")
 		// Unknown members, tombstones included, and bad types.
 		want(t, e.do("POST", "/scim/v2/Groups", writeTok, `{"displayName":"X","members":[{"value":"no-such-id"}]}`),
@@ -129,8 +132,9 @@ func TestSCIMWriteGroups(t *testing.T) {
 		// A group is not its own member.
 		want(t, e.do("PUT", "/scim/v2/Groups/"+team, writeTok, fmt.Sprintf(`{"displayName":"Team Blue","members":[{"value":%q}]}`, team)),
 			http.StatusBadRequest, "invalidValue", team)
-		// Renaming onto another group's name.
-		want(t, e.do("PUT", "/scim/v2/Groups/"+leads, writeTok, `{"displayName":"TEAM blue"}`), http.StatusConflict, "uniqueness", "")
+		// Renaming onto another group's name is allowed too.
+		want(t, e.do("PUT", "/scim/v2/Groups/"+leads, writeTok, `{"displayName":"TEAM blue"}`), http.StatusOK, "", "")
+		want(t, e.do("PUT", "/scim/v2/Groups/"+leads, writeTok, `{"displayName":"Blue Leads"}`), http.StatusOK, "", "")
 
 		// Entra ID's PATCH shapes.
 		a = e.do("PATCH", "/scim/v2/Groups/"+team, writeTok, fmt.Sprintf(patchOp,

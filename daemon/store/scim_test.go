@@ -283,7 +283,7 @@ func TestSCIMFilterErrors(t *testing.T) {
 		dir := s.SCIM()
 		for _, f := range []string{
 			`password eq "secret"`,
-			`nickName eq "x"`,
+			`shoeSize eq "x"`,
 			`name eq "Anna"`,
 			`meta.location eq "x"`,
 			`groups.$ref eq "x"`,
@@ -325,7 +325,7 @@ func TestSCIMUserResource(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := fmt.Sprintf("%s %s %q %+v %s active=%v", u.ID, u.UserName, u.DisplayName, *u.Name, u.ExternalID, *u.Active)
-		want := scimtest.Anna + ` anna.berg "Anna Berg" {Formatted:Anna Berg FamilyName:Berg GivenName:Anna} E001 active=true`
+		want := scimtest.Anna + ` anna.berg "Anna Berg" {Formatted:Anna Berg FamilyName:Berg GivenName:Anna MiddleName: HonorificPrefix: HonorificSuffix:} E001 active=true`
 		if got != want {
 			t.Errorf("user\n got  %s\n want %s", got, want)
 		}
@@ -429,11 +429,11 @@ var scimSortCases = []struct {
 	{scim.SortUserName, "anna,bob,carl,dora,eve,gina,hans,jurgen"},
 	{scim.SortDisplayName, "anna,bob,carl,dora,eve,gina,hans,jurgen"},
 	{scim.SortGivenName, "anna,bob,carl,dora,eve,gina,hans,jurgen"},
-	{scim.SortFamilyName, "eve,anna,hans,jurgen,gina,carl,bob,dora"},
+	{scim.SortFamilyName, "anna,hans,jurgen,gina,carl,bob,dora,eve"},
 	{scim.SortExternalID, "anna,bob,dora,eve,gina,jurgen,hans,carl"},
 	{scim.SortCreated, "anna,bob,carl,dora,eve,gina,hans,jurgen"},
 	{scim.SortLastModified, "anna,bob,dora,eve,hans,jurgen,carl,gina"},
-	{scim.SortEmails, "eve,hans,anna,bob,carl,dora,gina,jurgen"},
+	{scim.SortEmails, "anna,bob,carl,dora,gina,jurgen,eve,hans"},
 }
 
 func scimReversed(s string) string {
@@ -530,7 +530,7 @@ func TestSCIMSortAndPage(t *testing.T) {
 		for by, want := range map[string]string{
 			"":                    "research,sales,berlin,empty",
 			scim.SortDisplayName:  "berlin,empty,research,sales",
-			scim.SortExternalID:   "berlin,research,sales,empty",
+			scim.SortExternalID:   "research,sales,empty,berlin",
 			scim.SortLastModified: "research,sales,berlin,empty",
 		} {
 			p, err := dir.Groups(ctx, scim.Query{SortBy: by, Count: 10})

@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,61 +30,99 @@ var _ scim.UserWriter = (*scimWriter)(nil)
 
 // scimWriteRow is what a write needs to know of the user it changes.
 type scimWriteRow struct {
-	id, source, externalID, state string
-	version                       int64
+	id, source, state string
+	version           int64
 }
 
-// CreateUser creates a user of source, or restores the source's
-// tombstone with the same externalId.
+// scimUserRow is everything stored of a user that a SCIM write sets: the
+// columns, the attribute document and the e-mails and phone numbers. Two
+// rows are equal when the user they describe is the same, which is how a
+// write that changes nothing is told apart (RFC 7644 §3.5.2).
+type scimUserRow struct {
+	externalID, userName, given, family, display, employee, department, manager string
+	active                                                                      bool
+	state, reason                                                               string
+	attrs                                                                       userAttrs
+	emails, phones                                                              []scimValue
+}
+
+// scimValue is one stored e-mail or phone number.
+type scimValue struct {
+	value, display, typ string
+	primary             bool
+}
+
+// userRow is the row a write of u leaves; cur is the stored row of the
+// user it replaces, nil on create.
+func userRow(u *scim.UserWrite, cur *scimUserRow) scimUserRow {
+	r := scimUserRow{externalID: u.ExternalID, userName: u.UserName, display: u.DisplayName, attrs: attrsOf(&u.User)}
+	if n := u.Name; n != nil {
+		r.given, r.family = n.GivenName, n.FamilyName
+	}
+	if r.display == "" {
+		r.display = scim.FormattedName(r.given, r.family)
+	}
+	if e := u.Enterprise; e != nil {
+		r.employee, r.department = e.EmployeeNumber, e.Department
+		if e.Manager != nil {
+			r.manager = e.Manager.Value
+		}
+	}
+	switch {
+	case u.Active != nil:
+		r.active, r.state, r.reason = activeState(*u.Active)
+	case cur != nil:
+		// A write that does not name active leaves the state alone.
+		r.active, r.state, r.reason = cur.active, cur.state, cur.reason
+	default:
+		r.active, r.state, r.reason = activeState(true)
+	}
+	r.emails, r.phones = scimValues(u.Emails), scimValues(u.PhoneNumbers)
+	return r
+}
+
+func scimValues(vs []scim.MultiValue) []scimValue {
+	out := make([]scimValue, 0, len(vs))
+	for _, v := range vs {
+		out = append(out, scimValue{value: v.Value, display: v.Display, typ: v.Type, primary: v.Primary != nil && *v.Primary})
+	}
+	slices.SortFunc(out, func(a, b scimValue) int { return strings.Compare(a.value, b.value) })
+	return out
+}
+
+// CreateUser creates a user of source. It never brings a tombstone back
+// (RFC 7644 §3.6): a deleted user's userName and externalId are free, and
+// the new user gets a new id.
 func (w *scimWriter) CreateUser(ctx context.Context, source string, u *scim.UserWrite) (*scim.User, error) {
 	hash, err := hashPassword(u.Password)
 	if err != nil {
 		return nil, err
 	}
-	id := ""
+	v7, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("new user id: %w", err)
+	}
+	id := v7.String()
+	row := userRow(u, nil)
+	attrs, err := row.attrs.encode()
+	if err != nil {
+		return nil, err
+	}
 	err = w.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		now := time.Now().UTC()
-		if u.ExternalID != "" {
-			var old scimWriteRow
-			err := tx.Raw(`SELECT id, state FROM users WHERE source = ? AND external_id = ?`, source, u.ExternalID).
-				Row().Scan(&old.id, &old.state)
-			switch {
-			case err == nil && old.state != reconcile.StateDeleted:
-				return &scim.UniquenessError{Detail: fmt.Sprintf("externalId %q is already in use by user %q", u.ExternalID, old.id)}
-			case err == nil:
-				// A deleted user comes back with the same id (SPEC §2).
-				id = old.id
-				if err := checkUserName(tx, id, u.UserName); err != nil {
-					return err
-				}
-				if err := updateUser(tx, id, u, hash, now, true, 0); err != nil {
-					return err
-				}
-				return finishWrite(tx, source, id, u)
-			case !errors.Is(err, sql.ErrNoRows):
-				return fmt.Errorf("look up externalId %q: %w", u.ExternalID, err)
-			}
-		}
-		v7, err := uuid.NewV7()
-		if err != nil {
-			return fmt.Errorf("new user id: %w", err)
-		}
-		id = v7.String()
 		if err := checkUserName(tx, id, u.UserName); err != nil {
 			return err
 		}
-		ext := u.ExternalID
-		if ext == "" {
-			ext = id
-		}
-		active, state, reason := activeState(u.Active)
-		err = tx.Exec(`INSERT INTO users (`+userColumns+`, manager) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, 1, ?, ?, ?)`,
-			id, source, ext, u.UserName, reconcile.Key(u.UserName), u.GivenName, u.FamilyName, displayName(u),
-			u.EmployeeNumber, u.Department, active, state, reason, hash, now, now, u.Manager).Error
+		err = tx.Exec(`INSERT INTO users (`+userColumns+`, manager, attrs, keyed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, 1, ?, ?, ?, ?, FALSE)`,
+			id, source, row.externalID, row.userName, reconcile.Key(row.userName), row.given, row.family, row.display,
+			row.employee, row.department, row.active, row.state, row.reason, hash, now, now, row.manager, attrs).Error
 		if err != nil {
 			return uniqueError(fmt.Errorf("create user %q: %w", u.UserName, err), u)
 		}
-		return finishWrite(tx, source, id, u)
+		if err := writeValues(tx, id, row); err != nil {
+			return err
+		}
+		return bumpRevision(tx, source)
 	})
 	if err != nil {
 		return nil, err
@@ -89,7 +130,8 @@ func (w *scimWriter) CreateUser(ctx context.Context, source string, u *scim.User
 	return w.s.SCIM().User(ctx, id, scim.All)
 }
 
-// ReplaceUser replaces a user of source.
+// ReplaceUser replaces a user of source. A replacement that changes
+// nothing writes nothing: version and lastModified stay.
 func (w *scimWriter) ReplaceUser(ctx context.Context, source, id string, u *scim.UserWrite, ifMatch string) (*scim.User, error) {
 	hash, err := hashPassword(u.Password)
 	if err != nil {
@@ -100,29 +142,71 @@ func (w *scimWriter) ReplaceUser(ctx context.Context, source, id string, u *scim
 		if err != nil {
 			return err
 		}
-		if u.ExternalID != "" && u.ExternalID != row.externalID {
-			var other string
-			err := tx.Raw(`SELECT id FROM users WHERE source = ? AND external_id = ? AND id <> ?`, source, u.ExternalID, id).
-				Row().Scan(&other)
-			if err == nil {
-				return &scim.UniquenessError{Detail: fmt.Sprintf("externalId %q is already in use by user %q", u.ExternalID, other)}
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("look up externalId %q: %w", u.ExternalID, err)
-			}
+		cur, err := storedUserRow(tx, id)
+		if err != nil {
+			return err
+		}
+		next := userRow(u, cur)
+		if hash == "" && reflect.DeepEqual(*cur, next) {
+			return nil
 		}
 		if err := checkUserName(tx, id, u.UserName); err != nil {
 			return err
 		}
-		if err := updateUser(tx, id, u, hash, time.Now().UTC(), false, row.version); err != nil {
-			return err
+		if err := updateUser(tx, id, &next, hash, time.Now().UTC(), row.version); err != nil {
+			return uniqueError(err, u)
 		}
-		return finishWrite(tx, source, id, u)
+		if !slices.Equal(cur.emails, next.emails) || !slices.Equal(cur.phones, next.phones) {
+			if err := writeValues(tx, id, next); err != nil {
+				return err
+			}
+		}
+		return bumpRevision(tx, source)
 	})
 	if err != nil {
 		return nil, err
 	}
 	return w.s.SCIM().User(ctx, id, scim.All)
+}
+
+// storedUserRow reads what a SCIM write compares with.
+func storedUserRow(tx *gorm.DB, id string) (*scimUserRow, error) {
+	var r scimUserRow
+	var attrs []byte
+	err := tx.Raw(`SELECT external_id, user_name, given_name, family_name, display_name, employee_number, department,
+		manager, active, state, state_reason, attrs FROM users WHERE id = ?`, id).Row().
+		Scan(&r.externalID, &r.userName, &r.given, &r.family, &r.display, &r.employee, &r.department,
+			&r.manager, &r.active, &r.state, &r.reason, &attrs)
+	if err != nil {
+		return nil, fmt.Errorf("read user %s: %w", id, err)
+	}
+	if err := json.Unmarshal(attrs, &r.attrs); err != nil {
+		return nil, fmt.Errorf("read the attributes of user %s: %w", id, err)
+	}
+	for _, t := range []struct {
+		table string
+		into  *[]scimValue
+	}{{"user_emails", &r.emails}, {"user_phone_numbers", &r.phones}} {
+		rows, err := tx.Raw(`SELECT value, display, type, "primary" FROM `+t.table+` WHERE user_id = ?`, id).Rows()
+		if err != nil {
+			return nil, fmt.Errorf("read %s of user %s: %w", t.table, id, err)
+		}
+		*t.into = []scimValue{}
+		for rows.Next() {
+			var v scimValue
+			if err := rows.Scan(&v.value, &v.display, &v.typ, &v.primary); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("read %s of user %s: %w", t.table, id, err)
+			}
+			*t.into = append(*t.into, v)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read %s of user %s: %w", t.table, id, err)
+		}
+		slices.SortFunc(*t.into, func(a, b scimValue) int { return strings.Compare(a.value, b.value) })
+	}
+	return &r, nil
 }
 
 // DeleteUser makes a user of source a tombstone, as an orphan delete
@@ -198,18 +282,11 @@ func activeState(active bool) (bool, string, string) {
 	return false, reconcile.StateInactive, reconcile.ReasonSource
 }
 
-func displayName(u *scim.UserWrite) string {
-	if u.DisplayName != "" {
-		return u.DisplayName
-	}
-	return scim.FormattedName(u.GivenName, u.FamilyName)
-}
-
 // liveRow reads a live user of source for a write, checking ifMatch.
 func liveRow(tx *gorm.DB, source, id, ifMatch string) (*scimWriteRow, error) {
 	row := &scimWriteRow{id: id}
-	err := tx.Raw(`SELECT source, external_id, state, version FROM users WHERE id = ? AND state <> ?`, id, reconcile.StateDeleted).
-		Row().Scan(&row.source, &row.externalID, &row.state, &row.version)
+	err := tx.Raw(`SELECT source, state, version FROM users WHERE id = ? AND state <> ?`, id, reconcile.StateDeleted).
+		Row().Scan(&row.source, &row.state, &row.version)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("user %q: %w", id, scim.ErrNotFound)
 	}
@@ -240,33 +317,24 @@ func checkUserName(tx *gorm.DB, id, userName string) error {
 	return nil
 }
 
-// updateUser writes every attribute of u over user id: a tombstone when
-// restore is set, else the live user at version.
-func updateUser(tx *gorm.DB, id string, u *scim.UserWrite, hash string, now time.Time, restore bool, version int64) error {
-	active, state, reason := activeState(u.Active)
-	sets := `user_name = ?, user_name_key = ?, given_name = ?, family_name = ?, display_name = ?, employee_number = ?,
-		department = ?, manager = ?, active = ?, state = ?, state_reason = ?, version = version + 1, updated_at = ?`
-	args := []any{u.UserName, reconcile.Key(u.UserName), u.GivenName, u.FamilyName, displayName(u), u.EmployeeNumber,
-		u.Department, u.Manager, active, state, reason, now}
-	if u.ExternalID != "" {
-		sets += `, external_id = ?`
-		args = append(args, u.ExternalID)
+// updateUser writes row over the live user id at version.
+func updateUser(tx *gorm.DB, id string, row *scimUserRow, hash string, now time.Time, version int64) error {
+	attrs, err := row.attrs.encode()
+	if err != nil {
+		return err
 	}
+	sets := `external_id = ?, user_name = ?, user_name_key = ?, given_name = ?, family_name = ?, display_name = ?,
+		employee_number = ?, department = ?, manager = ?, active = ?, state = ?, state_reason = ?, attrs = ?,
+		version = version + 1, updated_at = ?`
+	args := []any{row.externalID, row.userName, reconcile.Key(row.userName), row.given, row.family, row.display,
+		row.employee, row.department, row.manager, row.active, row.state, row.reason, attrs, now}
 	if hash != "" {
 		sets += `, password_hash = ?`
 		args = append(args, hash)
 	}
-	where := ` WHERE id = ? AND state = 'deleted'`
-	args = append(args, id)
-	if restore {
-		sets += `, deleted_at = NULL`
-	} else {
-		where = ` WHERE id = ? AND version = ? AND state <> 'deleted'`
-		args = append(args, version)
-	}
-	res := tx.Exec(`UPDATE users SET `+sets+where, args...)
+	res := tx.Exec(`UPDATE users SET `+sets+` WHERE id = ? AND version = ? AND state <> 'deleted'`, append(args, id, version)...)
 	if res.Error != nil {
-		return uniqueError(fmt.Errorf("update user %q: %w", u.UserName, res.Error), u)
+		return fmt.Errorf("update user %q: %w", row.userName, res.Error)
 	}
 	if res.RowsAffected != 1 {
 		return fmt.Errorf("user %q: %w", id, scim.ErrPreconditionFailed)
@@ -274,25 +342,23 @@ func updateUser(tx *gorm.DB, id string, u *scim.UserWrite, hash string, now time
 	return nil
 }
 
-// finishWrite replaces the user's e-mails and phone numbers and records
-// the change in the source's revision.
-func finishWrite(tx *gorm.DB, source, id string, u *scim.UserWrite) error {
+// writeValues replaces the user's e-mails and phone numbers.
+func writeValues(tx *gorm.DB, id string, row scimUserRow) error {
 	for _, t := range []struct {
 		table  string
-		values []scim.MultiValue
-	}{{"user_emails", u.Emails}, {"user_phone_numbers", u.PhoneNumbers}} {
+		values []scimValue
+	}{{"user_emails", row.emails}, {"user_phone_numbers", row.phones}} {
 		if err := tx.Exec(`DELETE FROM `+t.table+` WHERE user_id = ?`, id).Error; err != nil {
 			return fmt.Errorf("replace %s of user %s: %w", t.table, id, err)
 		}
 		for _, v := range t.values {
-			primary := v.Primary != nil && *v.Primary
-			if err := tx.Exec(`INSERT INTO `+t.table+` (user_id, value, type, "primary") VALUES (?, ?, ?, ?)`,
-				id, v.Value, v.Type, primary).Error; err != nil {
+			if err := tx.Exec(`INSERT INTO `+t.table+` (user_id, value, display, type, "primary") VALUES (?, ?, ?, ?, ?)`,
+				id, v.value, v.display, v.typ, v.primary).Error; err != nil {
 				return fmt.Errorf("store %s of user %s: %w", t.table, id, err)
 			}
 		}
 	}
-	return bumpRevision(tx, source)
+	return nil
 }
 
 func bumpRevision(tx *gorm.DB, source string) error {
@@ -311,7 +377,7 @@ func bumpRevision(tx *gorm.DB, source string) error {
 func uniqueError(err error, u *scim.UserWrite) error {
 	msg := strings.ToLower(err.Error())
 	if strings.Contains(msg, "unique") || strings.Contains(msg, "duplicate key") {
-		return &scim.UniquenessError{Detail: fmt.Sprintf("userName %q or externalId %q is already in use", u.UserName, u.ExternalID)}
+		return &scim.UniquenessError{Detail: fmt.Sprintf("userName %q is already in use", u.UserName)}
 	}
 	return err
 }

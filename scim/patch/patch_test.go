@@ -395,12 +395,12 @@ func TestApplyErrors(t *testing.T) {
 		scimType string
 		detail   string // a part of the detail
 	}{
-		{"unknown attribute", schema.Users, `{"op":"replace","path":"title","value":"x"}`, scimerr.TypeInvalidPath, `no attribute "title"`},
-		{"unknown sub-attribute", schema.Users, `{"op":"replace","path":"name.middleName","value":"x"}`, scimerr.TypeInvalidPath, "middleName"},
+		{"unknown attribute", schema.Users, `{"op":"replace","path":"shoeSize","value":"x"}`, scimerr.TypeInvalidPath, `no attribute "shoeSize"`},
+		{"unknown sub-attribute", schema.Users, `{"op":"replace","path":"name.nickName","value":"x"}`, scimerr.TypeInvalidPath, "nickName"},
 		{"unknown schema", schema.Users, `{"op":"replace","path":"urn:example:custom:department","value":"x"}`, scimerr.TypeInvalidPath, ""},
 		{"extension attribute on a group", schema.Groups, `{"op":"replace","path":"EXT:department","value":"x"}`, scimerr.TypeInvalidPath, ""},
-		{"unknown key in a path-less value", schema.Users, `{"op":"Replace","value":{"nickName":"x"}}`, scimerr.TypeInvalidPath, "nickName"},
-		{"unknown key in an extension object", schema.Users, `{"op":"Replace","value":{"EXT":{"costCenter":"x"}}}`, scimerr.TypeInvalidPath, "costCenter"},
+		{"unknown key in a path-less value", schema.Users, `{"op":"Replace","value":{"shoeSize":"x"}}`, scimerr.TypeInvalidPath, "shoeSize"},
+		{"unknown key in an extension object", schema.Users, `{"op":"Replace","value":{"EXT":{"shoeSize":"x"}}}`, scimerr.TypeInvalidPath, "shoeSize"},
 		{"unknown sub-attribute in a value", schema.Users, `{"op":"add","path":"emails","value":[{"value":"x","label":"y"}]}`, scimerr.TypeInvalidPath, "label"},
 		{"unknown sub-attribute in a filter", schema.Users, `{"op":"replace","path":"emails[kind eq \"work\"].value","value":"x"}`, scimerr.TypeInvalidPath, "kind"},
 		{"value filter on a single-valued attribute", schema.Users, `{"op":"replace","path":"name[givenName eq \"Anna\"]","value":{}}`, scimerr.TypeInvalidPath, "single-valued"},
@@ -428,7 +428,7 @@ func TestApplyErrors(t *testing.T) {
 		{"remove required userName", schema.Users, `{"op":"remove","path":"userName"}`, scimerr.TypeMutability, "required"},
 		{"replace required userName with null", schema.Users, `{"op":"replace","path":"userName","value":null}`, scimerr.TypeMutability, "required"},
 		{"remove required group displayName", schema.Groups, `{"op":"remove","path":"displayName"}`, scimerr.TypeMutability, "required"},
-		{"the failing operation is named", schema.Users, `{"op":"replace","path":"active","value":false},{"op":"replace","path":"title","value":"x"}`, scimerr.TypeInvalidPath, "Operations[1]"},
+		{"the failing operation is named", schema.Users, `{"op":"replace","path":"active","value":false},{"op":"replace","path":"shoeSize","value":"x"}`, scimerr.TypeInvalidPath, "Operations[1]"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,9 +1,10 @@
 package schema
 
-// The definitions below hold only what roster stores or derives: an
-// attribute listed here is one a client can rely on, and RFC 7643
-// attributes roster does not keep (addresses, photos, title, locale, ...)
-// are left out so that discovery stays truthful (SPEC §6).
+// The definitions below are exactly what roster stores (SPEC §2.1): the
+// whole RFC 7643 §4.1 User and §4.3 enterprise extension, and the Group
+// of §4.2. Discovery is generated from them, and the store keeps a place
+// for every attribute listed, so an attribute listed here is one a
+// client can write, read back and filter on.
 
 // Common are the attributes every resource has (RFC 7643 §3.1). Following
 // the RFC they are not listed in any schema's attributes, but Lookup finds
@@ -93,11 +94,53 @@ var User = &Schema{
 					Name:        "givenName",
 					Description: "Given name, or first name.",
 				}),
+				attr(Attribute{
+					Name:        "middleName",
+					Description: "Middle name or names.",
+				}),
+				attr(Attribute{
+					Name:        "honorificPrefix",
+					Description: "Honorific prefix, or title, such as \"Ms.\".",
+				}),
+				attr(Attribute{
+					Name:        "honorificSuffix",
+					Description: "Honorific suffix, such as \"III\".",
+				}),
 			},
 		}),
 		attr(Attribute{
 			Name:        "displayName",
 			Description: "Name of the user suitable for display; defaults to the given name followed by the family name.",
+		}),
+		attr(Attribute{
+			Name:        "nickName",
+			Description: "Casual name of the user.",
+		}),
+		attr(Attribute{
+			Name:           "profileUrl",
+			Type:           TypeReference,
+			Description:    "URL of the user's online profile.",
+			ReferenceTypes: []string{"external"},
+		}),
+		attr(Attribute{
+			Name:        "title",
+			Description: "The user's title, such as \"Vice President\".",
+		}),
+		attr(Attribute{
+			Name:        "userType",
+			Description: "Relationship of the user to the organization, such as \"Employee\" or \"Contractor\".",
+		}),
+		attr(Attribute{
+			Name:        "preferredLanguage",
+			Description: "Preferred written or spoken language, as an HTTP Accept-Language value such as \"en-US\".",
+		}),
+		attr(Attribute{
+			Name:        "locale",
+			Description: "Default location for localizing currency, dates and numbers, such as \"en-US\".",
+		}),
+		attr(Attribute{
+			Name:        "timezone",
+			Description: "Time zone in the IANA database, such as \"Europe/Berlin\".",
 		}),
 		attr(Attribute{
 			Name:        "active",
@@ -117,6 +160,10 @@ var User = &Schema{
 				attr(Attribute{
 					Name:        "value",
 					Description: "E-mail address.",
+				}),
+				attr(Attribute{
+					Name:        "display",
+					Description: "Label of the address, for display.",
 				}),
 				attr(Attribute{
 					Name:            "type",
@@ -139,6 +186,10 @@ var User = &Schema{
 					Description: "Phone number.",
 				}),
 				attr(Attribute{
+					Name:        "display",
+					Description: "Label of the number, for display.",
+				}),
+				attr(Attribute{
 					Name:            "type",
 					Description:     "Kind of phone number.",
 					CanonicalValues: []string{"work", "home", "mobile", "fax", "pager", "other"},
@@ -147,6 +198,31 @@ var User = &Schema{
 					Name:        "primary",
 					Type:        TypeBoolean,
 					Description: "Whether this is the preferred number; true for at most one number.",
+				}),
+			},
+		}),
+		plural("ims", "Instant messaging addresses of the user.", "Instant messaging address.",
+			"aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"),
+		plural("photos", "URLs of photos of the user.", "URL of a photo of the user.", "photo", "thumbnail"),
+		multi(Attribute{
+			Name:        "addresses",
+			Description: "Physical mailing addresses of the user.",
+			SubAttributes: []*Attribute{
+				attr(Attribute{Name: "formatted", Description: "The full mailing address, formatted for display."}),
+				attr(Attribute{Name: "streetAddress", Description: "Street address: house number, street name, P.O. box."}),
+				attr(Attribute{Name: "locality", Description: "City or locality."}),
+				attr(Attribute{Name: "region", Description: "State or region."}),
+				attr(Attribute{Name: "postalCode", Description: "Zip code or postal code."}),
+				attr(Attribute{Name: "country", Description: "Country, as an ISO 3166-1 alpha-2 code such as \"DE\"."}),
+				attr(Attribute{
+					Name:            "type",
+					Description:     "Kind of address.",
+					CanonicalValues: []string{"work", "home", "other"},
+				}),
+				attr(Attribute{
+					Name:        "primary",
+					Type:        TypeBoolean,
+					Description: "Whether this is the preferred address; true for at most one address.",
 				}),
 			},
 		}),
@@ -183,6 +259,9 @@ var User = &Schema{
 				}),
 			},
 		}),
+		plural("entitlements", "Entitlements of the user.", "The entitlement."),
+		plural("roles", "Roles of the user.", "The role."),
+		plural("x509Certificates", "X.509 certificates of the user.", "A DER-encoded X.509 certificate, in base64."),
 	},
 }
 
@@ -198,8 +277,20 @@ var Enterprise = &Schema{
 			Description: "Identifier of the person in the organization, such as a personnel number.",
 		}),
 		attr(Attribute{
+			Name:        "costCenter",
+			Description: "Name of a cost center.",
+		}),
+		attr(Attribute{
+			Name:        "organization",
+			Description: "Name of an organization.",
+		}),
+		attr(Attribute{
+			Name:        "division",
+			Description: "Name of a division.",
+		}),
+		attr(Attribute{
 			Name:        "department",
-			Description: "The user's first department.",
+			Description: "Name of a department; for pushed users, their first department.",
 		}),
 		attr(Attribute{
 			Name:        "manager",
@@ -238,7 +329,7 @@ var Group = &Schema{
 		// group, which is narrower than "server" and so is not claimed.
 		attr(Attribute{
 			Name:        "displayName",
-			Description: "Name of the group; unique among the groups of the source that owns it, regardless of case.",
+			Description: "Name of the group; unique among the groups of a csv, http or push source, where it is the group's key; groups written over SCIM may share a name.",
 			Required:    true,
 		}),
 		multi(Attribute{
@@ -310,6 +401,25 @@ func attr(a Attribute) *Attribute {
 		a.Uniqueness = UniquenessNone
 	}
 	return &a
+}
+
+// plural is a multi-valued attribute of RFC 7643 §4.1.2's common shape:
+// value, display, type and primary.
+func plural(name, description, value string, types ...string) *Attribute {
+	return multi(Attribute{
+		Name:        name,
+		Description: description,
+		SubAttributes: []*Attribute{
+			attr(Attribute{Name: "value", Description: value}),
+			attr(Attribute{Name: "display", Description: "Label of the value, for display."}),
+			attr(Attribute{Name: "type", Description: "Kind of value.", CanonicalValues: types}),
+			attr(Attribute{
+				Name:        "primary",
+				Type:        TypeBoolean,
+				Description: "Whether this is the preferred value; true for at most one value.",
+			}),
+		},
+	})
 }
 
 // multi is attr for a multi-valued complex attribute.

@@ -37,9 +37,9 @@ func TestLookup(t *testing.T) {
 		{name: "group displayName", rt: Groups, urn: GroupURN, attr: "displayName", want: "displayName", wantURN: GroupURN},
 
 		{name: "unknown", rt: Users, attr: "nosuch"},
-		{name: "not stored by roster", rt: Users, attr: "addresses"},
+		{name: "in no schema", rt: Users, attr: "shoeSize"},
 		{name: "empty name", rt: Users},
-		{name: "unknown sub", rt: Users, attr: "name", sub: "middleName"},
+		{name: "unknown sub", rt: Users, attr: "name", sub: "nickName"},
 		{name: "sub of a string", rt: Users, attr: "userName", sub: "value"},
 		{name: "sub of a boolean", rt: Users, attr: "active", sub: "value"},
 		{name: "sub of id", rt: Users, attr: "id", sub: "x"},
@@ -270,14 +270,32 @@ func TestKeyCharacteristics(t *testing.T) {
 
 // TestOnlyStored keeps discovery truthful: the User schema lists exactly
 // what roster stores or derives, and nothing from RFC 7643 it does not.
-func TestOnlyStored(t *testing.T) {
+// TestWholeModel pins the published schemas to the whole RFC 7643 §4.1
+// User and §4.3 enterprise extension (SPEC §2.1): every attribute and
+// sub-attribute, in the RFC's order.
+func TestWholeModel(t *testing.T) {
+	plural := func(name string) []string {
+		return []string{name + ".value", name + ".display", name + ".type", name + ".primary"}
+	}
+	var user []string
+	user = append(user, "userName", "name.formatted", "name.familyName", "name.givenName", "name.middleName",
+		"name.honorificPrefix", "name.honorificSuffix", "displayName", "nickName", "profileUrl", "title",
+		"userType", "preferredLanguage", "locale", "timezone", "active", "password")
+	user = append(user, plural("emails")...)
+	user = append(user, plural("phoneNumbers")...)
+	user = append(user, plural("ims")...)
+	user = append(user, plural("photos")...)
+	user = append(user, "addresses.formatted", "addresses.streetAddress", "addresses.locality", "addresses.region",
+		"addresses.postalCode", "addresses.country", "addresses.type", "addresses.primary",
+		"groups.value", "groups.$ref", "groups.display", "groups.type")
+	user = append(user, plural("entitlements")...)
+	user = append(user, plural("roles")...)
+	user = append(user, plural("x509Certificates")...)
 	want := map[*Schema][]string{
-		User: {"userName", "name.formatted", "name.familyName", "name.givenName", "displayName",
-			"active", "password", "emails.value", "emails.type", "emails.primary",
-			"phoneNumbers.value", "phoneNumbers.type", "phoneNumbers.primary",
-			"groups.value", "groups.$ref", "groups.display", "groups.type"},
-		Enterprise: {"employeeNumber", "department", "manager.value", "manager.$ref", "manager.displayName"},
-		Group:      {"displayName", "members.value", "members.$ref", "members.type", "members.display"},
+		User: user,
+		Enterprise: {"employeeNumber", "costCenter", "organization", "division", "department",
+			"manager.value", "manager.$ref", "manager.displayName"},
+		Group: {"displayName", "members.value", "members.$ref", "members.type", "members.display"},
 	}
 	for s, paths := range want {
 		var got []string
