@@ -54,7 +54,7 @@ func Resource(doc map[string]any, rt schema.ResourceType) (map[string]any, error
 		}
 		urn, name, sub := schema.SplitPath(k)
 		if sub != "" {
-			return nil, unknown(rt, k)
+			return nil, unknown(rt, "", k)
 		}
 		if err := put(out, rt, urn, name, v); err != nil {
 			return nil, err
@@ -67,11 +67,7 @@ func Resource(doc map[string]any, rt schema.ResourceType) (map[string]any, error
 func put(out map[string]any, rt schema.ResourceType, urn, name string, v any) error {
 	a, owner, ok := rt.Lookup(urn, name, "")
 	if !ok {
-		full := name
-		if urn != "" {
-			full = urn + ":" + name
-		}
-		return unknown(rt, full)
+		return unknown(rt, urn, name)
 	}
 	if a.Mutability == schema.ReadOnly || v == nil {
 		return nil
@@ -99,8 +95,12 @@ func put(out map[string]any, rt schema.ResourceType, urn, name string, v any) er
 	return nil
 }
 
-func unknown(rt schema.ResourceType, name string) *scimerr.Error {
-	return scimerr.InvalidValue(fmt.Sprintf("attribute %q is in no schema of the %s resource type (see /Schemas)", clip(name), rt.Name))
+func unknown(rt schema.ResourceType, urn, name string) *scimerr.Error {
+	where := "no schema of the " + rt.Name + " resource type"
+	if s, ok := schema.ByURN(urn); ok {
+		where = "the schema " + s.ID
+	}
+	return scimerr.InvalidValue(fmt.Sprintf("attribute %q is in %s (see /Schemas)", clip(name), where))
 }
 
 func extensionOf(rt schema.ResourceType, name string) (string, bool) {

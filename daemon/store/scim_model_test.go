@@ -1,0 +1,387 @@
+package store_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/rosterd/roster/daemon/reconcile"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/daemon/store/storetest"
+	"github.com/rosterd/roster/scim/schema"
+)
+
+// everyAttribute is a user with every writable attribute of the published
+// schemas (SPEC §2.1), as a client writes it.
+const everyAttribute = `{
+  "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+  "externalId": "ext-7",
+  "userName": "mara@example.com",
+  "name": {"formatted": "Dr. Mara Luise Vogt, PhD", "familyName": "Vogt", "givenName": "Mara",
+    "middleName": "Luise", "honorificPrefix": "Dr.", "honorificSuffix": "PhD"},
+  "displayName": "Mara Vogt",
+  "nickName": "Mo",
+  "profileUrl": "https://people.example.com/mara",
+  "title": "Engineer",
+  "userType": "Employee",
+  "preferredLanguage": "de-DE",
+  "locale": "de-DE",
+  "timezone": "Europe/Berlin",
+  "active": true,
+  "emails": [{"value": "mara@example.com", "display": "Work mail", "type": "work", "primary": true}],
+  "phoneNumbers": [{"value": "+49 30 1", "display": "Desk", "type": "work", "primary": true}, {"value": "+49 170 2", "type": "mobile"}],
+  "ims": [{"value": "mara@xmpp.example.com", "display": "Chat", "type": "xmpp"}],
+  "photos": [{"value": "https://photos.example.com/mara.jpg", "display": "Portrait", "type": "photo"}],
+  "addresses": [{"type": "work", "streetAddress": "Hauptstr. 1", "locality": "Berlin", "region": "BE",
+    "postalCode": "10115", "country": "DE", "formatted": "Hauptstr. 1, 10115 Berlin", "primary": true},
+    {"type": "home", "locality": "Potsdam", "country": "DE"}],
+  "entitlements": [{"value": "wiki-admin", "display": "Wiki admin", "type": "app"}],
+  "roles": [{"value": "developer", "display": "Developer", "type": "job", "primary": true}],
+  "x509Certificates": [{"value": "MIIBszCCAVmgAwIBAgIU", "display": "Badge", "type": "signing"}],
+  "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {
+    "employeeNumber": "701", "costCenter": "CC-4", "organization": "Example AG", "division": "R&D",
+    "department": "Platform"}
+}`
+
+// written is what a client wrote, without what the server adds: schemas
+// and meta, and the derived and default values a test names.
+func written(t *testing.T, body string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(body), &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "schemas")
+	return m
+}
+
+// returned is a user as the server answered it, without id, groups,
+// schemas and meta.
+func returned(m map[string]any) map[string]any {
+	out := map[string]any{}
+	for k, v := range m {
+		switch k {
+		case "id", "groups", "schemas", "meta":
+		default:
+			out[k] = v
+		}
+	}
+	// The server tells primary: false of e-mails and phone numbers.
+	for _, k := range []string{"emails", "phoneNumbers"} {
+		vs, _ := out[k].([]any)
+		for _, v := range vs {
+			if o := v.(map[string]any); o["primary"] == false {
+				delete(o, "primary")
+			}
+		}
+	}
+	return out
+}
+
+func sameJSON(t *testing.T, what string, got, want map[string]any) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		g, _ := json.MarshalIndent(got, "", " ")
+		w, _ := json.MarshalIndent(want, "", " ")
+		t.Errorf("%s\n got  %s\n want %s", what, g, w)
+	}
+}
+
+func TestSCIMEveryAttribute(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		e := newSCIMWriteEnv(t, s)
+		m := want(t, e.do("POST", "/scim/v2/Users", writeTok, everyAttribute), http.StatusCreated, "", "")
+		id := m["id"].(string)
+		sameJSON(t, "POST answer", returned(m), written(t, everyAttribute))
+		sameJSON(t, "GET after POST", returned(want(t, e.do("GET", "/scim/v2/Users/"+id, readTok, ""), 200, "", "")), written(t, everyAttribute))
+
+		// PUT replaces: what it leaves out is gone.
+		put := `{"userName":"mara@example.com","title":"Lead","addresses":[{"type":"work","locality":"Hamburg"}],
+			"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"division":"Ops"}}`
+		m = want(t, e.do("PUT", "/scim/v2/Users/"+id, writeTok, put), 200, "", "")
+		wantPut := written(t, put)
+		wantPut["displayName"], wantPut["active"] = "", true
+		delete(wantPut, "displayName") // no name parts, no displayName: nothing to derive
+		sameJSON(t, "after PUT", returned(m), wantPut)
+
+		// The PATCH Entra ID's default mapping sends on the first update.
+		patch := `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[
+			{"op":"Add","path":"title","value":"Engineer"},
+			{"op":"Add","path":"preferredLanguage","value":"en-GB"},
+			{"op":"Add","path":"addresses[type eq \"work\"].streetAddress","value":"1 Main St"},
+			{"op":"Add","path":"addresses[type eq \"work\"].postalCode","value":"EC1A 1BB"},
+			{"op":"Add","path":"addresses[type eq \"work\"].country","value":"GB"},
+			{"op":"Add","path":"phoneNumbers[type eq \"work\"].value","value":"+44 20 1"},
+			{"op":"Add","path":"phoneNumbers[type eq \"mobile\"].value","value":"+44 7700 2"},
+			{"op":"Replace","path":"nickName","value":"M"},
+			{"op":"Replace","path":"locale","value":"en-GB"}]}`
+		m = want(t, e.do("PATCH", "/scim/v2/Users/"+id, writeTok, patch), 200, "", "")
+		wantPatch := map[string]any{
+			"userName": "mara@example.com", "active": true, "title": "Engineer", "preferredLanguage": "en-GB",
+			"nickName": "M", "locale": "en-GB",
+			"addresses": []any{map[string]any{"type": "work", "locality": "Hamburg", "streetAddress": "1 Main St",
+				"postalCode": "EC1A 1BB", "country": "GB"}},
+			"phoneNumbers": []any{map[string]any{"type": "work", "value": "+44 20 1"}, map[string]any{"type": "mobile", "value": "+44 7700 2"}},
+			"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": map[string]any{"division": "Ops"},
+		}
+		got := returned(m)
+		// Phone numbers come back in the store's order: primary, then by value.
+		if ps, _ := got["phoneNumbers"].([]any); len(ps) == 2 && ps[0].(map[string]any)["type"] == "mobile" {
+			ps[0], ps[1] = ps[1], ps[0]
+		}
+		sameJSON(t, "after the Entra PATCH", got, wantPatch)
+		got = returned(want(t, e.do("GET", "/scim/v2/Users/"+id, readTok, ""), 200, "", ""))
+		if ps, _ := got["phoneNumbers"].([]any); len(ps) == 2 && ps[0].(map[string]any)["type"] == "mobile" {
+			ps[0], ps[1] = ps[1], ps[0]
+		}
+		sameJSON(t, "GET after the Entra PATCH", got, wantPatch)
+	})
+}
+
+// TestSCIMUnknownAttribute: an attribute no published schema has is
+// refused alike by POST, PUT and PATCH, naming it, and nothing of the
+// request is written.
+func TestSCIMUnknownAttribute(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		e := newSCIMWriteEnv(t, s)
+		m := want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"kim","title":"A"}`), http.StatusCreated, "", "")
+		id, version := m["id"].(string), m["meta"].(map[string]any)["version"]
+		for _, c := range []struct{ method, path, body string }{
+			{"POST", "/scim/v2/Users", `{"userName":"lee","shoeSize":"42"}`},
+			{"POST", "/scim/v2/Users", `{"userName":"lee","name":{"givenName":"Lee","nickname":"L"}}`},
+			{"POST", "/scim/v2/Users", `{"userName":"lee","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"shoeSize":"42"}}`},
+			{"PUT", "/scim/v2/Users/" + id, `{"userName":"kim","title":"B","shoeSize":"42"}`},
+			{"PATCH", "/scim/v2/Users/" + id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+				"Operations":[{"op":"replace","path":"title","value":"B"},{"op":"add","path":"shoeSize","value":"42"}]}`},
+			{"PATCH", "/scim/v2/Users/" + id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+				"Operations":[{"op":"replace","value":{"title":"B","shoeSize":"42"}}]}`},
+		} {
+			a := e.do(c.method, c.path, writeTok, c.body)
+			if a.status != http.StatusBadRequest {
+				t.Fatalf("%s %s: status %d, want 400: %s", c.method, c.body, a.status, a.body)
+			}
+			if d, _ := a.object(t)["detail"].(string); !strings.Contains(strings.ToLower(d), "shoesize") && !strings.Contains(d, "nickname") {
+				t.Errorf("%s %s: detail %q does not name the attribute", c.method, c.body, d)
+			}
+		}
+		m = want(t, e.do("GET", "/scim/v2/Users/"+id, readTok, ""), 200, "", "")
+		if m["title"] != "A" || m["meta"].(map[string]any)["version"] != version {
+			t.Errorf("a refused write changed the user: %v", m)
+		}
+		if a := e.do("GET", "/scim/v2/Users?filter=userName+eq+%22lee%22", readTok, ""); !strings.Contains(string(a.body), `"totalResults":0`) {
+			t.Errorf("a refused POST created a user: %s", a.body)
+		}
+	})
+}
+
+// TestSCIMRemoveAndNoOp: remove unassigns and never re-enables; writes
+// that change nothing leave meta alone; name.formatted is kept as sent;
+// a stale If-Match on GET is 412.
+func TestSCIMRemoveAndNoOp(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		e := newSCIMWriteEnv(t, s)
+		const patchOp = `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[%s]}`
+		patch := func(id, ops string) map[string]any {
+			t.Helper()
+			return want(t, e.do("PATCH", "/scim/v2/Users/"+id, writeTok, strings.Replace(patchOp, "%s", ops, 1)), 200, "", "")
+		}
+		m := want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"kim","externalId":"k-1","active":false,
+			"name":{"givenName":"Kim","familyName":"Park","formatted":"PARK Kim"}}`), http.StatusCreated, "", "")
+		id := m["id"].(string)
+		if n := m["name"].(map[string]any); n["formatted"] != "PARK Kim" {
+			t.Errorf("name.formatted as sent: %v", n)
+		}
+		meta := m["meta"].(map[string]any)
+
+		// No-op PATCH and PUT: version and lastModified stay.
+		for _, ops := range []string{`{"op":"replace","path":"userName","value":"kim"}`,
+			`{"op":"replace","value":{"active":"False","externalId":"k-1"}}`,
+			`{"op":"remove","path":"title"}`} {
+			if got := patch(id, ops)["meta"]; !reflect.DeepEqual(got, meta) {
+				t.Errorf("no-op PATCH %s changed meta: %v, was %v", ops, got, meta)
+			}
+		}
+		put := `{"userName":"kim","externalId":"k-1","active":false,"name":{"givenName":"Kim","familyName":"Park","formatted":"PARK Kim"}}`
+		if got := want(t, e.do("PUT", "/scim/v2/Users/"+id, writeTok, put), 200, "", "")["meta"]; !reflect.DeepEqual(got, meta) {
+			t.Errorf("no-op PUT changed meta: %v, was %v", got, meta)
+		}
+
+		// remove unassigns externalId, and removing active keeps the user disabled.
+		m = patch(id, `{"op":"remove","path":"externalId"},{"op":"remove","path":"active"}`)
+		if _, ok := m["externalId"]; ok || m["active"] != false {
+			t.Errorf("after remove externalId and active: %v", m)
+		}
+		if u := e.dbUser(id); u.ExternalID != "" || u.Active || u.State != reconcile.StateInactive {
+			t.Errorf("stored after remove: %+v", u)
+		}
+		if m["meta"].(map[string]any)["version"] == meta["version"] {
+			t.Error("a PATCH that changed externalId kept the version")
+		}
+		// Changing a name part keeps the formatted name the client wrote.
+		m = patch(id, `{"op":"replace","path":"name.givenName","value":"Kimberly"}`)
+		if n := m["name"].(map[string]any); n["formatted"] != "PARK Kim" || n["givenName"] != "Kimberly" {
+			t.Errorf("name after PATCH: %v", n)
+		}
+		m = patch(id, `{"op":"remove","path":"name.formatted"}`)
+		if n := m["name"].(map[string]any); n["formatted"] != "Kimberly Park" {
+			t.Errorf("derived name.formatted: %v", n)
+		}
+
+		// If-Match on GET.
+		etag := e.do("GET", "/scim/v2/Users/"+id, readTok, "").header.Get("ETag")
+		want(t, e.do("GET", "/scim/v2/Users/"+id, readTok, "", "If-Match", `W/"1"`), http.StatusPreconditionFailed, "", "If-Match")
+		want(t, e.do("GET", "/scim/v2/Users/"+id, readTok, "", "If-Match", etag), http.StatusOK, "", "")
+	})
+}
+
+// leafPaths are the paths of every string attribute a client writes, as
+// filters and sortBy name them: sub-attributes of complex ones, extension
+// attributes with their URN.
+func leafPaths() []string {
+	var paths []string
+	for _, sch := range []*schema.Schema{schema.User, schema.Enterprise} {
+		prefix := ""
+		if sch != schema.User {
+			prefix = sch.ID + ":"
+		}
+		for _, a := range sch.Attributes {
+			if a.Mutability == schema.ReadOnly || a.Returned == schema.ReturnedNever {
+				continue
+			}
+			if len(a.SubAttributes) == 0 {
+				if a.Type != schema.TypeBoolean {
+					paths = append(paths, prefix+a.Name)
+				}
+				continue
+			}
+			for _, sub := range a.SubAttributes {
+				if sub.Type == schema.TypeBoolean || sub.Mutability == schema.ReadOnly || sub.Name == "$ref" {
+					continue
+				}
+				paths = append(paths, prefix+a.Name+"."+sub.Name)
+			}
+		}
+	}
+	return paths
+}
+
+// valueAt reads a path from a resource: the first value of a
+// multi-valued attribute.
+func valueAt(doc map[string]any, path string) (string, bool) {
+	urn, name, sub := schema.SplitPath(path)
+	var v any = doc
+	if urn != "" {
+		v = doc[urn]
+	}
+	for _, k := range []string{name, sub} {
+		if k == "" {
+			continue
+		}
+		if vs, ok := v.([]any); ok && len(vs) > 0 {
+			v = vs[0]
+		}
+		m, _ := v.(map[string]any)
+		v = m[k]
+	}
+	if vs, ok := v.([]any); ok && len(vs) > 0 {
+		v = vs[0]
+	}
+	s, ok := v.(string)
+	return s, ok && s != ""
+}
+
+// TestSCIMFilterEveryAttribute compares every string attribute with every
+// operator on two users, one with every attribute and one with none but
+// its login: unassigned values match no comparison (eq "" included) and
+// sort last ascending, first descending (RFC 7644 §3.4.2.2, §3.4.2.3).
+func TestSCIMFilterEveryAttribute(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		e := newSCIMWriteEnv(t, s)
+		full := strings.Replace(everyAttribute, `"mara@example.com",`, `"zz-full",`, 1)
+		full = strings.Replace(full, `"department": "Platform"}`, `"department": "Platform", "manager": {"value": "`+e.idOf("anna")+`"}}`, 1)
+		a := want(t, e.do("POST", "/scim/v2/Users", writeTok, full), http.StatusCreated, "", "")
+		b := want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"zz-none"}`), http.StatusCreated, "", "")
+		ids := map[string]string{a["id"].(string): "full", b["id"].(string): "none"}
+		list := func(query string) string {
+			t.Helper()
+			r := e.do("GET", "/scim/v2/Users?"+query, readTok, "")
+			m := want(t, r, 200, "", "")
+			var got []string
+			for _, res := range m["Resources"].([]any) {
+				got = append(got, ids[res.(map[string]any)["id"].(string)])
+			}
+			return strings.Join(got, ",")
+		}
+		for _, path := range leafPaths() {
+			if path == "userName" {
+				continue // required: both users have one
+			}
+			v, ok := valueAt(a, path)
+			if !ok {
+				t.Errorf("%s: the full user has no value there", path)
+				continue
+			}
+			for f, wantIDs := range map[string]string{
+				`%s eq %q`:       "full",
+				`%s eq ""`:       "",
+				`%s ne "\u0001"`: "full",
+				`%s co %q`:       "full",
+				`%s sw %q`:       "full",
+				`%s ew %q`:       "full",
+				`%s gt ""`:       "full",
+				`%s ge %q`:       "full",
+				`%s le %q`:       "full",
+				`%s lt "\uffff"`: "full",
+				`%s pr`:          "full",
+				`not (%s pr)`:    "none",
+				`not (%s eq %q)`: "none",
+				`not (%s eq "")`: "full,none",
+				`%s eq null`:     "none",
+			} {
+				var expr string
+				switch strings.Count(f, "%") {
+				case 1:
+					expr = fmt.Sprintf(f, path)
+				default:
+					arg := v
+					switch {
+					case strings.Contains(f, " co "):
+						arg = v[1 : len(v)-1]
+					case strings.Contains(f, " sw "):
+						arg = v[:2]
+					case strings.Contains(f, " ew "):
+						arg = v[len(v)-2:]
+					}
+					expr = fmt.Sprintf(f, path, arg)
+				}
+				q := "filter=" + url.QueryEscape("("+expr+`) and userName sw "zz-"`) + "&sortBy=userName"
+				if got := list(q); got != wantIDs {
+					t.Errorf("%s: %s, want %s", expr, got, wantIDs)
+				}
+			}
+			sort := "filter=" + url.QueryEscape(`userName sw "zz-"`) + "&sortBy=" + url.QueryEscape(path)
+			if got := list(sort); got != "full,none" {
+				t.Errorf("sortBy %s: %s, want full,none", path, got)
+			}
+			if got := list(sort + "&sortOrder=descending"); got != "none,full" {
+				t.Errorf("sortBy %s descending: %s, want none,full", path, got)
+			}
+		}
+		// Booleans always have a value: active, and primary where set.
+		for f, wantIDs := range map[string]string{
+			`active eq true`: "full,none", `active eq false`: "",
+			`emails[primary eq true]`: "full", `addresses[primary eq true and locality eq "Berlin"]`: "full",
+			`addresses.primary eq true`: "full", `roles[primary eq true]`: "full", `ims[primary eq true]`: "",
+			`addresses[type eq "home" and locality sw "pots"]`: "full", `addresses[type eq "home" and region pr]`: "",
+		} {
+			q := "filter=" + url.QueryEscape("("+f+`) and userName sw "zz-"`) + "&sortBy=userName"
+			if got := list(q); got != wantIDs {
+				t.Errorf("%s: %s, want %s", f, got, wantIDs)
+			}
+		}
+	})
+}
