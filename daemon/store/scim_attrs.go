@@ -1,48 +1,25 @@
 package store
 
 import (
-	"encoding/json"
-	"fmt"
-
+	"github.com/rosterd/roster/daemon/attrs"
 	"github.com/rosterd/roster/scim"
 )
 
-// userAttrs are the attributes of a user (SPEC §2.1) that have no column
-// of their own: the users.attrs JSON document. Keys are the attributes'
-// paths in the schema without their URN (name parts with a dot), so that
-// filters reach each one with a constant JSON path (see scimJSON). Only
-// assigned values are kept: an absent key is an unassigned attribute.
-type userAttrs struct {
-	Formatted         string `json:"name.formatted,omitempty"`
-	MiddleName        string `json:"name.middleName,omitempty"`
-	HonorificPrefix   string `json:"name.honorificPrefix,omitempty"`
-	HonorificSuffix   string `json:"name.honorificSuffix,omitempty"`
-	NickName          string `json:"nickName,omitempty"`
-	ProfileURL        string `json:"profileUrl,omitempty"`
-	Title             string `json:"title,omitempty"`
-	UserType          string `json:"userType,omitempty"`
-	PreferredLanguage string `json:"preferredLanguage,omitempty"`
-	Locale            string `json:"locale,omitempty"`
-	Timezone          string `json:"timezone,omitempty"`
-	CostCenter        string `json:"costCenter,omitempty"`
-	Organization      string `json:"organization,omitempty"`
-	Division          string `json:"division,omitempty"`
-
-	Ims              []scim.MultiValue `json:"ims,omitempty"`
-	Photos           []scim.MultiValue `json:"photos,omitempty"`
-	Addresses        []scim.Address    `json:"addresses,omitempty"`
-	Entitlements     []scim.MultiValue `json:"entitlements,omitempty"`
-	Roles            []scim.MultiValue `json:"roles,omitempty"`
-	X509Certificates []scim.MultiValue `json:"x509Certificates,omitempty"`
-}
+// The attributes of a user that have no column of their own live in the
+// users.attrs document (package attrs); these convert it to and from the
+// SCIM wire form. The value types have the same fields, so a conversion
+// is a copy.
 
 // attrsOf collects the attributes of u that live in the document.
-func attrsOf(u *scim.User) userAttrs {
-	a := userAttrs{
+func attrsOf(u *scim.User) attrs.Doc {
+	a := attrs.Doc{
 		NickName: u.NickName, ProfileURL: u.ProfileURL, Title: u.Title, UserType: u.UserType,
 		PreferredLanguage: u.PreferredLanguage, Locale: u.Locale, Timezone: u.Timezone,
-		Ims: u.Ims, Photos: u.Photos, Addresses: u.Addresses, Entitlements: u.Entitlements,
-		Roles: u.Roles, X509Certificates: u.X509Certificates,
+		Ims: docValues(u.Ims), Photos: docValues(u.Photos), Entitlements: docValues(u.Entitlements),
+		Roles: docValues(u.Roles), X509Certificates: docValues(u.X509Certificates),
+	}
+	for _, ad := range u.Addresses {
+		a.Addresses = append(a.Addresses, attrs.Address(ad))
 	}
 	if n := u.Name; n != nil {
 		a.Formatted, a.MiddleName, a.HonorificPrefix, a.HonorificSuffix = n.Formatted, n.MiddleName, n.HonorificPrefix, n.HonorificSuffix
@@ -53,29 +30,37 @@ func attrsOf(u *scim.User) userAttrs {
 	return a
 }
 
-// encode renders the document as the column holds it; "{}" when empty,
-// which is also the column's default.
-func (a userAttrs) encode() (string, error) {
-	b, err := json.Marshal(a)
-	if err != nil {
-		return "", fmt.Errorf("encode the attributes of a user: %w", err)
+func docValues(vs []scim.MultiValue) []attrs.Value {
+	var out []attrs.Value
+	for _, v := range vs {
+		out = append(out, attrs.Value(v))
 	}
-	return string(b), nil
+	return out
+}
+
+func wireValues(vs []attrs.Value) []scim.MultiValue {
+	var out []scim.MultiValue
+	for _, v := range vs {
+		out = append(out, scim.MultiValue(v))
+	}
+	return out
 }
 
 // decodeUserAttrs reads the column into u: the name parts, the enterprise
 // parts and the multi-valued attributes it holds. given and family are
 // the columns, for the derived name.formatted.
 func decodeUserAttrs(raw []byte, u *scim.User, given, family string) error {
-	var a userAttrs
-	if len(raw) > 2 { // "{}" is the common case
-		if err := json.Unmarshal(raw, &a); err != nil {
-			return fmt.Errorf("read the attributes of user %s: %w", u.ID, err)
-		}
+	a, err := attrs.Decode(raw)
+	if err != nil {
+		return err
 	}
 	u.NickName, u.ProfileURL, u.Title, u.UserType = a.NickName, a.ProfileURL, a.Title, a.UserType
 	u.PreferredLanguage, u.Locale, u.Timezone = a.PreferredLanguage, a.Locale, a.Timezone
-	u.Ims, u.Photos, u.Addresses, u.Entitlements, u.Roles, u.X509Certificates = a.Ims, a.Photos, a.Addresses, a.Entitlements, a.Roles, a.X509Certificates
+	u.Ims, u.Photos, u.Entitlements = wireValues(a.Ims), wireValues(a.Photos), wireValues(a.Entitlements)
+	u.Roles, u.X509Certificates = wireValues(a.Roles), wireValues(a.X509Certificates)
+	for _, ad := range a.Addresses {
+		u.Addresses = append(u.Addresses, scim.Address(ad))
+	}
 	n := scim.Name{GivenName: given, FamilyName: family, Formatted: a.Formatted,
 		MiddleName: a.MiddleName, HonorificPrefix: a.HonorificPrefix, HonorificSuffix: a.HonorificSuffix}
 	if n.Formatted == "" {
@@ -91,4 +76,14 @@ func decodeUserAttrs(raw []byte, u *scim.User, given, family string) error {
 		u.Enterprise.CostCenter, u.Enterprise.Organization, u.Enterprise.Division = a.CostCenter, a.Organization, a.Division
 	}
 	return nil
+}
+
+// encodeAttrs renders a document for the column, whose default "{}" is
+// the empty one.
+func encodeAttrs(d *attrs.Doc) (string, error) {
+	s, err := d.Encode()
+	if s == "" {
+		s = "{}"
+	}
+	return s, err
 }

@@ -3,7 +3,6 @@ package store
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"gorm.io/gorm"
 
+	"github.com/rosterd/roster/daemon/attrs"
 	"github.com/rosterd/roster/daemon/password"
 	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/scim"
@@ -42,7 +42,7 @@ type scimUserRow struct {
 	externalID, userName, given, family, display, employee, department, manager string
 	active                                                                      bool
 	state, reason                                                               string
-	attrs                                                                       userAttrs
+	attrs                                                                       attrs.Doc
 	emails, phones                                                              []scimValue
 }
 
@@ -104,7 +104,7 @@ func (w *scimWriter) CreateUser(ctx context.Context, source string, u *scim.User
 	}
 	id := v7.String()
 	row := userRow(u, nil)
-	attrs, err := row.attrs.encode()
+	doc, err := encodeAttrs(&row.attrs)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +115,7 @@ func (w *scimWriter) CreateUser(ctx context.Context, source string, u *scim.User
 		}
 		err = tx.Exec(`INSERT INTO users (`+userColumns+`, manager, attrs, keyed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, 1, ?, ?, ?, ?, FALSE)`,
 			id, source, row.externalID, row.userName, reconcile.Key(row.userName), row.given, row.family, row.display,
-			row.employee, row.department, row.active, row.state, row.reason, hash, now, now, row.manager, attrs).Error
+			row.employee, row.department, row.active, row.state, row.reason, hash, now, now, row.manager, doc).Error
 		if err != nil {
 			return uniqueError(fmt.Errorf("create user %q: %w", u.UserName, err), u)
 		}
@@ -172,16 +172,16 @@ func (w *scimWriter) ReplaceUser(ctx context.Context, source, id string, u *scim
 // storedUserRow reads what a SCIM write compares with.
 func storedUserRow(tx *gorm.DB, id string) (*scimUserRow, error) {
 	var r scimUserRow
-	var attrs []byte
+	var doc []byte
 	err := tx.Raw(`SELECT external_id, user_name, given_name, family_name, display_name, employee_number, department,
 		manager, active, state, state_reason, attrs FROM users WHERE id = ?`, id).Row().
 		Scan(&r.externalID, &r.userName, &r.given, &r.family, &r.display, &r.employee, &r.department,
-			&r.manager, &r.active, &r.state, &r.reason, &attrs)
+			&r.manager, &r.active, &r.state, &r.reason, &doc)
 	if err != nil {
 		return nil, fmt.Errorf("read user %s: %w", id, err)
 	}
-	if err := json.Unmarshal(attrs, &r.attrs); err != nil {
-		return nil, fmt.Errorf("read the attributes of user %s: %w", id, err)
+	if r.attrs, err = attrs.Decode(doc); err != nil {
+		return nil, fmt.Errorf("user %s: %w", id, err)
 	}
 	for _, t := range []struct {
 		table string
@@ -319,7 +319,7 @@ func checkUserName(tx *gorm.DB, id, userName string) error {
 
 // updateUser writes row over the live user id at version.
 func updateUser(tx *gorm.DB, id string, row *scimUserRow, hash string, now time.Time, version int64) error {
-	attrs, err := row.attrs.encode()
+	doc, err := encodeAttrs(&row.attrs)
 	if err != nil {
 		return err
 	}
@@ -327,7 +327,7 @@ func updateUser(tx *gorm.DB, id string, row *scimUserRow, hash string, now time.
 		employee_number = ?, department = ?, manager = ?, active = ?, state = ?, state_reason = ?, attrs = ?,
 		version = version + 1, updated_at = ?`
 	args := []any{row.externalID, row.userName, reconcile.Key(row.userName), row.given, row.family, row.display,
-		row.employee, row.department, row.manager, row.active, row.state, row.reason, attrs, now}
+		row.employee, row.department, row.manager, row.active, row.state, row.reason, doc, now}
 	if hash != "" {
 		sets += `, password_hash = ?`
 		args = append(args, hash)
