@@ -166,6 +166,9 @@ type Source struct {
 	Path              string `yaml:"path"`
 	Watch             bool   `yaml:"watch"`
 	PasswordMinLength int    `yaml:"password_min_length"`
+	// ExtraColumns are the attribute paths (SPEC §2.1) of the columns
+	// after the seventh, in order.
+	ExtraColumns []string `yaml:"extra_columns"`
 
 	// push
 	OnDelete string `yaml:"on_delete"`
@@ -180,9 +183,9 @@ type Source struct {
 	// Next is a JSON pointer to the next page's URL; "" follows the Link
 	// header with rel="next".
 	Next string `yaml:"next"`
-	// Map maps directory fields (externalId, userName, givenName,
-	// familyName, email, phone, groups, active) to JSON pointers into a
-	// record.
+	// Map maps the record's fields (externalId, userName, givenName,
+	// familyName, email, phone, groups, active) and any attribute path a
+	// source may fill (SPEC §2.1) to JSON pointers into a record.
 	Map     map[string]string `yaml:"map"`
 	Timeout Duration          `yaml:"timeout"`
 	Retries int               `yaml:"retries"`

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"github.com/robfig/cron/v3"
+
+	"github.com/rosterd/roster/daemon/attrs"
 )
 
 // sourceName keeps names safe in file paths, URLs and token scopes.
@@ -24,7 +26,7 @@ var (
 	// sourceKeys are the keys each type accepts besides name, type and
 	// enabled.
 	sourceKeys = map[string][]string{
-		TypeCSV:  append([]string{"path", "watch", "password_min_length"}, snapshotKeys...),
+		TypeCSV:  append([]string{"path", "watch", "password_min_length", "extra_columns"}, snapshotKeys...),
 		TypeHTTP: append([]string{"url", "method", "headers", "auth", "records", "next", "map", "timeout", "retries"}, snapshotKeys...),
 		TypePush: {"on_delete", "on_conflict"},
 		TypeSCIM: {},
@@ -290,6 +292,19 @@ func (c *collector) validateCSV(k string, s *Source) {
 	if s.PasswordMinLength < 1 {
 		c.check(k+".password_min_length", "must be at least 1")
 	}
+	seen := map[string]int{}
+	for i, path := range s.ExtraColumns {
+		key := fmt.Sprintf("%s.extra_columns[%d]", k, i)
+		if _, err := attrs.ParsePath(path); err != nil {
+			c.check(key, "%v", err)
+			continue
+		}
+		if j, dup := seen[strings.ToLower(path)]; dup {
+			c.check(key, "%q fills column %d already", path, 8+j)
+			continue
+		}
+		seen[strings.ToLower(path)] = i
+	}
 }
 
 // validateHTTP does not quote URLs or header values: they may carry keys.
@@ -361,8 +376,10 @@ func (c *collector) validateHTTP(k string, s *Source) {
 		for _, f := range slices.Sorted(maps.Keys(s.Map)) {
 			p := s.Map[f]
 			if !slices.Contains(mapFields, f) {
-				c.check(k+".map."+f, "is not a directory field; use %s", orList(mapFields))
-				continue
+				if _, err := attrs.ParsePath(f); err != nil {
+					c.check(k+".map."+f, "is not a directory field (%s), and %v", orList(mapFields), err)
+					continue
+				}
 			}
 			c.pointer(k+".map."+f, p, false)
 		}

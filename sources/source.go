@@ -28,6 +28,19 @@ type Record struct {
 	// Active is nil when the source does not say; the engine then applies
 	// its own rules (activate_new, orphans, restore).
 	Active *bool
+	// Attributes are the values of the attribute paths the source's
+	// configuration maps (csv extra_columns, the http source's map), in
+	// the configuration's order; an empty value leaves its attribute
+	// unassigned.
+	Attributes []Attribute
+}
+
+// Attribute is the value a record gives an attribute path of the
+// directory (SPEC §2.1), such as title or
+// addresses[type eq "work"].locality.
+type Attribute struct {
+	Path  string
+	Value string
 }
 
 // FieldError is one validation problem in a source's input. Message is the

@@ -2,6 +2,7 @@ package sources
 
 import (
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"unicode"
@@ -155,4 +156,34 @@ func QuoteValue(v string) string {
 		i += size
 	}
 	return fmt.Sprintf("%q... (%d characters)", v[:i], n)
+}
+
+// MaxAttributeBytes bounds the value a source gives an attribute, as SCIM
+// writes are bounded, so that every value fits the indexes that hold it.
+const MaxAttributeBytes = 1024
+
+// CheckAttribute checks a value a record gives an attribute path by the
+// attribute's type: an e-mail address must be one, a profile or photo URL
+// an absolute http(s) URL. It returns "" for a good value, and otherwise
+// the reason, to follow the quoted value in an error.
+func CheckAttribute(path, v string) string {
+	if v == "" {
+		return ""
+	}
+	if len(v) > MaxAttributeBytes {
+		return fmt.Sprintf("is longer than the %d bytes an attribute can hold", MaxAttributeBytes)
+	}
+	p := strings.ToLower(path)
+	p = p[strings.LastIndexByte(p, ':')+1:]
+	switch {
+	case strings.HasPrefix(p, "emails"):
+		if !ValidEmail(v) {
+			return "is not a valid e-mail address"
+		}
+	case p == "profileurl" || (strings.HasPrefix(p, "photos") && strings.HasSuffix(p, ".value")):
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return "is not an absolute http or https URL"
+		}
+	}
+	return ""
 }

@@ -66,6 +66,14 @@ func ColumnName(col int) string {
 	return columnNames[col]
 }
 
+// columnName is ColumnName, with the attribute paths of extra columns.
+func (p *parser) columnName(col int) string {
+	if i := col - maxFields - 1; i >= 0 && i < len(p.opts.Extra) {
+		return p.opts.Extra[i]
+	}
+	return ColumnName(col)
+}
+
 const (
 	// DefaultPasswordMinLength applies when Options.PasswordMinLength is 0.
 	DefaultPasswordMinLength = 8
@@ -110,6 +118,11 @@ type Options struct {
 	// errors reach Each too: a caller must not act on them before Read
 	// reports the input valid.
 	Each func(sources.Record) error
+	// Extra are the attribute paths of the columns after the seventh
+	// (csv extra_columns): a row may carry up to 7+len(Extra) fields, and
+	// column 8+i fills Extra[i] (sources.Record.Attributes). Errors name
+	// such a column by its path.
+	Extra []string
 	// Checked says the input was validated whole before (a raw record
 	// roster has just written): ids and logins are not checked for
 	// duplicates again, which spares a map of every id and login.
@@ -421,7 +434,7 @@ func (p *parser) parseRecord(first physLine) (bool, error) {
 				end = i + k
 			}
 			if bytes.IndexByte(data[i:end], '"') >= 0 {
-				p.report(sources.NewFieldError(line, col, ColumnName(col),
+				p.report(sources.NewFieldError(line, col, p.columnName(col),
 					`a quote (") stands inside an unquoted value; quote the whole value and double the quote inside ("")`))
 				return false, nil
 			}
@@ -481,7 +494,7 @@ func (p *parser) parseRecord(first physLine) (bool, error) {
 			p.unterminated(f.line, col)
 			return false, nil
 		default:
-			p.report(sources.NewFieldError(line, col, ColumnName(col),
+			p.report(sources.NewFieldError(line, col, p.columnName(col),
 				"text follows the closing quote; a quoted value must end at a comma or the end of the line"))
 			return false, nil
 		}
@@ -491,7 +504,7 @@ func (p *parser) parseRecord(first physLine) (bool, error) {
 // unterminated reports a quoted value opened on line that never closes, and
 // queues the lines after it to be read again as rows of their own.
 func (p *parser) unterminated(line, col int) {
-	p.report(sources.NewFieldError(line, col, ColumnName(col),
+	p.report(sources.NewFieldError(line, col, p.columnName(col),
 		`a quoted value starts here but its closing quote (") is missing`))
 	var again []physLine
 	for _, l := range p.kept {
@@ -519,11 +532,11 @@ func isBlank(data []byte) bool {
 // in column order, and keeps it as a record when it has none.
 func (p *parser) validate() error {
 	n := len(p.fields)
-	if n > maxFields {
+	if most := maxFields + len(p.opts.Extra); n > most {
 		// Usually an unquoted comma has shifted the row; every other error
 		// in it would be noise.
-		f := p.fields[maxFields]
-		p.report(sources.NewFieldError(f.line, maxFields+1, "", "too many fields (%d); a row has at most %d", n, maxFields))
+		f := p.fields[most]
+		p.report(sources.NewFieldError(f.line, most+1, "", "too many fields (%d); a row has at most %d", n, most))
 		return nil
 	}
 
@@ -536,7 +549,7 @@ func (p *parser) validate() error {
 	row := string(p.buf)
 	rec := sources.Record{Line: p.fields[0].line}
 	for col := 1; col <= maxFields; col++ {
-		name := ColumnName(col)
+		name := p.columnName(col)
 		if col > n {
 			if col <= minFields {
 				fail(sources.NewFieldError(p.endLine, col, name,
@@ -596,6 +609,27 @@ func (p *parser) validate() error {
 			}
 		}
 	}
+	if len(p.opts.Extra) > 0 {
+		rec.Attributes = make([]sources.Attribute, len(p.opts.Extra))
+		for i, path := range p.opts.Extra {
+			rec.Attributes[i].Path = path
+			col := maxFields + 1 + i
+			if col > n {
+				continue
+			}
+			f := p.fields[col-1]
+			v, ok := p.cell(row, f, col)
+			if !ok {
+				rowOK = false
+				continue
+			}
+			if err := sources.CheckAttribute(path, v); err != "" {
+				fail(sources.NewFieldError(f.line, col, path, "%s %s", sources.QuoteValue(v), err))
+				continue
+			}
+			rec.Attributes[i].Value = v
+		}
+	}
 	switch {
 	case !rowOK:
 	case p.opts.Each != nil:
@@ -613,7 +647,7 @@ func (p *parser) unique(seen map[string]int, key, v string, f fieldPos, col int,
 		return
 	}
 	if first, dup := seen[key]; dup {
-		fail(sources.NewFieldError(f.line, col, ColumnName(col), "%s is already used on line %d", sources.QuoteValue(v), first))
+		fail(sources.NewFieldError(f.line, col, p.columnName(col), "%s is already used on line %d", sources.QuoteValue(v), first))
 		return
 	}
 	seen[p.own(key)] = f.line
@@ -632,7 +666,7 @@ func (p *parser) own(key string) string {
 // cell returns the trimmed text of a field after checking its encoding and
 // characters, reporting what is wrong. It never quotes a password.
 func (p *parser) cell(row string, f fieldPos, col int) (string, bool) {
-	name := ColumnName(col)
+	name := p.columnName(col)
 	secret := col == colPassword
 	raw := row[f.start:f.end]
 	if !utf8.ValidString(raw) {
@@ -669,7 +703,7 @@ func (p *parser) allowedChars(v string, line, col int) bool {
 	default:
 		what = fmt.Sprintf("the control character U+%04X", r)
 	}
-	name := ColumnName(col)
+	name := p.columnName(col)
 	if col == colPassword {
 		p.report(sources.NewFieldError(line, col, name, "the password contains a control character or line break"))
 	} else {

@@ -9,14 +9,16 @@ import (
 	"github.com/rosterd/roster/sources"
 )
 
-// Write writes records in the format Read reads: seven columns, RFC 4180
-// quoting, LF line ends. Column 7 is rec.PasswordHash and never
-// rec.Password, because Write produces the raw records of tasks, where an
-// initial password is kept only as its hash (SPEC §5). Reading the output
-// with Options.HashedPasswords gives back the same records, Line aside.
+// Write writes records in the format Read reads: seven columns, then the
+// values of the records' Attributes (extra columns), RFC 4180 quoting, LF
+// line ends. Column 7 is rec.PasswordHash and never rec.Password, because
+// Write produces the raw records of tasks, where an initial password is
+// kept only as its hash (SPEC §5). Reading the output with
+// Options.HashedPasswords (and the same Extra) gives back the same
+// records, Line aside.
 func Write(w io.Writer, recs []sources.Record) error {
 	cw := stdcsv.NewWriter(w)
-	var row [maxFields]string
+	var row []string
 	for i := range recs {
 		rec := &recs[i]
 		for _, g := range rec.Groups {
@@ -26,11 +28,12 @@ func Write(w io.Writer, recs []sources.Record) error {
 				return fmt.Errorf("csv: record %d (%s): group %q contains the separator \"|\"", i+1, rec.ExternalID, g)
 			}
 		}
-		row = [maxFields]string{
-			rec.ExternalID, rec.GivenName, rec.FamilyName, rec.UserName,
-			rec.Email, strings.Join(rec.Groups, "|"), rec.PasswordHash,
+		row = append(row[:0], rec.ExternalID, rec.GivenName, rec.FamilyName, rec.UserName,
+			rec.Email, strings.Join(rec.Groups, "|"), rec.PasswordHash)
+		for _, a := range rec.Attributes {
+			row = append(row, a.Value)
 		}
-		if err := cw.Write(row[:]); err != nil {
+		if err := cw.Write(row); err != nil {
 			return fmt.Errorf("csv: writing record %d: %w", i+1, err)
 		}
 	}

@@ -38,6 +38,8 @@ type mapping struct {
 	next    pointer
 	useNext bool // Next was set: the body names the next page, not Link
 	fields  []fieldPointer
+	// attributes is how many of fields, at their end, are attribute paths.
+	attributes int
 }
 
 func compileMapping(records, next string, m map[string]string) (*mapping, error) {
@@ -59,12 +61,17 @@ func compileMapping(records, next string, m map[string]string) (*mapping, error)
 			m[f] = "/" + f
 		}
 	}
+	// Names other than the record's fields are attribute paths (SPEC
+	// §2.1), checked by the configuration; they follow in sorted order.
+	var paths []string
 	for name := range m {
 		if !slices.Contains(Fields, name) {
-			return nil, fmt.Errorf("map: unknown directory field %q (known: %s)", name, strings.Join(Fields, ", "))
+			paths = append(paths, name)
 		}
 	}
-	for _, name := range Fields {
+	slices.Sort(paths)
+	mp.attributes = len(paths)
+	for _, name := range append(slices.Clone(Fields), paths...) {
 		text, ok := m[name]
 		if !ok {
 			if name == FieldExternalID || name == FieldUserName {
@@ -231,6 +238,14 @@ func (v *validator) record(obj map[string]any, line int) sources.Record {
 		}
 		s, ok := v.text(raw, line, f.name)
 		if !ok {
+			continue
+		}
+		if i := len(v.m.fields) - v.m.attributes; f.name == v.m.fields[i].name || len(rec.Attributes) > 0 {
+			if why := sources.CheckAttribute(f.name, s); why != "" {
+				v.fail(line, f.name, "%s %s", sources.QuoteValue(s), why)
+				s = ""
+			}
+			rec.Attributes = append(rec.Attributes, sources.Attribute{Path: f.name, Value: s})
 			continue
 		}
 		switch f.name {
