@@ -15,6 +15,7 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources"
 	"github.com/rosterd/roster/sources/push"
 )
 
@@ -316,6 +317,46 @@ func TestPushRecoveredAfterCrash(t *testing.T) {
 		slices.Sort(statuses)
 		if want := []string{"push:failed", "push:succeeded", "retry:succeeded"}; !slices.Equal(statuses, want) {
 			t.Fatalf("tasks %v, want %v", statuses, want)
+		}
+	})
+}
+
+// TestPushDepartmentCycles: a parent that would make a department its own
+// ancestor through departments stored earlier fails the push, naming the
+// record that closes the cycle, and changes nothing; a deep move that
+// closes no cycle is applied.
+func TestPushDepartmentCycles(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		r := pushRunner(t, s)
+		pushNow(t, r, `{"dataType":"department","records":[{"uid":"d-0","title":"Zero"},{"uid":"d-1","title":"One","parentUid":"d-0"},
+			{"uid":"d-2","title":"Two","parentUid":"d-1"},{"uid":"x","title":"X"}]}`)
+		want := []string{"One<Zero", "Two<One", "X<", "Zero<"}
+		for _, c := range []struct{ body, err string }{
+			{`[{"uid":"x","parentUid":"d-2"},{"uid":"d-0","parentUid":"d-2"}]`,
+				`records[1] (parentUid): "d-2" would make department "d-0" its own ancestor`},
+			{`[{"uid":"d-0","parentUid":"x"},{"uid":"x","parentUid":"d-2"}]`,
+				`records[1] (parentUid): "d-2" would make department "x" its own ancestor`},
+			{`[{"uid":"d-1","parentUid":"d-2"},{"uid":"x","title":"X2"}]`,
+				`records[0] (parentUid): "d-2" would make department "d-1" its own ancestor`},
+		} {
+			task := pushNow(t, r, `{"dataType":"department","records":`+c.body+`}`)
+			var errs []sources.FieldError
+			if err := json.Unmarshal([]byte(task.Errors), &errs); err != nil {
+				t.Fatal(err)
+			}
+			if task.Status != store.StatusFailed || len(errs) != 1 || errs[0].Message != c.err || errs[0].Field != "parentUid" {
+				t.Fatalf("%s: %s %s, want the error %s", c.body, task.Status, task.Errors, c.err)
+			}
+			if got := tree(t, s); !slices.Equal(got, want) {
+				t.Fatalf("%s changed the tree: %v, want %v", c.body, got, want)
+			}
+		}
+		task := pushNow(t, r, `{"dataType":"department","records":[{"uid":"x","parentUid":"d-2"}]}`)
+		if task.Status != store.StatusSucceeded {
+			t.Fatalf("a move without a cycle: %s %s", task.Status, task.Errors)
+		}
+		if got, want := tree(t, s), []string{"One<Zero", "Two<One", "X<Two", "Zero<"}; !slices.Equal(got, want) {
+			t.Fatalf("tree = %v, want %v", got, want)
 		}
 	})
 }
