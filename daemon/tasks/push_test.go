@@ -3,11 +3,15 @@ package tasks_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rosterd/roster/config"
@@ -359,4 +363,71 @@ func TestPushDepartmentCycles(t *testing.T) {
 			t.Fatalf("tree = %v, want %v", got, want)
 		}
 	})
+}
+
+// TestPushQueueBoundUnderConcurrency: pushers racing on two replicas (two
+// stores on one database) never get more records admitted than
+// limits.push_queue, and every record admitted is stored.
+func TestPushQueueBoundUnderConcurrency(t *testing.T) {
+	const limit, size, pushers, tries = 40, 3, 8, 10
+	for _, driver := range storetest.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := storetest.DSN(t, driver)
+			var runners []*tasks.Runner
+			for range 2 {
+				s, err := store.Open(ctx, driver, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				if _, err := s.Migrate(ctx); err != nil {
+					t.Fatal(err)
+				}
+				r := pushRunner(t, s)
+				r.Config.Limits.PushQueue = limit
+				runners = append(runners, r)
+			}
+			var admitted, refused atomic.Int64
+			var wg sync.WaitGroup
+			for i := range 2 * pushers {
+				r := runners[i%2]
+				wg.Go(func() {
+					for n := range tries {
+						var rec []string
+						for k := range size {
+							rec = append(rec, fmt.Sprintf(`{"uid":"%d-%d-%d","username":"u%d-%d-%d"}`, i, n, k, i, n, k))
+						}
+						p, err := push.Decode([]byte(`{"dataType":"user","records":[` + strings.Join(rec, ",") + `]}`))
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						var busy *tasks.BusyError
+						_, err = r.AcceptPush(ctx, "api", p)
+						switch {
+						case err == nil:
+							admitted.Add(size)
+						case errors.As(err, &busy):
+							refused.Add(1)
+						default:
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			waiting, err := runners[0].Store.WaitingPushRecords(ctx, "api")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if admitted.Load() > limit || int64(waiting) != admitted.Load() {
+				t.Fatalf("%d records admitted (%d stored, %d pushes refused); limits.push_queue is %d", admitted.Load(), waiting, refused.Load(), limit)
+			}
+			if want := limit / size * size; admitted.Load() != int64(want) {
+				t.Fatalf("%d records admitted, want %d: the queue was not filled", admitted.Load(), want)
+			}
+		})
+	}
 }
