@@ -138,11 +138,17 @@ func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta 
 	return d
 }
 
+// addPending lets pm wait for its department, once.
 func (d *delta) addPending(pm Pending) {
-	d.pendingAt[pendingKey{pm.DeptUID, pm.MemberID}] = len(d.pending[pm.DeptUID])
+	k := pendingKey{pm.DeptUID, pm.MemberID}
+	if _, ok := d.pendingAt[k]; ok {
+		return
+	}
+	d.pendingAt[k] = len(d.pending[pm.DeptUID])
 	d.pending[pm.DeptUID] = append(d.pending[pm.DeptUID], pm)
 }
 
+// dropPending forgets that member waits for the department uid.
 func (d *delta) dropPending(uid, member string) {
 	k := pendingKey{uid, member}
 	if i, ok := d.pendingAt[k]; ok {
