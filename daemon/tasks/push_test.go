@@ -431,3 +431,44 @@ func TestPushQueueBoundUnderConcurrency(t *testing.T) {
 		})
 	}
 }
+
+// TestPushQueueReleasedOnFailure: a push that fails while it is stored
+// (here its raw record cannot be written) leaves none of its records
+// counted against limits.push_queue.
+func TestPushQueueReleasedOnFailure(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		r := pushRunner(t, s)
+		r.Config.Limits.PushQueue = 5
+		accept := func(uids ...string) error {
+			var rec []string
+			for _, u := range uids {
+				rec = append(rec, fmt.Sprintf(`{"uid":%q,"username":%q}`, u, u))
+			}
+			p, err := push.Decode([]byte(`{"dataType":"user","records":[` + strings.Join(rec, ",") + `]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = r.AcceptPush(t.Context(), "api", p)
+			return err
+		}
+		// A file where the raw record folder belongs makes keeping it fail.
+		raw := filepath.Join(r.Config.Log.Dir, "user-data-sync", "api")
+		if err := os.MkdirAll(filepath.Dir(raw), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, raw, "in the way")
+		if err := accept("f1", "f2", "f3"); err == nil || !strings.Contains(err.Error(), "keep the raw record") {
+			t.Fatalf("accept with an unwritable raw record folder: %v", err)
+		}
+		if err := os.Remove(raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := accept("a1", "a2", "a3", "a4", "a5"); err != nil {
+			t.Fatalf("a full queue's worth after a failed push: %v", err)
+		}
+		var busy *tasks.BusyError
+		if err := accept("a6"); !errors.As(err, &busy) || busy.Waiting != 5 {
+			t.Fatalf("a push beyond the limit: %v", err)
+		}
+	})
+}
