@@ -893,6 +893,39 @@ func TestPushInvalidRecord(t *testing.T) {
 	}
 }
 
+// TestPushTooManyDepartments: a user record may list 1,000 departments;
+// one with more is refused with a 400 naming the record and the field,
+// and nothing is stored.
+func TestPushTooManyDepartments(t *testing.T) {
+	for _, driver := range storetest.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			t.Parallel()
+			e := startPush(t, driver, "")
+			depts := func(n int) []string {
+				var d []string
+				for i := range n {
+					d = append(d, fmt.Sprintf("wide-%d", i))
+				}
+				return d
+			}
+			eb, _ := e.refuse(t, 400, tokPushAll, "api", pushJSON(t, "user",
+				map[string]any{"uid": "w-0", "username": "wide0", "departments": depts(3)},
+				map[string]any{"uid": "w-1", "username": "wide1", "departments": depts(1001)}))
+			want := "records[1] (departments): lists 1001 departments; a user may have at most 1000"
+			if len(eb.Errors) != 1 || eb.Errors[0].Index != 1 || eb.Errors[0].Field != "departments" || eb.Errors[0].Message != want {
+				t.Fatalf("400: %+v, want the error %q", eb, want)
+			}
+			if tks := e.tasksOf(t, "api"); len(tks) != 0 {
+				t.Fatalf("a refused payload recorded tasks %+v", tks)
+			}
+			tk := e.accept(t, "api", pushJSON(t, "user", map[string]any{"uid": "w-1", "username": "wide1", "departments": depts(1000)}))
+			if done := e.waitDone(t, tk.ID); done.Status != store.StatusSucceeded {
+				t.Fatalf("a user with 1,000 departments: %s %s", done.Status, done.Errors)
+			}
+		})
+	}
+}
+
 // TestPushDisabledAndUnknown: a disabled push source refuses with 409, a
 // csv source too, an unknown source is 404.
 func TestPushDisabledAndUnknown(t *testing.T) {

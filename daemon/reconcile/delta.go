@@ -48,18 +48,23 @@ type DeltaSnapshot struct {
 // such as a login held by another user, end up in Plan.Errors (or, with
 // SkipConflicts, as skipped records).
 func PlanPush(p *push.Payload, snap *DeltaSnapshot, s DeltaSettings, newID func() string) *Plan {
+	return planPush(p, snap, s, newID).plan
+}
+
+func planPush(p *push.Payload, snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta {
 	d := newDelta(snap, s, newID)
 	d.plan.Records = len(p.Users) + len(p.Departments)
 	if p.DataType == push.DataDepartment {
 		for i := range p.Departments {
 			d.department(&p.Departments[i])
 		}
+		d.cycles()
 	} else {
 		for i := range p.Users {
 			d.user(&p.Users[i], p.MatchKey)
 		}
 	}
-	return d.plan
+	return d
 }
 
 // delta is the working state of a push plan: the snapshot as the records
@@ -76,18 +81,37 @@ type delta struct {
 	byPhone map[string]*User
 
 	groups        map[string]*Group // by uid
+	uidOf         map[string]string // group id -> uid
 	names         map[string]string // display name key -> uid
 	parentPending map[string]bool
-	pending       map[string][]Pending // by department uid
+	// children lists, by uid, the departments that were given that parent;
+	// an entry whose Parent changed since is stale and skipped.
+	children map[string][]string
+	pending  map[string][]Pending // by department uid
+	// pendingAt is where each pending membership sits in pending: a
+	// dropped one is blanked there (MemberID ""), so that dropping costs
+	// the same however many wait for one department.
+	pendingAt map[pendingKey]int
+	// parentSet holds the records that gave a department a new parent,
+	// by uid, for the cycle check once every record is planned.
+	parentSet map[string]*push.Department
+
+	// work counts the steps of the loops whose length depends on the
+	// payload or the directory, so that tests hold planning to linear
+	// time without a clock.
+	work int
 }
+
+type pendingKey struct{ dept, member string }
 
 func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta {
 	d := &delta{
 		plan:     &Plan{Revision: snap.Revision},
 		settings: s, newID: newID, foreign: snap.Foreign,
 		byExt: map[string]*User{}, byLogin: map[string]*User{}, byEmail: map[string]*User{}, byPhone: map[string]*User{},
-		groups: map[string]*Group{}, names: map[string]string{}, parentPending: map[string]bool{},
-		pending: map[string][]Pending{},
+		groups: map[string]*Group{}, uidOf: map[string]string{}, names: map[string]string{}, parentPending: map[string]bool{},
+		children: map[string][]string{}, pending: map[string][]Pending{}, pendingAt: map[pendingKey]int{},
+		parentSet: map[string]*push.Department{},
 	}
 	for i := range snap.Users {
 		u := snap.Users[i]
@@ -99,15 +123,38 @@ func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta 
 	for i := range snap.Groups {
 		g := snap.Groups[i]
 		d.groups[g.ExternalID] = &g
+		d.uidOf[g.ID] = g.ExternalID
 		d.names[Key(g.DisplayName)] = g.ExternalID
+		if g.Parent != "" {
+			d.children[g.Parent] = append(d.children[g.Parent], g.ExternalID)
+		}
 	}
 	for uid := range snap.ParentPending {
 		d.parentPending[uid] = true
 	}
 	for _, pm := range snap.Pending {
-		d.pending[pm.DeptUID] = append(d.pending[pm.DeptUID], pm)
+		d.addPending(pm)
 	}
 	return d
+}
+
+// addPending lets pm wait for its department, once.
+func (d *delta) addPending(pm Pending) {
+	k := pendingKey{pm.DeptUID, pm.MemberID}
+	if _, ok := d.pendingAt[k]; ok {
+		return
+	}
+	d.pendingAt[k] = len(d.pending[pm.DeptUID])
+	d.pending[pm.DeptUID] = append(d.pending[pm.DeptUID], pm)
+}
+
+// dropPending forgets that member waits for the department uid.
+func (d *delta) dropPending(uid, member string) {
+	k := pendingKey{uid, member}
+	if i, ok := d.pendingAt[k]; ok {
+		d.pending[uid][i].MemberID = ""
+		delete(d.pendingAt, k)
+	}
 }
 
 // index makes u findable by every key it has now.
@@ -308,23 +355,26 @@ func (d *delta) departments(u *User, r *push.User) {
 	}
 	slices.Sort(member)
 	slices.Sort(waiting)
+	// Sets, not scans: a user's lists are compared in time linear in them.
+	had, hadPending, has, hasPending := set(u.Groups), set(u.PendingGroups), set(member), set(waiting)
+	d.work += 2 * (len(u.Groups) + len(u.PendingGroups) + len(member) + len(waiting))
 	for _, uid := range member {
-		if !slices.Contains(u.Groups, uid) {
+		if !had[uid] {
 			d.plan.MembershipAdds = append(d.plan.MembershipAdds, Membership{GroupID: d.groups[uid].ID, UserID: u.ID})
 		}
 	}
 	for _, uid := range u.Groups {
-		if !slices.Contains(member, uid) {
+		if !has[uid] {
 			d.plan.MembershipRemoves = append(d.plan.MembershipRemoves, Membership{GroupID: d.groups[uid].ID, UserID: u.ID})
 		}
 	}
 	for _, uid := range waiting {
-		if !slices.Contains(u.PendingGroups, uid) {
+		if !hadPending[uid] {
 			d.plan.PendingAdds = append(d.plan.PendingAdds, Pending{DeptUID: uid, MemberID: u.ID})
 		}
 	}
 	for _, uid := range u.PendingGroups {
-		if !slices.Contains(waiting, uid) {
+		if !hasPending[uid] {
 			d.plan.PendingRemoves = append(d.plan.PendingRemoves, Pending{DeptUID: uid, MemberID: u.ID})
 		}
 	}
@@ -334,6 +384,14 @@ func (d *delta) departments(u *User, r *push.User) {
 	if g := d.groups[u.DepartmentUID]; g != nil {
 		u.Department = g.DisplayName
 	}
+}
+
+func set(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, s := range list {
+		m[s] = true
+	}
+	return m
 }
 
 func (d *delta) failDept(r *push.Department, field, format string, args ...any) {
@@ -352,9 +410,11 @@ func (d *delta) department(r *push.Department) {
 		d.plan.Counts.GroupsDeleted++
 		delete(d.names, Key(g.DisplayName))
 		delete(d.groups, r.UID)
+		delete(d.uidOf, g.ID)
 		// Its children wait for it again, as its members do (see the store).
-		for uid, child := range d.groups {
-			if child.Parent == r.UID {
+		for _, uid := range d.children[r.UID] {
+			d.work++
+			if child := d.groups[uid]; child != nil && child.Parent == r.UID {
 				d.parentPending[uid] = true
 			}
 		}
@@ -383,26 +443,28 @@ func (d *delta) department(r *push.Department) {
 		}
 	}
 	if r.ParentUID != nil && *r.ParentUID != g.Parent {
-		if !d.setParent(r, g) {
-			return
-		}
+		d.setParent(r, g)
 		changed = true
 	}
 	if created {
 		d.groups[r.UID] = g
+		d.uidOf[g.ID] = r.UID
 		d.plan.GroupCreates = append(d.plan.GroupCreates, *g)
 		d.plan.Counts.GroupsCreated++
 		// Whoever waited for this department joins it now.
 		for _, pm := range d.pending[r.UID] {
+			d.work++
+			if pm.MemberID == "" {
+				continue // dropped
+			}
 			d.plan.PendingRemoves = append(d.plan.PendingRemoves, pm)
 			d.plan.MembershipAdds = append(d.plan.MembershipAdds, Membership{GroupID: g.ID, UserID: pm.MemberID, MemberType: pm.MemberType})
 			if pm.MemberType == MemberGroup {
-				for uid, child := range d.groups {
-					if child.ID == pm.MemberID {
-						delete(d.parentPending, uid)
-					}
+				if uid, ok := d.uidOf[pm.MemberID]; ok {
+					delete(d.parentPending, uid)
 				}
 			}
+			delete(d.pendingAt, pendingKey{r.UID, pm.MemberID})
 		}
 		delete(d.pending, r.UID)
 		return
@@ -431,20 +493,11 @@ func (d *delta) uniqueName(title, uid string) (string, bool) {
 }
 
 // setParent moves g under the record's parent: a membership when the
-// parent exists, else a pending one.
-func (d *delta) setParent(r *push.Department, g *Group) bool {
+// parent exists, else a pending one. Whether that makes a department its
+// own ancestor is checked once all records are planned (cycles): a walk up
+// the tree for each record would cost the depth of the tree every time.
+func (d *delta) setParent(r *push.Department, g *Group) {
 	parent := *r.ParentUID
-	for p := parent; p != ""; {
-		if p == r.UID {
-			d.failDept(r, "parentUid", "%q would make department %q its own ancestor", parent, r.UID)
-			return false
-		}
-		pg := d.groups[p]
-		if pg == nil {
-			break
-		}
-		p = pg.Parent
-	}
 	if old := g.Parent; old != "" {
 		if d.parentPending[r.UID] || d.groups[old] == nil {
 			d.plan.PendingRemoves = append(d.plan.PendingRemoves, Pending{DeptUID: old, MemberID: g.ID, MemberType: MemberGroup})
@@ -462,12 +515,57 @@ func (d *delta) setParent(r *push.Department, g *Group) bool {
 	default:
 		pm := Pending{DeptUID: parent, MemberID: g.ID, MemberType: MemberGroup}
 		d.plan.PendingAdds = append(d.plan.PendingAdds, pm)
-		d.pending[parent] = append(d.pending[parent], pm)
+		d.addPending(pm)
 		d.parentPending[r.UID] = true
 	}
-	return true
+	if parent != "" {
+		d.children[parent] = append(d.children[parent], r.UID)
+		d.parentSet[r.UID] = r
+	}
 }
 
-func (d *delta) dropPending(uid, member string) {
-	d.pending[uid] = slices.DeleteFunc(d.pending[uid], func(p Pending) bool { return p.MemberID == member })
+// cycles refuses the parents that made a department its own ancestor
+// through departments stored earlier (the payload's own cycles were
+// refused when it was decoded). A department has one parent, so a cycle
+// is found by one walk up from each department that stops where an
+// earlier walk went: time linear in the source's departments, whatever
+// the depth of the tree. Of each cycle, the record that closed it (the
+// last of the payload's records on it) is named, as when the records are
+// applied one after the other.
+func (d *delta) cycles() {
+	if len(d.parentSet) == 0 {
+		return
+	}
+	walked := map[string]int{}
+	walk := 0
+	var closers []*push.Department
+	for uid := range d.parentSet {
+		walk++
+		p := uid
+		for d.groups[p] != nil && walked[p] == 0 {
+			d.work++
+			walked[p] = walk
+			p = d.groups[p].Parent
+		}
+		if d.groups[p] == nil || walked[p] != walk {
+			continue // the walk reached a root or an earlier walk
+		}
+		var closer *push.Department
+		for c := p; ; {
+			d.work++
+			if r := d.parentSet[c]; r != nil && (closer == nil || r.Index > closer.Index) {
+				closer = r
+			}
+			if c = d.groups[c].Parent; c == p {
+				break
+			}
+		}
+		if closer != nil {
+			closers = append(closers, closer)
+		}
+	}
+	slices.SortFunc(closers, func(a, b *push.Department) int { return a.Index - b.Index })
+	for _, r := range closers {
+		d.failDept(r, "parentUid", "%q would make department %q its own ancestor", *r.ParentUID, r.UID)
+	}
 }

@@ -16,16 +16,25 @@ import (
 // CreatePushTask records a queued push task and its payload in one
 // transaction: once it returns, the push survives a crash and any replica
 // can run it. seq orders the source's pushes; 0 gives the task its own id
-// (a new push), a retry passes the seq of the push it repeats. keep, when
-// set, runs inside the transaction once the task has its id: it writes
-// the raw record and sets t.RawRecord, so that no process can run the
-// push before its raw record exists; its error stores nothing.
-func (s *Store) CreatePushTask(ctx context.Context, t *Task, body []byte, records int, seq int64, keep func(*Task) error) error {
+// (a new push), a retry passes the seq of the push it repeats. limit, when
+// above zero, bounds the records of the source's pushes accepted and not
+// applied yet: a push that would take them beyond it is refused with a
+// *QueueFullError, unless none wait (a push larger than the limit must
+// get in some time). keep, when set, runs inside the transaction once the
+// task has its id: it writes the raw record and sets t.RawRecord, so that
+// no process can run the push before its raw record exists; its error
+// stores nothing.
+func (s *Store) CreatePushTask(ctx context.Context, t *Task, body []byte, records int, seq int64, limit int, keep func(*Task) error) error {
 	if t.CreatedAt.IsZero() {
 		t.CreatedAt = time.Now().UTC()
 	}
 	t.Counts, t.Warnings, t.Errors = "{}", "[]", "[]"
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if limit > 0 {
+			if err := s.reserve(tx, t.Source, records, limit); err != nil {
+				return err
+			}
+		}
 		if err := tx.Create(t).Error; err != nil {
 			return err
 		}
@@ -45,8 +54,12 @@ func (s *Store) CreatePushTask(ctx context.Context, t *Task, body []byte, record
 		return tx.Exec(`UPDATE tasks SET raw_record = ? WHERE id = ?`, t.RawRecord, t.ID).Error
 	})
 	var ke errKeep
-	if errors.As(err, &ke) {
+	var full *QueueFullError
+	switch {
+	case errors.As(err, &ke):
 		return ke.error
+	case errors.As(err, &full):
+		return full
 	}
 	if err != nil {
 		return fmt.Errorf("store the push: %w", err)
@@ -59,11 +72,49 @@ type errKeep struct{ error }
 
 func (e errKeep) Unwrap() error { return e.error }
 
+// QueueFullError refuses a push that would take the records of the
+// source's pushes waiting to be applied beyond the limit.
+type QueueFullError struct {
+	Waiting int
+}
+
+func (e *QueueFullError) Error() string {
+	return fmt.Sprintf("%d pushed records are waiting to be applied", e.Waiting)
+}
+
+// reserve admits records more records into the source's queue, inside the
+// transaction that stores them, or refuses them with a *QueueFullError.
+// The count and the insert that follows are one step for every process on
+// the database: SQLite's write transactions begin with the write lock
+// (BEGIN IMMEDIATE), and on PostgreSQL a transaction-scoped advisory lock
+// per source orders the pushes that count; a row lock on the source would
+// also wait for every apply, which updates that row.
+func (s *Store) reserve(tx *gorm.DB, source string, records, limit int) error {
+	if s.driver == Postgres {
+		if err := tx.Exec(`SELECT pg_advisory_xact_lock(hashtextextended('roster/' || current_database() || '/' || current_schema() || '/push-queue/' || ?, 0))`,
+			source).Error; err != nil {
+			return fmt.Errorf("take the push queue lock of %s: %w", source, err)
+		}
+	}
+	waiting, err := waitingPushRecords(tx, source)
+	if err != nil {
+		return err
+	}
+	if waiting > 0 && waiting+records > limit {
+		return &QueueFullError{Waiting: waiting}
+	}
+	return nil
+}
+
 // WaitingPushRecords counts the records of the source's pushes that are
 // accepted and not applied yet.
 func (s *Store) WaitingPushRecords(ctx context.Context, source string) (int, error) {
+	return waitingPushRecords(s.db.WithContext(ctx), source)
+}
+
+func waitingPushRecords(db *gorm.DB, source string) (int, error) {
 	var n int
-	err := s.db.WithContext(ctx).Raw(`SELECT COALESCE(SUM(p.records), 0) FROM task_payloads p JOIN tasks t ON t.id = p.task_id
+	err := db.Raw(`SELECT COALESCE(SUM(p.records), 0) FROM task_payloads p JOIN tasks t ON t.id = p.task_id
 		WHERE p.source = ? AND t.status IN (?, ?)`, source, StatusQueued, StatusRunning).Row().Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count the waiting pushes of %s: %w", source, err)

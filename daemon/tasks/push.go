@@ -48,15 +48,6 @@ func (r *Runner) AcceptPush(ctx context.Context, name string, p *push.Payload) (
 		return nil, err
 	}
 	records := len(p.Users) + len(p.Departments)
-	if limit := r.Config.Limits.PushQueue; limit > 0 {
-		waiting, err := r.Store.WaitingPushRecords(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		if waiting > 0 && waiting+records > limit {
-			return nil, &BusyError{Source: name, Waiting: waiting, Limit: limit}
-		}
-	}
 	body, err := push.Encode(p)
 	if err != nil {
 		return nil, fmt.Errorf("encode the push: %w", err)
@@ -68,9 +59,16 @@ func (r *Runner) AcceptPush(ctx context.Context, name string, p *push.Payload) (
 		}
 		return nil
 	}
-	if err := r.Store.CreatePushTask(ctx, t, body, records, 0, keep); err != nil {
+	// The bound is checked and the records reserved in the transaction
+	// that stores them: checked before, concurrent pushes would all fit.
+	limit := r.Config.Limits.PushQueue
+	if err := r.Store.CreatePushTask(ctx, t, body, records, 0, limit, keep); err != nil {
 		if t.RawRecord != "" {
 			os.Remove(r.rawPath(t)) // the push was not stored after all
+		}
+		var full *store.QueueFullError
+		if errors.As(err, &full) {
+			return nil, &BusyError{Source: name, Waiting: full.Waiting, Limit: limit}
 		}
 		return nil, err
 	}
@@ -182,7 +180,9 @@ func (r *Runner) queueAgain(ctx context.Context, old *store.Task, trigger string
 	retryOf := old.ID
 	t := &store.Task{Source: old.Source, Trigger: trigger, Status: store.StatusQueued, RetryOf: &retryOf,
 		Attempt: old.Attempt + 1, RawRecord: old.RawRecord}
-	if err := r.Store.CreatePushTask(ctx, t, stored.Body, stored.Records, seq, nil); err != nil {
+	// A push queued again was admitted once: limits.push_queue does not
+	// refuse it.
+	if err := r.Store.CreatePushTask(ctx, t, stored.Body, stored.Records, seq, 0, nil); err != nil {
 		return nil, err
 	}
 	return t, nil

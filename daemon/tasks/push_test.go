@@ -3,11 +3,15 @@ package tasks_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rosterd/roster/config"
@@ -15,6 +19,7 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources"
 	"github.com/rosterd/roster/sources/push"
 )
 
@@ -316,6 +321,154 @@ func TestPushRecoveredAfterCrash(t *testing.T) {
 		slices.Sort(statuses)
 		if want := []string{"push:failed", "push:succeeded", "retry:succeeded"}; !slices.Equal(statuses, want) {
 			t.Fatalf("tasks %v, want %v", statuses, want)
+		}
+	})
+}
+
+// TestPushDepartmentCycles: a parent that would make a department its own
+// ancestor through departments stored earlier fails the push, naming the
+// record that closes the cycle, and changes nothing; a deep move that
+// closes no cycle is applied.
+func TestPushDepartmentCycles(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		r := pushRunner(t, s)
+		pushNow(t, r, `{"dataType":"department","records":[{"uid":"d-0","title":"Zero"},{"uid":"d-1","title":"One","parentUid":"d-0"},
+			{"uid":"d-2","title":"Two","parentUid":"d-1"},{"uid":"x","title":"X"}]}`)
+		want := []string{"One<Zero", "Two<One", "X<", "Zero<"}
+		for _, c := range []struct{ body, err string }{
+			{`[{"uid":"x","parentUid":"d-2"},{"uid":"d-0","parentUid":"d-2"}]`,
+				`records[1] (parentUid): "d-2" would make department "d-0" its own ancestor`},
+			{`[{"uid":"d-0","parentUid":"x"},{"uid":"x","parentUid":"d-2"}]`,
+				`records[1] (parentUid): "d-2" would make department "x" its own ancestor`},
+			{`[{"uid":"d-1","parentUid":"d-2"},{"uid":"x","title":"X2"}]`,
+				`records[0] (parentUid): "d-2" would make department "d-1" its own ancestor`},
+		} {
+			task := pushNow(t, r, `{"dataType":"department","records":`+c.body+`}`)
+			var errs []sources.FieldError
+			if err := json.Unmarshal([]byte(task.Errors), &errs); err != nil {
+				t.Fatal(err)
+			}
+			if task.Status != store.StatusFailed || len(errs) != 1 || errs[0].Message != c.err || errs[0].Field != "parentUid" {
+				t.Fatalf("%s: %s %s, want the error %s", c.body, task.Status, task.Errors, c.err)
+			}
+			if got := tree(t, s); !slices.Equal(got, want) {
+				t.Fatalf("%s changed the tree: %v, want %v", c.body, got, want)
+			}
+		}
+		task := pushNow(t, r, `{"dataType":"department","records":[{"uid":"x","parentUid":"d-2"}]}`)
+		if task.Status != store.StatusSucceeded {
+			t.Fatalf("a move without a cycle: %s %s", task.Status, task.Errors)
+		}
+		if got, want := tree(t, s), []string{"One<Zero", "Two<One", "X<Two", "Zero<"}; !slices.Equal(got, want) {
+			t.Fatalf("tree = %v, want %v", got, want)
+		}
+	})
+}
+
+// TestPushQueueBoundUnderConcurrency: pushers racing on two replicas (two
+// stores on one database) never get more records admitted than
+// limits.push_queue, and every record admitted is stored.
+func TestPushQueueBoundUnderConcurrency(t *testing.T) {
+	const limit, size, pushers, tries = 40, 3, 8, 10
+	for _, driver := range storetest.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			ctx := context.Background()
+			dsn := storetest.DSN(t, driver)
+			var runners []*tasks.Runner
+			for range 2 {
+				s, err := store.Open(ctx, driver, dsn)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				if _, err := s.Migrate(ctx); err != nil {
+					t.Fatal(err)
+				}
+				r := pushRunner(t, s)
+				r.Config.Limits.PushQueue = limit
+				runners = append(runners, r)
+			}
+			var admitted, refused atomic.Int64
+			var wg sync.WaitGroup
+			for i := range 2 * pushers {
+				r := runners[i%2]
+				wg.Go(func() {
+					for n := range tries {
+						var rec []string
+						for k := range size {
+							rec = append(rec, fmt.Sprintf(`{"uid":"%d-%d-%d","username":"u%d-%d-%d"}`, i, n, k, i, n, k))
+						}
+						p, err := push.Decode([]byte(`{"dataType":"user","records":[` + strings.Join(rec, ",") + `]}`))
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						var busy *tasks.BusyError
+						_, err = r.AcceptPush(ctx, "api", p)
+						switch {
+						case err == nil:
+							admitted.Add(size)
+						case errors.As(err, &busy):
+							refused.Add(1)
+						default:
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			waiting, err := runners[0].Store.WaitingPushRecords(ctx, "api")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if admitted.Load() > limit || int64(waiting) != admitted.Load() {
+				t.Fatalf("%d records admitted (%d stored, %d pushes refused); limits.push_queue is %d", admitted.Load(), waiting, refused.Load(), limit)
+			}
+			if want := limit / size * size; admitted.Load() != int64(want) {
+				t.Fatalf("%d records admitted, want %d: the queue was not filled", admitted.Load(), want)
+			}
+		})
+	}
+}
+
+// TestPushQueueReleasedOnFailure: a push that fails while it is stored
+// (here its raw record cannot be written) leaves none of its records
+// counted against limits.push_queue.
+func TestPushQueueReleasedOnFailure(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		r := pushRunner(t, s)
+		r.Config.Limits.PushQueue = 5
+		accept := func(uids ...string) error {
+			var rec []string
+			for _, u := range uids {
+				rec = append(rec, fmt.Sprintf(`{"uid":%q,"username":%q}`, u, u))
+			}
+			p, err := push.Decode([]byte(`{"dataType":"user","records":[` + strings.Join(rec, ",") + `]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = r.AcceptPush(t.Context(), "api", p)
+			return err
+		}
+		// A file where the raw record folder belongs makes keeping it fail.
+		raw := filepath.Join(r.Config.Log.Dir, "user-data-sync", "api")
+		if err := os.MkdirAll(filepath.Dir(raw), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, raw, "in the way")
+		if err := accept("f1", "f2", "f3"); err == nil || !strings.Contains(err.Error(), "keep the raw record") {
+			t.Fatalf("accept with an unwritable raw record folder: %v", err)
+		}
+		if err := os.Remove(raw); err != nil {
+			t.Fatal(err)
+		}
+		if err := accept("a1", "a2", "a3", "a4", "a5"); err != nil {
+			t.Fatalf("a full queue's worth after a failed push: %v", err)
+		}
+		var busy *tasks.BusyError
+		if err := accept("a6"); !errors.As(err, &busy) || busy.Waiting != 5 {
+			t.Fatalf("a push beyond the limit: %v", err)
 		}
 	})
 }

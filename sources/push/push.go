@@ -26,7 +26,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -46,6 +45,11 @@ const (
 
 // maxText bounds every text field; longer values are refused.
 const maxText = 1024
+
+// maxDepartments bounds the departments of one user record: generous for
+// any organisation, and it keeps what one record costs to validate, plan
+// and apply small.
+const maxDepartments = 1000
 
 // Payload is one validated push.
 type Payload struct {
@@ -149,6 +153,9 @@ const maxErrors = 1000
 
 type decoder struct {
 	errs []RecordError
+	// work counts the steps of the loops whose length depends on the
+	// payload, so that tests hold validation to linear time without a clock.
+	work int
 }
 
 func (d *decoder) fail(index int, field, format string, args ...any) {
@@ -173,7 +180,10 @@ func (d *decoder) fail(index int, field, format string, args ...any) {
 // Decode reads and validates a payload. A payload with any problem returns
 // an *Error listing all of them; nothing of it may be applied.
 func Decode(body []byte) (*Payload, error) {
-	d := &decoder{}
+	return (&decoder{}).decode(body)
+}
+
+func (d *decoder) decode(body []byte) (*Payload, error) {
 	if !utf8.Valid(body) {
 		return nil, &Error{Errors: []RecordError{{Index: -1, Message: fmt.Sprintf("the body is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(body))}}}
 	}
@@ -360,9 +370,15 @@ func (d *decoder) deptRefs(i int, raw json.RawMessage) []DeptRef {
 		d.fail(i, "departments", "must be an array of department uids or {\"uid\": ...} objects")
 		return nil
 	}
+	if len(items) > maxDepartments {
+		d.fail(i, "departments", "lists %d departments; a user may have at most %d", len(items), maxDepartments)
+		return nil
+	}
 	refs := make([]DeptRef, 0, len(items))
+	seen := make(map[string]bool, len(items))
 	mains := 0
 	for _, item := range items {
+		d.work++
 		var ref DeptRef
 		if len(item) > 0 && item[0] == '{' {
 			var obj map[string]json.RawMessage
@@ -380,9 +396,10 @@ func (d *decoder) deptRefs(i int, raw json.RawMessage) []DeptRef {
 			d.fail(i, "departments", "holds an entry without a department uid")
 			continue
 		}
-		if slices.ContainsFunc(refs, func(r DeptRef) bool { return r.UID == ref.UID }) {
+		if seen[ref.UID] {
 			continue
 		}
+		seen[ref.UID] = true
 		if ref.IsMain {
 			mains++
 		}
@@ -450,7 +467,9 @@ func (d *decoder) duplicates(p *Payload) {
 
 // cycles refuses departments that would be their own ancestors through the
 // parents this payload gives them. Cycles through departments stored
-// earlier are found when the payload is planned.
+// earlier are found when the payload is planned. Each department has one
+// parent, so one walk per department that stops where an earlier walk
+// went finds every cycle in time linear in the payload, whatever its depth.
 func (d *decoder) cycles(deps []Department) {
 	parent := map[string]string{}
 	for _, dep := range deps {
@@ -458,18 +477,30 @@ func (d *decoder) cycles(deps []Department) {
 			parent[dep.UID] = *dep.ParentUID
 		}
 	}
-	reported := map[string]bool{}
+	// walked holds the walk that reached each department: the current
+	// walk's number while it runs, an earlier one's once it ended.
+	walked := make(map[string]int, len(parent))
+	onCycle := map[string]bool{}
+	for n, dep := range deps {
+		walk := n + 1
+		p, ok := dep.UID, true
+		for ; ok && p != "" && walked[p] == 0; p, ok = parent[p] {
+			walked[p] = walk
+			d.work++
+		}
+		if !ok || p == "" || walked[p] != walk {
+			continue // the walk left the payload or met an earlier walk
+		}
+		// p is on a cycle the current walk went round: mark it all.
+		for c := p; !onCycle[c]; c = parent[c] {
+			onCycle[c] = true
+			d.work++
+		}
+	}
 	for _, dep := range deps {
-		seen := map[string]bool{dep.UID: true}
-		for p, ok := parent[dep.UID]; ok && p != ""; p, ok = parent[p] {
-			if p == dep.UID && !reported[dep.UID] {
-				d.fail(dep.Index, "parentUid", "makes department %q its own ancestor", dep.UID)
-				reported[dep.UID] = true
-			}
-			if seen[p] {
-				break // a loop above this department, reported for its members
-			}
-			seen[p] = true
+		if onCycle[dep.UID] {
+			d.fail(dep.Index, "parentUid", "makes department %q its own ancestor", dep.UID)
+			delete(onCycle, dep.UID) // a duplicate uid is reported once
 		}
 	}
 }
