@@ -30,6 +30,8 @@ var Fields = []string{FieldExternalID, FieldUserName, FieldGivenName, FieldFamil
 type fieldPointer struct {
 	name string
 	ptr  pointer
+	// attribute marks an attribute path (SPEC §2.1) rather than a field.
+	attribute bool
 }
 
 // mapping is the compiled form of Options.Records, Next and Map.
@@ -38,8 +40,6 @@ type mapping struct {
 	next    pointer
 	useNext bool // Next was set: the body names the next page, not Link
 	fields  []fieldPointer
-	// attributes is how many of fields, at their end, are attribute paths.
-	attributes int
 }
 
 func compileMapping(records, next string, m map[string]string) (*mapping, error) {
@@ -70,7 +70,6 @@ func compileMapping(records, next string, m map[string]string) (*mapping, error)
 		}
 	}
 	slices.Sort(paths)
-	mp.attributes = len(paths)
 	for _, name := range append(slices.Clone(Fields), paths...) {
 		text, ok := m[name]
 		if !ok {
@@ -86,7 +85,7 @@ func compileMapping(records, next string, m map[string]string) (*mapping, error)
 		if err != nil {
 			return nil, fmt.Errorf("map: %s: %w", name, err)
 		}
-		mp.fields = append(mp.fields, fieldPointer{name: name, ptr: p})
+		mp.fields = append(mp.fields, fieldPointer{name: name, ptr: p, attribute: !slices.Contains(Fields, name)})
 	}
 	return mp, nil
 }
@@ -240,7 +239,7 @@ func (v *validator) record(obj map[string]any, line int) sources.Record {
 		if !ok {
 			continue
 		}
-		if i := len(v.m.fields) - v.m.attributes; f.name == v.m.fields[i].name || len(rec.Attributes) > 0 {
+		if f.attribute {
 			if why := sources.CheckAttribute(f.name, s); why != "" {
 				v.fail(line, f.name, "%s %s", sources.QuoteValue(s), why)
 				s = ""

@@ -94,7 +94,8 @@ type Options struct {
 	// `Link: <...>; rel="next"` header.
 	Next string
 	// Map maps directory fields (see Fields) to JSON pointers inside one
-	// record.
+	// record. Any other name is an attribute path (SPEC §2.1) whose value
+	// goes to Record.Attributes; the configuration has checked it.
 	Map      map[string]string
 	Timeout  time.Duration // per request, default 30s
 	Retries  int           // retries per request on 429, 5xx and network errors; 0 means none

@@ -810,7 +810,7 @@ func TestOptionErrors(t *testing.T) {
 		{Options{URL: "http:///path"}, "has no host"},
 		{Options{URL: "http://x/", Bearer: "b", Basic: &Basic{}}, "only one of"},
 		{Options{URL: "http://x/", Map: map[string]string{"userName": "/u"}}, "externalId is required"},
-		{Options{URL: "http://x/", Map: map[string]string{"externalId": "/id", "userName": "/u", "mail": "/m"}}, `unknown directory field "mail"`},
+		{Options{URL: "http://x/", Map: map[string]string{"externalId": "/id", "userName": "/u", "title": ""}}, `the pointer for title is empty`},
 		{Options{URL: "http://x/", Records: "data"}, "records:"},
 		{Options{URL: "http://x/", Headers: map[string]string{"X-A": "a\nb"}}, "line break"},
 		{Options{URL: "http://x/", Bearer: "b", Headers: map[string]string{"authorization": "c"}}, "exclude each other"},
