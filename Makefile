@@ -15,7 +15,7 @@ build:
 test: unit deploy-check fuzz
 
 unit:
-	$(GO) test -count=1 $(PKGS)
+	$(GO) test -count=1 -timeout=25m $(PKGS)
 	# the snapshot scenarios again, every csv file synced as a stream
 	ROSTER_TEST_STREAM=1 $(GO) test -count=1 -run '$(STREAMED)' ./cmd/roster/ ./daemon/tasks/
 

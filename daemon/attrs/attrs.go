@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Doc is the document. Keys are the attributes' paths in the schema
@@ -248,6 +249,22 @@ func ParsePath(text string) (Path, error) {
 			(*vs)[i].Display = v
 		}
 	}
+	return p, nil
+}
+
+var parsed sync.Map // path text → Path
+
+// Lookup is ParsePath for a path used again and again, such as the paths
+// of a source's configuration applied to each of its records.
+func Lookup(text string) (Path, error) {
+	if p, ok := parsed.Load(text); ok {
+		return p.(Path), nil
+	}
+	p, err := ParsePath(text)
+	if err != nil {
+		return p, err
+	}
+	parsed.Store(text, p)
 	return p, nil
 }
 

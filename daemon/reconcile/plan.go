@@ -41,9 +41,13 @@ type User struct {
 	// department it names, kept so that a later title follows.
 	Department    string `json:"department,omitempty"`
 	DepartmentUID string `json:"departmentUid,omitempty"`
-	Active        bool   `json:"active"`
-	State         string `json:"state"`
-	StateReason   string `json:"stateReason,omitempty"`
+	// Attrs is the user's attribute document (package attrs) in its
+	// canonical encoding, "" when empty: two users have the same
+	// attributes when their Attrs are equal.
+	Attrs       string `json:"attrs,omitempty"`
+	Active      bool   `json:"active"`
+	State       string `json:"state"`
+	StateReason string `json:"stateReason,omitempty"`
 	// HasPassword tells the engine that a password is set, without the hash.
 	HasPassword bool `json:"-"`
 	// PasswordHash is set only on a planned change that sets a password.

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rosterd/roster/daemon/attrs"
 	"github.com/rosterd/roster/sources"
 )
 
@@ -265,11 +266,13 @@ func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]stri
 	after.UserName = r.UserName
 	after.GivenName = r.GivenName
 	after.FamilyName = r.FamilyName
-	after.DisplayName = strings.TrimSpace(r.GivenName + " " + r.FamilyName)
-	after.Email = r.Email
-	after.Phone = r.Phone
-	if s.EmployeeNumberIsExternalID {
-		after.EmployeeNumber = r.ExternalID
+	f := fieldsOf(r, s)
+	after.DisplayName, after.Email, after.Phone, after.Attrs = f.display, f.email, f.phone, f.attrs
+	if f.emp != "" || s.EmployeeNumberIsExternalID {
+		after.EmployeeNumber = f.emp
+	}
+	if f.department != "" || before == nil || before.DepartmentUID == "" {
+		after.Department = f.department
 	}
 	after.Groups = groupKeys(r.Groups)
 	after.PasswordHash = ""
@@ -355,6 +358,48 @@ func groupKeys(names []string) []string {
 	return keys
 }
 
+// recordFields are the values a snapshot record gives its user beyond
+// the ones it names itself: derived ones, and those its attribute values
+// fill (SPEC §2.1).
+type recordFields struct {
+	display, email, phone, emp, department, attrs string
+}
+
+// fieldsOf works out a record's recordFields. Attribute paths were checked
+// by the configuration; one that does not parse is left out.
+func fieldsOf(r *sources.Record, s Settings) recordFields {
+	f := recordFields{display: strings.TrimSpace(r.GivenName + " " + r.FamilyName), email: r.Email, phone: r.Phone}
+	if s.EmployeeNumberIsExternalID {
+		f.emp = r.ExternalID
+	}
+	if len(r.Attributes) == 0 {
+		return f
+	}
+	var doc attrs.Doc
+	for _, a := range r.Attributes {
+		p, err := attrs.Lookup(a.Path)
+		if err != nil || a.Value == "" {
+			continue
+		}
+		switch p.Column {
+		case attrs.DisplayName:
+			f.display = a.Value
+		case attrs.Email:
+			f.email = a.Value
+		case attrs.Phone:
+			f.phone = a.Value
+		case attrs.EmployeeNumber:
+			f.emp = a.Value
+		case attrs.Department:
+			f.department = a.Value
+		default:
+			p.Set(&doc, a.Value)
+		}
+	}
+	f.attrs, _ = doc.Encode() // a Doc of strings always encodes
+	return f
+}
+
 // changedFields names the attributes that differ between a and b.
 func changedFields(a, b *User) []string {
 	var f []string
@@ -372,6 +417,7 @@ func changedFields(a, b *User) []string {
 	add("externalId", a.ExternalID != b.ExternalID)
 	add("employeeNumber", a.EmployeeNumber != b.EmployeeNumber)
 	add("department", a.Department != b.Department)
+	add("attributes", a.Attrs != b.Attrs)
 	add("active", a.Active != b.Active)
 	add("password", b.PasswordHash != "")
 	add("groups", !slices.Equal(a.Groups, b.Groups) || !slices.Equal(a.PendingGroups, b.PendingGroups))

@@ -3,7 +3,6 @@ package reconcile
 import (
 	"hash/maphash"
 	"math"
-	"strings"
 
 	"github.com/rosterd/roster/sources"
 )
@@ -79,12 +78,9 @@ type Known struct {
 
 // KnownOf sums up u, a user of the source as its snapshot holds it.
 func KnownOf(u *User, s Settings) Known {
-	emp := ""
-	if s.EmployeeNumberIsExternalID {
-		emp = u.EmployeeNumber
-	}
 	return Known{
-		sum:         attributeSum(u.ExternalID, u.UserName, u.GivenName, u.FamilyName, u.DisplayName, u.Email, u.Phone, emp, u.Groups),
+		sum: attributeSum(u.ExternalID, u.UserName, u.GivenName, u.FamilyName, u.DisplayName, u.Email, u.Phone,
+			u.EmployeeNumber, u.Department, u.Attrs, u.Groups),
 		settled:     u.State == StateActive || (u.State == StateInactive && u.StateReason != ReasonOrphan),
 		hasPassword: u.HasPassword,
 	}
@@ -97,12 +93,9 @@ func (st *Stream) Unchanged(r *sources.Record, k Known) bool {
 	if !k.settled || r.Active != nil || (r.PasswordHash != "" && !k.hasPassword) {
 		return false
 	}
-	emp := ""
-	if st.s.EmployeeNumberIsExternalID {
-		emp = r.ExternalID
-	}
-	display := strings.TrimSpace(r.GivenName + " " + r.FamilyName)
-	return attributeSum(r.ExternalID, r.UserName, r.GivenName, r.FamilyName, display, r.Email, r.Phone, emp, groupKeys(r.Groups)) == k.sum
+	f := fieldsOf(r, st.s)
+	return attributeSum(r.ExternalID, r.UserName, r.GivenName, r.FamilyName, f.display, f.email, f.phone,
+		f.emp, f.department, f.attrs, groupKeys(r.Groups)) == k.sum
 }
 
 // Pack folds k into a negative int, so that a map of ids to their lines
@@ -132,7 +125,7 @@ func Unpack(v int) (Known, bool) {
 // sumSeed is random per process: a file cannot be written to collide.
 var sumSeed = maphash.MakeSeed()
 
-func attributeSum(ext, login, given, family, display, email, phone, emp string, groups []string) uint64 {
+func attributeSum(ext, login, given, family, display, email, phone, emp, department, doc string, groups []string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(sumSeed)
 	field := func(v string) {
@@ -143,7 +136,7 @@ func attributeSum(ext, login, given, family, display, email, phone, emp string, 
 		h.Write(n[:])
 		h.WriteString(v)
 	}
-	for _, v := range []string{ext, login, given, family, display, email, phone, emp} {
+	for _, v := range []string{ext, login, given, family, display, email, phone, emp, department, doc} {
 		field(v)
 	}
 	for _, g := range groups {

@@ -432,10 +432,10 @@ func (a *applier) inBatches(ids []string, sql string, args ...any) error {
 func (a *applier) writeUser(c reconcile.Change) error {
 	u := &c.After
 	sets := `external_id = ?, user_name = ?, user_name_key = ?, given_name = ?, family_name = ?, display_name = ?,
-		employee_number = ?, department = ?, department_uid = ?,
+		employee_number = ?, department = ?, department_uid = ?, attrs = ?,
 		active = ?, state = ?, state_reason = ?, deleted_at = NULL, version = version + 1, updated_at = ?`
 	args := []any{u.ExternalID, u.UserName, reconcile.Key(u.UserName), u.GivenName, u.FamilyName, u.DisplayName,
-		u.EmployeeNumber, u.Department, u.DepartmentUID, u.Active, u.State, u.StateReason, a.now}
+		u.EmployeeNumber, u.Department, u.DepartmentUID, cmp.Or(u.Attrs, "{}"), u.Active, u.State, u.StateReason, a.now}
 	if u.PasswordHash != "" {
 		sets += `, password_hash = ?`
 		args = append(args, u.PasswordHash)
@@ -473,11 +473,11 @@ func (a *applier) createUsers(users []*reconcile.User) error {
 		err = a.jsonRows(len(users), func(i int) []any {
 			u := users[i]
 			return []any{u.ID, u.ExternalID, u.UserName, reconcile.Key(u.UserName), u.GivenName, u.FamilyName, u.DisplayName,
-				u.EmployeeNumber, u.Department, u.DepartmentUID, u.Active, u.State, u.StateReason, u.PasswordHash}
+				u.EmployeeNumber, u.Department, u.DepartmentUID, u.Active, u.State, u.StateReason, u.PasswordHash, cmp.Or(u.Attrs, "{}")}
 		}, func(doc string) error {
-			return a.exec(`INSERT INTO users (`+userColumns+`)
+			return a.exec(`INSERT INTO users (`+userColumns+`, attrs)
 				SELECT value->>0, ?, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8,
-					value->>9, value->>10, value->>11, value->>12, value->>13, 1, ?, ? FROM json_each(?)`, a.source, a.now, a.now, doc)
+					value->>9, value->>10, value->>11, value->>12, value->>13, 1, ?, ?, value->>14 FROM json_each(?)`, a.source, a.now, a.now, doc)
 		})
 	}
 	if err != nil {
@@ -529,18 +529,20 @@ func (a *applier) createUsersPG(users []*reconcile.User) error {
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 			make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		act := make([]bool, n)
+		doc := make([]string, n)
 		for i, u := range chunk {
 			id[i], ext[i], un[i], unk[i] = u.ID, u.ExternalID, u.UserName, reconcile.Key(u.UserName)
 			gn[i], fn[i], dn[i], en[i] = u.GivenName, u.FamilyName, u.DisplayName, u.EmployeeNumber
 			dep[i], dui[i] = u.Department, u.DepartmentUID
 			act[i], st[i], sr[i], ph[i] = u.Active, u.State, u.StateReason, u.PasswordHash
+			doc[i] = cmp.Or(u.Attrs, "{}")
 		}
-		err := a.rawExec(`INSERT INTO users (`+userColumns+`)
-			SELECT t.id, $15, t.ext, t.un, t.unk, t.gn, t.fn, t.dn, t.en, t.dep, t.dui, t.act, t.st, t.sr, t.ph, 1, $16, $16
+		err := a.rawExec(`INSERT INTO users (`+userColumns+`, attrs)
+			SELECT t.id, $15, t.ext, t.un, t.unk, t.gn, t.fn, t.dn, t.en, t.dep, t.dui, t.act, t.st, t.sr, t.ph, 1, $16, $16, t.doc::jsonb
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-				$9::text[], $10::text[], $11::boolean[], $12::text[], $13::text[], $14::text[])
-				AS t(id, ext, un, unk, gn, fn, dn, en, dep, dui, act, st, sr, ph)`,
-			id, ext, un, unk, gn, fn, dn, en, dep, dui, act, st, sr, ph, a.source, a.now)
+				$9::text[], $10::text[], $11::boolean[], $12::text[], $13::text[], $14::text[], $17::text[])
+				AS t(id, ext, un, unk, gn, fn, dn, en, dep, dui, act, st, sr, ph, doc)`,
+			id, ext, un, unk, gn, fn, dn, en, dep, dui, act, st, sr, ph, a.source, a.now, doc)
 		if err != nil {
 			return err
 		}

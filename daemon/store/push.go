@@ -357,7 +357,7 @@ func (s *Store) pushUsers(ctx context.Context, source string, ids []string, snap
 		}
 		rows, err = db.Raw(`SELECT u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
 				u.employee_number, u.department, u.department_uid, u.active, u.state, u.state_reason, u.password_hash <> '',
-				COALESCE(e.value, ''), COALESCE(p.value, '')
+				COALESCE(e.value, ''), COALESCE(p.value, ''), u.attrs
 			FROM users u
 			LEFT JOIN user_emails e ON e.user_id = u.id AND e."primary"
 			LEFT JOIN user_phone_numbers p ON p.user_id = u.id AND p."primary"
@@ -367,11 +367,16 @@ func (s *Store) pushUsers(ctx context.Context, source string, ids []string, snap
 		}
 		for rows.Next() {
 			var u reconcile.User
+			var doc []byte
 			if err := rows.Scan(&u.ID, &u.ExternalID, &u.UserName, &u.GivenName, &u.FamilyName, &u.DisplayName,
 				&u.EmployeeNumber, &u.Department, &u.DepartmentUID, &u.Active, &u.State, &u.StateReason, &u.HasPassword,
-				&u.Email, &u.Phone); err != nil {
+				&u.Email, &u.Phone, &doc); err != nil {
 				rows.Close()
 				return err
+			}
+			if u.Attrs, err = canonicalAttrs(doc); err != nil {
+				rows.Close()
+				return fmt.Errorf("user %s: %w", u.ID, err)
 			}
 			snap.Users = append(snap.Users, u)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"gorm.io/gorm"
 
+	"github.com/rosterd/roster/daemon/attrs"
 	"github.com/rosterd/roster/daemon/reconcile"
 )
 
@@ -160,11 +161,15 @@ func (st *StreamTx) EachUser(fn func(*reconcile.User) error) error {
 	defer rows.Close()
 	var u reconcile.User
 	var ids string
+	var doc []byte
 	for rows.Next() {
 		u = reconcile.User{}
 		if err := rows.Scan(&u.ID, &u.ExternalID, &u.UserName, &u.GivenName, &u.FamilyName, &u.DisplayName,
-			&u.EmployeeNumber, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone, &ids); err != nil {
+			&u.EmployeeNumber, &u.Department, &doc, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone, &ids); err != nil {
 			return fmt.Errorf("read users of %s: %w", st.a.source, err)
+		}
+		if u.Attrs, err = canonicalAttrs(doc); err != nil {
+			return fmt.Errorf("read user %s of %s: %w", u.ID, st.a.source, err)
 		}
 		for id := range strings.SplitSeq(ids, ",") {
 			if key := st.groupKey[id]; key != "" {
@@ -250,7 +255,7 @@ func (a textArray) Value() (driver.Value, error) {
 // snapshotUsers selects a source's users as the reconcile engine sees them.
 const (
 	snapshotColumns = `u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
-		u.employee_number, u.active, u.state, u.state_reason, u.password_hash <> '',
+		u.employee_number, u.department, u.attrs, u.active, u.state, u.state_reason, u.password_hash <> '',
 		COALESCE(e.value, ''), COALESCE(p.value, '')`
 	snapshotJoins = ` FROM users u
 		LEFT JOIN user_emails e ON e.user_id = u.id AND e."primary"
@@ -262,11 +267,16 @@ const (
 func scanUsers(rows *sql.Rows, fn func(*reconcile.User) error) error {
 	defer rows.Close()
 	var u reconcile.User
+	var doc []byte
+	var err error
 	for rows.Next() {
 		u = reconcile.User{}
 		if err := rows.Scan(&u.ID, &u.ExternalID, &u.UserName, &u.GivenName, &u.FamilyName, &u.DisplayName,
-			&u.EmployeeNumber, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone); err != nil {
+			&u.EmployeeNumber, &u.Department, &doc, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone); err != nil {
 			return fmt.Errorf("read users: %w", err)
+		}
+		if u.Attrs, err = canonicalAttrs(doc); err != nil {
+			return fmt.Errorf("read user %s: %w", u.ID, err)
 		}
 		if err := fn(&u); err != nil {
 			return err
@@ -276,4 +286,18 @@ func scanUsers(rows *sql.Rows, fn func(*reconcile.User) error) error {
 		return fmt.Errorf("read users: %w", err)
 	}
 	return nil
+}
+
+// canonicalAttrs reads a stored attribute document in the encoding the
+// reconcile engine compares: PostgreSQL gives JSONB back in an order of
+// its own, and the column's "{}" is the engine's "".
+func canonicalAttrs(raw []byte) (string, error) {
+	if len(raw) <= 2 {
+		return "", nil
+	}
+	d, err := attrs.Decode(raw)
+	if err != nil {
+		return "", err
+	}
+	return d.Encode()
 }

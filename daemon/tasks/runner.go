@@ -422,7 +422,7 @@ func (r *Runner) readCSV(ctx context.Context, src *config.Source, path string, h
 		return nil, fmt.Errorf("open the input of source %s: %w", src.Name, err)
 	}
 	defer f.Close()
-	opts := csv.Options{PasswordMinLength: src.PasswordMinLength, HashedPasswords: hashed}
+	opts := csv.Options{PasswordMinLength: src.PasswordMinLength, HashedPasswords: hashed, Extra: src.ExtraColumns}
 	if r.Progress != nil {
 		opts.Progress = func(n int) { r.Progress(src.Name, "read", n) }
 	}

@@ -78,7 +78,7 @@ func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Sourc
 			return inputErr
 		}
 		defer f.Close()
-		opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Each: func(rec sources.Record) error {
+		opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Extra: src.ExtraColumns, Each: func(rec sources.Record) error {
 			fp.records++
 			for _, g := range rec.Groups {
 				if !seen[g] {
@@ -225,7 +225,7 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 		chunk = chunk[:0]
 		return nil
 	}
-	res, err := csv.Read(ctx, f, csv.Options{HashedPasswords: true, Checked: true, Each: func(rec sources.Record) error {
+	res, err := csv.Read(ctx, f, csv.Options{HashedPasswords: true, Checked: true, Extra: src.ExtraColumns, Each: func(rec sources.Record) error {
 		chunk = append(chunk, rec)
 		if len(chunk) == streamChunk {
 			return apply()

@@ -1,0 +1,89 @@
+package tasks_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/daemon/store/storetest"
+	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/scim"
+	"github.com/rosterd/roster/scim/filter"
+)
+
+// TestExtraColumns syncs a csv source whose columns 8 onward fill
+// attribute paths (SPEC §2.1), whole and streamed, on both stores: the
+// values reach SCIM, an unchanged file changes nothing, one changed cell
+// updates one user, and a bad cell fails the task naming its column.
+func TestExtraColumns(t *testing.T) {
+	extra := `extra_columns: [title, "addresses[type eq \"work\"].locality", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter", "emails[type eq \"work\"].value", displayName]`
+	people := func(title func(i int) string) string {
+		var b strings.Builder
+		for i := range 50 {
+			fmt.Fprintf(&b, "%03d,Given%d,Family%d,user%d,,Team%d,,%s,City %d,CC-%d,mail%d@example.com,\n",
+				i, i, i, i, i%3, title(i), i%4, i%5, i)
+		}
+		return b.String()
+	}
+	for _, driver := range storetest.Drivers {
+		for _, streamed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/streamed=%v", driver, streamed), func(t *testing.T) {
+				dir := t.TempDir()
+				file := filepath.Join(dir, "staff.csv")
+				s := storetest.Open(t, driver)
+				ctx := context.Background()
+				sync := func(content string) *store.Task {
+					t.Helper()
+					writeFile(t, file, content)
+					r := runner(t, s, dir, file, extra)
+					r.Config.Limits.StreamFrom = 1 << 40
+					if streamed {
+						r.Config.Limits.StreamFrom = 0
+					}
+					res, err := r.Sync(ctx, "staff", tasks.Options{Force: true})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return res.Task
+				}
+				task := sync(people(func(int) string { return "Engineer" }))
+				if task.Status != store.StatusSucceeded || counts(t, task).Created != 50 {
+					t.Fatalf("first sync: %s %+v %v", task.Status, task.Counts, task.Errors)
+				}
+				page, err := s.SCIM().Users(ctx, scim.Query{Count: 10, Include: scim.All, Filter: &filter.Compare{
+					Attr: filter.AttrPath{Name: "userName"}, Op: filter.Eq, Value: filter.Value{Kind: filter.KindString, Str: "user7"}}})
+				if err != nil || len(page.Resources) != 1 {
+					t.Fatalf("user7: %v %v", page, err)
+				}
+				u := page.Resources[0]
+				if u.Title != "Engineer" || len(u.Addresses) != 1 || u.Addresses[0].Locality != "City 3" || u.Addresses[0].Type != "work" ||
+					u.Enterprise == nil || u.Enterprise.CostCenter != "CC-2" || u.DisplayName != "" && u.DisplayName != "Given7 Family7" ||
+					len(u.Emails) != 1 || u.Emails[0].Value != "mail7@example.com" {
+					t.Errorf("user7 as SCIM serves it: %+v %+v %+v %+v", u, u.Addresses, u.Enterprise, u.Emails)
+				}
+				if task := sync(people(func(int) string { return "Engineer" })); counts(t, task).Unchanged != 50 || counts(t, task).Updated != 0 {
+					t.Errorf("unchanged file: %+v", task.Counts)
+				}
+				task = sync(people(func(i int) string {
+					if i == 7 {
+						return "Lead"
+					}
+					return "Engineer"
+				}))
+				if counts(t, task).Updated != 1 || counts(t, task).Unchanged != 49 {
+					t.Errorf("one title changed: %+v", task.Counts)
+				}
+				bad := people(func(int) string { return "Engineer" })
+				bad = strings.Replace(bad, "mail7@example.com", "mail7@", 1)
+				task = sync(bad)
+				if task.Status != store.StatusFailed ||
+					!strings.Contains(task.Errors, `line 8, column 11 (emails[type eq \"work\"].value): \"mail7@\" is not a valid e-mail address`) {
+					t.Errorf("a bad cell: %s %v", task.Status, task.Errors)
+				}
+			})
+		}
+	}
+}
