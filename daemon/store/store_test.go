@@ -164,6 +164,54 @@ func TestSourceLockExcludes(t *testing.T) {
 	})
 }
 
+// TestSecretReadsDoNotWaitForWriters: once a secret exists, Secret,
+// ReadSecret (and the admin page's session check built on them) only read,
+// so a sync holding the write lock (SQLite's only one) does not hold them
+// up. Before, every call inserted and waited for the writer up to the
+// busy timeout (30 s).
+func TestSecretReadsDoNotWaitForWriters(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		if err := s.SyncSources(t.Context(), []string{"staff"}, []string{"csv"}); err != nil {
+			t.Fatal(err)
+		}
+		want, err := s.Secret(t.Context(), "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		epoch, err := s.RenewSecret(t.Context(), "epoch")
+		if err != nil {
+			t.Fatal(err)
+		}
+		release := storetest.HoldWrite(t, s)
+		defer release()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		start := time.Now()
+		got, err := s.Secret(ctx, "x")
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("Secret during a write = %x, %v; want %x", got, err, want)
+		}
+		v, ok, err := s.ReadSecret(ctx, "epoch")
+		if err != nil || !ok || v != epoch {
+			t.Fatalf("ReadSecret during a write = %q, %v, %v; want %q", v, ok, err, epoch)
+		}
+		if _, ok, err := s.ReadSecret(ctx, "missing"); ok || err != nil {
+			t.Fatalf("ReadSecret of a missing secret = %v, %v", ok, err)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("reading secrets during a write took %s", d)
+		}
+		release()
+		again, err := s.RenewSecret(t.Context(), "epoch")
+		if err != nil || again == epoch || len(again) != 32 {
+			t.Fatalf("RenewSecret = %q, %v; want a new value, not %q", again, err, epoch)
+		}
+		if v, _, _ := s.ReadSecret(t.Context(), "epoch"); v != again {
+			t.Fatalf("after RenewSecret ReadSecret = %q, want %q", v, again)
+		}
+	})
+}
+
 func TestSecretIsStableAndShared(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
 		a, err := s.Secret(t.Context(), "x")
