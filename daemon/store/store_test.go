@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -224,4 +227,72 @@ func TestSecretIsStableAndShared(t *testing.T) {
 			t.Fatalf("secrets: x %x then %x, y %x", a, b, c)
 		}
 	})
+}
+
+// TestSQLiteFilesArePrivate: the database file and its companions are
+// 0600 and the lock folder 0700 whatever the umask, and an existing
+// database that an older roster created 0644 is made private when opened.
+// Before, roster.db was created 0644 under the usual umask 022: its
+// secrets table with a token hash from the configuration forges an admin
+// session.
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	old := syscall.Umask(0) // the worst case: nothing masked
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "roster.db")
+	s, err := store.Open(t.Context(), store.SQLite, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := s.TryLockSource(t.Context(), "staff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	want := map[string]os.FileMode{
+		path: 0o600, path + "-wal": 0o600, path + "-shm": 0o600,
+		path + ".locks": 0o700, path + ".locks/source": 0o700, path + ".locks/source/staff": 0o600,
+	}
+	check := func() {
+		t.Helper()
+		for p, mode := range want {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Errorf("%s: %v", p, err)
+			} else if fi.Mode().Perm() != mode {
+				t.Errorf("%s is %o, want %o", filepath.Base(p), fi.Mode().Perm(), mode)
+			}
+		}
+	}
+	check()
+	unlock()
+	s.Close()
+
+	// An older roster's files, readable by everybody, are made private
+	// (the folder's own mode closes what is inside it).
+	delete(want, path+".locks/source")
+	delete(want, path+".locks/source/staff")
+	for p, mode := range want {
+		if err := os.Chmod(p, mode|0o044); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path+"-wal", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = store.Open(t.Context(), store.SQLite, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	delete(want, path+".locks/source")
+	delete(want, path+".locks/source/staff")
+	check()
 }
