@@ -25,12 +25,14 @@ import (
 	"github.com/rosterd/roster/sources/push"
 )
 
-// Server timeouts. Bodies may be a 64 MiB CSV upload on a slow link, and
-// an admin request may run a sync, so the body and write timeouts are
-// generous; the header timeout is what stops slow-loris clients.
+// Server timeouts. The header timeout stops clients that send their
+// headers slowly; bodies follow the rule of body.go (bodyGrace, then a
+// minimum rate), which readTimeout only backs up for routes mounted
+// without Handle. An admin request may run a sync, so the write timeout
+// is generous.
 const (
 	readHeaderTimeout = 10 * time.Second
-	readTimeout       = 5 * time.Minute
+	readTimeout       = readHeaderTimeout + bodyGrace
 	writeTimeout      = 10 * time.Minute
 	idleTimeout       = 2 * time.Minute
 	maxHeaderBytes    = 64 << 10
@@ -41,7 +43,9 @@ const (
 // Request bodies are bounded by limits.request_body (read when the request
 // arrives, so a reload applies at once): reading past it fails with an
 // *http.MaxBytesError, which the handler answers with 413 in its own error
-// format. It may be called before or while Run runs.
+// format. They are bounded in time too (see bodyGrace): reading a body
+// that comes too slowly fails with errBodyTooSlow. It may be called
+// before or while Run runs.
 func (d *Daemon) Handle(pattern string, h http.Handler) {
 	d.mux.Handle(pattern, d.limit(h, func(c *config.Config) config.ByteSize { return c.Limits.RequestBody }))
 }
@@ -55,7 +59,7 @@ func (d *Daemon) HandleUpload(pattern string, h http.Handler) {
 func (d *Daemon) limit(h http.Handler, size func(*config.Config) config.ByteSize) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Body != http.NoBody {
-			r.Body = http.MaxBytesReader(w, r.Body, int64(size(d.Config())))
+			w = bound(w, r, int64(size(d.Config())))
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/adminui"
 )
 
 // Reload replaces the configuration in force by the one load returns (on
@@ -18,7 +19,9 @@ import (
 // or validate is refused: the reason is logged and returned, the running
 // configuration stays, and roster_config_last_reload_successful is 0 until
 // a reload succeeds. Sources added by the reload that have never synced
-// sync once.
+// sync once. Admin page sessions of a token the reload takes away (removed,
+// rotated, or without the scope admin) end on every replica: coming back
+// later does not revive them.
 func (d *Daemon) Reload(ctx context.Context, load func() (*config.Config, error)) error {
 	d.reloadMu.Lock()
 	defer d.reloadMu.Unlock()
@@ -53,6 +56,7 @@ func (d *Daemon) Reload(ctx context.Context, load func() (*config.Config, error)
 	}
 	d.mu.Unlock()
 
+	d.revokeSessions(ctx, old, cfg)
 	if d.LogLevel != nil {
 		d.LogLevel.Set(cfg.Log.SlogLevel())
 	}
@@ -64,6 +68,43 @@ func (d *Daemon) Reload(ctx context.Context, load func() (*config.Config, error)
 		d.initialSyncs(ctx, cfg, added)
 	}
 	return nil
+}
+
+// revokeSessions ends the admin page sessions of every token that could
+// log in under old and cannot under cfg. The new configuration already
+// refuses them here; renewing the token's session epoch also refuses them
+// on replicas that still run the old configuration, and if the token
+// comes back. A failure is logged and does not refuse the reload: the
+// token stays refused here all the same.
+func (d *Daemon) revokeSessions(ctx context.Context, old, cfg *config.Config) {
+	for _, name := range lostAdmin(old, cfg) {
+		if err := adminui.RevokeSessions(ctx, d.store, name); err != nil {
+			d.log.Error("reload: the admin page sessions of a removed token could not be ended on other replicas", "token", name, "err", err)
+			continue
+		}
+		d.log.Info("reload: admin page sessions ended", "token", name)
+	}
+}
+
+// lostAdmin names the tokens with the scope admin in old that cfg removes,
+// rotates or takes the scope away from.
+func lostAdmin(old, cfg *config.Config) []string {
+	var names []string
+	for _, t := range old.Tokens {
+		if !t.HasScope(config.ScopeAdmin) {
+			continue
+		}
+		kept := false
+		for _, n := range cfg.Tokens {
+			if n.Name == t.Name && n.Hash == t.Hash && n.HasScope(config.ScopeAdmin) {
+				kept = true
+			}
+		}
+		if !kept {
+			names = append(names, t.Name)
+		}
+	}
+	return names
 }
 
 func (d *Daemon) refuse(err error) error {

@@ -170,6 +170,14 @@ func secretsStayHidden(t *testing.T, w *workdir) {
 		}
 	}
 
+	// The SQLite database holds the admin page's session secret: 0600,
+	// whatever the umask the binary ran under.
+	if w.driver == store.SQLite {
+		if fi, err := os.Stat(w.dsn); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("the database %s: %v, mode %v; want 0600", w.dsn, err, fi.Mode().Perm())
+		}
+	}
+
 	// The directory holds hashes that verify: the retry carried the hashes
 	// of the raw record into the directory intact.
 	st := w.state(t, "staff")

@@ -68,6 +68,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -225,6 +226,9 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error, body b
 	case store.IsTransient(err):
 		h.o.Log.Warn("admin API: the database is unreachable", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = &apiError{Status: http.StatusServiceUnavailable, Message: fmt.Sprintf("the database is unreachable; try again later: %v", err)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The daemon's read deadline: the client sent its body too slowly.
+		e = &apiError{Status: http.StatusRequestTimeout, Message: err.Error()}
 	default:
 		h.o.Log.Error("admin API: request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = &apiError{Status: http.StatusInternalServerError, Message: err.Error()}

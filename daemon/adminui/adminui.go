@@ -17,13 +17,25 @@
 // SameSite=Strict, Path=/admin) never holds the token: it names the token
 // and an expiry (SessionLife after the login) and is signed with
 // HMAC-SHA256 under a key derived from a random secret kept in the
-// database (shared by every replica) and the token's configured hash. It
-// is checked against the configuration in force on every request:
-// removing the token, rotating it (a new hash) or taking its scope admin
-// away and reloading logs the session out at once, and any replica
-// accepts it. Reading the configuration is not enough to forge one. Because it is Secure, browsers
-// send it only over HTTPS or to a loopback address: serve TLS (tls:) or
-// put roster behind a TLS proxy to use the page from another machine.
+// database (shared by every replica), the token's configured hash and the
+// token's session epoch. It is checked against the configuration in force
+// on every request: removing the token, rotating it (a new hash) or taking
+// its scope admin away and reloading logs the session out at once, and any
+// replica accepts it. Reading the configuration is not enough to forge
+// one. Because it is Secure, browsers send it only over HTTPS or to a
+// loopback address: serve TLS (tls:) or put roster behind a TLS proxy to
+// use the page from another machine.
+//
+// Logging out renews the token's session epoch, a random value kept in
+// the database's secrets (see [RevokeSessions]); so does a reload that
+// takes the token away. Every session of that token then fails its
+// signature check, in every browser and on every replica, at once: the
+// epoch is read from the database on every request, never cached, so no
+// replica honours a revoked cookie for even a moment. That read is the
+// only query of the session check (the shared secret is read once and
+// kept), and it never writes: a sync holding SQLite's write lock does not
+// hold up the page. A logout ends every session of its token, not only
+// the browser's own: sessions are not recorded one by one.
 //
 // # Protection
 //
@@ -60,6 +72,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/rosterd/roster/config"
@@ -80,6 +93,24 @@ const SessionLife = 12 * time.Hour
 
 // secretName is the store secret sessions are signed with.
 const secretName = "admin-session"
+
+// epochName is the store secret holding a token's session epoch. The
+// token's name is hashed so that any name makes a short, plain key.
+func epochName(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return "admin-session-epoch/" + hex.EncodeToString(sum[:16])
+}
+
+// RevokeSessions ends every session of the token called name on every
+// replica sharing st: it renews the token's session epoch, which every
+// session key is derived from. It writes, so it belongs to logouts and
+// reloads, never to a request's session check.
+func RevokeSessions(ctx context.Context, st *store.Store, name string) error {
+	if _, err := st.RenewSecret(ctx, epochName(name)); err != nil {
+		return fmt.Errorf("end the admin sessions of token %s: %w", name, err)
+	}
+	return nil
+}
 
 // csrfLabel is the message whose HMAC, keyed by the session's token, is the
 // CSRF field of every form.
@@ -109,6 +140,9 @@ type Handler struct {
 	o     Options
 	mux   *http.ServeMux
 	pages map[string]*template.Template
+	// secret is the sessions' secret once read: it never changes, so the
+	// session check reads it only once.
+	secret atomic.Pointer[[]byte]
 }
 
 var _ http.Handler = (*Handler)(nil)
@@ -200,9 +234,11 @@ func (h *Handler) current(r *http.Request) *sess {
 	if tok == nil || !tok.HasScope(config.ScopeAdmin) {
 		return nil
 	}
-	key, err := h.sessionKey(r.Context(), tok)
+	key, err := h.sessionKey(r.Context(), tok, false)
 	if err != nil {
-		h.o.Log.Warn("admin page: cannot check sessions", "err", err)
+		if !errors.Is(err, errNoSecret) {
+			h.o.Log.Warn("admin page: cannot check sessions", "err", err)
+		}
 		return nil
 	}
 	want := sign(key, parts[0]+"."+parts[1])
@@ -212,14 +248,57 @@ func (h *Handler) current(r *http.Request) *sess {
 	return &sess{cfg: cfg, key: c.Value, name: tok.Name, csrf: csrfToken(c.Value)}
 }
 
+// errNoSecret: no session was ever started on this database, so no cookie
+// can be valid.
+var errNoSecret = errors.New("no admin session was ever started")
+
 // sessionKey is the signing key of a token's sessions: the store's secret
-// bound to the token's hash, so that a new hash ends the old sessions.
-func (h *Handler) sessionKey(ctx context.Context, tok *config.Token) ([]byte, error) {
-	secret, err := h.o.Store.Secret(ctx, secretName)
+// bound to the token's hash and session epoch, so that a new hash or a
+// new epoch ends the old sessions. Only a login creates the secret
+// (create); the session check only reads.
+func (h *Handler) sessionKey(ctx context.Context, tok *config.Token, create bool) ([]byte, error) {
+	secret, err := h.loadSecret(ctx, create)
 	if err != nil {
 		return nil, err
 	}
-	return []byte(sign(secret, tok.Hash)), nil
+	epoch, _, err := h.o.Store.ReadSecret(ctx, epochName(tok.Name))
+	if err != nil {
+		return nil, err
+	}
+	if epoch == "" {
+		// Tokens never logged out of sign as before epochs existed, so
+		// that an upgrade keeps their sessions.
+		return []byte(sign(secret, tok.Hash)), nil
+	}
+	return []byte(sign(secret, tok.Hash+"\n"+epoch)), nil
+}
+
+// loadSecret returns the sessions' secret, read from the store the first
+// time and kept; create lets it be created when missing.
+func (h *Handler) loadSecret(ctx context.Context, create bool) ([]byte, error) {
+	if p := h.secret.Load(); p != nil {
+		return *p, nil
+	}
+	var b []byte
+	if create {
+		var err error
+		if b, err = h.o.Store.Secret(ctx, secretName); err != nil {
+			return nil, err
+		}
+	} else {
+		v, ok, err := h.o.Store.ReadSecret(ctx, secretName)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, errNoSecret
+		}
+		if b, err = hex.DecodeString(v); err != nil {
+			return nil, fmt.Errorf("secret %s is damaged: %w", secretName, err)
+		}
+	}
+	h.secret.Store(&b)
+	return b, nil
 }
 
 func sign(key []byte, msg string) string {
@@ -336,7 +415,7 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusForbidden, "login", &view{Title: "Log in", Error: fmt.Sprintf("The token %q lacks the scope admin; add it to the token's scopes in the configuration.", tok.Name)})
 		return
 	}
-	key, err := h.sessionKey(r.Context(), tok)
+	key, err := h.sessionKey(r.Context(), tok, true)
 	if err != nil {
 		h.o.Log.Error("admin page: cannot sign the session", "err", err)
 		h.render(w, r, http.StatusServiceUnavailable, "login", &view{Title: "Log in", Error: "The session could not be started: the database is not reachable. Try again."})
@@ -351,6 +430,14 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request, s *sess) {
+	if err := RevokeSessions(r.Context(), h.o.Store, s.name); err != nil {
+		// The cookie stays: clearing it would look like a logout while
+		// the session still works wherever the cookie was copied.
+		h.o.Log.Error("admin page: logout failed", "token", s.name, "err", err)
+		h.render(w, r, http.StatusServiceUnavailable, "error", &view{Title: "Not logged out", s: s,
+			Error: "The session could not be ended: the database did not answer. You are still logged in; try again."})
+		return
+	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/admin", MaxAge: -1,
 		HttpOnly: true, Secure: true, SameSite: http.SameSiteStrictMode})
 	h.o.Log.Info("admin page: logged out", "token", s.name)

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/adminui"
@@ -499,6 +500,110 @@ func TestPages(t *testing.T) {
 		page("/admin/users?q=user21", "inactive", "orphan")
 		if r := e.get("/admin/tasks/999999", c); r.code != http.StatusNotFound || !strings.Contains(r.body, "no task 999999") {
 			t.Fatalf("an unknown task: %d %s", r.code, r.body)
+		}
+	})
+}
+
+// replicas opens the store of a fresh database twice, as two replicas
+// sharing it would.
+func replicas(t *testing.T, driver string) (*store.Store, *store.Store) {
+	t.Helper()
+	dsn := storetest.DSN(t, driver)
+	var out [2]*store.Store
+	for i := range out {
+		st, err := store.Open(context.Background(), driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		if _, err := st.Migrate(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		out[i] = st
+	}
+	return out[0], out[1]
+}
+
+// TestLogoutEndsTheSession: after a logout the old cookie and its CSRF
+// value are refused, on the replica that logged out and on another one on
+// the same database; a new login works on both, and the old CSRF value
+// does not fit it. Before, logging out only asked the browser to forget
+// the cookie, which kept working for 12 hours.
+func TestLogoutEndsTheSession(t *testing.T) {
+	for _, driver := range storetest.Drivers {
+		t.Run(driver, func(t *testing.T) {
+			st1, st2 := replicas(t, driver)
+			a, b := newEnv(t, st1), newEnv(t, st2)
+			c := a.login()
+			token := a.csrf(c)
+			if r := b.get("/admin", c); r.code != 200 {
+				t.Fatalf("the other replica refuses the session: %d", r.code)
+			}
+			if r := a.post("/admin/logout", url.Values{"csrf": {token}}, c); r.code != http.StatusSeeOther ||
+				r.header.Get("Location") != "/admin/login?flash=loggedout" {
+				t.Fatalf("logout: %d %v", r.code, r.header)
+			}
+			for name, e := range map[string]*env{"this replica": a, "the other replica": b} {
+				if r := e.get("/admin", c); r.code != http.StatusSeeOther || r.header.Get("Location") != "/admin/login" {
+					t.Errorf("%s: GET /admin with the logged-out cookie: %d %s", name, r.code, r.header.Get("Location"))
+				}
+				r := e.post("/admin/sources/staff/sync", url.Values{"csrf": {token}}, c)
+				if r.code != http.StatusSeeOther || r.header.Get("Location") != "/admin/login" {
+					t.Errorf("%s: a sync with the logged-out cookie and CSRF value: %d %s", name, r.code, r.header.Get("Location"))
+				}
+			}
+			if list, _, _ := st1.ListTasks(context.Background(), store.TaskFilter{}); len(list) != 0 {
+				t.Fatalf("a logged-out session ran a task: %+v", list)
+			}
+			fresh := b.login()
+			if r := a.get("/admin", fresh); r.code != 200 {
+				t.Fatalf("a new login on the other replica: %d", r.code)
+			}
+			if r := a.post("/admin/sources/staff/sync", url.Values{"csrf": {token}}, fresh); r.code != http.StatusForbidden {
+				t.Fatalf("the old CSRF value with a new session: %d", r.code)
+			}
+			// RevokeSessions, as a reload that removes the token calls it.
+			if err := adminui.RevokeSessions(context.Background(), st2, "ops"); err != nil {
+				t.Fatal(err)
+			}
+			if r := a.get("/admin", fresh); r.code != http.StatusSeeOther {
+				t.Fatalf("after RevokeSessions on the other replica: %d", r.code)
+			}
+		})
+	}
+}
+
+// TestSessionCheckDuringWrite: while a sync holds a write transaction
+// open (on SQLite the only write lock), a logged-in operator's pages, the
+// login form and a login answer at once. Before, every session check
+// wrote the session secret and waited for the writer 30 s, then sent the
+// operator to the login form.
+func TestSessionCheckDuringWrite(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		e := newEnv(t, st)
+		c := e.login()
+		release := storetest.HoldWrite(t, st)
+		defer release()
+		for _, p := range []string{"/admin", "/admin/tasks", "/admin/users", "/admin/login"} {
+			start := time.Now()
+			r := e.get(p, c)
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("GET %s during a write took %s", p, d)
+			}
+			want := 200
+			if p == "/admin/login" {
+				want = http.StatusSeeOther // logged in: on to the overview
+			}
+			if r.code != want {
+				t.Errorf("GET %s during a write: %d, want %d: %s", p, r.code, want, r.body)
+			}
+		}
+		start := time.Now()
+		if again := e.login(); again == nil {
+			t.Fatal("no cookie")
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("a login during a write took %s", d)
 		}
 	})
 }

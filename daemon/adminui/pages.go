@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -210,6 +211,9 @@ func (h *Handler) uploadFailed(w http.ResponseWriter, r *http.Request, s *sess, 
 		h.showOverview(w, r, s, http.StatusRequestEntityTooLarge, fmt.Sprintf("The file is larger than limits.push_body (%s); nothing was changed.", config.ByteSize(tooBig.Limit)), nil)
 	case errors.Is(err, tasks.ErrUsage):
 		h.showOverview(w, r, s, http.StatusConflict, usageMessage(err), nil)
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The daemon's read deadline: the browser sent the file too slowly.
+		h.showOverview(w, r, s, http.StatusRequestTimeout, "The file arrived too slowly and was not read to its end; nothing was changed. Try again on a faster connection.", nil)
 	default:
 		h.fail(w, r, s, err)
 	}

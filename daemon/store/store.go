@@ -64,6 +64,9 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 			return nil, err
 		}
 		s.path = path
+		if err := privateFiles(path); err != nil {
+			return nil, err
+		}
 		conn, err := openSQLite(full)
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite store: %w", err)
@@ -142,6 +145,38 @@ func sqliteDSN(dsn string) (full, path string, err error) {
 	}
 	query.Set("_time_format", "sqlite")
 	return "file:" + path + "?" + query.Encode(), path, nil
+}
+
+// privateFiles creates the SQLite database file 0600 before the driver
+// opens it, and takes group and other permissions away from one an older
+// roster created 0644 and from its companions: the database holds the
+// admin page's session secret, which with a token hash from the
+// configuration would forge an admin session. SQLite creates the -wal,
+// -shm and -journal files with the database file's own mode whatever the
+// umask, and the lock folder is created 0700 (see tryFileLock).
+func privateFiles(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err == nil {
+		return f.Close()
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create the SQLite database %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal", path + ".locks"} {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			continue
+		}
+		if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+			// Not the owner: the operator who is must fix it; the
+			// database still opens.
+			slog.Warn("the SQLite database's files are readable by others; make them 0600 (folders 0700)", "path", p, "err", err)
+		}
+	}
+	return nil
 }
 
 // redactDSNError keeps a password in the DSN out of error messages.

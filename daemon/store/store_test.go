@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -164,6 +167,54 @@ func TestSourceLockExcludes(t *testing.T) {
 	})
 }
 
+// TestSecretReadsDoNotWaitForWriters: once a secret exists, Secret,
+// ReadSecret (and the admin page's session check built on them) only read,
+// so a sync holding the write lock (SQLite's only one) does not hold them
+// up. Before, every call inserted and waited for the writer up to the
+// busy timeout (30 s).
+func TestSecretReadsDoNotWaitForWriters(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		if err := s.SyncSources(t.Context(), []string{"staff"}, []string{"csv"}); err != nil {
+			t.Fatal(err)
+		}
+		want, err := s.Secret(t.Context(), "x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		epoch, err := s.RenewSecret(t.Context(), "epoch")
+		if err != nil {
+			t.Fatal(err)
+		}
+		release := storetest.HoldWrite(t, s)
+		defer release()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		start := time.Now()
+		got, err := s.Secret(ctx, "x")
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("Secret during a write = %x, %v; want %x", got, err, want)
+		}
+		v, ok, err := s.ReadSecret(ctx, "epoch")
+		if err != nil || !ok || v != epoch {
+			t.Fatalf("ReadSecret during a write = %q, %v, %v; want %q", v, ok, err, epoch)
+		}
+		if _, ok, err := s.ReadSecret(ctx, "missing"); ok || err != nil {
+			t.Fatalf("ReadSecret of a missing secret = %v, %v", ok, err)
+		}
+		if d := time.Since(start); d > 500*time.Millisecond {
+			t.Fatalf("reading secrets during a write took %s", d)
+		}
+		release()
+		again, err := s.RenewSecret(t.Context(), "epoch")
+		if err != nil || again == epoch || len(again) != 32 {
+			t.Fatalf("RenewSecret = %q, %v; want a new value, not %q", again, err, epoch)
+		}
+		if v, _, _ := s.ReadSecret(t.Context(), "epoch"); v != again {
+			t.Fatalf("after RenewSecret ReadSecret = %q, want %q", v, again)
+		}
+	})
+}
+
 func TestSecretIsStableAndShared(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
 		a, err := s.Secret(t.Context(), "x")
@@ -176,4 +227,72 @@ func TestSecretIsStableAndShared(t *testing.T) {
 			t.Fatalf("secrets: x %x then %x, y %x", a, b, c)
 		}
 	})
+}
+
+// TestSQLiteFilesArePrivate: the database file and its companions are
+// 0600 and the lock folder 0700 whatever the umask, and an existing
+// database that an older roster created 0644 is made private when opened.
+// Before, roster.db was created 0644 under the usual umask 022: its
+// secrets table with a token hash from the configuration forges an admin
+// session.
+func TestSQLiteFilesArePrivate(t *testing.T) {
+	old := syscall.Umask(0) // the worst case: nothing masked
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "roster.db")
+	s, err := store.Open(t.Context(), store.SQLite, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := s.TryLockSource(t.Context(), "staff")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	want := map[string]os.FileMode{
+		path: 0o600, path + "-wal": 0o600, path + "-shm": 0o600,
+		path + ".locks": 0o700, path + ".locks/source": 0o700, path + ".locks/source/staff": 0o600,
+	}
+	check := func() {
+		t.Helper()
+		for p, mode := range want {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Errorf("%s: %v", p, err)
+			} else if fi.Mode().Perm() != mode {
+				t.Errorf("%s is %o, want %o", filepath.Base(p), fi.Mode().Perm(), mode)
+			}
+		}
+	}
+	check()
+	unlock()
+	s.Close()
+
+	// An older roster's files, readable by everybody, are made private
+	// (the folder's own mode closes what is inside it).
+	delete(want, path+".locks/source")
+	delete(want, path+".locks/source/staff")
+	for p, mode := range want {
+		if err := os.Chmod(p, mode|0o044); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path+"-wal", nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = store.Open(t.Context(), store.SQLite, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	delete(want, path+".locks/source")
+	delete(want, path+".locks/source/staff")
+	check()
 }

@@ -105,3 +105,34 @@ func redact(dsn string) string {
 	}
 	return u.Redacted()
 }
+
+// HoldWrite opens a write transaction on s, writes in it as a sync's apply
+// does (the sources' rows and a row of secrets) and keeps it open until the
+// returned function is called or the test ends. On SQLite it holds the
+// database's only write lock meanwhile, so that tests can check that
+// reads do not wait for it.
+func HoldWrite(t testing.TB, s *store.Store) (release func()) {
+	t.Helper()
+	tx := s.DB().Begin()
+	if tx.Error != nil {
+		t.Fatalf("begin the held write transaction: %v", tx.Error)
+	}
+	for _, stmt := range []string{
+		`UPDATE sources SET revision = revision`,
+		`INSERT INTO secrets (name, value) VALUES ('storetest-held-write', 'x')`,
+	} {
+		if err := tx.Exec(stmt).Error; err != nil {
+			tx.Rollback()
+			t.Fatalf("write in the held transaction: %v", err)
+		}
+	}
+	done := false
+	release = func() {
+		if !done {
+			done = true
+			tx.Rollback()
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
