@@ -245,9 +245,19 @@ func entraSequence() idpSequence {
   {"op": "Add", "path": "title", "value": "Research Lead"}]}`,
 			status: 200, changes: true,
 			want: `{"title": "Research Lead", "emails": [{"primary": true, "type": "work", "value": "jane.smith@contoso.example"}]}`},
-		{what: "a cleared attribute is removed", method: "PATCH", path: "/scim/v2/Users/{user}",
-			body:   `{"schemas": ["` + patchOpURN + `"], "Operations": [{"op": "Remove", "path": "preferredLanguage"}]}`,
+		{what: "a cleared attribute is removed (Entra ID names the old value)", method: "PATCH", path: "/scim/v2/Users/{user}",
+			body:   `{"schemas": ["` + patchOpURN + `"], "Operations": [{"op": "Remove", "path": "preferredLanguage", "value": "de-CH"}]}`,
 			status: 200, changes: true, want: `{"title": "Research Lead", "active": true}`},
+		{what: "a move: work e-mail, office and department in one PATCH, Replace and Add mixed", method: "PATCH", path: "/scim/v2/Users/{user}",
+			body: `{"schemas": ["` + patchOpURN + `"], "Operations": [
+  {"op": "Replace", "path": "emails[type eq \"work\"].value", "value": "jane.smith@fabrikam.example"},
+  {"op": "Replace", "path": "addresses[type eq \"work\"].formatted", "value": "18/2111"},
+  {"op": "Add", "path": "` + entUser + `:department", "value": "Retail"}]}`,
+			status: 200, changes: true,
+			want: `{"emails": [{"primary": true, "type": "work", "value": "jane.smith@fabrikam.example"}],
+  "addresses": [{"type": "work", "formatted": "18/2111", "streetAddress": "Bahnhofstrasse 1", "locality": "Zürich",
+    "region": "ZH", "postalCode": "8001", "country": "CH"}],
+  "` + entUser + `": {"employeeNumber": "100299", "department": "Retail"}}`},
 		{what: "the manager's first update: every value added to a user that had none", method: "PATCH", path: "/scim/v2/Users/{manager}",
 			body: `{"schemas": ["` + patchOpURN + `"], "Operations": [
   {"op": "Add", "path": "title", "value": "Head of Research"},
@@ -265,7 +275,7 @@ func entraSequence() idpSequence {
   "name": {"formatted": "Marta Kowalski", "familyName": "Kowalski", "givenName": "Marta"}}`},
 		{what: "the manager leaves: remove it", method: "PATCH", path: "/scim/v2/Users/{user}",
 			body:   `{"schemas": ["` + patchOpURN + `"], "Operations": [{"op": "Remove", "path": "` + entUser + `:manager"}]}`,
-			status: 200, changes: true, want: `{"` + entUser + `": {"employeeNumber": "100299", "department": "Applied Research"}}`},
+			status: 200, changes: true, want: `{"` + entUser + `": {"employeeNumber": "100299", "department": "Retail"}}`},
 		{what: "a manager is set again as a bare id", method: "PATCH", path: "/scim/v2/Users/{user}",
 			body:   `{"schemas": ["` + patchOpURN + `"], "Operations": [{"op": "Add", "path": "` + entUser + `:manager", "value": "{manager}"}]}`,
 			status: 200, changes: true, want: `{"` + entUser + `": {"manager": {"value": "{manager}", "displayName": "Marta Kowalski"}}}`},
@@ -921,4 +931,39 @@ func lineDiff(want, got []byte) string {
 		}
 	}
 	return "(no difference)"
+}
+
+// TestIdPHolds checks the matcher the golden sequences rely on: it must
+// refuse what differs, not only accept what agrees.
+func TestIdPHolds(t *testing.T) {
+	for _, c := range []struct {
+		name, want, got string
+		ok              bool
+	}{
+		{"equal", `{"a": "x"}`, `{"a": "x"}`, true},
+		{"more in got", `{"a": "x"}`, `{"a": "x", "b": 1}`, true},
+		{"other value", `{"a": "x"}`, `{"a": "y"}`, false},
+		{"missing", `{"a": "x"}`, `{"b": "x"}`, false},
+		{"nested", `{"n": {"a": "x"}}`, `{"n": {"a": "x", "b": "y"}}`, true},
+		{"nested other", `{"n": {"a": "x"}}`, `{"n": {"a": "z"}}`, false},
+		{"array in any order", `{"p": [{"t": "w"}, {"t": "m"}]}`, `{"p": [{"t": "m", "v": 1}, {"t": "w"}]}`, true},
+		{"array one more in got", `{"p": [{"t": "w"}]}`, `{"p": [{"t": "w"}, {"t": "m"}]}`, false},
+		{"array one less in got", `{"p": [{"t": "w"}, {"t": "m"}]}`, `{"p": [{"t": "w"}]}`, false},
+		{"array one value twice", `{"p": [{"t": "w"}, {"t": "w"}]}`, `{"p": [{"t": "w"}, {"t": "m"}]}`, false},
+		{"empty array left out", `{"p": []}`, `{}`, true},
+		{"empty array against values", `{"p": []}`, `{"p": [1]}`, false},
+		{"false is not missing", `{"a": false}`, `{}`, false},
+		{"bool against string", `{"a": false}`, `{"a": "False"}`, false},
+	} {
+		var want, got any
+		if err := json.Unmarshal([]byte(c.want), &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(c.got), &got); err != nil {
+			t.Fatal(err)
+		}
+		if d := holds("", want, got); (len(d) == 0) != c.ok {
+			t.Errorf("%s: holds(%s, %s) = %q, want ok=%t", c.name, c.want, c.got, d, c.ok)
+		}
+	}
 }
