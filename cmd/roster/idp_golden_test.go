@@ -361,18 +361,31 @@ func oktaSequence() idpSequence {
   "password": "1mz050nq-Okta",
   "active": true
 }`
+	// The profile update carries every attribute of Okta's SCIM 2.0
+	// template mapping: middleName, honorific prefix and suffix,
+	// nickName, profileUrl, title, userType, preferredLanguage, locale,
+	// timezone, primaryPhone and mobilePhone, the work address (postal
+	// address → formatted), and the enterprise employeeNumber,
+	// costCenter, organization, division, department, managerId and
+	// manager (→ manager.displayName, readOnly: RFC 7643 §4.3).
 	const userPut = `{
-  "schemas": ["` + coreUser + `"],
+  "schemas": ["` + coreUser + `", "` + entUser + `"],
   "id": "{user}",
   "userName": "dana.lee@okta.example",
-  "name": {"givenName": "Dana", "familyName": "Lee-Park"},
+  "name": {"givenName": "Dana", "familyName": "Lee-Park", "middleName": "Min", "honorificPrefix": "Dr.", "honorificSuffix": "PhD"},
   "emails": [{"primary": true, "value": "dana.lee@okta.example", "type": "work"}],
   "displayName": "Dana Lee-Park",
+  "nickName": "Dee",
+  "profileUrl": "https://intranet.okta.example/people/dana.lee",
+  "userType": "Employee",
+  "preferredLanguage": "en-US",
   "locale": "en-US",
+  "timezone": "America/Los_Angeles",
   "title": "Site Reliability Engineer",
   "addresses": [{
     "type": "work",
     "primary": true,
+    "formatted": "100 First Street\nSan Francisco, CA 94105",
     "streetAddress": "100 First Street",
     "locality": "San Francisco",
     "region": "CA",
@@ -386,6 +399,14 @@ func oktaSequence() idpSequence {
   "externalId": "00ujl29u0le5T6Aj10h7",
   "groups": [],
   "active": true,
+  "` + entUser + `": {
+    "employeeNumber": "E-4711",
+    "costCenter": "CC-200",
+    "organization": "Okta Example Inc.",
+    "division": "Engineering",
+    "department": "Reliability",
+    "manager": {"value": "00ujl29u0le5T6Aj10h9", "displayName": "Sam Boss"}
+  },
   "meta": {"resourceType": "User"}
 }`
 	return idpSequence{name: "okta", contentType: "application/scim+json; charset=utf-8", steps: []idpStep{
@@ -399,7 +420,7 @@ func oktaSequence() idpSequence {
 		{what: "the user exists now", method: "GET",
 			path:   "/scim/v2/Users?filter=" + oktaQ(`userName eq "dana.lee@okta.example"`) + "&startIndex=1&count=100",
 			status: 200, want: `{"totalResults": 1, "startIndex": 1, "itemsPerPage": 1, "Resources": [{"id": "{user}"}]}`},
-		{what: "update the profile: the whole user with title, address and phone numbers",
+		{what: "update the profile: the whole user, every attribute of the mapping",
 			method: "PUT", path: "/scim/v2/Users/{user}", body: userPut, status: 200, changes: true},
 		{what: "the profile again unchanged (pushed on every profile sync): nothing changes",
 			method: "PUT", path: "/scim/v2/Users/{user}", body: userPut, status: 200},
@@ -456,7 +477,8 @@ func oktaSequence() idpSequence {
 			want: `{"totalResults": 4, "itemsPerPage": 4, "startIndex": 1}`},
 		{what: "the user as Okta imports it", method: "GET", path: "/scim/v2/Users/{user}", status: 200,
 			want: `{"active": false, "title": "Staff Site Reliability Engineer", "externalId": "00ujl29u0le5T6Aj10h7",
-  "name": {"givenName": "Dana", "familyName": "Lee-Park"}}`},
+  "name": {"givenName": "Dana", "familyName": "Lee-Park", "middleName": "Min"},
+  "` + entUser + `": {"employeeNumber": "E-4711", "department": "Reliability", "manager": {"value": "00ujl29u0le5T6Aj10h9"}}}`},
 	}}
 }
 
@@ -614,6 +636,13 @@ func (r *idpRun) checkWant(t *testing.T, what string, st idpStep, got any) {
 		// schemas it does not serve.
 		for _, k := range []string{"password", "groups", "meta", "id", "schemas"} {
 			delete(written, k)
+		}
+		// The manager's displayName is readOnly (RFC 7643 §4.3): roster
+		// sets it only for a manager of its own directory.
+		if ext, ok := written[entUser].(map[string]any); ok {
+			if mgr, ok := ext["manager"].(map[string]any); ok {
+				delete(mgr, "displayName")
+			}
 		}
 		// A member's display is the service provider's (RFC 7643 §8.7.1
 		// lists no display among the members' writable sub-attributes).
