@@ -530,7 +530,6 @@ type idpMeta struct {
 // resource seen.
 type idpRun struct {
 	h    *hostileEnv
-	seq  idpSequence
 	ids  map[string]string // saved name → id
 	meta map[string]idpMeta
 }
@@ -554,7 +553,7 @@ func (r *idpRun) expand(t *testing.T, s string) string {
 // its normalised transcript.
 func replayIdP(t *testing.T, driver string, seq idpSequence) []byte {
 	h := startHostile(t, driver)
-	r := &idpRun{h: h, seq: seq, ids: map[string]string{}, meta: map[string]idpMeta{}}
+	r := &idpRun{h: h, ids: map[string]string{}, meta: map[string]idpMeta{}}
 	var tr bytes.Buffer
 	for i, st := range seq.steps {
 		what := fmt.Sprintf("%s step %d (%s)", seq.name, i+1, st.what)
@@ -580,6 +579,14 @@ func replayIdP(t *testing.T, driver string, seq idpSequence) []byte {
 		}
 		if st.save != "" {
 			r.ids[st.save] = idOf(t, what, got)
+		}
+		if rep.code == 201 {
+			// RFC 7644 §3.3: Location is the new resource's meta.location.
+			m, _ := got.(map[string]any)
+			meta, _ := m["meta"].(map[string]any)
+			if loc := rep.header.Get("Location"); loc == "" || loc != str(meta["location"]) {
+				t.Errorf("%s: Location %q, meta.location %v", what, loc, meta["location"])
+			}
 		}
 		r.checkWant(t, what, st, got)
 		r.checkMeta(t, what, st, rep, got)
