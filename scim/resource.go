@@ -41,6 +41,9 @@ type User struct {
 // Name is a user's name. Formatted is what the client or source wrote,
 // or else derived (see FormattedName).
 type Name struct {
+	// Derived says Formatted is roster's (FormattedName), not written by
+	// a client or source: it then follows the name parts.
+	Derived         bool   `json:"-"`
 	Formatted       string `json:"formatted,omitempty"`
 	FamilyName      string `json:"familyName,omitempty"`
 	GivenName       string `json:"givenName,omitempty"`
@@ -49,7 +52,7 @@ type Name struct {
 	HonorificSuffix string `json:"honorificSuffix,omitempty"`
 }
 
-func (n *Name) empty() bool { return *n == Name{} }
+func (n *Name) empty() bool { return *n == Name{} || *n == Name{Derived: true} }
 
 // MultiValue is one value of a multi-valued attribute of the common
 // shape (RFC 7643 §2.4): emails, phoneNumbers, ims, photos,

@@ -235,12 +235,16 @@ func decodeUser(b []byte) (*UserWrite, error) {
 	if dec.More() {
 		return nil, scimerr.InvalidSyntax("the body has data after its JSON object")
 	}
-	return userFromDocument(doc)
+	return userFromDocument(doc, false)
 }
 
 // userFromDocument turns a User resource, as encoding/json decodes it,
-// into a UserWrite.
-func userFromDocument(doc map[string]any) (*UserWrite, error) {
+// into a UserWrite. patched says the document is the result of a PATCH,
+// where a remove of a value's "value" (Entra ID clears
+// phoneNumbers[type eq "mobile"].value so) leaves the rest of the value
+// behind: such values are dropped, where a POST or PUT sending one is
+// refused.
+func userFromDocument(doc map[string]any, patched bool) (*UserWrite, error) {
 	canon, err := patch.Resource(doc, schema.Users)
 	if err != nil {
 		return nil, err
@@ -271,7 +275,7 @@ func userFromDocument(doc map[string]any) (*UserWrite, error) {
 		{"emails", &u.Emails}, {"phoneNumbers", &u.PhoneNumbers}, {"ims", &u.Ims}, {"photos", &u.Photos},
 		{"entitlements", &u.Entitlements}, {"roles", &u.Roles}, {"x509Certificates", &u.X509Certificates},
 	} {
-		if *mv.values, err = multiValues(mv.name, *mv.values); err != nil {
+		if *mv.values, err = multiValues(mv.name, *mv.values, patched); err != nil {
 			return nil, err
 		}
 	}
@@ -318,11 +322,14 @@ func (u *UserWrite) tidy() {
 // multiValues checks the values of a multi-valued attribute of the common
 // shape: every value has a value, no value comes twice, and at most one
 // is primary (a later primary wins, RFC 7643 §2.4).
-func multiValues(attr string, in []MultiValue) ([]MultiValue, error) {
+func multiValues(attr string, in []MultiValue, dropEmpty bool) ([]MultiValue, error) {
 	var out []MultiValue
 	seen := map[string]bool{}
 	for _, v := range in {
 		v.Value, v.Display, v.Type = strings.TrimSpace(v.Value), strings.TrimSpace(v.Display), strings.TrimSpace(v.Type)
+		if v.Value == "" && dropEmpty {
+			continue
+		}
 		if v.Value == "" {
 			return nil, scimerr.InvalidValue(fmt.Sprintf("a value of %s has no value", attr))
 		}
@@ -454,7 +461,7 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 	}
 	h.finishUser(cur, h.base(r))
 	newProjection(schema.Users, nil, nil).user(cur)
-	if n := cur.Name; n != nil && n.Formatted == FormattedName(n.GivenName, n.FamilyName) {
+	if n := cur.Name; n != nil && n.Derived {
 		// A derived name.formatted is not the client's: it follows the
 		// name parts the operations may change.
 		n.Formatted = ""
@@ -503,7 +510,7 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 		h.fail(w, r, err)
 		return
 	}
-	uw, err := userFromDocument(doc)
+	uw, err := userFromDocument(doc, true)
 	if err != nil {
 		h.fail(w, r, err)
 		return

@@ -64,9 +64,9 @@ func decodeUserAttrs(raw []byte, u *scim.User, given, family string) error {
 	n := scim.Name{GivenName: given, FamilyName: family, Formatted: a.Formatted,
 		MiddleName: a.MiddleName, HonorificPrefix: a.HonorificPrefix, HonorificSuffix: a.HonorificSuffix}
 	if n.Formatted == "" {
-		n.Formatted = scim.FormattedName(given, family)
+		n.Formatted, n.Derived = scim.FormattedName(given, family), true
 	}
-	if n != (scim.Name{}) {
+	if n != (scim.Name{}) && n != (scim.Name{Derived: true}) {
 		u.Name = &n
 	}
 	if a.CostCenter != "" || a.Organization != "" || a.Division != "" {

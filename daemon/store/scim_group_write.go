@@ -56,6 +56,17 @@ func (w *scimWriter) ReplaceGroup(ctx context.Context, source, id string, g *sci
 		if err != nil {
 			return err
 		}
+		var stored []string
+		if err := tx.Raw(`SELECT member_id FROM memberships WHERE group_id = ?`, id).Scan(&stored).Error; err != nil {
+			return fmt.Errorf("read the members of group %s: %w", id, err)
+		}
+		var name, ext string
+		if err := tx.Raw(`SELECT display_name, external_id FROM groups WHERE id = ?`, id).Row().Scan(&name, &ext); err != nil {
+			return fmt.Errorf("read group %s: %w", id, err)
+		}
+		if name == g.DisplayName && (g.ExternalID == "" || g.ExternalID == ext) && sameMembers(stored, g.Members) {
+			return nil // RFC 7644 §3.5.2: no change, no new version
+		}
 		sets := `display_name = ?, display_name_key = ?, version = version + 1, updated_at = ?`
 		args := []any{g.DisplayName, reconcile.Key(g.DisplayName), time.Now().UTC()}
 		if g.ExternalID != "" {
@@ -69,10 +80,6 @@ func (w *scimWriter) ReplaceGroup(ctx context.Context, source, id string, g *sci
 		if res.RowsAffected != 1 {
 			return fmt.Errorf("group %q: %w", id, scim.ErrPreconditionFailed)
 		}
-		var stored []string
-		if err := tx.Raw(`SELECT member_id FROM memberships WHERE group_id = ?`, id).Scan(&stored).Error; err != nil {
-			return fmt.Errorf("read the members of group %s: %w", id, err)
-		}
 		if err := writeMembers(tx, id, stored, g.Members); err != nil {
 			return err
 		}
@@ -82,6 +89,23 @@ func (w *scimWriter) ReplaceGroup(ctx context.Context, source, id string, g *sci
 		return nil, err
 	}
 	return w.s.SCIM().Group(ctx, id, inc)
+}
+
+// sameMembers reports whether want names exactly the stored member ids.
+func sameMembers(stored []string, want []scim.MemberWrite) bool {
+	ids := make(map[string]bool, len(want))
+	for _, m := range want {
+		ids[m.Value] = true
+	}
+	if len(ids) != len(stored) {
+		return false
+	}
+	for _, id := range stored {
+		if !ids[id] {
+			return false
+		}
+	}
+	return true
 }
 
 // DeleteGroup deletes a group of source for good, with its memberships

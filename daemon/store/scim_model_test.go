@@ -385,3 +385,41 @@ func TestSCIMFilterEveryAttribute(t *testing.T) {
 		}
 	})
 }
+
+// TestSCIMFoundByTheIdPSequences pins what replaying Entra ID's and Okta's
+// sequences found: a group write that changes nothing keeps its version; a
+// deleted user's groups get a new one (their members changed); a
+// formatted name that equals the derived one is still the client's; a
+// Remove of a phone number's value removes the number.
+func TestSCIMFoundByTheIdPSequences(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		e := newSCIMWriteEnv(t, s)
+		const patchOp = `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[%s]}`
+		m := want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"jo","name":{"givenName":"Jo","familyName":"Doe","formatted":"Jo Doe"},
+			"phoneNumbers":[{"type":"work","value":"+1 1"},{"type":"mobile","value":"+1 2"}]}`), http.StatusCreated, "", "")
+		id := m["id"].(string)
+		g := want(t, e.do("POST", "/scim/v2/Groups", writeTok, `{"displayName":"G","members":[{"value":"`+id+`"}]}`), http.StatusCreated, "", "")
+		gid, gmeta := g["id"].(string), g["meta"].(map[string]any)
+		for _, w := range []struct{ method, body string }{
+			{"PUT", `{"displayName":"G","members":[{"value":"` + id + `"}]}`},
+			{"PATCH", strings.Replace(patchOp, "%s", `{"op":"Add","path":"members","value":[{"value":"`+id+`","$ref":null}]}`, 1)},
+		} {
+			if got := want(t, e.do(w.method, "/scim/v2/Groups/"+gid, writeTok, w.body), 200, "", "")["meta"]; !reflect.DeepEqual(got, gmeta) {
+				t.Errorf("a group %s that changes nothing moved meta: %v, was %v", w.method, got, gmeta)
+			}
+		}
+		m = want(t, e.do("PATCH", "/scim/v2/Users/"+id, writeTok, strings.Replace(patchOp, "%s",
+			`{"op":"Replace","path":"name.familyName","value":"Doe-Smith"},{"op":"Remove","path":"phoneNumbers[type eq \"mobile\"].value","value":"+1 2"}`, 1)), 200, "", "")
+		if n := m["name"].(map[string]any); n["formatted"] != "Jo Doe" {
+			t.Errorf("the client's formatted name: %v", n)
+		}
+		if ps := m["phoneNumbers"].([]any); len(ps) != 1 || ps[0].(map[string]any)["type"] != "work" {
+			t.Errorf("phone numbers after removing the mobile one's value: %v", ps)
+		}
+		want(t, e.do("DELETE", "/scim/v2/Users/"+id, writeTok, ""), http.StatusNoContent, "", "")
+		g = want(t, e.do("GET", "/scim/v2/Groups/"+gid, readTok, ""), 200, "", "")
+		if g["meta"].(map[string]any)["version"] == gmeta["version"] || g["members"] != nil {
+			t.Errorf("the group of a deleted user: %v", g)
+		}
+	})
+}

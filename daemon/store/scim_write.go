@@ -227,6 +227,11 @@ func (w *scimWriter) DeleteUser(ctx context.Context, source, id string, ifMatch 
 		if res.RowsAffected != 1 {
 			return fmt.Errorf("user %s: %w", id, scim.ErrPreconditionFailed)
 		}
+		// The groups the user leaves change: their members do.
+		if err := tx.Exec(`UPDATE groups SET version = version + 1, updated_at = ?
+			WHERE id IN (SELECT group_id FROM memberships WHERE member_id = ?)`, now, id).Error; err != nil {
+			return fmt.Errorf("record the change in the groups of user %s: %w", id, err)
+		}
 		if err := tx.Exec(`DELETE FROM memberships WHERE member_id = ?`, id).Error; err != nil {
 			return fmt.Errorf("remove the memberships of user %s: %w", id, err)
 		}
