@@ -21,6 +21,7 @@ unit:
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRead$$' -fuzztime=$(FUZZTIME) ./sources/csv/
+	$(GO) test -run='^$$' -fuzz='^FuzzPasswordNeverInErrors$$' -fuzztime=$(FUZZTIME) ./sources/csv/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./config/
 	$(GO) test -run='^$$' -fuzz='^FuzzPlanSnapshot$$' -fuzztime=$(FUZZTIME) ./daemon/reconcile/
 	$(GO) test -run='^$$' -fuzz='^FuzzStreamMatchesWhole$$' -fuzztime=$(FUZZTIME) ./daemon/reconcile/
