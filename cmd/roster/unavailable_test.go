@@ -72,6 +72,17 @@ func TestSCIMDatabaseGone(t *testing.T) {
 			}
 		}
 	}
+	// A push is refused the same way, without the database's address.
+	push := `{"dataType":"user","records":[{"uid":"o1","username":"outage"}]}`
+	r = h.do(t, "POST", "/api/v1/sources/api/push", hTokPushAPI, push, nil)
+	if r.code != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+		t.Errorf("a push with the database gone: %s, Retry-After %q; want 503 with Retry-After", r, r.header.Get("Retry-After"))
+	}
+	for _, detail := range []string{dsnHost, dsnPort, "user=", "database="} {
+		if strings.Contains(string(r.body), detail) {
+			t.Errorf("a push with the database gone shows %q: %s", detail, r)
+		}
+	}
 	if logs := h.p.stderr.String(); !strings.Contains(logs, `"msg":"not ready"`) || !strings.Contains(logs, proxy.addr()) {
 		t.Errorf("the log does not say why the daemon is not ready, with the database's address:\n%s", truncate(logs, 4000))
 	}
