@@ -522,7 +522,12 @@ func (f *fetcher) run(ctx context.Context) (*Result, error) {
 		}
 		nu, err := u.Parse(next)
 		if err != nil {
-			return nil, f.pageError(page, u, "the next page URL %s is not a valid URL", sources.QuoteValue(f.redact(next)))
+			// Its query cannot be parsed to hide what looks secret in it.
+			shown, _, cut := strings.Cut(next, "?")
+			if cut {
+				shown += "?..."
+			}
+			return nil, f.pageError(page, u, "the next page URL %s is not a valid URL", sources.QuoteValue(f.redact(shown)))
 		}
 		nu.Fragment, nu.RawFragment = "", ""
 		if !sameOrigin(nu, f.base) {

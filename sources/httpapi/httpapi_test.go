@@ -680,6 +680,11 @@ func TestSecretsNeverShown(t *testing.T) {
 		fmt.Fprintf(w, `{"users":[], "next": "http://other.example/?page=2&X-Amz-Signature=%s"}`, querySig)
 	}))
 	defer signed.Close()
+	// unparsable announces a next page URL that does not parse.
+	unparsable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"users":[], "next": "http://bad host/?sig=%s"}`, querySig)
+	}))
+	defer unparsable.Close()
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()
 	withPass := func(u string) string { return strings.Replace(u, "http://", "http://svc:"+urlPassword+"@", 1) }
@@ -704,6 +709,7 @@ func TestSecretsNeverShown(t *testing.T) {
 		{"query api key, 500 after retries", Options{URL: api500.URL + "/x?Token=" + queryKey, Retries: 1}},
 		{"bad url with a query api key", Options{URL: "ftp://host/x?api_key=" + queryKey}},
 		{"unknown signature in next url", Options{URL: signed.URL + "/x?api_key=" + queryKey, Records: "/users", Next: "/next"}},
+		{"unknown signature in an invalid next url", Options{URL: unparsable.URL, Records: "/users", Next: "/next"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
