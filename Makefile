@@ -21,6 +21,7 @@ unit:
 
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzRead$$' -fuzztime=$(FUZZTIME) ./sources/csv/
+	$(GO) test -run='^$$' -fuzz='^FuzzPasswordNeverInErrors$$' -fuzztime=$(FUZZTIME) ./sources/csv/
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./config/
 	$(GO) test -run='^$$' -fuzz='^FuzzPlanSnapshot$$' -fuzztime=$(FUZZTIME) ./daemon/reconcile/
 	$(GO) test -run='^$$' -fuzz='^FuzzStreamMatchesWhole$$' -fuzztime=$(FUZZTIME) ./daemon/reconcile/
@@ -32,6 +33,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzResource$$' -fuzztime=$(FUZZTIME) ./scim/patch/
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePath$$' -fuzztime=$(FUZZTIME) ./daemon/attrs/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./sources/push/
+	$(GO) test -run='^$$' -fuzz='^FuzzPasswordNeverInPushErrors$$' -fuzztime=$(FUZZTIME) ./sources/push/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodePage$$' -fuzztime=$(FUZZTIME) ./sources/httpapi/
 
 # deployment artifacts of deploy/, checked with the tools operators use:

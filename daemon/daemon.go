@@ -132,7 +132,10 @@ type Daemon struct {
 	workers  sync.WaitGroup // queue goroutines, including those of removed sources
 	ready    chan struct{}  // closed when Run has started everything
 	serving  atomic.Bool    // readyz answers 503 while false
-	watching watchSet       // the watcher's files, with their own lock
+	// notReadyLogged is the last problem /readyz logged, so that a probe
+	// every few seconds during an outage logs it once, not every time.
+	notReadyLogged atomic.Pointer[string]
+	watching       watchSet // the watcher's files, with their own lock
 
 	// mu guards the fields below. Lock order: watching.mu, then mu, then
 	// a queue's mu.

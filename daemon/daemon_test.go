@@ -105,13 +105,19 @@ func TestHealthReadinessMetricsAndBodyLimits(t *testing.T) {
 			}
 		}
 
-		// Not ready once the database is gone.
+		// Not ready once the database is gone, saying so without the
+		// driver's words, which name the driver, host, user and database.
 		st.Close()
 		code, body = h.get("/readyz")
 		var reason struct{ Status, Reason string }
 		if err := json.Unmarshal([]byte(body), &reason); err != nil || code != 503 || reason.Status != "not ready" ||
-			!strings.Contains(reason.Reason, "does not answer") {
+			reason.Reason != "database unreachable" {
 			t.Fatalf("/readyz with the store closed = %d %s (%v)", code, body, err)
+		}
+		for _, detail := range []string{st.Driver(), "sql:", "closed"} {
+			if strings.Contains(body, detail) {
+				t.Errorf("/readyz shows %q to anyone: %s", detail, body)
+			}
 		}
 		if code, _ := h.get("/healthz"); code != 200 {
 			t.Fatalf("/healthz with the store closed = %d, want 200: the process still runs", code)

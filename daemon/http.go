@@ -125,8 +125,9 @@ func (d *Daemon) healthz(w http.ResponseWriter, _ *http.Request) {
 }
 
 // readyz answers 200 when the database answers and has the schema this
-// build needs, and roster is not starting or stopping; 503 with the reason
-// otherwise.
+// build needs, and roster is not starting or stopping; 503 with a generic
+// reason otherwise. Anyone who reaches the port may ask, so the answer
+// names no driver, host, user or database: the details go to the log.
 func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
@@ -142,21 +143,41 @@ func (d *Daemon) readyz(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(body) //nolint:errcheck // the client went away
 }
 
+// The reasons /readyz gives.
+const (
+	reasonStopping    = "roster is starting or stopping"
+	reasonUnreachable = "database unreachable"
+	reasonMigrations  = "migrations pending"
+)
+
 func (d *Daemon) notReady(ctx context.Context) string {
 	if !d.serving.Load() {
-		return "roster is starting or stopping"
+		return reasonStopping
 	}
 	if err := d.store.Ping(ctx); err != nil {
-		return fmt.Sprintf("the %s database does not answer: %v", d.store.Driver(), err)
+		d.logNotReady(fmt.Sprintf("the %s database does not answer: %v", d.store.Driver(), err))
+		return reasonUnreachable
 	}
 	v, err := d.store.SchemaVersion(ctx)
 	if err != nil {
-		return fmt.Sprintf("the schema version cannot be read: %v", err)
+		d.logNotReady(fmt.Sprintf("the schema version of the %s database cannot be read: %v", d.store.Driver(), err))
+		return reasonUnreachable
 	}
 	if v != store.Latest() {
-		return fmt.Sprintf("the database is at schema version %d, this roster needs %d: run roster migrate", v, store.Latest())
+		d.logNotReady(fmt.Sprintf("the database is at schema version %d, this roster needs %d: run roster migrate", v, store.Latest()))
+		return reasonMigrations
+	}
+	if last := d.notReadyLogged.Swap(nil); last != nil {
+		d.log.Info("ready again", "after", *last)
 	}
 	return ""
+}
+
+// logNotReady logs why /readyz says not ready, once per distinct problem.
+func (d *Daemon) logNotReady(problem string) {
+	if last := d.notReadyLogged.Swap(&problem); last == nil || *last != problem {
+		d.log.Warn("not ready", "reason", problem)
+	}
 }
 
 // server is one listener and its http.Server.

@@ -354,6 +354,11 @@ func (h *Handler) notFound(w http.ResponseWriter, r *http.Request) {
 // the client.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var se *scimerr.Error
+	var down interface{ Unavailable() bool } // the database is out of reach (store.ErrUnavailable)
+	if !errors.As(err, &se) && errors.As(err, &down) && down.Unavailable() {
+		h.log.Warn("scim request failed: the database is unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		err = scimerr.Unavailable()
+	}
 	if !errors.As(err, &se) {
 		if errors.Is(err, context.Canceled) {
 			h.log.Debug("scim request canceled", "method", r.Method, "path", r.URL.Path)

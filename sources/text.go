@@ -187,3 +187,15 @@ func CheckAttribute(path, v string) string {
 	}
 	return ""
 }
+
+// QuoteMember quotes a JSON string value for a message like QuoteValue,
+// unless it holds a quote character: a client that escaped its quotes
+// wrongly ("a@b\",\"password\":\"...") has run the value on over the
+// members after it, passwords among them, so such a value is described,
+// not shown.
+func QuoteMember(v string) string {
+	if strings.ContainsRune(v, '"') {
+		return fmt.Sprintf("the value (%d characters, not shown: it holds a quote and may hold other members)", utf8.RuneCountInString(v))
+	}
+	return QuoteValue(v)
+}

@@ -308,7 +308,7 @@ func entraSequence() idpSequence {
 		{what: "add a member that already is one: nothing changes", method: "PATCH", path: "/scim/v2/Groups/{group}",
 			body:   `{"schemas": ["` + patchOpURN + `"], "Operations": [{"op": "Add", "path": "members", "value": [{"$ref": null, "value": "{user}"}]}]}`,
 			status: 200, want: `{"displayName": "Research Team", "members": [{"value": "{user}"}, {"value": "{manager}"}]}`,
-},
+		},
 		{what: "remove a member (value list form)", method: "PATCH", path: "/scim/v2/Groups/{group}",
 			body:   `{"schemas": ["` + patchOpURN + `"], "Operations": [{"op": "Remove", "path": "members", "value": [{"$ref": null, "value": "{manager}"}]}]}`,
 			status: 200, changes: true, want: `{"members": [{"value": "{user}"}]}`},

@@ -39,7 +39,7 @@ func secretsStayHidden(t *testing.T, w *workdir) {
 	}
 	// Passwords of invalid rows: they must not show up in error messages.
 	invalid := []string{"kurz7", "Geheim\x01Passwort99", "Pass\xffwort-123"}
-	needles := []string{"Sommer2026", "Winter2027", "Herbst,Geheim", "Fruehling#2028", "kurz7", "Passwort99", "wort-123"}
+	needles := []string{"Sommer2026", "Winter2027", "Herbst,Geheim", "Fruehling#2028", "kurz7", "Passwort99", "wort-123", "Swallowed-Pw-42"}
 
 	w.writeConfig(t, settings{LogLevel: "debug", LogFormat: "json"})
 	var outs []result
@@ -92,7 +92,11 @@ func secretsStayHidden(t *testing.T, w *workdir) {
 		{ID: "01005", First: "Kurt", Last: "Kurz", Login: "kkurz", Password: invalid[0]},
 		{ID: "01006", First: "Carl", Last: "Ctl", Login: "cctl", Password: invalid[1]},
 		{ID: "01007", First: "Bea", Last: "Bad", Login: "bbad", Password: invalid[2]},
-	})
+	}) +
+		// A stray quote swallows the next row, password and all (issue 16).
+		"01008,\"Pw,Leak,pwleak,,,\n01009,Next,Line,nextl,,,Swallowed-Pw-42\"\n" +
+		// A password that lost its commas lands in the e-mail column.
+		"01010,Lost,Commas,lcommas,Swallowed-Pw-42\n"
 	w.write(t, "invalid.csv", bad)
 	r := run(1, "check", "--csv", "invalid.csv")
 	for _, line := range []string{"line 5, column 7 (password): the password is shorter than 8 characters", "line 6, column 7 (password)", "line 7, column 7 (password)"} {

@@ -231,8 +231,8 @@ func (d *delta) user(r *push.User, matchKey string) {
 	if before != nil {
 		after = *before
 		if holder := d.byExt[r.UID]; holder != nil && holder.ID != before.ID {
-			d.fail(r, "uid", "%q belongs to another user of this source (%q) than the one its %s matches (%q)",
-				r.UID, holder.UserName, matchKey, before.UserName)
+			d.fail(r, "uid", "%s belongs to another user of this source (%s) than the one its %s matches (%s)",
+				sources.QuoteMember(r.UID), sources.QuoteMember(holder.UserName), matchKey, sources.QuoteMember(before.UserName))
 			return
 		}
 	} else {
@@ -264,7 +264,7 @@ func (d *delta) user(r *push.User, matchKey string) {
 	}
 	if before == nil || before.State == StateDeleted || Key(before.UserName) != Key(after.UserName) {
 		if why := d.loginTaken(after.UserName, before); why != "" {
-			d.fail(r, "username", "%q %s", after.UserName, why)
+			d.fail(r, "username", "%s %s", sources.QuoteMember(after.UserName), why)
 			return
 		}
 	}

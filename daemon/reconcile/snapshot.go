@@ -92,7 +92,7 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 		r := &records[i]
 		if conflict, ok := conflicts[i]; ok {
 			if !s.SkipConflicts {
-				p.Errors = append(p.Errors, sources.NewFieldError(r.Line, 4, "login", "%q %s", r.UserName, conflict))
+				p.Errors = append(p.Errors, sources.NewFieldError(r.Line, 4, "login", "%s %s", sources.QuoteValue(r.UserName), conflict))
 				continue
 			}
 			before := byExt[r.ExternalID]
@@ -103,7 +103,7 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 				c.After = User{ExternalID: r.ExternalID, UserName: r.UserName}
 			}
 			p.Changes = append(p.Changes, c)
-			p.Warnings = append(p.Warnings, fmt.Sprintf("line %d, column 4 (login): %q %s; the record was skipped", r.Line, r.UserName, conflict))
+			p.Warnings = append(p.Warnings, fmt.Sprintf("line %d, column 4 (login): %s %s; the record was skipped", r.Line, sources.QuoteValue(r.UserName), conflict))
 			p.Counts.Skipped++
 			continue
 		}

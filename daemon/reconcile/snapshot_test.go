@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rosterd/roster/daemon/reconcile"
@@ -639,6 +640,20 @@ func TestPlanSnapshotLoginConflicts(t *testing.T) {
 				Counts:  reconcile.Counts{Unchanged: 2},
 				Errors: []sources.FieldError{{Line: 3, Column: 4, Field: "login",
 					Message: `line 3, column 4 (login): "Zed" ` + foreignReason}},
+			},
+			empty: true,
+		},
+		{
+			name: "a long login is quoted cut, not whole",
+			snap: reconcile.Snapshot{Users: []reconcile.User{u1, u2},
+				Foreign: map[string]string{strings.Repeat("z", 300): foreignHolder}},
+			records: plus(rec(3, "3", strings.Repeat("z", 300))),
+			want: reconcile.Plan{
+				Records: 3,
+				Total:   2,
+				Counts:  reconcile.Counts{Unchanged: 2},
+				Errors: []sources.FieldError{{Line: 3, Column: 4, Field: "login",
+					Message: `line 3, column 4 (login): "` + strings.Repeat("z", 64) + `"... (300 characters) ` + foreignReason}},
 			},
 			empty: true,
 		},

@@ -325,7 +325,7 @@ func TestSCIMUserResource(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := fmt.Sprintf("%s %s %q %+v %s active=%v", u.ID, u.UserName, u.DisplayName, *u.Name, u.ExternalID, *u.Active)
-		want := scimtest.Anna + ` anna.berg "Anna Berg" {Formatted:Anna Berg FamilyName:Berg GivenName:Anna MiddleName: HonorificPrefix: HonorificSuffix:} E001 active=true`
+		want := scimtest.Anna + ` anna.berg "Anna Berg" {Derived:true Formatted:Anna Berg FamilyName:Berg GivenName:Anna MiddleName: HonorificPrefix: HonorificSuffix:} E001 active=true`
 		if got != want {
 			t.Errorf("user\n got  %s\n want %s", got, want)
 		}

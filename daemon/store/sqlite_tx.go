@@ -72,6 +72,19 @@ func (c immediateConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driv
 	return immediateTx{c.sqliteConn}, nil
 }
 
+// ExecContext and QueryContext mark SQLITE_BUSY after the busy timeout
+// and the like as ErrUnavailable, for callers that read the driver's
+// errors directly (Row().Scan).
+func (c immediateConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	r, err := c.sqliteConn.ExecContext(ctx, query, args)
+	return r, markUnavailable(err)
+}
+
+func (c immediateConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	r, err := c.sqliteConn.QueryContext(ctx, query, args)
+	return r, markUnavailable(err)
+}
+
 func (c immediateConn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})
 }

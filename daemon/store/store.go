@@ -6,6 +6,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -54,6 +57,8 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		Logger:                 logger.Discard,
 		SkipDefaultTransaction: true,
 		NowFunc:                func() time.Time { return time.Now().UTC() },
+		// Only to mark unreachable-database errors (see classifying).
+		TranslateError: true,
 	}
 	var dialector gorm.Dialector
 	switch driver {
@@ -73,13 +78,23 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		}
 		dialector = sqlite.Dialector{Conn: conn}
 	case Postgres:
-		dialector = postgres.Open(dsn)
+		pgcfg, err := pgx.ParseConfig(dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open %s store: %w", s.driver, redactDSNError(err, dsn))
+		}
+		// What postgres.Open(dsn) would open, but through a connector that
+		// marks a failed connect as ErrUnavailable: the error of a
+		// Row().Scan reaches the caller from the driver directly.
+		dialector = postgres.New(postgres.Config{Conn: sql.OpenDB(markingConnector{stdlib.GetConnector(*pgcfg)})})
 	default:
 		return nil, fmt.Errorf("store.driver %q: use sqlite or postgres", driver)
 	}
-	db, err := gorm.Open(dialector, cfg)
+	db, err := gorm.Open(classifying{dialector}, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open %s store: %w", s.driver, redactDSNError(err, dsn))
+	}
+	if err := markCallbacks(db); err != nil {
+		return nil, err
 	}
 	sqlDB, err := db.DB()
 	if err != nil {

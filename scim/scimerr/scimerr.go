@@ -224,6 +224,18 @@ func NotImplemented(detail string) *Error {
 	return &Error{Status: http.StatusNotImplemented, Detail: detail}
 }
 
+// RetryAfter is the Retry-After, in seconds, of Unavailable.
+const RetryAfter = 5
+
+// Unavailable is a request that failed because the directory's database
+// could not be reached; the client may send it again (503, with
+// Retry-After). The detail says nothing of the database.
+func Unavailable() *Error {
+	return &Error{Status: http.StatusServiceUnavailable,
+		Detail: "the directory is unavailable for a moment; try again later",
+		Header: http.Header{"Retry-After": {strconv.Itoa(RetryAfter)}}}
+}
+
 // size writes a byte count in the units the configuration spells limits
 // in ("10MiB"), falling back to bytes so the figure is never rounded.
 func size(n int64) string {

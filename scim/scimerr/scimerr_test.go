@@ -222,3 +222,14 @@ func TestFrom(t *testing.T) {
 		t.Errorf("From(other) = %+v", got)
 	}
 }
+
+func TestUnavailable(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Write(rec, fmt.Errorf("list /Users: %w", Unavailable()))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "5" {
+		t.Fatalf("Unavailable: %d, Retry-After %q", rec.Code, rec.Header().Get("Retry-After"))
+	}
+	if body := rec.Body.String(); !strings.Contains(body, `"status":"503"`) || strings.Contains(body, "list /Users") {
+		t.Errorf("Unavailable body: %s", body)
+	}
+}

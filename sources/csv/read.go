@@ -16,6 +16,12 @@
 //     the rest of the file. The reader reports it on the line where it opens
 //     and reads the following lines again as rows of their own, so one stray
 //     quote costs one error, not the rest of the file.
+//   - A message quotes a value only when it is certainly its column's own
+//     cell, since a stray quote or a lost comma moves other cells,
+//     passwords among them, into a value: never the password column, never
+//     a quoted value that runs on into later lines (its lines are named
+//     instead) or holds a comma, and never the last value of a row with
+//     fewer than seven fields. Such values are described by their length.
 //   - A row may take at most MaxRowBytes; a longer one is reported and
 //     skipped, which bounds memory whatever the input.
 //   - Login names are duplicates when strings.EqualFold says so; ids are
@@ -256,6 +262,7 @@ type physLine struct {
 // fieldPos locates one parsed field in parser.buf.
 type fieldPos struct {
 	line       int // where the field starts
+	last       int // where it ends: after line when a quoted value spans lines
 	start, end int
 }
 
@@ -439,7 +446,7 @@ func (p *parser) parseRecord(first physLine) (bool, error) {
 				return false, nil
 			}
 			p.buf = append(p.buf, data[i:end]...)
-			f.end = len(p.buf)
+			f.end, f.last = len(p.buf), line
 			p.fields = append(p.fields, f)
 			if end == len(data) {
 				p.endLine = line
@@ -478,7 +485,7 @@ func (p *parser) parseRecord(first physLine) (bool, error) {
 			}
 			break
 		}
-		f.end = len(p.buf)
+		f.end, f.last = len(p.buf), line
 		i = skipBlank(data, i)
 		switch {
 		case i == len(data):
@@ -569,24 +576,24 @@ func (p *parser) validate() error {
 		}
 		switch col {
 		case colID:
-			p.unique(p.ids, v, v, f, col, fail)
+			p.unique(p.ids, v, row, f, col, fail)
 			rec.ExternalID = v
 		case colFirstName:
 			rec.GivenName = v
 		case colLastName:
 			rec.FamilyName = v
 		case colLogin:
-			p.unique(p.logins, sources.FoldKey(v), v, f, col, fail)
+			p.unique(p.logins, sources.FoldKey(v), row, f, col, fail)
 			rec.UserName = v
 		case colEmail:
 			if v != "" && !sources.ValidEmail(v) {
-				fail(sources.NewFieldError(f.line, col, name, "%s is not a valid e-mail address", sources.QuoteValue(v)))
+				fail(sources.NewFieldError(f.line, col, name, "%s is not a valid e-mail address", p.subject(row, f, col, v)))
 			}
 			rec.Email = v
 		case colGroups:
 			rec.Groups = splitGroups(v)
 			for _, g := range rec.Groups {
-				if !p.allowedChars(g, f.line, col) {
+				if !p.allowedChars(row, f, col, g) {
 					rowOK = false
 					break
 				}
@@ -624,7 +631,7 @@ func (p *parser) validate() error {
 				continue
 			}
 			if err := sources.CheckAttribute(path, v); err != "" {
-				fail(sources.NewFieldError(f.line, col, path, "%s %s", sources.QuoteValue(v), err))
+				fail(sources.NewFieldError(f.line, col, path, "%s %s", p.subject(row, f, col, v), err))
 				continue
 			}
 			rec.Attributes[i].Value = v
@@ -640,14 +647,15 @@ func (p *parser) validate() error {
 	return nil
 }
 
-// unique reports v when an earlier row used its key, and remembers the
-// key's first line otherwise.
-func (p *parser) unique(seen map[string]int, key, v string, f fieldPos, col int, fail func(sources.FieldError)) {
+// unique reports the field's value when an earlier row used its key, and
+// remembers the key's first line otherwise.
+func (p *parser) unique(seen map[string]int, key, row string, f fieldPos, col int, fail func(sources.FieldError)) {
 	if p.opts.Checked {
 		return
 	}
 	if first, dup := seen[key]; dup {
-		fail(sources.NewFieldError(f.line, col, p.columnName(col), "%s is already used on line %d", sources.QuoteValue(v), first))
+		v := strings.TrimSpace(row[f.start:f.end])
+		fail(sources.NewFieldError(f.line, col, p.columnName(col), "%s is already used on line %d", p.subject(row, f, col, v), first))
 		return
 	}
 	seen[p.own(key)] = f.line
@@ -664,13 +672,13 @@ func (p *parser) own(key string) string {
 }
 
 // cell returns the trimmed text of a field after checking its encoding and
-// characters, reporting what is wrong. It never quotes a password.
+// characters, reporting what is wrong. It never quotes a password, nor any
+// value that may hold one (see hiddenBecause).
 func (p *parser) cell(row string, f fieldPos, col int) (string, bool) {
 	name := p.columnName(col)
-	secret := col == colPassword
 	raw := row[f.start:f.end]
 	if !utf8.ValidString(raw) {
-		if secret {
+		if p.hiddenBecause(row, f, col) != "" {
 			p.report(sources.NewFieldError(f.line, col, name, "the value is not valid UTF-8; save the file as UTF-8"))
 		} else {
 			p.report(sources.NewFieldError(f.line, col, name,
@@ -682,14 +690,52 @@ func (p *parser) cell(row string, f fieldPos, col int) (string, bool) {
 	// Each group is trimmed on its own, so a line break between two groups
 	// is white space around a name, not inside it; splitGroups' caller
 	// checks the names.
-	if col == colGroups || p.allowedChars(v, f.line, col) {
+	if col == colGroups || p.allowedChars(row, f, col, v) {
 		return v, true
 	}
 	return "", false
 }
 
-// allowedChars reports a forbidden character in the value v of a column.
-func (p *parser) allowedChars(v string, line, col int) bool {
+// hiddenBecause says why a message must not quote the value of field f in
+// column col, or returns "" when it may. A message quotes only what is
+// certainly the column's own cell, because an unbalanced quote or a
+// missing comma moves other cells, passwords among them, into a value:
+//
+//   - the password column is never quoted;
+//   - a value holding a line break ran on from its row into the next ones
+//     (a quote opened and closed on another line), and one holding a comma
+//     was quoted around several cells: either may hold a password cell;
+//   - the last value of a row with fewer than seven fields may be a
+//     password that lost the commas before it ("1,Ann,Lee,alee,Secret").
+func (p *parser) hiddenBecause(row string, f fieldPos, col int) string {
+	raw := row[f.start:f.end]
+	switch {
+	case col == colPassword:
+		return "it is a password"
+	case f.last > f.line:
+		return fmt.Sprintf("it runs on to line %d and may hold other rows", f.last)
+	case strings.IndexByte(raw, '\n') >= 0:
+		return "it holds a line break and may hold other rows"
+	case strings.IndexByte(raw, ',') >= 0:
+		return "a quoted value with commas may hold other cells"
+	case len(p.fields) < maxFields && col == len(p.fields):
+		return fmt.Sprintf("the last value of a row of %d fields may be a password", len(p.fields))
+	}
+	return ""
+}
+
+// subject is how a message names the value v of field f: quoted, or, when
+// that is not safe, described without a character of it.
+func (p *parser) subject(row string, f fieldPos, col int, v string) string {
+	if why := p.hiddenBecause(row, f, col); why != "" {
+		return fmt.Sprintf("the value (%d characters, not shown: %s)", utf8.RuneCountInString(v), why)
+	}
+	return sources.QuoteValue(v)
+}
+
+// allowedChars reports a forbidden character in v, the value of field f
+// or, in the groups column, one group of it.
+func (p *parser) allowedChars(row string, f fieldPos, col int, v string) bool {
 	r, bad := sources.ForbiddenRune(v)
 	if !bad {
 		return true
@@ -704,10 +750,16 @@ func (p *parser) allowedChars(v string, line, col int) bool {
 		what = fmt.Sprintf("the control character U+%04X", r)
 	}
 	name := p.columnName(col)
-	if col == colPassword {
-		p.report(sources.NewFieldError(line, col, name, "the password contains a control character or line break"))
-	} else {
-		p.report(sources.NewFieldError(line, col, name, "%s contains %s", sources.QuoteValue(v), what))
+	switch {
+	case col == colPassword:
+		p.report(sources.NewFieldError(f.line, col, name, "the password contains a control character or line break"))
+	case f.last > f.line:
+		// Far more often a quote that was never closed than a value
+		// meant to hold several lines; it swallowed the rows after it.
+		p.report(sources.NewFieldError(f.line, col, name,
+			`the quoted value runs on to line %d, but a value holds no line break: is its closing quote (") missing? (not shown: it may hold other rows)`, f.last))
+	default:
+		p.report(sources.NewFieldError(f.line, col, name, "%s contains %s", p.subject(row, f, col, v), what))
 	}
 	return false
 }

@@ -306,7 +306,7 @@ func TestReadErrors(t *testing.T) {
 		},
 		{
 			name: "invalid e-mail",
-			in:   "1,Bob,Smith,bsmith,bob@\n2,Eve,Fox,efox,Eve Fox <eve@example.com>\n3,Ann,Lee,alee,ann lee@example.com\n4,Joe,Ray,jray,joe@localhost\n5,Kim,Ito,kito,kim..ito@example.com\n",
+			in:   "1,Bob,Smith,bsmith,bob@,,\n2,Eve,Fox,efox,Eve Fox <eve@example.com>,,\n3,Ann,Lee,alee,ann lee@example.com,,\n4,Joe,Ray,jray,joe@localhost,,\n5,Kim,Ito,kito,kim..ito@example.com,,\n",
 			want: []string{
 				`line 1, column 5 (email): "bob@" is not a valid e-mail address`,
 				`line 2, column 5 (email): "Eve Fox <eve@example.com>" is not a valid e-mail address`,
@@ -361,19 +361,19 @@ func TestReadErrors(t *testing.T) {
 		},
 		{
 			name:    "duplicate login ignores case",
-			in:      "1,Jane,Doe,jdoe\n2,Max,Bauer,mbauer\n3,Jana,Doe,JDoe\n",
+			in:      "1,Jane,Doe,jdoe\n2,Max,Bauer,mbauer\n3,Jana,Doe,JDoe,,,\n",
 			want:    []string{`line 3, column 4 (login): "JDoe" is already used on line 1`},
 			records: 2,
 		},
 		{
 			name:    "duplicate login with Unicode case folding",
-			in:      "1,Jürgen,Weiß,JÜRGEN.WEISS\n2,Jürgen,Weiss,jürgen.weiss\n3,Kai,Kelvin,\u212aai\n4,Kai,Kelvin,kai\n",
+			in:      "1,Jürgen,Weiß,JÜRGEN.WEISS\n2,Jürgen,Weiss,jürgen.weiss,,,\n3,Kai,Kelvin,\u212aai\n4,Kai,Kelvin,kai,,,\n",
 			want:    []string{`line 2, column 4 (login): "jürgen.weiss" is already used on line 1`, `line 4, column 4 (login): "kai" is already used on line 3`},
 			records: 2,
 		},
 		{
 			name: "duplicate rows name their own lines",
-			in:   "1,Jane,Doe,jdoe\n\n1,Jane,Doe,jdoe\n",
+			in:   "1,Jane,Doe,jdoe\n\n1,Jane,Doe,jdoe,,,\n",
 			want: []string{`line 3, column 1 (id): "1" is already used on line 1`, `line 3, column 4 (login): "jdoe" is already used on line 1`},
 			// the first row is fine
 			records: 1,
@@ -393,10 +393,10 @@ func TestReadErrors(t *testing.T) {
 		},
 		{
 			name: "control characters and line breaks",
-			in:   "1,Max\x07,Bauer,mbauer\n2,\"Anna\nMaria\",Schmidt,aschmidt\n3,Eve,Fox\x00,efox\n4,Joe,Ray,jray,,Sales\u0085HR\n5,Kim,Ito,kito,,,Pass\x1bword-123\n6,Ann,Lee,\"a\rlee\"\n",
+			in:   "1,Max\x07,Bauer,mbauer\n2,\"Anna\nMaria\",Schmidt,aschmidt\n3,Eve,Fox\x00,efox\n4,Joe,Ray,jray,,Sales\u0085HR,\n5,Kim,Ito,kito,,,Pass\x1bword-123\n6,Ann,Lee,\"a\rlee\",,,\n",
 			want: []string{
 				`line 1, column 2 (first_name): "Max\a" contains the control character U+0007`,
-				`line 2, column 2 (first_name): "Anna\nMaria" contains a line break`,
+				`line 2, column 2 (first_name): the quoted value runs on to line 3, but a value holds no line break: is its closing quote (") missing? (not shown: it may hold other rows)`,
 				`line 4, column 3 (last_name): "Fox\x00" contains the control character U+0000`,
 				`line 5, column 6 (groups): "Sales\u0085HR" contains the control character U+0085`,
 				`line 6, column 7 (password): the password contains a control character or line break`,

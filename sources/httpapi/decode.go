@@ -253,7 +253,7 @@ func (v *validator) record(obj map[string]any, line int) sources.Record {
 			if s == "" {
 				v.required(line, f, found)
 			} else if first, dup := v.ids[s]; dup {
-				v.fail(line, f.name, "%s is already used by record %d", sources.QuoteValue(s), first)
+				v.fail(line, f.name, "%s is already used by record %d", sources.QuoteMember(s), first)
 			} else {
 				v.ids[s] = line
 			}
@@ -263,7 +263,7 @@ func (v *validator) record(obj map[string]any, line int) sources.Record {
 			if s == "" {
 				v.required(line, f, found)
 			} else if first, dup := v.logins[key]; dup {
-				v.fail(line, f.name, "%s is already used by record %d (login names are compared without regard to case)", sources.QuoteValue(s), first)
+				v.fail(line, f.name, "%s is already used by record %d (login names are compared without regard to case)", sources.QuoteMember(s), first)
 			} else {
 				v.logins[key] = line
 			}
@@ -273,7 +273,7 @@ func (v *validator) record(obj map[string]any, line int) sources.Record {
 			rec.FamilyName = s
 		case FieldEmail:
 			if s != "" && !sources.ValidEmail(s) {
-				v.fail(line, f.name, "%s is not a valid e-mail address", sources.QuoteValue(s))
+				v.fail(line, f.name, "%s is not a valid e-mail address", sources.QuoteMember(s))
 			}
 			rec.Email = s
 		case FieldPhone:
@@ -319,11 +319,11 @@ func (v *validator) allowed(s string, line int, field, what string) bool {
 	// encoding/json turns invalid UTF-8 and unpaired surrogates into
 	// U+FFFD; a value holding it has lost characters on the way.
 	if strings.ContainsRune(s, utf8.RuneError) {
-		v.fail(line, field, "%s%s is not valid text: it holds invalid UTF-8, an unpaired surrogate or U+FFFD", prefix, sources.QuoteValue(s))
+		v.fail(line, field, "%s%s is not valid text: it holds invalid UTF-8, an unpaired surrogate or U+FFFD", prefix, sources.QuoteMember(s))
 		return false
 	}
 	if r, bad := sources.ForbiddenRune(s); bad {
-		v.fail(line, field, "%s%s contains %s", prefix, sources.QuoteValue(s), describeRune(r))
+		v.fail(line, field, "%s%s contains %s", prefix, sources.QuoteMember(s), describeRune(r))
 		return false
 	}
 	return true
@@ -389,7 +389,7 @@ func (v *validator) active(raw any, line int) *bool {
 		case strings.EqualFold(s, "false"):
 			b = false
 		default:
-			v.fail(line, FieldActive, "%s is neither true nor false", sources.QuoteValue(s))
+			v.fail(line, FieldActive, "%s is neither true nor false", sources.QuoteMember(s))
 			return nil
 		}
 	default:

@@ -41,8 +41,11 @@
 //     and that number is FieldError.Line.
 //   - Secrets (Authorization values, the bearer token, the basic password,
 //     the client secret, access tokens, the values of headers whose names
-//     suggest a credential, and URL passwords) never appear in errors or
-//     warnings: URLs are printed redacted and every message is scrubbed.
+//     suggest a credential, URL passwords, and the values of URL query
+//     parameters whose names suggest one: key, token, secret, sig, auth,
+//     pass, ... as in ?api_key=) never appear in errors or warnings: URLs
+//     are printed redacted and every message is scrubbed. Other query
+//     parameters (page=3) stay readable.
 package httpapi
 
 import (
@@ -380,6 +383,26 @@ func isToken(s string) bool {
 // secrets.
 var sensitiveHeaderWords = []string{"auth", "token", "key", "secret", "cookie", "session", "password", "signature", "credential"}
 
+// sensitiveQueryWords mark URL query parameters whose values are treated
+// as secrets (api_key, access_token, sig, X-Amz-Signature, ...). Only
+// those are hidden: page=3 or limit=100 in a message helps an operator.
+var sensitiveQueryWords = append([]string{"sig", "pass", "pwd"}, sensitiveHeaderWords...)
+
+// minQuerySecret is the shortest query value scrubbed from every message
+// once it is known; shorter ones (auth=1) are no secret, and scrubbing
+// them would mangle the text around them.
+const minQuerySecret = 4
+
+func sensitive(name string, words []string) bool {
+	name = strings.ToLower(name)
+	for _, w := range words {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
+}
+
 func (f *fetcher) collectSecrets() {
 	add := func(s string) {
 		if s != "" {
@@ -404,22 +427,33 @@ func (f *fetcher) collectSecrets() {
 		add(f.o.OAuth2.ClientSecret)
 	}
 	for k, v := range f.o.Headers {
-		lk := strings.ToLower(k)
-		for _, w := range sensitiveHeaderWords {
-			if strings.Contains(lk, w) {
-				add(v)
-				// "Bearer xyz": the credential alone may be echoed too.
-				if _, cred, ok := strings.Cut(v, " "); ok {
-					add(strings.TrimSpace(cred))
-				}
-				break
+		if sensitive(k, sensitiveHeaderWords) {
+			add(v)
+			// "Bearer xyz": the credential alone may be echoed too.
+			if _, cred, ok := strings.Cut(v, " "); ok {
+				add(strings.TrimSpace(cred))
 			}
 		}
 	}
 	for _, raw := range []string{f.o.URL, tokenURL(f.o.OAuth2)} {
-		if u, err := url.Parse(raw); err == nil && u.User != nil {
+		u, err := url.Parse(raw)
+		if err != nil {
+			continue
+		}
+		if u.User != nil {
 			if p, ok := u.User.Password(); ok {
 				basic(u.User.Username(), p)
+			}
+		}
+		// An upstream echoes its URL in error bodies and the transport in
+		// its errors; the key is scrubbed wherever it appears.
+		for name, values := range u.Query() {
+			if sensitive(name, sensitiveQueryWords) {
+				for _, v := range values {
+					if len(v) >= minQuerySecret {
+						add(v)
+					}
+				}
 			}
 		}
 	}
@@ -442,8 +476,30 @@ func (f *fetcher) redact(s string) string {
 	return s
 }
 
-// redactURL prints u with its password replaced.
-func redactURL(u *url.URL) string { return u.Redacted() }
+// redactURL prints u with its password and the values of its sensitive
+// query parameters replaced, so that a next page URL from the upstream,
+// whose secrets roster does not know, is safe to show too.
+func redactURL(u *url.URL) string {
+	if u.RawQuery == "" {
+		return u.Redacted()
+	}
+	c := *u
+	parts := strings.Split(c.RawQuery, "&")
+	for i, part := range parts {
+		name, value, ok := strings.Cut(part, "=")
+		if !ok || value == "" {
+			continue
+		}
+		if n, err := url.QueryUnescape(name); err == nil {
+			name = n
+		}
+		if sensitive(name, sensitiveQueryWords) {
+			parts[i] = part[:len(part)-len(value)] + "xxxxx"
+		}
+	}
+	c.RawQuery = strings.Join(parts, "&")
+	return c.Redacted()
+}
 
 func (f *fetcher) printURL(u *url.URL) string { return f.redact(redactURL(u)) }
 
@@ -467,7 +523,12 @@ func (f *fetcher) run(ctx context.Context) (*Result, error) {
 		}
 		nu, err := u.Parse(next)
 		if err != nil {
-			return nil, f.pageError(page, u, "the next page URL %s is not a valid URL", sources.QuoteValue(f.redact(next)))
+			// Its query cannot be parsed to hide what looks secret in it.
+			shown, _, cut := strings.Cut(next, "?")
+			if cut {
+				shown += "?..."
+			}
+			return nil, f.pageError(page, u, "the next page URL %s is not a valid URL", sources.QuoteValue(f.redact(shown)))
 		}
 		nu.Fragment, nu.RawFragment = "", ""
 		if !sameOrigin(nu, f.base) {

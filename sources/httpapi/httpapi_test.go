@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -535,7 +536,8 @@ func TestFetchValidation(t *testing.T) {
 		`[{"externalId":"2","userName":"dan\u0007"},
 		  {"externalId":{"x":1},"userName":"eve","active":"yes"},
 		  {"externalId":"7","userName":"fay","groups":{"a":1},"email":true},
-		  {"externalId":"8","userName":"gus","active":1,"groups":["ok",null],"givenName":"bad \ud800 surrogate"}]`,
+		  {"externalId":"8","userName":"gus","active":1,"groups":["ok",null],"givenName":"bad \ud800 surrogate"},
+		  {"externalId":"9","userName":"hal","email":"h@\",\"password\":\"Passw0rdLEAK"}]`,
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("p") == "2" {
@@ -554,7 +556,7 @@ func TestFetchValidation(t *testing.T) {
 	if IsTransient(err) {
 		t.Error("invalid records are not transient")
 	}
-	if res == nil || len(res.Records) != 8 || res.Pages != 2 {
+	if res == nil || len(res.Records) != 9 || res.Pages != 2 {
 		t.Fatalf("the result comes with the validation error: %+v", res)
 	}
 	want := []string{
@@ -570,6 +572,8 @@ func TestFetchValidation(t *testing.T) {
 		"record 8 (givenName): \"bad \ufffd surrogate\" is not valid text",
 		`record 8 (groups): group 2 is null; expected a group name`,
 		`record 8 (active): the value is a number; expected true or false`,
+		// A value that ran on over other members is not shown.
+		`record 9 (email): the value (28 characters, not shown: it holds a quote and may hold other members) is not a valid e-mail address`,
 	}
 	var got []string
 	for _, fe := range ve.Errors {
@@ -640,8 +644,10 @@ func TestSecretsNeverShown(t *testing.T) {
 		accessToken  = "access-SECRET-4"
 		apiKey       = "key-SECRET-5"
 		urlPassword  = "url-SECRET-6"
+		queryKey     = "query-SECRET-7"
+		querySig     = "sig-SECRET-8"
 	)
-	secrets := []string{bearer, password, clientSecret, accessToken, apiKey, urlPassword,
+	secrets := []string{bearer, password, clientSecret, accessToken, apiKey, urlPassword, queryKey, querySig,
 		base64.StdEncoding.EncodeToString([]byte("svc:" + password)),
 		base64.StdEncoding.EncodeToString([]byte("svc:" + urlPassword))}
 	// echo answers with everything the request carried.
@@ -669,6 +675,16 @@ func TestSecretsNeverShown(t *testing.T) {
 		fmt.Fprintf(w, `{"users":[], "next": "http://other.example/?token=%s"}`, bearer)
 	}))
 	defer bad.Close()
+	// signed announces a next page signed with a key roster never saw.
+	signed := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"users":[], "next": "http://other.example/?page=2&X-Amz-Signature=%s"}`, querySig)
+	}))
+	defer signed.Close()
+	// unparsable announces a next page URL that does not parse.
+	unparsable := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"users":[], "next": "http://bad host/?sig=%s"}`, querySig)
+	}))
+	defer unparsable.Close()
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closed.Close()
 	withPass := func(u string) string { return strings.Replace(u, "http://", "http://svc:"+urlPassword+"@", 1) }
@@ -688,6 +704,12 @@ func TestSecretsNeverShown(t *testing.T) {
 		{"token url with password", Options{URL: api403.URL, OAuth2: &OAuth2{TokenURL: withPass(closed.URL), ClientID: "c", ClientSecret: clientSecret}}},
 		{"secret in next url", Options{URL: bad.URL, Bearer: bearer, Records: "/users", Next: "/next"}},
 		{"bad url with password", Options{URL: "ftp://u:" + urlPassword + "@host/x"}},
+		{"query api key echoed", Options{URL: api403.URL + "/x?page=1&api_key=" + queryKey}},
+		{"query api key, connection refused", Options{URL: closed.URL + "/x?api_key=" + queryKey}},
+		{"query api key, 500 after retries", Options{URL: api500.URL + "/x?Token=" + queryKey, Retries: 1}},
+		{"bad url with a query api key", Options{URL: "ftp://host/x?api_key=" + queryKey}},
+		{"unknown signature in next url", Options{URL: signed.URL + "/x?api_key=" + queryKey, Records: "/users", Next: "/next"}},
+		{"unknown signature in an invalid next url", Options{URL: unparsable.URL, Records: "/users", Next: "/next"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -708,6 +730,23 @@ func TestSecretsNeverShown(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"https://api.example/users?page=2&limit=100", "https://api.example/users?page=2&limit=100"},
+		{"https://api.example/users?api_key=abc123&page=2", "https://api.example/users?api_key=xxxxx&page=2"},
+		{"https://u:pw@api.example/?access_token=t&X-Amz-Signature=s&sig=x&passwd=p&Auth=a&q=", "https://u:xxxxx@api.example/?access_token=xxxxx&X-Amz-Signature=xxxxx&sig=xxxxx&passwd=xxxxx&Auth=xxxxx&q="},
+		{"https://api.example/?api%5Fkey=abc&token", "https://api.example/?api%5Fkey=xxxxx&token"},
+	} {
+		u, err := url.Parse(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := redactURL(u); got != tc.want {
+			t.Errorf("redactURL(%s)\n got %s\nwant %s", tc.in, got, tc.want)
+		}
 	}
 }
 

@@ -199,7 +199,7 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 	case "":
 		d.fail(-1, "dataType", `is required: "user" or "department"`)
 	default:
-		d.fail(-1, "dataType", `must be "user" or "department", not %q`, p.DataType)
+		d.fail(-1, "dataType", `must be "user" or "department", not %s`, sources.QuoteMember(p.DataType))
 	}
 	p.MatchKey, _ = d.text(-1, "matchKey", top["matchKey"], false)
 	switch p.MatchKey {
@@ -207,7 +207,7 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 		p.MatchKey = MatchUID
 	case MatchUID, MatchUserName, MatchEmail, MatchPhone:
 	default:
-		d.fail(-1, "matchKey", `must be "uid", "username", "email" or "phone", not %q`, p.MatchKey)
+		d.fail(-1, "matchKey", `must be "uid", "username", "email" or "phone", not %s`, sources.QuoteMember(p.MatchKey))
 	}
 	var records []json.RawMessage
 	if raw, ok := top["records"]; !ok || isNull(raw) {
@@ -351,7 +351,7 @@ func (d *decoder) user(i int, rec map[string]json.RawMessage, matchKey string) (
 	u.NickName = d.optText(i, "nickname", rec["nickname"])
 	u.Email = d.optText(i, "email", rec["email"])
 	if u.Email != nil && *u.Email != "" && !sources.ValidEmail(*u.Email) {
-		d.fail(i, "email", "%q is not a valid e-mail address", *u.Email)
+		d.fail(i, "email", "%s is not a valid e-mail address", sources.QuoteMember(*u.Email))
 	}
 	u.Phone = d.optText(i, "phone", rec["phone"])
 	u.IsDeleted = d.flag(i, "isDeleted", rec["isDeleted"])
@@ -442,7 +442,7 @@ func (d *decoder) duplicates(p *Payload) {
 	uids := map[string]int{}
 	seen := func(i int, uid string) {
 		if first, dup := uids[uid]; dup {
-			d.fail(i, "uid", "%q is already used by records[%d]", uid, first)
+			d.fail(i, "uid", "%s is already used by records[%d]", sources.QuoteMember(uid), first)
 		} else {
 			uids[uid] = i
 		}
@@ -455,7 +455,7 @@ func (d *decoder) duplicates(p *Payload) {
 		}
 		k := strings.ToLower(*u.UserName)
 		if first, dup := logins[k]; dup {
-			d.fail(u.Index, "username", "%q is already used by records[%d]", *u.UserName, first)
+			d.fail(u.Index, "username", "%s is already used by records[%d]", sources.QuoteMember(*u.UserName), first)
 		} else {
 			logins[k] = u.Index
 		}
@@ -499,7 +499,7 @@ func (d *decoder) cycles(deps []Department) {
 	}
 	for _, dep := range deps {
 		if onCycle[dep.UID] {
-			d.fail(dep.Index, "parentUid", "makes department %q its own ancestor", dep.UID)
+			d.fail(dep.Index, "parentUid", "makes department %s its own ancestor", sources.QuoteMember(dep.UID))
 			delete(onCycle, dep.UID) // a duplicate uid is reported once
 		}
 	}
