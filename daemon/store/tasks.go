@@ -20,6 +20,29 @@ const (
 	StatusRejected  = "rejected"
 )
 
+// BeforeSave stamps finished_at on a task saved in a final status without
+// one. This is the one place a task's end is stamped: a task's final state
+// is saved in the transaction that applies its plan, after the plan's
+// writes, so that finished_at − started_at (the duration roster sync
+// prints and roster_sync_task_duration_seconds observes) covers the apply.
+func (t *Task) BeforeSave(*gorm.DB) error {
+	if t.FinishedAt == nil && finalStatus(t.Status) {
+		now := time.Now().UTC()
+		t.FinishedAt = &now
+	}
+	return nil
+}
+
+// finalStatus reports whether a task in status has ended (a held task has
+// ended too: its approval runs it again).
+func finalStatus(status string) bool {
+	switch status {
+	case StatusSucceeded, StatusFailed, StatusSkipped, StatusHeld, StatusRejected:
+		return true
+	}
+	return false
+}
+
 // CreateTask inserts t and sets its ID.
 func (s *Store) CreateTask(ctx context.Context, t *Task) error {
 	if t.CreatedAt.IsZero() {

@@ -187,9 +187,10 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 			return nil, err
 		}
 		if state.LastFingerprint == fp {
+			// The store stamps finished_at when it records the task.
 			now := time.Now().UTC()
-			t := &store.Task{Source: name, Trigger: opt.Trigger, Status: store.StatusSkipped, StartedAt: &now,
-				FinishedAt: &now, Fingerprint: fp,
+			t := &store.Task{Source: name, Trigger: opt.Trigger, Status: store.StatusSkipped, CreatedAt: now, StartedAt: &now,
+				Fingerprint: fp,
 				Warnings: mustJSON([]string{"the file is unchanged since the last successful sync"})}
 			if err := r.Store.CreateTask(ctx, t); err != nil {
 				return nil, err
@@ -304,8 +305,9 @@ func (r *Runner) apply(ctx context.Context, t *store.Task, src *config.Source, p
 	}
 	began := time.Now()
 	done := *t
-	now := time.Now().UTC()
-	done.Status, done.FinishedAt = store.StatusSucceeded, &now
+	// The store stamps finished_at in the apply's transaction, after the
+	// plan's writes (store.Task.BeforeSave).
+	done.Status, done.FinishedAt = store.StatusSucceeded, nil
 	done.Counts, done.Warnings = mustJSON(plan.Counts), mustJSON(nonNil(plan.Warnings))
 	err := r.Store.ApplyTask(ctx, src.Name, plan, fingerprint, &done)
 	r.log().Debug("plan applied", "source", src.Name, "task", t.ID, "changes", len(plan.Changes), "took", time.Since(began))
@@ -365,8 +367,7 @@ func (r *Runner) hold(ctx context.Context, t *store.Task, plan *reconcile.Plan) 
 			hp.Removals = append(hp.Removals, c)
 		}
 	}
-	now := time.Now().UTC()
-	t.Status, t.FinishedAt = store.StatusHeld, &now
+	t.Status, t.FinishedAt = store.StatusHeld, nil // stamped by the store
 	t.Counts, t.Warnings = mustJSON(plan.Counts), mustJSON(nonNil(plan.Warnings))
 	err := r.Store.HoldTask(ctx, t, &store.HeldPlan{Revision: plan.Revision, Reason: plan.Hold, Plan: mustJSON(hp)})
 	if err != nil {
@@ -402,12 +403,15 @@ func (r *Runner) finishFailed(ctx context.Context, t *store.Task, plan *reconcil
 	if plan != nil {
 		t.Warnings = mustJSON(nonNil(plan.Warnings))
 	}
-	now := time.Now().UTC()
-	t.Status, t.FinishedAt = store.StatusFailed, &now
+	t.Status, t.FinishedAt = store.StatusFailed, nil // stamped by the store
 	// The failure may be the database itself; the context may be done.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := r.Store.SaveTask(sctx, t); err != nil {
+		if t.FinishedAt == nil {
+			now := time.Now().UTC()
+			t.FinishedAt = &now
+		}
 		r.log().Error("could not record the task as failed; it will be marked failed at the next start", "source", t.Source, "task", t.ID, "err", err)
 	}
 	r.log().Error("task failed", "source", t.Source, "task", t.ID, "errors", len(errs), "err", errs[0].Message, "transient", t.Transient)
