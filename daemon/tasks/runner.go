@@ -191,7 +191,7 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 			now := time.Now().UTC()
 			t := &store.Task{Source: name, Trigger: opt.Trigger, Status: store.StatusSkipped, CreatedAt: now, StartedAt: &now,
 				Fingerprint: fp,
-				Warnings: mustJSON([]string{"the file is unchanged since the last successful sync"})}
+				Warnings:    mustJSON([]string{"the file is unchanged since the last successful sync"})}
 			if err := r.Store.CreateTask(ctx, t); err != nil {
 				return nil, err
 			}
