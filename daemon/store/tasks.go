@@ -224,3 +224,24 @@ func (s *Store) Expire(ctx context.Context, tombstonesBefore, tasksBefore time.T
 	}
 	return raw, nil
 }
+
+// WithPassword returns which of the external ids name users of source that
+// have a password already (tombstones included): a sync sets an initial
+// password only for users without one (SPEC §3.1), so it hashes only theirs.
+func (s *Store) WithPassword(ctx context.Context, source string, ids []string) (map[string]bool, error) {
+	found := map[string]bool{}
+	const batch = 500 // well under either engine's limit of bound parameters
+	for start := 0; start < len(ids); start += batch {
+		chunk := ids[start:min(start+batch, len(ids))]
+		var have []string
+		err := s.db.WithContext(ctx).Raw(`SELECT external_id FROM users WHERE source = ? AND password_hash <> '' AND external_id IN ?`,
+			source, chunk).Scan(&have).Error
+		if err != nil {
+			return nil, fmt.Errorf("find which users of %s have a password: %w", source, err)
+		}
+		for _, id := range have {
+			found[id] = true
+		}
+	}
+	return found, nil
+}

@@ -463,16 +463,36 @@ func fingerprint(contentSHA string, src *config.Source) string {
 	return hex.EncodeToString(h[:])
 }
 
-// hashPasswords replaces every clear initial password by its hash, on all
-// cores: a strong hash costs tens of milliseconds by design.
+// hashPasswords replaces the clear initial passwords of recs by their
+// hashes, on all cores: a strong hash costs tens of milliseconds by design.
+// A password is set only when its user is created or has none yet (SPEC
+// §3.1), so the passwords of users who have one already are dropped
+// unhashed: a re-sync of people who all have passwords hashes none, and
+// their raw record keeps an empty password column.
 func (r *Runner) hashPasswords(ctx context.Context, source string, recs []sources.Record) error {
 	var todo []int
+	var ids []string
 	for i := range recs {
 		if recs[i].Password != "" {
-			todo = append(todo, i)
+			todo, ids = append(todo, i), append(ids, recs[i].ExternalID)
 		}
 	}
 	if len(todo) == 0 {
+		return nil
+	}
+	has, err := r.Store.WithPassword(ctx, source, ids)
+	if err != nil {
+		return transient(err)
+	}
+	kept := todo[:0]
+	for _, i := range todo {
+		if has[recs[i].ExternalID] {
+			recs[i].Password = ""
+			continue
+		}
+		kept = append(kept, i)
+	}
+	if todo = kept; len(todo) == 0 {
 		return nil
 	}
 	work := make(chan int)
