@@ -156,6 +156,11 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 		return nil, err
 	}
 	defer unlock()
+	// A task of the source left running (its process died, or lost the
+	// database before it could record its end) ends here at the latest.
+	if err := r.recoverRunning(ctx, name); err != nil {
+		return nil, err
+	}
 
 	if opt.OncePer > 0 {
 		last, err := r.Store.LastTaskWithTrigger(ctx, name, opt.Trigger)
@@ -412,7 +417,7 @@ func (r *Runner) finishFailed(ctx context.Context, t *store.Task, plan *reconcil
 			now := time.Now().UTC()
 			t.FinishedAt = &now
 		}
-		r.log().Error("could not record the task as failed; it will be marked failed at the next start", "source", t.Source, "task", t.ID, "err", err)
+		r.log().Error("could not record the task as failed; it will be marked failed when the database answers again, or at the next start", "source", t.Source, "task", t.ID, "err", err)
 	}
 	r.log().Error("task failed", "source", t.Source, "task", t.ID, "errors", len(errs), "err", errs[0].Message, "transient", t.Transient)
 	return &Result{Task: t, Plan: plan}, nil
