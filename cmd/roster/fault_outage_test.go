@@ -162,4 +162,3 @@ func metricSum(exposition, name string, labels ...string) float64 {
 	}
 	return sum
 }
-
