@@ -149,19 +149,19 @@ type Daemon struct {
 
 	// mu guards the fields below. Lock order: watching.mu, then mu, then
 	// a queue's mu.
-	mu     sync.Mutex
-	cfg    *config.Config
-	runner taskRunner
-	queues map[string]*queue // enabled csv sources, while Run runs
-	sched  *cron.Cron
-	timers map[*time.Timer]struct{} // pending automatic retries
+	mu      sync.Mutex
+	cfg     *config.Config
+	runner  taskRunner
+	queues  map[string]*queue // enabled csv sources, while Run runs
+	sched   *cron.Cron
+	timers  map[*time.Timer]struct{} // pending automatic retries
+	taskCtx context.Context          // the context of tasks, while Run runs
+	running bool                     // Run has started its parts and not begun to stop
+	started bool                     // Run was called
+	addrs   []net.Addr               // main listener, then the metrics listener
 	// stranded are the sources whose task failed while the database did
 	// not answer; they sync again once it does (see recoverOutages).
 	stranded map[string]bool
-	taskCtx  context.Context // the context of tasks, while Run runs
-	running  bool            // Run has started its parts and not begun to stop
-	started  bool            // Run was called
-	addrs    []net.Addr      // main listener, then the metrics listener
 }
 
 // taskRunner is what the daemon needs of tasks.Runner.
