@@ -22,6 +22,14 @@
 // retries. A retry is dropped when a newer task of the source ran
 // meanwhile: its input is older than what that task read.
 //
+// A task that fails while the database does not answer (an outage,
+// however long) spends no retry: its source waits for the database. Once
+// the database answers again, the tasks left running (their process lost
+// them with the connection) are marked failed and each waiting source
+// syncs once, reading its input afresh, so that a file changed during the
+// outage is applied and the tasks table, the admin API and the metrics
+// agree again.
+//
 // At start, tasks that a dead process left running are marked failed, and
 // every enabled csv source that has never synced successfully syncs once,
 // recorded with the trigger "schedule" (the daemon's own initiative). A
@@ -87,6 +95,7 @@ const (
 	DefaultPollInterval    = time.Second
 	DefaultPushPoll        = 10 * time.Second
 	DefaultDebounce        = 2 * time.Second
+	DefaultOutagePoll      = time.Second
 )
 
 // abandonGrace is how long Run still waits for a task after Drain, once the
@@ -112,6 +121,9 @@ type Daemon struct {
 	// how long a changed file must stay unchanged before it is imported.
 	PollInterval time.Duration
 	Debounce     time.Duration
+	// OutagePoll is how often the database is pinged while sources wait
+	// for it to answer again (see recoverOutages).
+	OutagePoll time.Duration
 	// Version is exported as roster_build_info{version}.
 	Version string
 	// LogLevel, when set, is set to log.level by every successful reload.
@@ -132,6 +144,7 @@ type Daemon struct {
 	workers  sync.WaitGroup // queue goroutines, including those of removed sources
 	ready    chan struct{}  // closed when Run has started everything
 	serving  atomic.Bool    // readyz answers 503 while false
+	outage   chan struct{}  // capacity 1: "a source is stranded"
 	// notReadyLogged is the last problem /readyz logged, so that a probe
 	// every few seconds during an outage logs it once, not every time.
 	notReadyLogged atomic.Pointer[string]
@@ -149,6 +162,9 @@ type Daemon struct {
 	running bool                     // Run has started its parts and not begun to stop
 	started bool                     // Run was called
 	addrs   []net.Addr               // main listener, then the metrics listener
+	// stranded are the sources whose task failed while the database did
+	// not answer; they sync again once it does (see recoverOutages).
+	stranded map[string]bool
 }
 
 // taskRunner is what the daemon needs of tasks.Runner.
@@ -187,11 +203,14 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, reg prometheus.R
 		PollInterval:    DefaultPollInterval,
 		PushPoll:        DefaultPushPoll,
 		Debounce:        DefaultDebounce,
+		OutagePoll:      DefaultOutagePoll,
 		store:           st,
 		log:             log,
 		gatherer:        gatherer,
 		cfg:             cfg,
 		timers:          map[*time.Timer]struct{}{},
+		stranded:        map[string]bool{},
+		outage:          make(chan struct{}, 1),
 		ready:           make(chan struct{}),
 	}
 	d.newRunner = func(c *config.Config) taskRunner {
@@ -298,6 +317,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		defer close(watchDone)
 		var wg sync.WaitGroup
 		wg.Go(func() { d.pollPushes(watchCtx) })
+		wg.Go(func() { d.recoverOutages(watchCtx) })
 		d.watch(watchCtx)
 		wg.Wait()
 	}()

@@ -289,6 +289,9 @@ func (d *Daemon) runJob(ctx context.Context, source string, j job) {
 			log = log.With("task", j.retryOf)
 		}
 		log.Error("task could not run", "trigger", j.trigger, "err", err, "transient", transient)
+		if transient && d.waitForDatabase(ctx, source) {
+			return
+		}
 		if transient && j.attempt < cfg.Tasks.MaxRetries {
 			wait := d.backoff(j.attempt)
 			log.Warn("trying again later", "trigger", j.trigger, "in", wait, "attempt", j.attempt+1, "max_retries", cfg.Tasks.MaxRetries)
@@ -320,6 +323,9 @@ func (d *Daemon) drain(ctx context.Context, r taskRunner, source string, j job) 
 	default:
 		return
 	}
+	if d.waitForDatabase(ctx, source) {
+		return
+	}
 	d.later(source, job{trigger: tasks.TriggerPush, attempt: attempt + 1}, d.backoff(attempt))
 }
 
@@ -329,6 +335,9 @@ func (d *Daemon) drain(ctx context.Context, r taskRunner, source string, j job) 
 func (d *Daemon) finished(t *store.Task, cfg *config.Config) {
 	d.metrics.observe(t)
 	if t.Status != store.StatusFailed || !t.Transient {
+		return
+	}
+	if d.waitForDatabase(d.taskContext(), t.Source) {
 		return
 	}
 	log := d.log.With("source", t.Source, "task", t.ID)
@@ -374,4 +383,103 @@ func (d *Daemon) later(source string, j job, wait time.Duration) {
 		}
 	})
 	d.timers[t] = struct{}{}
+}
+
+// pingTimeout bounds one look at whether the database answers.
+const pingTimeout = 5 * time.Second
+
+// waitForDatabase is called after a task of source failed, or could not
+// run, for a transient reason. When the database does not answer, the
+// source waits for it instead of spending its automatic retries on an
+// outage that may outlast them all: recoverOutages syncs it once the
+// database answers. It reports whether the source now waits.
+func (d *Daemon) waitForDatabase(ctx context.Context, source string) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	err := d.store.Ping(pctx)
+	cancel()
+	if err == nil {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.running {
+		return false
+	}
+	if !d.stranded[source] {
+		d.log.Warn("the database does not answer: the source syncs again as soon as it does", "source", source, "err", err)
+	}
+	d.stranded[source] = true
+	select {
+	case d.outage <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// taskContext is the context of tasks while Run runs.
+func (d *Daemon) taskContext() context.Context {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.taskCtx == nil {
+		return context.Background()
+	}
+	return d.taskCtx
+}
+
+// recoverOutages runs while Run runs. While sources wait for the database
+// (see waitForDatabase) it pings it every OutagePoll; once it answers, the
+// tasks left running whose source nobody holds are marked failed (their
+// process, this one, lost them with its connection: nothing of them was
+// applied) and every waiting source is synced once.
+func (d *Daemon) recoverOutages(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.outage:
+		}
+		for !d.recoverOutage(ctx) {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(d.OutagePoll):
+			}
+		}
+	}
+}
+
+// recoverOutage reports false while the database does not answer yet.
+func (d *Daemon) recoverOutage(ctx context.Context) bool {
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	if d.store.Ping(pctx) != nil {
+		return false
+	}
+	runner, cfg := d.currentRunner()
+	failed, err := runner.Recover(ctx)
+	if err != nil {
+		d.log.Warn("the database answers again, but the tasks left running could not be checked yet", "err", err)
+		return false
+	}
+	d.mu.Lock()
+	waiting := d.stranded
+	d.stranded = map[string]bool{}
+	d.mu.Unlock()
+	if len(failed) > 0 || len(waiting) > 0 {
+		d.log.Info("the database answers again: tasks left running are marked failed and the sources that waited sync again",
+			"failed", failed, "sources", len(waiting))
+	}
+	for name := range waiting {
+		trigger := tasks.TriggerSchedule // the daemon's own initiative
+		if src, ok := cfg.Source(name); ok && src.Type == config.TypePush {
+			trigger = tasks.TriggerPush
+		}
+		if err := d.push(name, job{trigger: trigger}); err != nil {
+			d.log.Warn("could not sync a source after the database outage", "source", name, "err", err)
+		}
+	}
+	return true
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -214,6 +215,11 @@ func TestServe(t *testing.T) {
 				if !strings.Contains(metrics, want) {
 					t.Errorf("/metrics lacks %s", want)
 				}
+			}
+			// The duration observed is the task's, from started_at to finished_at.
+			took := first.FinishedAt.Sub(*first.StartedAt).Seconds()
+			if got := metricSum(metrics, "roster_sync_task_duration_seconds_sum", `source="staff"`); math.Abs(got-took) > 0.001 {
+				t.Errorf("roster_sync_task_duration_seconds_sum{source=\"staff\"} is %v; the task ran %v s from started_at to finished_at", got, took)
 			}
 
 			// A changed file is synced by the watcher.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -34,8 +35,16 @@ var b64 = base64.RawStdEncoding
 // otherwise hold gigabytes. More hashes than cores at once are no faster.
 var slots = make(chan struct{}, runtime.GOMAXPROCS(0))
 
+// hashed counts the hashes Hash computed: a sync must hash only the
+// passwords it sets, and tests and operators can check that it does.
+var hashed atomic.Int64
+
+// Hashes reports how many passwords this process has hashed.
+func Hashes() int64 { return hashed.Load() }
+
 // Hash returns the PHC string of an argon2id hash of pw with a fresh salt.
 func Hash(pw string) (string, error) {
+	hashed.Add(1)
 	salt := make([]byte, saltLen)
 	if _, err := rand.Read(salt); err != nil {
 		return "", fmt.Errorf("read random salt: %w", err)

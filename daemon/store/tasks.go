@@ -20,6 +20,29 @@ const (
 	StatusRejected  = "rejected"
 )
 
+// BeforeSave stamps finished_at on a task saved in a final status without
+// one. This is the one place a task's end is stamped: a task's final state
+// is saved in the transaction that applies its plan, after the plan's
+// writes, so that finished_at − started_at (the duration roster sync
+// prints and roster_sync_task_duration_seconds observes) covers the apply.
+func (t *Task) BeforeSave(*gorm.DB) error {
+	if t.FinishedAt == nil && finalStatus(t.Status) {
+		now := time.Now().UTC()
+		t.FinishedAt = &now
+	}
+	return nil
+}
+
+// finalStatus reports whether a task in status has ended (a held task has
+// ended too: its approval runs it again).
+func finalStatus(status string) bool {
+	switch status {
+	case StatusSucceeded, StatusFailed, StatusSkipped, StatusHeld, StatusRejected:
+		return true
+	}
+	return false
+}
+
 // CreateTask inserts t and sets its ID.
 func (s *Store) CreateTask(ctx context.Context, t *Task) error {
 	if t.CreatedAt.IsZero() {
@@ -200,4 +223,25 @@ func (s *Store) Expire(ctx context.Context, tombstonesBefore, tasksBefore time.T
 		}
 	}
 	return raw, nil
+}
+
+// WithPassword returns which of the external ids name users of source that
+// have a password already (tombstones included): a sync sets an initial
+// password only for users without one (SPEC §3.1), so it hashes only theirs.
+func (s *Store) WithPassword(ctx context.Context, source string, ids []string) (map[string]bool, error) {
+	found := map[string]bool{}
+	const batch = 500 // well under either engine's limit of bound parameters
+	for start := 0; start < len(ids); start += batch {
+		chunk := ids[start:min(start+batch, len(ids))]
+		var have []string
+		err := s.db.WithContext(ctx).Raw(`SELECT external_id FROM users WHERE source = ? AND password_hash <> '' AND external_id IN ?`,
+			source, chunk).Scan(&have).Error
+		if err != nil {
+			return nil, fmt.Errorf("find which users of %s have a password: %w", source, err)
+		}
+		for _, id := range have {
+			found[id] = true
+		}
+	}
+	return found, nil
 }

@@ -68,8 +68,7 @@ func (r *Runner) syncHTTP(ctx context.Context, src *config.Source, opt Options) 
 			return r.finishFailed(ctx, t, nil, transient(err))
 		}
 		if state.LastFingerprint == in.fingerprint {
-			now := time.Now().UTC()
-			t.Status, t.FinishedAt, t.Fingerprint = store.StatusSkipped, &now, in.fingerprint
+			t.Status, t.Fingerprint = store.StatusSkipped, in.fingerprint
 			t.Warnings = mustJSON(append(nonNil(in.warnings), "the upstream data is unchanged since the last successful sync"))
 			if err := r.Store.SaveTask(ctx, t); err != nil {
 				return nil, err

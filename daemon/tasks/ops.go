@@ -161,8 +161,7 @@ func (r *Runner) Reject(ctx context.Context, id int64) (*store.Task, error) {
 		return nil, err
 	}
 	defer unlock()
-	now := time.Now().UTC()
-	t.Status, t.FinishedAt = store.StatusRejected, &now
+	t.Status, t.FinishedAt = store.StatusRejected, nil // stamped by the store
 	if err := r.Store.SaveTask(ctx, t); err != nil {
 		return nil, err
 	}

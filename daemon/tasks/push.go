@@ -107,7 +107,7 @@ func (r *Runner) DrainPush(ctx context.Context, name string) (*Result, error) {
 		return nil, err
 	}
 	defer unlock()
-	if err := r.recoverPushes(ctx, name); err != nil {
+	if err := r.recoverRunning(ctx, name); err != nil {
 		return nil, err
 	}
 	var last *Result
@@ -134,9 +134,10 @@ func (r *Runner) DrainPush(ctx context.Context, name string) (*Result, error) {
 	return last, nil
 }
 
-// recoverPushes fails the source's pushes left running by a dead process
-// (the caller holds the lock, so nobody runs them) and queues them again.
-func (r *Runner) recoverPushes(ctx context.Context, name string) error {
+// recoverRunning fails the source's tasks left running by a process that
+// died or lost the database (the caller holds the source's lock, so nobody
+// runs them); a push is queued again.
+func (r *Runner) recoverRunning(ctx context.Context, name string) error {
 	running, _, err := r.Store.ListTasks(ctx, store.TaskFilter{Source: name, Status: store.StatusRunning, Limit: 1000})
 	if err != nil {
 		return err

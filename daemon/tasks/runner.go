@@ -156,6 +156,11 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 		return nil, err
 	}
 	defer unlock()
+	// A task of the source left running (its process died, or lost the
+	// database before it could record its end) ends here at the latest.
+	if err := r.recoverRunning(ctx, name); err != nil {
+		return nil, err
+	}
 
 	if opt.OncePer > 0 {
 		last, err := r.Store.LastTaskWithTrigger(ctx, name, opt.Trigger)
@@ -187,10 +192,11 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 			return nil, err
 		}
 		if state.LastFingerprint == fp {
+			// The store stamps finished_at when it records the task.
 			now := time.Now().UTC()
-			t := &store.Task{Source: name, Trigger: opt.Trigger, Status: store.StatusSkipped, StartedAt: &now,
-				FinishedAt: &now, Fingerprint: fp,
-				Warnings: mustJSON([]string{"the file is unchanged since the last successful sync"})}
+			t := &store.Task{Source: name, Trigger: opt.Trigger, Status: store.StatusSkipped, CreatedAt: now, StartedAt: &now,
+				Fingerprint: fp,
+				Warnings:    mustJSON([]string{"the file is unchanged since the last successful sync"})}
 			if err := r.Store.CreateTask(ctx, t); err != nil {
 				return nil, err
 			}
@@ -304,8 +310,9 @@ func (r *Runner) apply(ctx context.Context, t *store.Task, src *config.Source, p
 	}
 	began := time.Now()
 	done := *t
-	now := time.Now().UTC()
-	done.Status, done.FinishedAt = store.StatusSucceeded, &now
+	// The store stamps finished_at in the apply's transaction, after the
+	// plan's writes (store.Task.BeforeSave).
+	done.Status, done.FinishedAt = store.StatusSucceeded, nil
 	done.Counts, done.Warnings = mustJSON(plan.Counts), mustJSON(nonNil(plan.Warnings))
 	err := r.Store.ApplyTask(ctx, src.Name, plan, fingerprint, &done)
 	r.log().Debug("plan applied", "source", src.Name, "task", t.ID, "changes", len(plan.Changes), "took", time.Since(began))
@@ -365,8 +372,7 @@ func (r *Runner) hold(ctx context.Context, t *store.Task, plan *reconcile.Plan) 
 			hp.Removals = append(hp.Removals, c)
 		}
 	}
-	now := time.Now().UTC()
-	t.Status, t.FinishedAt = store.StatusHeld, &now
+	t.Status, t.FinishedAt = store.StatusHeld, nil // stamped by the store
 	t.Counts, t.Warnings = mustJSON(plan.Counts), mustJSON(nonNil(plan.Warnings))
 	err := r.Store.HoldTask(ctx, t, &store.HeldPlan{Revision: plan.Revision, Reason: plan.Hold, Plan: mustJSON(hp)})
 	if err != nil {
@@ -402,13 +408,16 @@ func (r *Runner) finishFailed(ctx context.Context, t *store.Task, plan *reconcil
 	if plan != nil {
 		t.Warnings = mustJSON(nonNil(plan.Warnings))
 	}
-	now := time.Now().UTC()
-	t.Status, t.FinishedAt = store.StatusFailed, &now
+	t.Status, t.FinishedAt = store.StatusFailed, nil // stamped by the store
 	// The failure may be the database itself; the context may be done.
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := r.Store.SaveTask(sctx, t); err != nil {
-		r.log().Error("could not record the task as failed; it will be marked failed at the next start", "source", t.Source, "task", t.ID, "err", err)
+		if t.FinishedAt == nil {
+			now := time.Now().UTC()
+			t.FinishedAt = &now
+		}
+		r.log().Error("could not record the task as failed; it will be marked failed when the database answers again, or at the next start", "source", t.Source, "task", t.ID, "err", err)
 	}
 	r.log().Error("task failed", "source", t.Source, "task", t.ID, "errors", len(errs), "err", errs[0].Message, "transient", t.Transient)
 	return &Result{Task: t, Plan: plan}, nil
@@ -459,16 +468,36 @@ func fingerprint(contentSHA string, src *config.Source) string {
 	return hex.EncodeToString(h[:])
 }
 
-// hashPasswords replaces every clear initial password by its hash, on all
-// cores: a strong hash costs tens of milliseconds by design.
+// hashPasswords replaces the clear initial passwords of recs by their
+// hashes, on all cores: a strong hash costs tens of milliseconds by design.
+// A password is set only when its user is created or has none yet (SPEC
+// §3.1), so the passwords of users who have one already are dropped
+// unhashed: a re-sync of people who all have passwords hashes none, and
+// their raw record keeps an empty password column.
 func (r *Runner) hashPasswords(ctx context.Context, source string, recs []sources.Record) error {
 	var todo []int
+	var ids []string
 	for i := range recs {
 		if recs[i].Password != "" {
-			todo = append(todo, i)
+			todo, ids = append(todo, i), append(ids, recs[i].ExternalID)
 		}
 	}
 	if len(todo) == 0 {
+		return nil
+	}
+	has, err := r.Store.WithPassword(ctx, source, ids)
+	if err != nil {
+		return transient(err)
+	}
+	kept := todo[:0]
+	for _, i := range todo {
+		if has[recs[i].ExternalID] {
+			recs[i].Password = ""
+			continue
+		}
+		kept = append(kept, i)
+	}
+	if todo = kept; len(todo) == 0 {
 		return nil
 	}
 	work := make(chan int)

@@ -142,8 +142,9 @@ func (r *Runner) syncStream(ctx context.Context, t *store.Task, src *config.Sour
 
 	began = time.Now()
 	done := *t
-	now := time.Now().UTC()
-	done.Status, done.FinishedAt = store.StatusSucceeded, &now
+	// The store stamps finished_at in the apply's transaction, after every
+	// part is written (store.Task.BeforeSave).
+	done.Status, done.FinishedAt = store.StatusSucceeded, nil
 	var summary *reconcile.Plan
 	err = r.Store.ApplyStream(ctx, src.Name, first.fingerprint, &done, func(tx *store.StreamTx) error {
 		var err error
