@@ -5,16 +5,19 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/sources/csv"
 )
 
-// runCheck validates a CSV file on its own: no config, no database. Errors
-// that need the directory (a login owned by another source) show up only
-// in a sync.
+// runCheck validates a CSV file on its own: no database, and no config
+// unless --source names a csv source of it, whose extra_columns and
+// password_min_length then apply. Errors that need the directory (a login
+// owned by another source) show up only in a sync.
 func runCheck(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("check")
 	path := fs.String("csv", "", "")
 	minLen := fs.Int("password-min-length", csv.DefaultPasswordMinLength, "")
+	source := fs.String("source", "", "")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -24,12 +27,24 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	} else if *path == "" || len(pos) > 0 {
 		return usagef("name one file with --csv")
 	}
+	opts := csv.Options{PasswordMinLength: *minLen}
+	if *source != "" {
+		cfg, err := e.loadConfig()
+		if err != nil {
+			return err
+		}
+		src, ok := cfg.Source(*source)
+		if !ok || src.Type != config.TypeCSV {
+			return usagef("the config has no csv source %q", *source)
+		}
+		opts.Extra, opts.PasswordMinLength = src.ExtraColumns, src.PasswordMinLength
+	}
 	f, err := os.Open(*path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	res, err := csv.Read(ctx, f, csv.Options{PasswordMinLength: *minLen})
+	res, err := csv.Read(ctx, f, opts)
 	if err != nil {
 		return err
 	}

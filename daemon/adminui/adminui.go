@@ -172,6 +172,7 @@ func New(o Options) *Handler {
 	h.mux.Handle("GET /admin/tasks/{id}", h.page(h.taskPage))
 	h.mux.Handle("POST /admin/tasks/{id}/{action}", h.action(h.taskAction))
 	h.mux.Handle("GET /admin/users", h.page(h.userList))
+	h.mux.Handle("GET /admin/users/{id}", h.page(h.userPage))
 	h.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Error: "There is no page at this address."})
 	})

@@ -471,6 +471,21 @@ func TestPages(t *testing.T) {
 		page("/admin/users?q=%25", "No users match")
 		page("/admin/users?limit=5&offset=5", "Users 6–10 of 20", `href="/admin/users?limit=5&amp;offset=10"`, `href="/admin/users?limit=5"`)
 
+		// A user's page shows every attribute the directory holds.
+		list := page("/admin/users?q=user20")
+		i := strings.Index(list, `href="/admin/users/`)
+		if i < 0 {
+			t.Fatalf("the user list links no user page:\n%s", list)
+		}
+		link := list[i+len(`href="`):]
+		link = link[:strings.IndexByte(link, '"')]
+		page(link, "user20", "<code>userName</code>", "<code>name.familyName</code>", "O&#39;Brien &amp; Co",
+			"<code>emails[0].value</code>", "user20@example.com", "<code>groups[0].display</code>", "Team",
+			"<code>urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber</code>", "00020")
+		if r := e.get("/admin/users/no-such-user", c); r.code != http.StatusNotFound {
+			t.Errorf("an unknown user's page: %d", r.code)
+		}
+
 		// A failed task lists its errors and can be retried once the file is fixed.
 		e.write("staff.csv", people(20)+"21,Bad,Mail,user21,bob@,,\n")
 		failed := act("/admin/sources/staff/sync")

@@ -1,7 +1,9 @@
 package adminui
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/scim"
 	"github.com/rosterd/roster/sources"
 )
 
@@ -430,4 +433,93 @@ func pageLinks(path string, filter url.Values, limit, offset int, total int64) (
 		older = link(offset + limit)
 	}
 	return newer, older
+}
+
+// userData is a user's page: every attribute the directory holds of it,
+// as SCIM serves it, one row per value.
+type userData struct {
+	ID, UserName string
+	Rows         []attrRow
+}
+
+// attrRow is one attribute value: its path and its text.
+type attrRow struct{ Path, Value string }
+
+func (h *Handler) userPage(w http.ResponseWriter, r *http.Request, s *sess) {
+	id := r.PathValue("id")
+	u, err := h.o.Store.SCIM().User(r.Context(), id, scim.All)
+	if errors.Is(err, scim.ErrNotFound) {
+		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Error: "There is no such user (deleted users are not shown).", s: s})
+		return
+	}
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	rows, err := flatten(u)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	h.render(w, r, http.StatusOK, "user", &view{Title: "User " + u.UserName, Nav: "users",
+		Data: userData{ID: u.ID, UserName: u.UserName, Rows: rows}, s: s})
+}
+
+// flatten lists the values of a resource in the order its JSON has them,
+// each with its path: name.givenName, addresses[0].locality, and the
+// enterprise extension's attributes after its URN and a colon. schemas
+// and meta are left out.
+func flatten(v any) ([]attrRow, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var rows []attrRow
+	// walk reads one value at path; sep joins path and the keys of an
+	// object found there.
+	var walk func(path, sep string) error
+	walk = func(path, sep string) error {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		switch tok {
+		case json.Delim('{'):
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return err
+				}
+				key := k.(string)
+				switch {
+				case path == "" && (key == "schemas" || key == "meta"):
+					var skip json.RawMessage
+					err = dec.Decode(&skip)
+				case path == "" && strings.HasPrefix(key, "urn:"):
+					err = walk(key, ":")
+				case path == "":
+					err = walk(key, ".")
+				default:
+					err = walk(path+sep+key, ".")
+				}
+				if err != nil {
+					return err
+				}
+			}
+		case json.Delim('['):
+			for i := 0; dec.More(); i++ {
+				if err := walk(fmt.Sprintf("%s[%d]", path, i), "."); err != nil {
+					return err
+				}
+			}
+		default:
+			rows = append(rows, attrRow{Path: path, Value: fmt.Sprint(tok)})
+			return nil
+		}
+		_, err = dec.Token() // the closing delimiter
+		return err
+	}
+	return rows, walk("", "")
 }

@@ -48,7 +48,7 @@ type uploadErrors struct {
 	Errors  []sources.FieldError
 }
 
-var pageNames = []string{"login", "error", "overview", "tasks", "task", "users"}
+var pageNames = []string{"login", "error", "overview", "tasks", "task", "users", "user"}
 
 func parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
