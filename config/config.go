@@ -172,6 +172,9 @@ type Source struct {
 
 	// push
 	OnDelete string `yaml:"on_delete"`
+	// Fields maps NocoBase custom fields of pushed users to attribute
+	// paths (SPEC §3.3).
+	Fields map[string]string `yaml:"fields"`
 
 	// http
 	URL     string            `yaml:"url"`

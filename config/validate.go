@@ -28,7 +28,7 @@ var (
 	sourceKeys = map[string][]string{
 		TypeCSV:  append([]string{"path", "watch", "password_min_length", "extra_columns"}, snapshotKeys...),
 		TypeHTTP: append([]string{"url", "method", "headers", "auth", "records", "next", "map", "timeout", "retries"}, snapshotKeys...),
-		TypePush: {"on_delete", "on_conflict"},
+		TypePush: {"on_delete", "on_conflict", "fields"},
 		TypeSCIM: {},
 	}
 	sourceTypes = []string{TypeCSV, TypePush, TypeHTTP, TypeSCIM}
@@ -196,6 +196,11 @@ func (c *collector) validateSources(cfg *Config) {
 		case TypePush:
 			c.oneOf(k+".on_delete", s.OnDelete, OnDeleteDeactivate, OnDeleteDelete)
 			c.oneOf(k+".on_conflict", s.OnConflict, OnConflictFail, OnConflictSkip)
+			for _, f := range slices.Sorted(maps.Keys(s.Fields)) {
+				if _, err := attrs.ParsePath(s.Fields[f]); err != nil {
+					c.check(k+".fields."+f, "%v", err)
+				}
+			}
 		case TypeSCIM:
 			if scim != "" {
 				c.check(tk, "only one scim source may exist; %s at line %d is one already", scim, c.line(scim))

@@ -107,10 +107,24 @@ type Path struct {
 	set    func(d *Doc, v string)
 }
 
-// Set puts v at the path in d; a column path leaves d alone.
+// Set puts v at the path in d; a column path leaves d alone, and so does
+// an empty v.
 func (p Path) Set(d *Doc, v string) {
 	if p.set != nil && v != "" {
 		p.set(d, v)
+	}
+}
+
+// Unset leaves the path of d unassigned: a value of a multi-valued
+// attribute, or an address, that holds nothing else goes with it.
+func (p Path) Unset(d *Doc) {
+	if p.set == nil {
+		return
+	}
+	p.set(d, "")
+	d.Addresses = slices.DeleteFunc(d.Addresses, func(a Address) bool { return a == Address{Type: a.Type, Primary: a.Primary} })
+	for _, vs := range []*[]Value{&d.Ims, &d.Photos, &d.Entitlements, &d.Roles, &d.X509Certificates} {
+		*vs = slices.DeleteFunc(*vs, func(v Value) bool { return v.Value == "" && v.Display == "" })
 	}
 }
 

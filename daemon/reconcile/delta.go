@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rosterd/roster/daemon/attrs"
 	"github.com/rosterd/roster/sources"
 	"github.com/rosterd/roster/sources/push"
 )
@@ -258,6 +259,9 @@ func (d *delta) user(r *push.User, matchKey string) {
 	}
 	if r.Phone != nil {
 		after.Phone = *r.Phone
+	}
+	if len(r.Attributes) > 0 {
+		mergeAttributes(&after, r.Attributes)
 	}
 	if after.DisplayName == "" {
 		after.DisplayName = after.UserName
@@ -568,4 +572,36 @@ func (d *delta) cycles() {
 	for _, r := range closers {
 		d.failDept(r, "parentUid", "%q would make department %q its own ancestor", *r.ParentUID, r.UID)
 	}
+}
+
+// mergeAttributes sets the attribute values of a pushed record on u: a
+// push is a delta, so the attributes it does not name stay as they are,
+// and an empty value unassigns its attribute.
+func mergeAttributes(u *User, values []sources.Attribute) {
+	doc, err := attrs.Decode([]byte(u.Attrs))
+	if err != nil {
+		doc = attrs.Doc{} // the store hands the engine only documents it wrote
+	}
+	for _, a := range values {
+		p, err := attrs.Lookup(a.Path)
+		if err != nil {
+			continue
+		}
+		switch p.Column {
+		case attrs.DisplayName:
+			u.DisplayName = a.Value
+		case attrs.Email:
+			u.Email = a.Value
+		case attrs.Phone:
+			u.Phone = a.Value
+		case attrs.EmployeeNumber:
+			u.EmployeeNumber = a.Value
+		case attrs.Department:
+			u.Department = a.Value
+		default:
+			p.Unset(&doc)
+			p.Set(&doc, a.Value)
+		}
+	}
+	u.Attrs, _ = doc.Encode()
 }

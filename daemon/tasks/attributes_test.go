@@ -87,3 +87,42 @@ func TestExtraColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestPushFields pushes users with NocoBase custom fields on both stores:
+// the mapped ones reach SCIM and later pushes change only what they name
+// (an empty value unassigns); the others are named in the task's warning.
+func TestPushFields(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		r := pushRunner(t, s, `fields: {jobTitle: title, site: "addresses[type eq \"work\"].locality", cc: "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter"}`)
+		ctx := context.Background()
+		user := func(login string) *scim.User {
+			t.Helper()
+			page, err := s.SCIM().Users(ctx, scim.Query{Count: 1, Include: scim.All, Filter: &filter.Compare{
+				Attr: filter.AttrPath{Name: "userName"}, Op: filter.Eq, Value: filter.Value{Kind: filter.KindString, Str: login}}})
+			if err != nil || len(page.Resources) != 1 {
+				t.Fatalf("%s: %v %v", login, page, err)
+			}
+			return page.Resources[0]
+		}
+		task := pushNow(t, r, `{"dataType":"user","records":[
+			{"uid":"1","username":"jweiss","jobTitle":"Engineer","site":"Berlin","cc":4711,"shoe":"42","hobbies":["go"]}]}`)
+		if task.Status != store.StatusSucceeded || !strings.Contains(task.Warnings, "hobbies, shoe") {
+			t.Fatalf("first push: %s %s %s", task.Status, task.Warnings, task.Errors)
+		}
+		u := user("jweiss")
+		if u.Title != "Engineer" || len(u.Addresses) != 1 || u.Addresses[0].Locality != "Berlin" || u.Enterprise == nil || u.Enterprise.CostCenter != "4711" {
+			t.Fatalf("after the first push: %+v %+v %+v", u, u.Addresses, u.Enterprise)
+		}
+		task = pushNow(t, r, `{"dataType":"user","records":[{"uid":"1","jobTitle":"Lead","site":""}]}`)
+		if c := counts(t, task); task.Status != store.StatusSucceeded || c.Updated != 1 {
+			t.Fatalf("second push: %s %+v %s", task.Status, c, task.Errors)
+		}
+		u = user("jweiss")
+		if u.Title != "Lead" || len(u.Addresses) != 0 || u.Enterprise == nil || u.Enterprise.CostCenter != "4711" {
+			t.Errorf("a delta changes what it names: %+v %+v %+v", u, u.Addresses, u.Enterprise)
+		}
+		if task = pushNow(t, r, `{"dataType":"user","records":[{"uid":"1","jobTitle":"Lead"}]}`); counts(t, task).Unchanged != 1 {
+			t.Errorf("the same value again: %+v", counts(t, task))
+		}
+	})
+}

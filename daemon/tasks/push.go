@@ -235,6 +235,11 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 	if err != nil {
 		return r.finishFailed(ctx, t, nil, fmt.Errorf("the stored push is not readable: %w", err))
 	}
+	unmapped, errs := push.MapFields(p, src.Fields)
+	if len(errs) > 0 {
+		// The fields changed since the push was accepted.
+		return r.finishFailed(ctx, t, nil, &push.Error{Errors: errs})
+	}
 	snap, err := r.Store.PushSnapshot(ctx, src.Name, pushKeys(p))
 	if err != nil {
 		return r.finishFailed(ctx, t, nil, transient(err))
@@ -242,6 +247,10 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 	plan := reconcile.PlanPush(p, snap, reconcile.DeltaSettings{OnDelete: src.OnDelete,
 		SkipConflicts: src.OnConflict == config.OnConflictSkip}, newID)
 	plan.Source = src.Name
+	if len(unmapped) > 0 {
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("custom fields that no entry of the source's fields maps were not stored "+
+			"(they are in the raw record): %s", strings.Join(unmapped, ", ")))
+	}
 	if len(plan.Errors) > 0 {
 		return r.finishFailed(ctx, t, plan, &sources.ValidationError{Errors: plan.Errors})
 	}

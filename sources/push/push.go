@@ -6,9 +6,10 @@
 // Decisions where the specification leaves room:
 //
 //   - The body must be valid UTF-8 (encoding/json would silently replace
-//     bad bytes) and JSON; unknown keys are ignored, so that clients written
-//     for NocoBase, which may send more fields, work unchanged. Known keys
-//     must have the right JSON type.
+//     bad bytes) and JSON. Other keys of a user record are NocoBase's
+//     custom fields: the source's fields map them to attribute paths
+//     (MapFields); the others are named in the task's warning and kept in
+//     the raw record. Known keys must have the right JSON type.
 //   - A field that is absent or null is left as it is on an existing user
 //     (a push is a delta); a present field, even "", is set. A user needs
 //     a login name when it is created: username, or else its e-mail.
@@ -26,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -71,6 +73,65 @@ type User struct {
 	Phone       *string
 	Departments []DeptRef // nil when absent; empty when the user has none
 	IsDeleted   bool
+	// Custom are the record's other keys (NocoBase's custom fields),
+	// sorted by name, for MapFields.
+	Custom []Field
+	// Attributes are the attribute values of the custom fields the
+	// source maps (MapFields); a push sets the ones it names and leaves
+	// the others as they are.
+	Attributes []sources.Attribute
+}
+
+// Field is a custom field of a user record: its value as text, when it
+// is a string, a number or a boolean (Text), or else its JSON.
+type Field struct {
+	Name, Value string
+	Text        bool
+	// Raw is the value as the record holds it, which Encode keeps.
+	Raw json.RawMessage
+}
+
+// userKeys are the keys of a user record that are not custom fields.
+var userKeys = map[string]bool{"uid": true, "username": true, "nickname": true, "email": true, "phone": true,
+	"departments": true, "isDeleted": true}
+
+// MapFields turns the custom fields of p's users that fields maps (custom
+// field name → attribute path, SPEC §3.3) into their Attributes, checking
+// each value by its attribute's type, and returns the names of the custom
+// fields no entry maps, sorted, for the task's warning: their values stay
+// in the raw record only. A mapped field that is not text or not a valid
+// value is an error naming the record and the field.
+func MapFields(p *Payload, fields map[string]string) (unmapped []string, errs []RecordError) {
+	seen := map[string]bool{}
+	for i := range p.Users {
+		u := &p.Users[i]
+		u.Attributes = u.Attributes[:0]
+		for _, f := range u.Custom {
+			path, ok := fields[f.Name]
+			switch {
+			case !ok:
+				if !seen[f.Name] {
+					seen[f.Name] = true
+					unmapped = append(unmapped, f.Name)
+				}
+			case !f.Text:
+				errs = append(errs, RecordError{Index: u.Index, Field: f.Name,
+					Message: fmt.Sprintf("records[%d] (%s): must be a string, a number or a boolean: it fills %s", u.Index, f.Name, path)})
+			case len(f.Value) > maxText:
+				errs = append(errs, RecordError{Index: u.Index, Field: f.Name,
+					Message: fmt.Sprintf("records[%d] (%s): is longer than %d bytes", u.Index, f.Name, maxText)})
+			default:
+				if why := sources.CheckAttribute(path, f.Value); why != "" {
+					errs = append(errs, RecordError{Index: u.Index, Field: f.Name,
+						Message: fmt.Sprintf("records[%d] (%s): %s %s", u.Index, f.Name, sources.QuoteMember(f.Value), why)})
+					continue
+				}
+				u.Attributes = append(u.Attributes, sources.Attribute{Path: path, Value: f.Value})
+			}
+		}
+	}
+	slices.Sort(unmapped)
+	return unmapped, errs
 }
 
 // MatchValue is the value of the record's match key.
@@ -242,6 +303,17 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 	return p, nil
 }
 
+// keysInOrder are the keys of a decoded object, sorted, so that the same
+// record maps the same way every time.
+func keysInOrder(rec map[string]json.RawMessage) []string {
+	keys := make([]string, 0, len(rec))
+	for k := range rec {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
 // strictJSON decodes exactly one JSON value.
 func strictJSON(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -360,6 +432,23 @@ func (d *decoder) user(i int, rec map[string]json.RawMessage, matchKey string) (
 	}
 	if matchKey != MatchUID && u.MatchValue(matchKey) == "" {
 		d.fail(i, matchKey, "is required: the payload's matchKey is %q", matchKey)
+	}
+	for _, k := range keysInOrder(rec) {
+		raw := rec[k]
+		if userKeys[k] || isNull(raw) {
+			continue
+		}
+		f := Field{Name: k, Value: string(raw), Raw: raw}
+		var v any
+		if json.Unmarshal(raw, &v) == nil {
+			switch x := v.(type) {
+			case string:
+				f.Value, f.Text = strings.TrimSpace(x), true
+			case float64, bool:
+				f.Value, f.Text = strings.TrimSpace(string(raw)), true
+			}
+		}
+		u.Custom = append(u.Custom, f)
 	}
 	return u, len(d.errs) == before
 }
@@ -527,16 +616,29 @@ func Encode(p *Payload) ([]byte, error) {
 	for _, u := range p.Users {
 		rec := user{UID: u.UID, UserName: u.UserName, NickName: u.NickName, Email: u.Email, Phone: u.Phone,
 			Departments: u.Departments, IsDeleted: u.IsDeleted}
+		if (u.Departments == nil || len(u.Departments) > 0) && len(u.Custom) == 0 {
+			records = append(records, rec)
+			continue
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
 		if u.Departments != nil && len(u.Departments) == 0 {
 			// omitempty would turn "no departments" into "leave them".
-			b, err := json.Marshal(rec)
+			b = append(b[:len(b)-1], []byte(`,"departments":[]}`)...)
+		}
+		// Custom fields go as they came: mapped or not, they are part of
+		// the input (the raw record, a retry under other fields).
+		for _, f := range u.Custom {
+			name, err := json.Marshal(f.Name)
 			if err != nil {
 				return nil, err
 			}
-			records = append(records, json.RawMessage(append(b[:len(b)-1], []byte(`,"departments":[]}`)...)))
-			continue
+			b = append(append(append(append(b[:len(b)-1], ','), name...), ':'), f.Raw...)
+			b = append(b, '}')
 		}
-		records = append(records, rec)
+		records = append(records, json.RawMessage(b))
 	}
 	for _, dep := range p.Departments {
 		records = append(records, department{UID: dep.UID, Title: dep.Title, ParentUID: dep.ParentUID, IsDeleted: dep.IsDeleted})

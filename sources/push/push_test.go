@@ -1,6 +1,7 @@
 package push
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -19,7 +20,8 @@ func TestDecodeUsers(t *testing.T) {
 	}
 	want := []User{
 		{Index: 0, UID: "1001", UserName: ptr("jdoe"), NickName: ptr("Jane Doe"), Email: ptr("jane@example.com"), Phone: ptr("+49 30 1234"),
-			Departments: []DeptRef{{UID: "d-10"}, {UID: "d-20", IsMain: true, IsOwner: true}}},
+			Departments: []DeptRef{{UID: "d-10"}, {UID: "d-20", IsMain: true, IsOwner: true}},
+			Custom:      []Field{{Name: "position", Value: "x", Text: true, Raw: json.RawMessage(`"x"`)}}},
 		{Index: 1, UID: "0042", Email: ptr("kim@example.com"), Departments: []DeptRef{}},
 		{Index: 2, UID: "7", Email: ptr("old@example.com"), IsDeleted: true},
 	}
