@@ -55,12 +55,20 @@ func (c immediateConnector) Connect(context.Context) (driver.Conn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("the SQLite driver's connection %T lacks the methods roster needs", conn)
 	}
-	return immediateConn{sc}, nil
+	handle, err := sqliteHandle(conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return immediateConn{sc, handle}, nil
 }
 
 func (c immediateConnector) Driver() driver.Driver { return c.base }
 
-type immediateConn struct{ sqliteConn }
+type immediateConn struct {
+	sqliteConn
+	handle uintptr // the sqlite3*, for sqlite3_interrupt (see sqlite_interrupt.go)
+}
 
 func (c immediateConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	if opts.ReadOnly {
