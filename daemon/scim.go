@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -93,8 +94,8 @@ const defaultQueryTimeout = 10 * time.Second
 // stops its query in the database (see store.ErrQueryTimeout) and is
 // answered 503 with Retry-After; and reads that may visit the whole
 // directory, anything but a look-up by id or userName (or a group's
-// displayName), take one of a few slots, half the store's connections,
-// so that however many of them arrive at once, look-ups, writes and
+// displayName), take one of a few slots, half the host's cores and at
+// most half the store's connections, so that however many of them arrive at once, look-ups, writes and
 // /readyz always find a connection.
 type boundedDirectory struct {
 	dir     scim.Directory
@@ -106,9 +107,11 @@ type boundedDirectory struct {
 var _ scim.Directory = (*boundedDirectory)(nil)
 
 func newBoundedDirectory(dir scim.Directory, driver string, timeout func() time.Duration, log *slog.Logger) *boundedDirectory {
-	slots := 8 // of PostgreSQL's 16 connections
+	// Half the host's cores, so that look-ups always find one free, and
+	// at most half the connections (PostgreSQL has 16, SQLite 4).
+	slots := min(max(1, runtime.NumCPU()/2), 8)
 	if driver == store.SQLite {
-		slots = 2 // of SQLite's 4
+		slots = min(slots, 2)
 	}
 	return &boundedDirectory{dir: dir, timeout: timeout, scans: make(chan struct{}, slots), log: log}
 }
