@@ -28,6 +28,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./scim/filter/
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePath$$' -fuzztime=$(FUZZTIME) ./scim/filter/
 	$(GO) test -run='^$$' -fuzz='^FuzzSCIMFilter$$' -fuzztime=$(FUZZTIME) ./daemon/store/
+	$(GO) test -run='^$$' -fuzz='^FuzzSCIMFilterComplement$$' -fuzztime=$(FUZZTIME) ./daemon/store/
 	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./scim/patch/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./sources/push/
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodePage$$' -fuzztime=$(FUZZTIME) ./sources/httpapi/

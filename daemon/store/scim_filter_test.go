@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -164,6 +165,100 @@ func TestSCIMFilterLimits(t *testing.T) {
 			}
 			if names := scimNames(got); names != tc.want {
 				t.Errorf("%s\n got  %s\n want %s", tc.name, names, tc.want)
+			}
+		}
+	})
+}
+
+// FuzzSCIMFilterComplement checks the negation normal form, the flat
+// lists and the shared subqueries against the meaning of not: on a real
+// SQLite directory, the resources a filter selects and those its
+// negation selects are disjoint and together every resource.
+func FuzzSCIMFilterComplement(f *testing.F) {
+	for _, tc := range scimUserFilters {
+		f.Add(tc.filter)
+	}
+	for _, tc := range scimGroupFilters {
+		f.Add(tc.filter)
+	}
+	for _, tc := range scimLimitFilters {
+		f.Add(tc.filter)
+	}
+	for _, s := range []string{
+		`not (emails.value co "a" or emails.type eq "work") and (userName eq "eve" or userName eq "bob.stone" or emails pr)`,
+		`groups.display co "a" or groups.value pr or not (groups[display sw "b"] and groups.display co "l")`,
+		`not (members.value co "1") and not (members pr) or members[type eq "Group"] or members.display ne null`,
+		`userName eq "anna.berg" or displayName eq "eve" or userName eq "Carl" or displayName eq "BOB STONE"`,
+	} {
+		f.Add(s)
+	}
+	s := storetest.Open(f, store.SQLite)
+	scimtest.Seed(f, s)
+	dir := s.SCIM()
+	ctx := context.Background()
+	all := func(t *testing.T, groups bool, e filter.Expr) ([]string, bool) {
+		q := scim.Query{Filter: e, Count: 1000}
+		var err error
+		var ids []string
+		if groups {
+			var p *scim.Page[scim.Group]
+			if p, err = dir.Groups(ctx, q); err == nil {
+				ids = scimGroupIDs(p)
+			}
+		} else {
+			var p *scim.Page[scim.User]
+			if p, err = dir.Users(ctx, q); err == nil {
+				ids = scimUserIDs(p)
+			}
+		}
+		var fe *scim.FilterError
+		if errors.As(err, &fe) {
+			return nil, false
+		}
+		if err != nil {
+			t.Fatalf("%s: %v", e, err)
+		}
+		return ids, true
+	}
+	everyone := map[bool]int{}
+	for _, groups := range []bool{false, true} {
+		q := scim.Query{Count: 1000}
+		if groups {
+			p, err := dir.Groups(ctx, q)
+			if err != nil {
+				f.Fatal(err)
+			}
+			everyone[groups] = len(p.Resources)
+		} else {
+			p, err := dir.Users(ctx, q)
+			if err != nil {
+				f.Fatal(err)
+			}
+			everyone[groups] = len(p.Resources)
+		}
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		e, err := filter.Parse(in)
+		if err != nil {
+			return
+		}
+		for _, groups := range []bool{false, true} {
+			yes, ok := all(t, groups, e)
+			if !ok {
+				continue
+			}
+			no, _ := all(t, groups, &filter.Not{X: e})
+			seen := map[string]bool{}
+			for _, id := range yes {
+				seen[id] = true
+			}
+			for _, id := range no {
+				if seen[id] {
+					t.Fatalf("%s (groups %v): %s is selected by the filter and by its negation", in, groups, scimNames([]string{id}))
+				}
+			}
+			if len(yes)+len(no) != everyone[groups] {
+				t.Fatalf("%s (groups %v): %d selected, %d by the negation, of %d", in, groups, len(yes), len(no), everyone[groups])
 			}
 		}
 	})
