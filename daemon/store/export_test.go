@@ -8,5 +8,5 @@ import (
 
 // SCIMRead runs fn as the SCIM directory runs its filtered queries.
 func SCIMRead(s *Store, ctx context.Context, fn func(db *gorm.DB) error) error {
-	return (&scimDirectory{s: s}).read(ctx, fn)
+	return (&scimDirectory{s: s}).read(ctx, false, fn)
 }

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,8 @@ import (
 
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
+	"github.com/rosterd/roster/scim"
+	"github.com/rosterd/roster/scim/scimtest"
 )
 
 // scimEndless never ends in any time a test waits for, and writes
@@ -84,4 +88,42 @@ func TestSCIMReadDeadline(t *testing.T) {
 			t.Errorf("%d PostgreSQL backends still run the query after its deadline", running)
 		}
 	})
+}
+
+// TestSCIMReadLookupSkipsTransaction: on PostgreSQL a look-up by userName
+// or id runs without the read transaction (whose round trips doubled its
+// time), any other filter with its deadline and jit off.
+func TestSCIMReadLookupSkipsTransaction(t *testing.T) {
+	s := storetest.Open(t, store.Postgres)
+	scimtest.Seed(t, s)
+	var stmts []string
+	err := s.DB().Callback().Raw().After("gorm:raw").Register("test:capture", func(db *gorm.DB) {
+		stmts = append(stmts, db.Statement.SQL.String())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := s.SCIM()
+	for _, tc := range []struct {
+		filter string
+		tx     bool
+	}{
+		{`userName eq "anna.berg"`, false},
+		{`id eq "` + scimtest.Anna + `" and not (groups pr)`, false},
+		{`userName eq "anna.berg" or userName eq "eve"`, true},
+		{`not (groups.value pr)`, true},
+		{`displayName eq "eve"`, true},
+	} {
+		stmts = nil
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := dir.Users(ctx, scim.Query{Filter: scimParse(t, tc.filter), Count: 10})
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.filter, err)
+		}
+		set := slices.ContainsFunc(stmts, func(s string) bool { return strings.Contains(s, "set_config('statement_timeout'") })
+		if set != tc.tx {
+			t.Errorf("%s: statement_timeout set %v, want %v (%q)", tc.filter, set, tc.tx, stmts)
+		}
+	}
 }

@@ -85,6 +85,31 @@ func (l *scimListing) where() (string, []any, error) {
 	return cond + " AND (" + f + ")", c.args, nil
 }
 
+// lookup tells whether the query reads at most one row through a unique
+// index whatever else it asks: the filter's top-level conjunction holds
+// id eq or userName eq, and there is no offset to skip.
+func (l *scimListing) lookup() bool {
+	if l.q.Offset > 0 {
+		return false
+	}
+	c := scimCompiler{res: l.res, pg: l.pg}
+	var walk func(e filter.Expr) bool
+	walk = func(e filter.Expr) bool {
+		switch e := e.(type) {
+		case *filter.And:
+			return walk(e.Left) || walk(e.Right)
+		case *filter.Compare:
+			if e.Op != filter.Eq || e.Value.Kind != filter.KindString || e.Attr.Sub != "" {
+				return false
+			}
+			a, err := c.lookup(e.Attr)
+			return err == nil && a.col != nil && (a.col.kind == scimKey || a.col.sql == l.res.alias+".id")
+		}
+		return false
+	}
+	return walk(l.q.Filter)
+}
+
 // after is the keyset condition of a cursor page.
 func (l *scimListing) after() (string, []any, error) {
 	p := l.q.After
@@ -159,11 +184,15 @@ var ErrQueryTimeout = errors.New("the query ran out of time")
 // for the short, wide conditions of a filter it cost seconds and saved
 // nothing. It is set per transaction rather than for the pool, so that
 // the directory's other work keeps the operator's settings.
-func (d *scimDirectory) read(ctx context.Context, fn func(db *gorm.DB) error) error {
+//
+// A look-up (see scimListing.lookup) costs an index probe whatever else
+// its filter asks, and skips the transaction: its three round trips
+// doubled the look-up's time, and its context still cancels it.
+func (d *scimDirectory) read(ctx context.Context, lookup bool, fn func(db *gorm.DB) error) error {
 	db := d.s.db.WithContext(ctx)
 	deadline, ok := ctx.Deadline()
 	var err error
-	if d.s.driver != Postgres {
+	if d.s.driver != Postgres || lookup {
 		err = fn(db)
 	} else {
 		err = db.Transaction(func(tx *gorm.DB) error {
@@ -207,7 +236,7 @@ func scimTimedOut(ctx context.Context, err error) bool {
 // sort value follows them.
 func (d *scimDirectory) run(ctx context.Context, l *scimListing, selectCols, joins string,
 	scan func(rows *sql.Rows, key *any) (string, error)) (ids []string, total int, next *scim.Position, err error) {
-	err = d.read(ctx, func(db *gorm.DB) error {
+	err = d.read(ctx, l.lookup(), func(db *gorm.DB) error {
 		ids, total, next, err = d.runIn(db, l, selectCols, joins, scan)
 		return err
 	})
