@@ -41,8 +41,9 @@ func hqUsers(t testing.TB) int {
 // hqLookupP99 bounds the look-ups' 99th percentile under hostile load.
 // Measured on a shared 2-core machine at a load average of 18: 42 ms on
 // SQLite, 201 ms on PostgreSQL (whose backends compete for the same two
-// cores); at a load of 2.5, 15 ms and 124 ms. Before the bounds, look-ups waited seconds (12.7 s in issue
-// 16), so the margin is for the machine, not for roster.
+// cores); at a load of 2.5, 15 ms and 124 ms. Before the bounds,
+// look-ups waited seconds (12.7 s in issue 16), so the margin is for the
+// machine, not for roster.
 const hqLookupP99 = 500 * time.Millisecond
 
 func hqOrs(n int, term func(i int) string) string {
