@@ -29,6 +29,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./scim/filter/
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePath$$' -fuzztime=$(FUZZTIME) ./scim/filter/
 	$(GO) test -run='^$$' -fuzz='^FuzzSCIMFilter$$' -fuzztime=$(FUZZTIME) ./daemon/store/
+	$(GO) test -run='^$$' -fuzz='^FuzzSCIMFilterComplement$$' -fuzztime=$(FUZZTIME) ./daemon/store/
 	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./scim/patch/
 	$(GO) test -run='^$$' -fuzz='^FuzzResource$$' -fuzztime=$(FUZZTIME) ./scim/patch/
 	$(GO) test -run='^$$' -fuzz='^FuzzParsePath$$' -fuzztime=$(FUZZTIME) ./daemon/attrs/
@@ -71,7 +72,8 @@ clean:
 
 
 # the fault and load suite stretched: the kill loop repeats and the load
-# test runs for SOAK in all (any Go duration; half kill loop, half load)
+# test runs for SOAK in all (any Go duration; half kill loop, half load),
+# then the worst SCIM filters against look-ups for an eighth of SOAK a store
 SOAK      ?= 1h
 soak:
-	ROSTER_SOAK=$(SOAK) $(GO) test -count=1 -timeout=2h -v -run='^(TestFault|TestLoad)' ./cmd/roster/
+	ROSTER_SOAK=$(SOAK) $(GO) test -count=1 -timeout=2h -v -run='^(TestFault|TestLoad|TestHostileQueries)' ./cmd/roster/

@@ -118,6 +118,10 @@ type Limits struct {
 	// StreamFrom is the size from which a csv file is synced as a stream,
 	// holding ids rather than records in memory; 0 streams every file.
 	StreamFrom ByteSize `yaml:"stream_from"`
+	// QueryTimeout bounds the database's work for one SCIM read: a query
+	// still running then is stopped in the database and answered 503
+	// with Retry-After.
+	QueryTimeout Duration `yaml:"query_timeout"`
 }
 
 // Tasks configures automatic retries and the task history.
@@ -307,10 +311,11 @@ func defaults(dir string) *Config {
 			KeepRaw: Duration(720 * time.Hour),
 		},
 		Limits: Limits{
-			RequestBody: 10 * MiB,
-			PushBody:    64 * MiB,
-			PushQueue:   50000,
-			StreamFrom:  4 * MiB,
+			RequestBody:  10 * MiB,
+			PushBody:     64 * MiB,
+			PushQueue:    50000,
+			StreamFrom:   4 * MiB,
+			QueryTimeout: Duration(10 * time.Second),
 		},
 		Tasks: Tasks{
 			MaxRetries: 3,

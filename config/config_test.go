@@ -78,7 +78,8 @@ func TestGoodFiles(t *testing.T) {
 			equal(t, "MetricsListen", c.MetricsListen, "")
 			equal(t, "Store", c.Store, Store{Driver: DriverSQLite, DSN: testdata(t, "roster.db"), PurgeDeletedAfter: Duration(720 * time.Hour)})
 			equal(t, "Log", c.Log, Log{Level: "info", Format: "text", Dir: testdata(t, "log"), KeepRaw: Duration(720 * time.Hour)})
-			equal(t, "Limits", c.Limits, Limits{RequestBody: 10 << 20, PushBody: 64 << 20, PushQueue: 50000, StreamFrom: 4 << 20})
+			equal(t, "Limits", c.Limits, Limits{RequestBody: 10 << 20, PushBody: 64 << 20, PushQueue: 50000, StreamFrom: 4 << 20,
+				QueryTimeout: Duration(10 * time.Second)})
 			equal(t, "Tasks", c.Tasks, Tasks{MaxRetries: 3, Keep: Duration(2160 * time.Hour)})
 			equal(t, "Tokens", c.Tokens, []Token{{
 				Name:   "okta",
@@ -104,7 +105,8 @@ func TestGoodFiles(t *testing.T) {
 			equal(t, "Store.PurgeDeletedAfter", c.Store.PurgeDeletedAfter, Duration(90*24*time.Hour))
 			equal(t, "Log.Dir", c.Log.Dir, "/var/log/roster")
 			equal(t, "Log.SlogLevel", c.Log.SlogLevel().String(), "DEBUG")
-			equal(t, "Limits", c.Limits, Limits{RequestBody: 512 << 10, PushBody: 1 << 30, PushQueue: 0, StreamFrom: 0})
+			equal(t, "Limits", c.Limits, Limits{RequestBody: 512 << 10, PushBody: 1 << 30, PushQueue: 0, StreamFrom: 0,
+				QueryTimeout: Duration(2500 * time.Millisecond)})
 			equal(t, "Tasks", c.Tasks, Tasks{MaxRetries: 0, Keep: Duration(36 * time.Hour)})
 			equal(t, "ops push scope", c.Tokens[2].HasScope("push:workday"), true)
 			equal(t, "entra push scope", c.Tokens[0].HasScope("push:workday"), false)
@@ -274,7 +276,8 @@ func TestBadFiles(t *testing.T) {
 			{13, "limits.request_body", "must be greater than zero"},
 			{14, "limits.push_body", `unknown unit "gb"`},
 			{15, "limits.push_queue", "must be zero (no bound) or more"},
-			{17, "tasks.max_retries", "must not be negative"},
+			{16, "limits.query_timeout", "must be greater than zero"},
+			{18, "tasks.max_retries", "must not be negative"},
 		}},
 		{"required.bad.yaml", []want{
 			{2, "tokens[0].name", "is required"},
@@ -479,7 +482,8 @@ func TestDefault(t *testing.T) {
 	equal(t, "Store", c.Store, Store{Driver: DriverSQLite, DSN: filepath.Join(dir, "roster.db"), PurgeDeletedAfter: Duration(30 * 24 * time.Hour)})
 	equal(t, "Log.Dir", c.Log.Dir, filepath.Join(dir, "log"))
 	equal(t, "Log.SlogLevel", c.Log.SlogLevel().String(), "INFO")
-	equal(t, "Limits", c.Limits, Limits{RequestBody: 10 * MiB, PushBody: 64 * MiB, PushQueue: 50000, StreamFrom: 4 * MiB})
+	equal(t, "Limits", c.Limits, Limits{RequestBody: 10 * MiB, PushBody: 64 * MiB, PushQueue: 50000, StreamFrom: 4 * MiB,
+		QueryTimeout: Duration(10 * time.Second)})
 	equal(t, "Tasks", c.Tasks, Tasks{MaxRetries: 3, Keep: Duration(90 * 24 * time.Hour)})
 	equal(t, "len(Sources)", len(c.Sources), 1)
 	api, ok := c.Source("api")

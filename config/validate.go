@@ -65,6 +65,7 @@ func validate(cfg *Config, c *collector) {
 	if cfg.Limits.PushBody <= 0 {
 		c.check("limits.push_body", "must be greater than zero")
 	}
+	c.positive("limits.query_timeout", cfg.Limits.QueryTimeout)
 	if cfg.Tasks.MaxRetries < 0 {
 		c.check("tasks.max_retries", "must not be negative")
 	}

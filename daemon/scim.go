@@ -1,15 +1,23 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/scim"
+	"github.com/rosterd/roster/scim/filter"
+	"github.com/rosterd/roster/scim/scimerr"
 )
 
 // mountSCIM serves the directory at /scim/v2 with the tokens in force
@@ -29,8 +37,14 @@ func (d *Daemon) mountSCIM(reg prometheus.Registerer) error {
 			return fmt.Errorf("register SCIM metrics: %w", err)
 		}
 	}
+	timeout := func() time.Duration {
+		if cfg := d.Config(); cfg != nil && cfg.Limits.QueryTimeout > 0 {
+			return time.Duration(cfg.Limits.QueryTimeout)
+		}
+		return defaultQueryTimeout
+	}
 	d.Handle("/scim/v2/", scim.NewHandler(scim.Options{
-		Directory:     d.store.SCIM(),
+		Directory:     newBoundedDirectory(d.store.SCIM(), d.store.Driver(), timeout, d.log.With("component", "scim")),
 		Writer:        d.store.SCIMWriter(),
 		Source:        func() string { return scimSource(d.Config()) },
 		Authenticator: scim.Tokens(func() []config.Token { return d.Config().Tokens }),
@@ -69,4 +83,125 @@ func metricMethod(m string) string {
 		return m
 	}
 	return "other"
+}
+
+// defaultQueryTimeout is limits.query_timeout's default, for a daemon
+// without a configuration.
+const defaultQueryTimeout = 10 * time.Second
+
+// boundedDirectory bounds what one SCIM read may cost the database
+// (issue 16): every read has a deadline, limits.query_timeout, which
+// stops its query in the database (see store.ErrQueryTimeout) and is
+// answered 503 with Retry-After; and reads that may visit the whole
+// directory, anything but a look-up by id or userName (or a group's
+// displayName), take one of a few slots, half the host's cores and at
+// most half the store's connections, so that however many of them arrive at once, look-ups, writes and
+// /readyz always find a connection.
+type boundedDirectory struct {
+	dir     scim.Directory
+	timeout func() time.Duration
+	scans   chan struct{}
+	log     *slog.Logger
+}
+
+var _ scim.Directory = (*boundedDirectory)(nil)
+
+func newBoundedDirectory(dir scim.Directory, driver string, timeout func() time.Duration, log *slog.Logger) *boundedDirectory {
+	// Half the host's cores, so that look-ups always find one free, and
+	// at most half the connections (PostgreSQL has 16, SQLite 4).
+	slots := min(max(1, runtime.NumCPU()/2), 8)
+	if driver == store.SQLite {
+		slots = min(slots, 2)
+	}
+	return &boundedDirectory{dir: dir, timeout: timeout, scans: make(chan struct{}, slots), log: log}
+}
+
+// boundedRead runs read with the deadline, in a scan slot unless lookup.
+func boundedRead[T any](ctx context.Context, b *boundedDirectory, resource string, lookup bool, read func(context.Context) (T, error)) (T, error) {
+	timeout := b.timeout()
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var zero T
+	if !lookup {
+		select {
+		case b.scans <- struct{}{}:
+			defer func() { <-b.scans }()
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				b.log.Warn("scim read refused: the directory was busy with other lists and filters until its deadline",
+					"resource", resource, "timeout", timeout)
+				return zero, queryTimeout(timeout, fmt.Sprintf(
+					"the server was busy with other lists and filters for limits.query_timeout (%s); retry later", timeout))
+			}
+			return zero, ctx.Err()
+		}
+	}
+	v, err := read(ctx)
+	if err != nil && (errors.Is(err, store.ErrQueryTimeout) || errors.Is(ctx.Err(), context.DeadlineExceeded)) {
+		b.log.Warn("scim read stopped at its deadline", "resource", resource, "timeout", timeout, "err", err)
+		return zero, queryTimeout(timeout, fmt.Sprintf(
+			"the query ran longer than limits.query_timeout (%s) and was stopped; narrow the filter, or retry later", timeout))
+	}
+	return v, err
+}
+
+// queryTimeout is the 503 of a read stopped at its deadline. RFC 7644
+// has no error for it; 503 with Retry-After says that the request was
+// sound and the server could not afford it now.
+func queryTimeout(timeout time.Duration, detail string) error {
+	return &scimerr.Error{
+		Status: http.StatusServiceUnavailable,
+		Detail: detail,
+		Header: http.Header{"Retry-After": {strconv.Itoa(max(1, int(timeout.Round(time.Second)/time.Second)))}},
+	}
+}
+
+func (b *boundedDirectory) Users(ctx context.Context, q scim.Query) (*scim.Page[scim.User], error) {
+	return boundedRead(ctx, b, "Users", isLookup(q, "id", "userName"), func(ctx context.Context) (*scim.Page[scim.User], error) {
+		return b.dir.Users(ctx, q)
+	})
+}
+
+func (b *boundedDirectory) User(ctx context.Context, id string, inc scim.Include) (*scim.User, error) {
+	return boundedRead(ctx, b, "Users", true, func(ctx context.Context) (*scim.User, error) { return b.dir.User(ctx, id, inc) })
+}
+
+func (b *boundedDirectory) Groups(ctx context.Context, q scim.Query) (*scim.Page[scim.Group], error) {
+	return boundedRead(ctx, b, "Groups", isLookup(q, "id", "displayName"), func(ctx context.Context) (*scim.Page[scim.Group], error) {
+		return b.dir.Groups(ctx, q)
+	})
+}
+
+func (b *boundedDirectory) Group(ctx context.Context, id string, inc scim.Include) (*scim.Group, error) {
+	return boundedRead(ctx, b, "Groups", true, func(ctx context.Context) (*scim.Group, error) { return b.dir.Group(ctx, id, inc) })
+}
+
+// isLookup tells whether q selects at most a handful of resources
+// through an index whatever else it asks: its filter's top-level
+// conjunction holds attr eq "value" for one of attrs, and it has no
+// offset (an offset reads the rows it skips).
+func isLookup(q scim.Query, attrs ...string) bool {
+	if q.Offset > 0 {
+		return false
+	}
+	var walk func(e filter.Expr) bool
+	walk = func(e filter.Expr) bool {
+		switch e := e.(type) {
+		case *filter.And:
+			return walk(e.Left) || walk(e.Right)
+		case *filter.Compare:
+			if e.Op != filter.Eq || e.Value.Kind != filter.KindString || e.Attr.Sub != "" ||
+				(e.Attr.URN != "" && !strings.EqualFold(e.Attr.URN, "urn:ietf:params:scim:schemas:core:2.0:User") &&
+					!strings.EqualFold(e.Attr.URN, "urn:ietf:params:scim:schemas:core:2.0:Group")) {
+				return false
+			}
+			for _, a := range attrs {
+				if strings.EqualFold(e.Attr.Name, a) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(q.Filter)
 }

@@ -20,12 +20,64 @@ import (
 // sub-attributes has a value.
 func checkFilter(rt schema.ResourceType, text string, e filter.Expr) error {
 	c := filterChecker{rt: rt, text: text}
-	return c.check(e, nil)
+	if err := c.check(e, nil); err != nil {
+		return err
+	}
+	return c.budget()
 }
 
+// The filter budget, beyond the parser's limits on length and depth
+// (filter.MaxLength, filter.MaxDepth): what one filter may ask of the
+// database. Every comparison or presence test is a term and costs 1;
+// co and ew, which no index serves, cost 2; a term on a multi-valued
+// attribute (emails, phoneNumbers, groups, members) or on the display
+// name of a reference (manager.displayName) reads other rows for every
+// resource and costs 4 times as much. So 100 OR'd userName eq terms fit,
+// as do 25 OR'd members.value co terms, but not 26.
+const (
+	MaxFilterTerms = 100
+	MaxFilterCost  = 200
+)
+
 type filterChecker struct {
-	rt   schema.ResourceType
-	text string
+	rt    schema.ResourceType
+	text  string
+	terms int
+	cost  int
+}
+
+// budget refuses a filter beyond MaxFilterTerms or MaxFilterCost.
+func (c *filterChecker) budget() error {
+	if c.terms > MaxFilterTerms {
+		return fmt.Errorf("invalid filter: it has %d comparisons; the limit is %d", c.terms, MaxFilterTerms)
+	}
+	if c.cost > MaxFilterCost {
+		return fmt.Errorf("invalid filter: it costs %d; the limit is %d (each comparison costs 1, co and ew 2, "+
+			"and 4 times as much on a multi-valued attribute such as emails, groups or members)", c.cost, MaxFilterCost)
+	}
+	return nil
+}
+
+// count adds a term to the budget. outer is the attribute of the value
+// filter the term is in, top the term's top-level attribute otherwise.
+func (c *filterChecker) count(op filter.Op, p filter.AttrPath, outer *schema.Attribute) {
+	cost := 1
+	if op == filter.Co || op == filter.Ew {
+		cost = 2
+	}
+	top := outer
+	if top == nil {
+		top, _, _ = c.rt.Lookup(p.URN, p.Name, "")
+	}
+	if top != nil {
+		_, ref := top.Sub("$ref")
+		display := outer == nil && (strings.EqualFold(p.Sub, "displayName") || strings.EqualFold(p.Sub, "display"))
+		if top.MultiValued || (ref && display) {
+			cost *= 4
+		}
+	}
+	c.terms++
+	c.cost += cost
 }
 
 func (c *filterChecker) errf(a filter.AttrPath, format string, args ...any) error {
@@ -51,9 +103,11 @@ func (c *filterChecker) check(e filter.Expr, outer *schema.Attribute) error {
 	case *filter.Not:
 		return c.check(e.X, outer)
 	case *filter.Present:
+		c.count("pr", e.Attr, outer)
 		_, err := c.resolve(e.Attr, outer, true)
 		return err
 	case *filter.Compare:
+		c.count(e.Op, e.Attr, outer)
 		a, err := c.resolve(e.Attr, outer, false)
 		if err != nil {
 			return err

@@ -3,9 +3,14 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"gorm.io/gorm"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/rosterd/roster/scim"
 	"github.com/rosterd/roster/scim/filter"
@@ -86,6 +91,31 @@ func (l *scimListing) where() (string, []any, error) {
 	return cond + " AND (" + f + ")", c.args, nil
 }
 
+// lookup tells whether the query reads at most one row through a unique
+// index whatever else it asks: the filter's top-level conjunction holds
+// id eq or userName eq, and there is no offset to skip.
+func (l *scimListing) lookup() bool {
+	if l.q.Offset > 0 {
+		return false
+	}
+	c := scimCompiler{res: l.res, pg: l.pg}
+	var walk func(e filter.Expr) bool
+	walk = func(e filter.Expr) bool {
+		switch e := e.(type) {
+		case *filter.And:
+			return walk(e.Left) || walk(e.Right)
+		case *filter.Compare:
+			if e.Op != filter.Eq || e.Value.Kind != filter.KindString || e.Attr.Sub != "" {
+				return false
+			}
+			a, err := c.lookup(e.Attr)
+			return err == nil && a.col != nil && (a.col.kind == scimKey || a.col.sql == l.res.alias+".id")
+		}
+		return false
+	}
+	return walk(l.q.Filter)
+}
+
 // after is the keyset condition of a cursor page.
 func (l *scimListing) after() (string, []any, error) {
 	p := l.q.After
@@ -147,12 +177,80 @@ func scimKeyString(v any) string {
 	return fmt.Sprint(v)
 }
 
+// ErrQueryTimeout is a SCIM query stopped at its deadline; the SCIM
+// endpoint answers it with 503.
+var ErrQueryTimeout = errors.New("the query ran out of time")
+
+// read runs the queries whose cost the client's filter decides, on
+// PostgreSQL in a read-only transaction whose statement_timeout is what
+// is left of ctx's deadline, so that the server stops the statement
+// itself: cancelling ctx only closes the client's connection, and a
+// backend busy with a query notices that when it next writes, which
+// can be minutes later (issue 16). JIT compilation is off there too:
+// for the short, wide conditions of a filter it cost seconds and saved
+// nothing. It is set per transaction rather than for the pool, so that
+// the directory's other work keeps the operator's settings.
+//
+// A look-up (see scimListing.lookup) costs an index probe whatever else
+// its filter asks, and skips the transaction: its three round trips
+// doubled the look-up's time, and its context still cancels it.
+func (d *scimDirectory) read(ctx context.Context, lookup bool, fn func(db *gorm.DB) error) error {
+	db := d.s.db.WithContext(ctx)
+	deadline, ok := ctx.Deadline()
+	var err error
+	if d.s.driver != Postgres || lookup {
+		err = fn(db)
+	} else {
+		err = db.Transaction(func(tx *gorm.DB) error {
+			set := "SELECT set_config('jit', 'off', true)"
+			var args []any
+			if ok {
+				set += ", set_config('statement_timeout', ?, true)"
+				args = append(args, strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 1), 10))
+			}
+			if err := tx.Exec(set, args...).Error; err != nil {
+				return fmt.Errorf("set the query's deadline: %w", err)
+			}
+			return fn(tx)
+		}, &sql.TxOptions{ReadOnly: true})
+	}
+	if err != nil && scimTimedOut(ctx, err) {
+		return fmt.Errorf("%w: %w", ErrQueryTimeout, err)
+	}
+	return err
+}
+
+// scimTimedOut tells whether err is a query stopped by its deadline:
+// PostgreSQL's statement_timeout (SQLSTATE 57014, query_canceled),
+// SQLite's interrupt, or the context's end.
+func scimTimedOut(ctx context.Context, err error) bool {
+	var pgErr *pgconn.PgError
+	var liteErr interface{ Code() int }
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return true
+	case errors.As(err, &pgErr):
+		return pgErr.Code == "57014"
+	case errors.As(err, &liteErr):
+		return liteErr.Code()&0xff == sqlite3.SQLITE_INTERRUPT
+	}
+	return false
+}
+
 // run executes the page query of l, and the count query when the page
 // does not tell the total. selectCols are the columns scan reads; the
 // sort value follows them.
 func (d *scimDirectory) run(ctx context.Context, l *scimListing, selectCols, joins string,
 	scan func(rows *sql.Rows, key *any) (string, error)) (ids []string, total int, next *scim.Position, err error) {
-	db := d.s.db.WithContext(ctx)
+	err = d.read(ctx, l.lookup(), func(db *gorm.DB) error {
+		ids, total, next, err = d.runIn(db, l, selectCols, joins, scan)
+		return err
+	})
+	return ids, total, next, err
+}
+
+func (d *scimDirectory) runIn(db *gorm.DB, l *scimListing, selectCols, joins string,
+	scan func(rows *sql.Rows, key *any) (string, error)) (ids []string, total int, next *scim.Position, err error) {
 	where, args, err := l.where()
 	if err != nil {
 		return nil, 0, nil, err

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -42,16 +43,34 @@ import (
 //   - pr is "has a non-empty value"; eq null and ne null are "not pr"
 //     and "pr".
 //   - Multi-valued attributes (emails, phoneNumbers, groups, members)
-//     become uncorrelated subqueries, id IN (SELECT owner FROM values
-//     WHERE ...), which both databases evaluate once through the values'
-//     indexes (user_emails_value, memberships_member) instead of once per
-//     resource. A value filter such as
+//     become subqueries whose cost is bounded by one index probe per
+//     resource. On PostgreSQL that is a correlated EXISTS (SELECT ...
+//     WHERE owner = id AND ...): an uncorrelated id IN (SELECT ...) under
+//     OR or NOT becomes a SubPlan that, once its rows outgrow work_mem,
+//     is re-read for every resource (quadratic: minutes on 100k users),
+//     while EXISTS is a semi- or anti-join, or one probe of the owner
+//     index (user_emails_user, memberships_member) per row. SQLite keeps
+//     id IN (SELECT ...): it builds the subquery's result once into an
+//     ephemeral index under any operator, and, having no EXISTS-to-IN
+//     rewrite, could not start from the values' index with EXISTS
+//     (emails.value eq "x" would scan every user). Terms on the same
+//     multi-valued attribute joined by or (and negated terms joined by
+//     and) share one subquery, so 300 OR'd members.value co terms read
+//     the memberships once, not 300 times. A value filter such as
 //     emails[type eq "work" and value ew "@example.com"] needs one value
 //     that meets both conditions. A multi-valued or complex attribute
 //     compared without a sub-attribute compares its "value".
 //   - Every expression is NOT NULL (scalar subqueries are wrapped in
 //     COALESCE, and the ids IN subqueries return are never NULL),
-//     so "not" never meets SQL's unknown.
+//     so "not" never meets SQL's unknown, and the filter can be put in
+//     negation normal form: not is pushed down to the terms (De Morgan),
+//     and a double negation vanishes.
+//   - The SQL nests no deeper than the filter's own alternation of and
+//     and or: chains of one operator become one flat list, OR'd eq terms
+//     on one column become col IN (?, ?, ...), and the deepest operand of
+//     a list comes first, so SQLite's parser, whose stack holds about 100
+//     entries, parses every filter within the published limits (deep
+//     right-nested SQL overflowed it: "parser stack overflow").
 
 // scimKind is how a column compares.
 type scimKind uint8
@@ -102,14 +121,22 @@ type scimAttr struct {
 }
 
 // in is the condition of a multi-valued attribute: some value meets cond
-// (any value, when cond is empty).
-func (a scimAttr) in(cond string) string {
+// (any value, when cond is empty). On PostgreSQL it is a correlated
+// EXISTS on the owner column, the first column sel selects.
+func (a scimAttr) in(cond string, pg bool) string {
 	w := a.where
 	switch {
 	case w == "":
 		w = cond
 	case cond != "":
 		w += " AND " + cond
+	}
+	if pg {
+		owner, _, _ := strings.Cut(strings.TrimPrefix(a.sel, "SELECT "), " ")
+		if w == "" {
+			return "EXISTS (" + a.sel + " WHERE " + owner + " = " + a.key + ")"
+		}
+		return "EXISTS (" + a.sel + " WHERE " + owner + " = " + a.key + " AND " + w + ")"
 	}
 	if w == "" {
 		return a.key + " IN (" + a.sel + ")"
@@ -316,22 +343,259 @@ func scimFilterErr(format string, args ...any) error {
 	return &scim.FilterError{Msg: fmt.Sprintf(format, args...)}
 }
 
-func (c *scimCompiler) compile(e filter.Expr) (string, error) { return c.expr(e, nil) }
+func (c *scimCompiler) compile(e filter.Expr) (string, error) { return c.logic(e, nil) }
 
-// expr compiles e; inside a value filter, scope holds the sub-attributes
-// of the bracketed attribute.
-func (c *scimCompiler) expr(e filter.Expr, scope map[string]scimColumn) (string, error) {
+// scimNode is a filter in negation normal form: a flat and/or list, or a
+// term (Compare, Present or ValuePath), possibly negated.
+type scimNode struct {
+	or   bool // a list: or (true) or and (false)
+	kids []*scimNode
+	term filter.Expr // a term; nil for a list
+	neg  bool        // the term is negated
+	// merged are further terms that share term's subquery or IN list
+	// (see merge).
+	merged []filter.Expr
+	need   int // parser stack entries the SQL needs, roughly
+}
+
+// norm puts e, negated when neg, in negation normal form with flat lists.
+// eq null and ne null become the presence tests they are.
+func scimNorm(e filter.Expr, neg bool) *scimNode {
 	switch e := e.(type) {
 	case *filter.And:
-		return c.binary(e.Left, e.Right, " AND ", scope)
+		return scimList(neg, scimNorm(e.Left, neg), scimNorm(e.Right, neg))
 	case *filter.Or:
-		return c.binary(e.Left, e.Right, " OR ", scope)
+		return scimList(!neg, scimNorm(e.Left, neg), scimNorm(e.Right, neg))
 	case *filter.Not:
-		x, err := c.expr(e.X, scope)
+		return scimNorm(e.X, !neg)
+	case *filter.Compare:
+		if e.Value.Kind == filter.KindNull && (e.Op == filter.Eq || e.Op == filter.Ne) {
+			return &scimNode{term: &filter.Present{Attr: e.Attr}, neg: neg == (e.Op == filter.Ne)}
+		}
+	}
+	return &scimNode{term: e, neg: neg}
+}
+
+// scimList joins l and r with or (or is true) or and, splicing in lists
+// of the same operator.
+func scimList(or bool, l, r *scimNode) *scimNode {
+	n := &scimNode{or: or}
+	for _, k := range []*scimNode{l, r} {
+		if k.term == nil && k.or == or {
+			n.kids = append(n.kids, k.kids...)
+		} else {
+			n.kids = append(n.kids, k)
+		}
+	}
+	return n
+}
+
+// logic compiles e, with and, or and not, to SQL that nests no deeper
+// than it must (see the file comment).
+func (c *scimCompiler) logic(e filter.Expr, scope map[string]scimColumn) (string, error) {
+	n := scimNorm(e, false)
+	c.merge(n, scope)
+	scimNeed(n)
+	return c.node(n, scope)
+}
+
+// merge lets the terms of a list that can share one subquery or one IN
+// list do so: the positive terms of an or list, and the negated terms of
+// an and list (not a and not b is not (a or b)).
+func (c *scimCompiler) merge(n *scimNode, scope map[string]scimColumn) {
+	if n.term != nil {
+		return
+	}
+	at := map[string]*scimNode{}
+	kids := n.kids[:0]
+	for _, k := range n.kids {
+		c.merge(k, scope)
+		key := ""
+		if k.term != nil && k.neg != n.or {
+			key = c.mergeKey(k.term, scope)
+		}
+		if first := at[key]; key != "" && first != nil {
+			first.merged = append(first.merged, k.term)
+			continue
+		}
+		if key != "" {
+			at[key] = k
+		}
+		kids = append(kids, k)
+	}
+	n.kids = kids
+}
+
+// mergeKey names what a term can share with others: the subquery of a
+// multi-valued attribute, or the IN list of eq on a string column; ""
+// when it shares nothing. Errors are left for node to report.
+func (c *scimCompiler) mergeKey(e filter.Expr, scope map[string]scimColumn) string {
+	if scope != nil {
+		return ""
+	}
+	var p filter.AttrPath
+	switch e := e.(type) {
+	case *filter.Compare:
+		p = e.Attr
+	case *filter.Present:
+		p = e.Attr
+	case *filter.ValuePath:
+		p = e.Attr
+	default:
+		return ""
+	}
+	a, err := c.lookup(p)
+	if err != nil {
+		return ""
+	}
+	if a.multi {
+		return "multi " + a.sel
+	}
+	if col, ok := c.eqColumn(e); ok {
+		return "in " + col.sql
+	}
+	return ""
+}
+
+// eqColumn is the string column that e compares with eq, if it does.
+func (c *scimCompiler) eqColumn(e filter.Expr) (scimColumn, bool) {
+	cmp, ok := e.(*filter.Compare)
+	if !ok || cmp.Op != filter.Eq || cmp.Value.Kind != filter.KindString || cmp.Attr.Sub != "" {
+		return scimColumn{}, false
+	}
+	a, err := c.lookup(cmp.Attr)
+	if err != nil || a.col == nil {
+		return scimColumn{}, false
+	}
+	switch a.col.kind {
+	case scimKey, scimExact, scimText:
+		return *a.col, true
+	}
+	return scimColumn{}, false
+}
+
+// scimNeed orders each list's operands deepest first and records what the
+// SQL needs of SQLite's parser stack: an operand after the first holds
+// the list's earlier operands and operator on the stack while it is
+// parsed, the first holds only the parenthesis.
+func scimNeed(n *scimNode) int {
+	if n.term != nil {
+		n.need = 1
+		if n.neg {
+			n.need = 2
+		}
+		return n.need
+	}
+	for _, k := range n.kids {
+		scimNeed(k)
+	}
+	sort.SliceStable(n.kids, func(i, j int) bool { return n.kids[i].need > n.kids[j].need })
+	n.need = 0
+	for i, k := range n.kids {
+		need := k.need
+		if i > 0 {
+			need += 2
+		}
+		n.need = max(n.need, need)
+	}
+	n.need++
+	return n.need
+}
+
+func (c *scimCompiler) node(n *scimNode, scope map[string]scimColumn) (string, error) {
+	if n.term == nil {
+		op := " AND "
+		if n.or {
+			op = " OR "
+		}
+		parts := make([]string, len(n.kids))
+		for i, k := range n.kids {
+			x, err := c.node(k, scope)
+			if err != nil {
+				return "", err
+			}
+			parts[i] = x
+		}
+		return "(" + strings.Join(parts, op) + ")", nil
+	}
+	x, err := c.terms(n, scope)
+	if err != nil {
+		return "", err
+	}
+	if n.neg {
+		return "NOT (" + x + ")", nil
+	}
+	return x, nil
+}
+
+// terms compiles a term and those merged with it, as their positive
+// disjunction: one subquery, or one IN list.
+func (c *scimCompiler) terms(n *scimNode, scope map[string]scimColumn) (string, error) {
+	if len(n.merged) == 0 {
+		return c.expr(n.term, scope)
+	}
+	all := append([]filter.Expr{n.term}, n.merged...)
+	if col, ok := c.eqColumn(n.term); ok {
+		vals := make([]string, len(all))
+		for i, e := range all {
+			s := e.(*filter.Compare).Value.Str
+			switch col.kind {
+			case scimKey:
+				vals[i] = c.arg(strings.ToLower(s))
+			case scimText:
+				vals[i] = "lower(" + c.text(s) + ")"
+			default:
+				vals[i] = c.arg(s)
+			}
+		}
+		col.sql = c.sql(col)
+		left := col.sql
+		if col.kind == scimText {
+			left = "lower(" + col.sql + ")"
+		}
+		// Unassigned values match no comparison, eq "" included.
+		return "(" + col.sql + " <> '' AND " + left + " IN (" + strings.Join(vals, ", ") + "))", nil
+	}
+	var a scimAttr
+	conds := make([]string, len(all))
+	for i, e := range all {
+		cond, multi, err := c.inner(e)
 		if err != nil {
 			return "", err
 		}
-		return "NOT (" + x + ")", nil
+		if cond == "" {
+			cond = "1=1" // a presence test: any value will do
+		}
+		a, conds[i] = multi, cond
+	}
+	return c.in(a, "("+strings.Join(conds, " OR ")+")"), nil
+}
+
+// inner is the condition a term on a multi-valued attribute puts on one
+// of its values, "" for any value, with the attribute.
+func (c *scimCompiler) inner(e filter.Expr) (string, scimAttr, error) {
+	switch e := e.(type) {
+	case *filter.Present:
+		return c.attrInner(e.Attr, nil, func(col scimColumn) (string, error) { return c.present(col), nil }, true)
+	case *filter.Compare:
+		return c.attrInner(e.Attr, nil, func(col scimColumn) (string, error) { return c.compare(col, e) }, false)
+	case *filter.ValuePath:
+		a, err := c.lookup(e.Attr)
+		if err != nil {
+			return "", a, err
+		}
+		x, err := c.logic(e.Filter, a.subs)
+		return "(" + x + ")", a, err
+	}
+	return "", scimAttr{}, scimFilterErr("unsupported filter node %T", e)
+}
+
+// expr compiles a term; inside a value filter, scope holds the
+// sub-attributes of the bracketed attribute.
+func (c *scimCompiler) expr(e filter.Expr, scope map[string]scimColumn) (string, error) {
+	switch e := e.(type) {
+	case *filter.And, *filter.Or, *filter.Not:
+		return c.logic(e, scope)
 	case *filter.Present:
 		return c.attrCond(e.Attr, scope, func(col scimColumn) (string, error) { return c.present(col), nil }, true)
 	case *filter.Compare:
@@ -358,7 +622,7 @@ func (c *scimCompiler) expr(e filter.Expr, scope map[string]scimColumn) (string,
 		if a.subs == nil {
 			return "", scimFilterErr("%q takes no value filter: it is not a complex attribute", e.Attr.String())
 		}
-		inner, err := c.expr(e.Filter, a.subs)
+		inner, err := c.logic(e.Filter, a.subs)
 		if err != nil {
 			return "", err
 		}
@@ -370,18 +634,6 @@ func (c *scimCompiler) expr(e filter.Expr, scope map[string]scimColumn) (string,
 		return "", scimFilterErr("empty filter")
 	}
 	return "", scimFilterErr("unsupported filter node %T", e)
-}
-
-func (c *scimCompiler) binary(l, r filter.Expr, op string, scope map[string]scimColumn) (string, error) {
-	left, err := c.expr(l, scope)
-	if err != nil {
-		return "", err
-	}
-	right, err := c.expr(r, scope)
-	if err != nil {
-		return "", err
-	}
-	return "(" + left + op + right + ")", nil
 }
 
 // lookup finds a top-level attribute through the schema, so that names
@@ -404,27 +656,40 @@ func (c *scimCompiler) lookup(p filter.AttrPath) (scimAttr, error) {
 // tested for presence, a complex attribute is present when any of its
 // sub-attributes is.
 func (c *scimCompiler) attrCond(p filter.AttrPath, scope map[string]scimColumn, cond func(scimColumn) (string, error), present bool) (string, error) {
+	x, a, err := c.attrInner(p, scope, cond, present)
+	if err != nil || !a.multi {
+		return x, err
+	}
+	return c.in(a, x), nil
+}
+
+// attrInner is attrCond without the subquery of a multi-valued attribute:
+// it returns the condition on one value ("" for any value) and the
+// attribute, whose multi field tells whether it needs the subquery.
+func (c *scimCompiler) attrInner(p filter.AttrPath, scope map[string]scimColumn, cond func(scimColumn) (string, error), present bool) (string, scimAttr, error) {
 	if scope != nil {
 		col, ok := scope[strings.ToLower(p.Name)]
 		if !ok || p.Sub != "" || p.URN != "" {
-			return "", scimFilterErr("no sub-attribute %q here", p.String())
+			return "", scimAttr{}, scimFilterErr("no sub-attribute %q here", p.String())
 		}
-		return cond(col)
+		x, err := cond(col)
+		return x, scimAttr{}, err
 	}
 	a, err := c.lookup(p)
 	if err != nil {
-		return "", err
+		return "", a, err
 	}
 	if a.col != nil {
 		if p.Sub != "" {
-			return "", scimFilterErr("%q has no sub-attributes", p.Name)
+			return "", a, scimFilterErr("%q has no sub-attributes", p.Name)
 		}
-		return cond(*a.col)
+		x, err := cond(*a.col)
+		return x, a, err
 	}
 	sub := strings.ToLower(p.Sub)
 	if sub == "" && present {
 		if a.multi {
-			return c.in(a, ""), nil
+			return "", a, nil
 		}
 		if a.present == "" {
 			// Present when any of its sub-attributes is.
@@ -433,9 +698,9 @@ func (c *scimCompiler) attrCond(p filter.AttrPath, scope map[string]scimColumn, 
 				conds = append(conds, c.present(col))
 			}
 			slices.Sort(conds)
-			return "(" + strings.Join(conds, " OR ") + ")", nil
+			return "(" + strings.Join(conds, " OR ") + ")", a, nil
 		}
-		return a.present, nil
+		return a.present, a, nil
 	}
 	if sub == "" {
 		sub = "value"
@@ -443,25 +708,19 @@ func (c *scimCompiler) attrCond(p filter.AttrPath, scope map[string]scimColumn, 
 	col, ok := a.subs[sub]
 	if !ok {
 		if p.Sub == "" {
-			return "", scimFilterErr("%q is a complex attribute; compare one of its sub-attributes", p.String())
+			return "", a, scimFilterErr("%q is a complex attribute; compare one of its sub-attributes", p.String())
 		}
-		return "", scimFilterErr("%s has no attribute %q", c.res.rt.Name, p.String())
+		return "", a, scimFilterErr("%s has no attribute %q", c.res.rt.Name, p.String())
 	}
 	inner, err := cond(col)
-	if err != nil {
-		return "", err
-	}
-	if !a.multi {
-		return inner, nil
-	}
-	return c.in(a, inner), nil
+	return inner, a, err
 }
 
 // in is the condition of a multi-valued attribute: some value meets cond
 // (any value, when cond is empty).
 func (c *scimCompiler) in(a scimAttr, cond string) string {
 	if a.array == "" {
-		return a.in(cond)
+		return a.in(cond, c.pg)
 	}
 	if cond == "" {
 		cond = "1=1"

@@ -55,12 +55,20 @@ func (c immediateConnector) Connect(context.Context) (driver.Conn, error) {
 		conn.Close()
 		return nil, fmt.Errorf("the SQLite driver's connection %T lacks the methods roster needs", conn)
 	}
-	return immediateConn{sc}, nil
+	handle, err := sqliteHandle(conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return immediateConn{sc, handle}, nil
 }
 
 func (c immediateConnector) Driver() driver.Driver { return c.base }
 
-type immediateConn struct{ sqliteConn }
+type immediateConn struct {
+	sqliteConn
+	handle uintptr // the sqlite3*, for sqlite3_interrupt (see sqlite_interrupt.go)
+}
 
 func (c immediateConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
 	if opts.ReadOnly {
@@ -72,16 +80,11 @@ func (c immediateConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driv
 	return immediateTx{c.sqliteConn}, nil
 }
 
-// ExecContext and QueryContext mark SQLITE_BUSY after the busy timeout
-// and the like as ErrUnavailable, for callers that read the driver's
-// errors directly (Row().Scan).
+// ExecContext and QueryContext (sqlite_interrupt.go) mark SQLITE_BUSY
+// after the busy timeout and the like as ErrUnavailable, for callers that
+// read the driver's errors directly (Row().Scan).
 func (c immediateConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
 	r, err := c.sqliteConn.ExecContext(ctx, query, args)
-	return r, markUnavailable(err)
-}
-
-func (c immediateConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	r, err := c.sqliteConn.QueryContext(ctx, query, args)
 	return r, markUnavailable(err)
 }
 
