@@ -206,7 +206,8 @@ func (h *handler) accept(r *http.Request, cfg *config.Config, source *string, no
 		// The driver's words name the database's host, user and name: the
 		// log has them, the client learns only what to do.
 		h.o.Log.Error("push not stored", "source", *source, "err", err)
-		f := fail(http.StatusServiceUnavailable, "the push could not be stored, nothing was accepted; send it again")
+		// Other causes (an unwritable raw record folder) say what to fix.
+		f := fail(http.StatusServiceUnavailable, "the push could not be stored, nothing was accepted: %v", err)
 		if store.IsUnavailable(err) {
 			f = fail(http.StatusServiceUnavailable, "the database is unavailable, nothing was accepted; send the push again later")
 			f.header = http.Header{"Retry-After": {strconv.Itoa(RetryAfter)}}

@@ -423,3 +423,26 @@ func TestSCIMFoundByTheIdPSequences(t *testing.T) {
 		}
 	})
 }
+
+// TestSCIMScopes pins the scope model the README states: scim:read reads
+// only; scim:write and admin write; only admin switches active on a user
+// of another source.
+func TestSCIMScopes(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		e := newSCIMWriteEnv(t, s)
+		want(t, e.do("POST", "/scim/v2/Users", readTok, `{"userName":"r"}`), http.StatusForbidden, "", "scim:write")
+		w := want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"w"}`), http.StatusCreated, "", "")
+		a := want(t, e.do("POST", "/scim/v2/Users", adminTok, `{"userName":"a"}`), http.StatusCreated, "", "")
+		for _, tok := range []string{readTok, writeTok, adminTok} {
+			want(t, e.do("GET", "/scim/v2/Users/"+w["id"].(string), tok, ""), http.StatusOK, "", "")
+		}
+		want(t, e.do("DELETE", "/scim/v2/Users/"+a["id"].(string), readTok, ""), http.StatusForbidden, "", "scim:write")
+		want(t, e.do("DELETE", "/scim/v2/Users/"+a["id"].(string), adminTok, ""), http.StatusNoContent, "", "")
+		anna := e.idOf("anna")
+		deactivate := `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"active","value":false}]}`
+		want(t, e.do("PATCH", "/scim/v2/Users/"+anna, writeTok, deactivate), http.StatusBadRequest, "mutability", `owned by source "staff"`)
+		if m := want(t, e.do("PATCH", "/scim/v2/Users/"+anna, adminTok, deactivate), http.StatusOK, "", ""); m["active"] != false {
+			t.Errorf("admin deactivation: %v", m)
+		}
+	})
+}
