@@ -225,7 +225,30 @@ func writeMembers(tx *gorm.DB, id string, stored []string, want []scim.MemberWri
 			return fmt.Errorf("add members to group %s: %w", id, err)
 		}
 	}
+	if len(add) > 0 {
+		return checkNesting(tx, id)
+	}
 	return nil
+}
+
+// checkNesting refuses a group that, with the members just added, holds
+// itself through nested groups (a cycle, as pushes refuse them): walking
+// down from its member groups must not reach it. UNION keeps the walk
+// finite whatever the memberships are.
+func checkNesting(tx *gorm.DB, id string) error {
+	var via string
+	err := tx.Raw(`WITH RECURSIVE down(gid, top) AS (
+			SELECT member_id, member_id FROM memberships WHERE group_id = ? AND member_type = 'Group'
+			UNION
+			SELECT m.member_id, down.top FROM memberships m JOIN down ON m.group_id = down.gid WHERE m.member_type = 'Group')
+		SELECT top FROM down WHERE gid = ? LIMIT 1`, id, id).Row().Scan(&via)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("check the nesting of group %s: %w", id, err)
+	}
+	return &scim.MemberError{Detail: fmt.Sprintf("group %q would hold itself through its member group %q: nested groups may not form a cycle", id, via)}
 }
 
 // memberTypes tells which of the ids are live users ("User") and which

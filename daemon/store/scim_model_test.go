@@ -446,3 +446,29 @@ func TestSCIMScopes(t *testing.T) {
 		}
 	})
 }
+
+// TestSCIMGroupCycles: nested groups written over SCIM may not form a
+// cycle, of two groups or more; the refused write changes nothing.
+func TestSCIMGroupCycles(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		e := newSCIMWriteEnv(t, s)
+		mk := func(name, members string) string {
+			t.Helper()
+			return want(t, e.do("POST", "/scim/v2/Groups", writeTok, `{"displayName":"`+name+`","members":[`+members+`]}`), http.StatusCreated, "", "")["id"].(string)
+		}
+		a := mk("A", "")
+		b := mk("B", `{"value":"`+a+`","type":"Group"}`)
+		c := mk("C", `{"value":"`+b+`","type":"Group"}`)
+		for _, cyc := range []struct{ group, member string }{{a, b}, {a, c}} {
+			want(t, e.do("PUT", "/scim/v2/Groups/"+cyc.group, writeTok, `{"displayName":"A","members":[{"value":"`+cyc.member+`"}]}`),
+				http.StatusBadRequest, "invalidValue", "cycle")
+			want(t, e.do("PATCH", "/scim/v2/Groups/"+cyc.group, writeTok, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+				"Operations":[{"op":"add","path":"members","value":[{"value":"`+cyc.member+`"}]}]}`), http.StatusBadRequest, "invalidValue", "cycle")
+		}
+		if m := want(t, e.do("GET", "/scim/v2/Groups/"+a, readTok, ""), 200, "", ""); m["members"] != nil {
+			t.Errorf("a refused write left members: %v", m["members"])
+		}
+		// A diamond is no cycle.
+		mk("D", `{"value":"`+b+`","type":"Group"},{"value":"`+c+`","type":"Group"}`)
+	})
+}
