@@ -2,11 +2,67 @@ package store
 
 import (
 	"context"
+	"strings"
 
 	"gorm.io/gorm"
+
+	"github.com/rosterd/roster/scim/filter"
 )
 
 // SCIMRead runs fn as the SCIM directory runs its filtered queries.
 func SCIMRead(s *Store, ctx context.Context, fn func(db *gorm.DB) error) error {
 	return (&scimDirectory{s: s}).read(ctx, false, fn)
+}
+
+// ExplainUsers is the query plan of the SCIM users query of a filter, as
+// the database would run it, with sequential scans discouraged on
+// PostgreSQL so that an index that can serve the filter shows in the plan
+// even on a small table.
+func (s *Store) ExplainUsers(ctx context.Context, res string, f filter.Expr) (string, error) {
+	r := scimUsers
+	if res == "Groups" {
+		r = scimGroups
+	}
+	c := scimCompiler{res: r, pg: s.driver == Postgres}
+	cond, err := c.compile(f)
+	if err != nil {
+		return "", err
+	}
+	stmt := "SELECT " + r.alias + ".id FROM " + r.table + " WHERE " + r.base + " AND (" + cond + ")"
+	var plan []string
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		explain := "EXPLAIN QUERY PLAN "
+		if c.pg {
+			explain = "EXPLAIN "
+			if err := tx.Exec("SET LOCAL enable_seqscan = off").Error; err != nil {
+				return err
+			}
+		}
+		rows, err := tx.Raw(explain+stmt, c.args...).Rows()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals := make([]any, len(cols))
+			ptrs := make([]any, len(cols))
+			for i := range vals {
+				ptrs[i] = &vals[i]
+			}
+			if err := rows.Scan(ptrs...); err != nil {
+				return err
+			}
+			for _, v := range vals {
+				switch v := v.(type) {
+				case string:
+					plan = append(plan, v)
+				case []byte:
+					plan = append(plan, string(v))
+				}
+			}
+		}
+		return rows.Err()
+	})
+	return strings.Join(plan, "\n"), err
 }

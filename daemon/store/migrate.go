@@ -17,8 +17,10 @@ type migration struct {
 	version int
 	name    string
 	stmts   []string
-	// postgres are run after stmts on PostgreSQL only.
+	// postgres are run after stmts on PostgreSQL only, sqlite on SQLite
+	// only.
 	postgres []string
+	sqlite   []string
 }
 
 // migrations are applied in order, each in its own transaction; a
@@ -122,7 +124,7 @@ var migrations = []migration{
 			plan TEXT NOT NULL,
 			created_at {{ts}} NOT NULL
 		)`,
-	}, nil},
+	}, nil, nil},
 	{2, "push sources: stored payloads, departments, pending memberships", []string{
 		// A push is kept here from its 202 until it succeeds, so that any
 		// replica can run or retry it; seq orders a source's pushes (a
@@ -150,13 +152,13 @@ var migrations = []migration{
 		// Nested departments, without reading every user's membership.
 		`CREATE INDEX memberships_groups ON memberships (group_id) WHERE member_type = 'Group'`,
 		`CREATE INDEX user_phone_numbers_value ON user_phone_numbers (value)`,
-	}, nil},
+	}, nil, nil},
 	{3, "server secrets shared by replicas", []string{
 		`CREATE TABLE secrets (
 			name TEXT PRIMARY KEY,
 			value TEXT NOT NULL
 		)`,
-	}, nil},
+	}, nil, nil},
 	// Ids are compared byte by byte: under the database's linguistic
 	// collation (en_US.UTF-8 and the like) every index insert and join on
 	// an id calls the locale's comparison, which made an initial import of
@@ -170,14 +172,14 @@ var migrations = []migration{
 		`ALTER TABLE groups ALTER COLUMN id TYPE TEXT COLLATE "C"`,
 		`ALTER TABLE memberships ALTER COLUMN group_id TYPE TEXT COLLATE "C", ALTER COLUMN member_id TYPE TEXT COLLATE "C"`,
 		`ALTER TABLE pending_members ALTER COLUMN member_id TYPE TEXT COLLATE "C"`,
-	}},
+	}, nil},
 	// A user's memberships are read from the index alone (a streamed sync
 	// reads those of every person it compares), instead of one more table
 	// look-up per membership; the old index was its prefix.
 	{5, "memberships by member, covering", []string{
 		`DROP INDEX memberships_member`,
 		`CREATE INDEX memberships_member ON memberships (member_id, member_type, group_id)`,
-	}, nil},
+	}, nil, nil},
 	// The whole SCIM user (SPEC §2.1). The attributes beyond the columns
 	// above live in one JSON document per user (JSONB on PostgreSQL),
 	// which both databases filter and sort on; adding it is a constant
@@ -202,7 +204,19 @@ var migrations = []migration{
 		`CREATE UNIQUE INDEX groups_source_display_name ON groups (source, display_name_key) WHERE keyed`,
 		`ALTER TABLE user_emails ADD COLUMN display TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE user_phone_numbers ADD COLUMN display TEXT NOT NULL DEFAULT ''`,
-	}, nil},
+	}, nil, nil},
+	// The attributes identity providers look resources up by (SPEC
+	// §2.1) are answered from indexes: displayName as the filters compare
+	// it (lower), and meta.lastModified as each database compares times
+	// (SQLite through julianday, see scim_filter.go).
+	{7, "indexes of the attributes identity providers query", []string{
+		`CREATE INDEX users_display_name ON users (lower(display_name))`,
+		`CREATE INDEX groups_display_name ON groups (lower(display_name))`,
+	}, []string{
+		`CREATE INDEX users_updated_at ON users (updated_at)`,
+	}, []string{
+		`CREATE INDEX users_updated_at ON users (julianday(updated_at))`,
+	}},
 }
 
 // Latest is the schema version this build needs.
@@ -239,6 +253,8 @@ func (s *Store) Migrate(ctx context.Context) ([]int, error) {
 		stmts := m.stmts
 		if s.driver == Postgres {
 			stmts = append(slices.Clone(stmts), m.postgres...)
+		} else {
+			stmts = append(slices.Clone(stmts), m.sqlite...)
 		}
 		err := db.Transaction(func(tx *gorm.DB) error {
 			for _, stmt := range stmts {

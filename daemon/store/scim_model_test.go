@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
+	"github.com/rosterd/roster/scim/filter"
 	"github.com/rosterd/roster/scim/schema"
 )
 
@@ -470,5 +472,38 @@ func TestSCIMGroupCycles(t *testing.T) {
 		}
 		// A diamond is no cycle.
 		mk("D", `{"value":"`+b+`","type":"Group"},{"value":"`+c+`","type":"Group"}`)
+	})
+}
+
+// TestSCIMLookupsUseIndexes: the filters identity providers look users and
+// groups up by are answered from indexes on both stores (SPEC §2.1).
+func TestSCIMLookupsUseIndexes(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		for _, c := range []struct{ res, filter, index string }{
+			{"Users", `userName eq "anna"`, "users_user_name_key"},
+			{"Users", `externalId eq "E1"`, "users_external_id"},
+			{"Users", `emails.value eq "a@example.com"`, "user_emails_value"},
+			{"Users", `emails[type eq "work" and value eq "a@example.com"]`, "user_emails_value"},
+			{"Users", `displayName eq "Anna Berg"`, "users_display_name"},
+			{"Users", `meta.lastModified gt "2026-01-01T00:00:00Z"`, "users_updated_at"},
+			{"Users", `id eq "01a2"`, "users_pkey"},
+			{"Groups", `displayName eq "Research"`, "groups_display_name"},
+		} {
+			f, err := filter.Parse(c.filter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := s.ExplainUsers(context.Background(), c.res, f)
+			if err != nil {
+				t.Fatalf("%s: %v", c.filter, err)
+			}
+			index := c.index
+			if index == "users_pkey" && s.Driver() == store.SQLite {
+				index = "sqlite_autoindex_users_1" // the TEXT primary key's index
+			}
+			if !strings.Contains(plan, index) {
+				t.Errorf("%s does not use %s:\n%s", c.filter, index, plan)
+			}
+		}
 	})
 }
