@@ -14,6 +14,7 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
 	"github.com/rosterd/roster/scim/filter"
+	"github.com/rosterd/roster/scim/patch"
 	"github.com/rosterd/roster/scim/schema"
 )
 
@@ -504,6 +505,29 @@ func TestSCIMLookupsUseIndexes(t *testing.T) {
 			if !strings.Contains(plan, index) {
 				t.Errorf("%s does not use %s:\n%s", c.filter, index, plan)
 			}
+		}
+	})
+}
+
+// TestSCIMManyValues: a multi-valued attribute holds at most
+// patch.MaxValues values; more is 400 and writes nothing, by POST and PATCH.
+func TestSCIMManyValues(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		e := newSCIMWriteEnv(t, s)
+		emails := func(n int) string {
+			vs := make([]string, n)
+			for i := range vs {
+				vs[i] = fmt.Sprintf(`{"value":"m%d@example.com"}`, i)
+			}
+			return "[" + strings.Join(vs, ",") + "]"
+		}
+		want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"many","emails":`+emails(patch.MaxValues+1)+`}`),
+			http.StatusBadRequest, "invalidValue", "at most 200")
+		m := want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"many","emails":`+emails(patch.MaxValues)+`}`), http.StatusCreated, "", "")
+		want(t, e.do("PATCH", "/scim/v2/Users/"+m["id"].(string), writeTok, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+			"Operations":[{"op":"add","path":"emails","value":[{"value":"one-more@example.com"}]}]}`), http.StatusBadRequest, "invalidValue", "at most 200")
+		if got := want(t, e.do("GET", "/scim/v2/Users/"+m["id"].(string), readTok, ""), 200, "", "")["emails"].([]any); len(got) != patch.MaxValues {
+			t.Errorf("%d e-mails stored", len(got))
 		}
 	})
 }
