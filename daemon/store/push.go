@@ -357,7 +357,7 @@ func (s *Store) pushUsers(ctx context.Context, source string, ids []string, snap
 		}
 		rows, err = db.Raw(`SELECT u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
 				u.employee_number, u.department, u.department_uid, u.active, u.state, u.state_reason, u.password_hash <> '',
-				COALESCE(e.value, ''), COALESCE(p.value, ''), u.attrs
+				COALESCE(e.value, ''), COALESCE(p.value, ''), NULLIF(u.attrs, '{}')
 			FROM users u
 			LEFT JOIN user_emails e ON e.user_id = u.id AND e."primary"
 			LEFT JOIN user_phone_numbers p ON p.user_id = u.id AND p."primary"

@@ -255,7 +255,7 @@ func (a textArray) Value() (driver.Value, error) {
 // snapshotUsers selects a source's users as the reconcile engine sees them.
 const (
 	snapshotColumns = `u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
-		u.employee_number, u.department, u.attrs, u.active, u.state, u.state_reason, u.password_hash <> '',
+		u.employee_number, u.department, NULLIF(u.attrs, '{}'), u.active, u.state, u.state_reason, u.password_hash <> '',
 		COALESCE(e.value, ''), COALESCE(p.value, '')`
 	snapshotJoins = ` FROM users u
 		LEFT JOIN user_emails e ON e.user_id = u.id AND e."primary"
