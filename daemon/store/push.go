@@ -297,7 +297,7 @@ func (s *Store) pushUserIDs(ctx context.Context, source string, keys PushKeys) (
 		sql  string
 		vals []string
 	}{
-		{`SELECT id FROM users WHERE source = ? AND external_id IN ?`, keys.UIDs},
+		{`SELECT id FROM users WHERE source = ? AND keyed AND external_id IN ?`, keys.UIDs},
 		// Live users only, on the partial unique index; tombstones are
 		// found by their uid.
 		{`SELECT id FROM users WHERE source = ? AND user_name_key IN ? AND state <> 'deleted'`, keys.Logins},

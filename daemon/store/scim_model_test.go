@@ -482,7 +482,8 @@ func TestSCIMLookupsUseIndexes(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
 		for _, c := range []struct{ res, filter, index string }{
 			{"Users", `userName eq "anna"`, "users_user_name_key"},
-			{"Users", `externalId eq "E1"`, "users_external_id"},
+			{"Users", `externalId eq "E1"`, "users_source_external_id"},
+			{"Users", `externalId eq "E1"`, "users_scim_external_id"},
 			{"Users", `emails.value eq "a@example.com"`, "user_emails_value"},
 			{"Users", `emails[type eq "work" and value eq "a@example.com"]`, "user_emails_value"},
 			{"Users", `displayName eq "Anna Berg"`, "users_display_name"},
@@ -499,8 +500,13 @@ func TestSCIMLookupsUseIndexes(t *testing.T) {
 				t.Fatalf("%s: %v", c.filter, err)
 			}
 			index := c.index
-			if index == "users_pkey" && s.Driver() == store.SQLite {
-				index = "sqlite_autoindex_users_1" // the TEXT primary key's index
+			if s.Driver() == store.SQLite {
+				switch index {
+				case "users_pkey":
+					index = "sqlite_autoindex_users_1" // the TEXT primary key's index
+				case "users_display_name":
+					continue // PostgreSQL only (migration 7)
+				}
 			}
 			if !strings.Contains(plan, index) {
 				t.Errorf("%s does not use %s:\n%s", c.filter, index, plan)

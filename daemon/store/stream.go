@@ -76,7 +76,7 @@ func (st *StreamTx) Users(ids []string) (map[string]*reconcile.User, error) {
 		return out, nil
 	}
 	list := st.in()
-	rows, err := st.a.tx.Raw(snapshotUsers+` AND u.external_id `+list, st.a.source, st.arg(ids)).Rows()
+	rows, err := st.a.tx.Raw(snapshotUsers+` AND u.keyed AND u.external_id `+list, st.a.source, st.arg(ids)).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("read users of %s: %w", st.a.source, err)
 	}

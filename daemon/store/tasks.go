@@ -234,7 +234,7 @@ func (s *Store) WithPassword(ctx context.Context, source string, ids []string) (
 	for start := 0; start < len(ids); start += batch {
 		chunk := ids[start:min(start+batch, len(ids))]
 		var have []string
-		err := s.db.WithContext(ctx).Raw(`SELECT external_id FROM users WHERE source = ? AND password_hash <> '' AND external_id IN ?`,
+		err := s.db.WithContext(ctx).Raw(`SELECT external_id FROM users WHERE source = ? AND keyed AND password_hash <> '' AND external_id IN ?`,
 			source, chunk).Scan(&have).Error
 		if err != nil {
 			return nil, fmt.Errorf("find which users of %s have a password: %w", source, err)
