@@ -583,25 +583,7 @@ func mergeAttributes(u *User, values []sources.Attribute) {
 		doc = attrs.Doc{} // the store hands the engine only documents it wrote
 	}
 	for _, a := range values {
-		p, err := attrs.Lookup(a.Path)
-		if err != nil {
-			continue
-		}
-		switch p.Column {
-		case attrs.DisplayName:
-			u.DisplayName = a.Value
-		case attrs.Email:
-			u.Email = a.Value
-		case attrs.Phone:
-			u.Phone = a.Value
-		case attrs.EmployeeNumber:
-			u.EmployeeNumber = a.Value
-		case attrs.Department:
-			u.Department = a.Value
-		default:
-			p.Unset(&doc)
-			p.Set(&doc, a.Value)
-		}
+		setAttribute(u, &doc, a)
 	}
 	u.Attrs, _ = doc.Encode()
 }

@@ -368,36 +368,45 @@ type recordFields struct {
 // fieldsOf works out a record's recordFields. Attribute paths were checked
 // by the configuration; one that does not parse is left out.
 func fieldsOf(r *sources.Record, s Settings) recordFields {
-	f := recordFields{display: strings.TrimSpace(r.GivenName + " " + r.FamilyName), email: r.Email, phone: r.Phone}
+	u := User{DisplayName: strings.TrimSpace(r.GivenName + " " + r.FamilyName), Email: r.Email, Phone: r.Phone}
 	if s.EmployeeNumberIsExternalID {
-		f.emp = r.ExternalID
+		u.EmployeeNumber = r.ExternalID
 	}
-	if len(r.Attributes) == 0 {
-		return f
-	}
-	var doc attrs.Doc
-	for _, a := range r.Attributes {
-		p, err := attrs.Lookup(a.Path)
-		if err != nil || a.Value == "" {
-			continue
+	if len(r.Attributes) > 0 {
+		var doc attrs.Doc
+		for _, a := range r.Attributes {
+			if a.Value != "" { // a snapshot's empty cell leaves the attribute unassigned
+				setAttribute(&u, &doc, a)
+			}
 		}
-		switch p.Column {
-		case attrs.DisplayName:
-			f.display = a.Value
-		case attrs.Email:
-			f.email = a.Value
-		case attrs.Phone:
-			f.phone = a.Value
-		case attrs.EmployeeNumber:
-			f.emp = a.Value
-		case attrs.Department:
-			f.department = a.Value
-		default:
-			p.Set(&doc, a.Value)
-		}
+		u.Attrs, _ = doc.Encode() // a Doc of strings always encodes
 	}
-	f.attrs, _ = doc.Encode() // a Doc of strings always encodes
-	return f
+	return recordFields{display: u.DisplayName, email: u.Email, phone: u.Phone, emp: u.EmployeeNumber,
+		department: u.Department, attrs: u.Attrs}
+}
+
+// setAttribute gives u the value of one attribute path: a column of the
+// user, or a place in its document doc ("" unassigns it there).
+func setAttribute(u *User, doc *attrs.Doc, a sources.Attribute) {
+	p, err := attrs.Lookup(a.Path)
+	if err != nil {
+		return
+	}
+	switch p.Column {
+	case attrs.DisplayName:
+		u.DisplayName = a.Value
+	case attrs.Email:
+		u.Email = a.Value
+	case attrs.Phone:
+		u.Phone = a.Value
+	case attrs.EmployeeNumber:
+		u.EmployeeNumber = a.Value
+	case attrs.Department:
+		u.Department = a.Value
+	default:
+		p.Unset(doc)
+		p.Set(doc, a.Value)
+	}
 }
 
 // changedFields names the attributes that differ between a and b.
