@@ -297,6 +297,13 @@ func TestBadFiles(t *testing.T) {
 		{"root.bad.yaml", []want{
 			{1, "", "the configuration must be a mapping of keys, not a list"},
 		}},
+		{"attributes.bad.yaml", []want{
+			{6, "sources[0].extra_columns[1]", `"userName" is not an attribute a source can fill: the source's own fields set it`},
+			{6, "sources[0].extra_columns[2]", `an address has no part "planet"`},
+			{6, "sources[0].extra_columns[3]", `"Title" fills column 8 already`},
+			{9, "sources[1].fields.shoe", `"shoeSize" is not an attribute a source can fill: it is in no schema roster serves`},
+			{13, "sources[2].map.manager", "a manager is an id of the directory"},
+		}},
 	}
 	files, err := filepath.Glob("testdata/*.bad.yaml")
 	if err != nil {
