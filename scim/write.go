@@ -24,9 +24,9 @@ import (
 // Each method is one transaction. The store implements it.
 //
 // Errors: an unknown id or a tombstone wraps ErrNotFound; a stale
-// ifMatch wraps ErrPreconditionFailed; a userName (or externalId) held
-// by another live user is a *UniquenessError; a user owned by another
-// source than the one named is an *OwnerError.
+// ifMatch wraps ErrPreconditionFailed; a userName held by another live
+// user is a *UniquenessError, one the directory refuses a *ValueError; a
+// user owned by another source than the one named is an *OwnerError.
 type UserWriter interface {
 	// CreateUser creates a user owned by source and returns it as
 	// stored. A tombstone of source with the same externalId is restored
@@ -68,6 +68,12 @@ const MinPasswordLength = 8
 // ErrPreconditionFailed is wrapped by the errors a UserWriter returns
 // when If-Match names a version that is no longer current.
 var ErrPreconditionFailed = errors.New("the resource changed since the version given in If-Match")
+
+// ValueError is a value a UserWriter refuses (400 invalidValue), such as
+// a userName outside the directory's identifier profile.
+type ValueError struct{ Detail string }
+
+func (e *ValueError) Error() string { return e.Detail }
 
 // UniquenessError is a value another resource holds already (409).
 type UniquenessError struct{ Detail string }
@@ -133,7 +139,10 @@ func (h *Handler) writeUser(w http.ResponseWriter, r *http.Request, p Principal,
 func (h *Handler) writeError(err error, id string) error {
 	var ue *UniquenessError
 	var oe *OwnerError
+	var ve *ValueError
 	switch {
+	case errors.As(err, &ve):
+		return scimerr.InvalidValue(ve.Detail)
 	case errors.As(err, &ue):
 		return scimerr.Uniqueness(ue.Detail)
 	case errors.As(err, &oe):

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // ForbiddenRune finds the first character no person's field may hold: a
@@ -198,4 +200,26 @@ func QuoteMember(v string) string {
 		return fmt.Sprintf("the value (%d characters, not shown: it holds a quote and may hold other members)", utf8.RuneCountInString(v))
 	}
 	return QuoteValue(v)
+}
+
+// LoginProblem applies roster's identifier profile to a login name, from
+// every source and SCIM alike (after RFC 8265's UsernameCaseMapped): a
+// login may hold no invisible format character (text direction controls
+// such as U+202E, zero-width joiners), which would show one login as
+// another, and no compatibility character that Unicode folds into a
+// plainer one (fullwidth "ｊdoe" beside "jdoe"). It returns "" for a good
+// login, else the reason, to follow the quoted login in an error.
+// Canonical equivalents (a composed "ü" and u with a combining
+// diaeresis) stay as they were: refusing them would refuse files saved
+// in normalization form D.
+func LoginProblem(v string) string {
+	for _, r := range v {
+		if unicode.Is(unicode.Cf, r) {
+			return fmt.Sprintf("holds the invisible format character U+%04X; a login may not", r)
+		}
+	}
+	if k := norm.NFKC.String(v); k != norm.NFC.String(v) {
+		return fmt.Sprintf("holds compatibility characters that stand for plainer ones (such as fullwidth letters); write it as %q", k)
+	}
+	return ""
 }

@@ -537,3 +537,15 @@ func TestSCIMManyValues(t *testing.T) {
 		}
 	})
 }
+
+// TestSCIMLoginProfile: SCIM writes apply the identifier profile every
+// source applies to logins (sources.LoginProblem).
+func TestSCIMLoginProfile(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		e := newSCIMWriteEnv(t, s)
+		want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"\uff4adoe"}`), http.StatusBadRequest, "invalidValue", `write it as "jdoe"`)
+		m := want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"jdoe"}`), http.StatusCreated, "", "")
+		want(t, e.do("PATCH", "/scim/v2/Users/"+m["id"].(string), writeTok, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+			"Operations":[{"op":"replace","path":"userName","value":"jdoe\u202e"}]}`), http.StatusBadRequest, "invalidValue", "U+202E")
+	})
+}

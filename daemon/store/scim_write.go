@@ -17,6 +17,7 @@ import (
 	"github.com/rosterd/roster/daemon/password"
 	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/scim"
+	"github.com/rosterd/roster/sources"
 )
 
 // SCIMWriter returns the store as the UserWriter of the SCIM endpoint
@@ -307,9 +308,13 @@ func liveRow(tx *gorm.DB, source, id, ifMatch string) (*scimWriteRow, error) {
 	return row, nil
 }
 
-// checkUserName finds a live user other than id holding the login,
-// whatever its source.
+// checkUserName applies the identifier profile of every source's logins
+// (sources.LoginProblem) and finds a live user other than id holding the
+// login, whatever its source.
 func checkUserName(tx *gorm.DB, id, userName string) error {
+	if why := sources.LoginProblem(userName); why != "" {
+		return &scim.ValueError{Detail: fmt.Sprintf("userName %s %s", sources.QuoteValue(userName), why)}
+	}
 	var other, src string
 	err := tx.Raw(`SELECT id, source FROM users WHERE user_name_key = ? AND state <> ? AND id <> ?`,
 		reconcile.Key(userName), reconcile.StateDeleted, id).Row().Scan(&other, &src)

@@ -583,6 +583,9 @@ func (p *parser) validate() error {
 		case colLastName:
 			rec.FamilyName = v
 		case colLogin:
+			if why := sources.LoginProblem(v); why != "" {
+				fail(sources.NewFieldError(f.line, col, name, "%s %s", p.subject(row, f, col, v), why))
+			}
 			p.unique(p.logins, sources.FoldKey(v), row, f, col, fail)
 			rec.UserName = v
 		case colEmail:

@@ -284,6 +284,15 @@ func TestReadErrors(t *testing.T) {
 		records int
 	}{
 		{
+			name: "logins outside the identifier profile",
+			in:   "1,Jane,Doe,\uff4adoe,,,\n2,Eve,Fox,eve\u202e,,,\n3,Ann,Lee,ann,,,\n",
+			want: []string{
+				`line 1, column 4 (login): "ｊdoe" holds compatibility characters that stand for plainer ones (such as fullwidth letters); write it as "jdoe"`,
+				`line 2, column 4 (login): "eve\u202e" holds the invisible format character U+202E; a login may not`,
+			},
+			records: 1,
+		},
+		{
 			name:    "missing required value",
 			in:      "1,Jane,Doe,jdoe\n2, ,Bauer,mbauer\n3,Anna,\"\",aschmidt\n,Eve,Fox,\n",
 			want:    []string{`line 2, column 2 (first_name): a value is required`, `line 3, column 3 (last_name): a value is required`, `line 4, column 1 (id): a value is required`, `line 4, column 4 (login): a value is required`},

@@ -262,6 +262,8 @@ func (v *validator) record(obj map[string]any, line int) sources.Record {
 			key := sources.FoldKey(s)
 			if s == "" {
 				v.required(line, f, found)
+			} else if why := sources.LoginProblem(s); why != "" {
+				v.fail(line, f.name, "%s %s", sources.QuoteValue(s), why)
 			} else if first, dup := v.logins[key]; dup {
 				v.fail(line, f.name, "%s is already used by record %d (login names are compared without regard to case)", sources.QuoteMember(s), first)
 			} else {

@@ -1,6 +1,7 @@
 package push_test
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -33,5 +34,14 @@ func TestMapFields(t *testing.T) {
 	}
 	if _, errs := push.MapFields(p, map[string]string{"hobbies": "title"}); len(errs) != 1 || !strings.Contains(errs[0].Message, "must be a string, a number or a boolean") {
 		t.Errorf("a mapped array: %v", errs)
+	}
+}
+
+func TestLoginProfile(t *testing.T) {
+	_, err := push.Decode([]byte(`{"dataType":"user","records":[{"uid":"1","username":"\uff4adoe"},{"uid":"2","username":"ok"}]}`))
+	var perr *push.Error
+	if !errors.As(err, &perr) || len(perr.Errors) != 1 || perr.Errors[0].Index != 0 || perr.Errors[0].Field != "username" ||
+		!strings.Contains(perr.Errors[0].Message, `write it as "jdoe"`) {
+		t.Errorf("a fullwidth login: %v", err)
 	}
 }

@@ -419,6 +419,10 @@ func (d *decoder) user(i int, rec map[string]json.RawMessage, matchKey string) (
 	u.UserName = d.optText(i, "username", rec["username"])
 	if u.UserName != nil && *u.UserName == "" {
 		d.fail(i, "username", "must not be empty")
+	} else if u.UserName != nil {
+		if why := sources.LoginProblem(*u.UserName); why != "" {
+			d.fail(i, "username", "%s %s", sources.QuoteMember(*u.UserName), why)
+		}
 	}
 	u.NickName = d.optText(i, "nickname", rec["nickname"])
 	u.Email = d.optText(i, "email", rec["email"])

@@ -1,0 +1,29 @@
+package sources_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/rosterd/roster/sources"
+)
+
+func TestLoginProblem(t *testing.T) {
+	for login, want := range map[string]string{
+		"jdoe":                   "",
+		"Jürgen.Kühn":            "",
+		"ju\u0308rgen":           "", // a combining diaeresis: canonically equal to "jürgen", kept
+		"jane.doe@example.com":   "",
+		"李小龙":                    "",
+		"\uff4adoe":              `write it as "jdoe"`,
+		"admin\u202egpj.exe":     "U+202E",
+		"j\u200ddoe":             "U+200D",
+		"\u2168":                 `write it as "IX"`,
+		"ﬁnance":                 `write it as "finance"`,
+		"o\u0301scar\u2066smith": "U+2066",
+	} {
+		got := sources.LoginProblem(login)
+		if (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("LoginProblem(%q) = %q, want %q", login, got, want)
+		}
+	}
+}
