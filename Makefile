@@ -20,22 +20,22 @@ unit:
 	ROSTER_TEST_STREAM=1 $(GO) test -count=1 -run '$(STREAMED)' ./cmd/roster/ ./daemon/tasks/
 
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzRead$$' -fuzztime=$(FUZZTIME) ./sources/csv/
-	$(GO) test -run='^$$' -fuzz='^FuzzPasswordNeverInErrors$$' -fuzztime=$(FUZZTIME) ./sources/csv/
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./config/
-	$(GO) test -run='^$$' -fuzz='^FuzzPlanSnapshot$$' -fuzztime=$(FUZZTIME) ./daemon/reconcile/
-	$(GO) test -run='^$$' -fuzz='^FuzzStreamMatchesWhole$$' -fuzztime=$(FUZZTIME) ./daemon/reconcile/
-	$(GO) test -run='^$$' -fuzz='^FuzzLookupPath$$' -fuzztime=$(FUZZTIME) ./scim/schema/
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./scim/filter/
-	$(GO) test -run='^$$' -fuzz='^FuzzParsePath$$' -fuzztime=$(FUZZTIME) ./scim/filter/
-	$(GO) test -run='^$$' -fuzz='^FuzzSCIMFilter$$' -fuzztime=$(FUZZTIME) ./daemon/store/
-	$(GO) test -run='^$$' -fuzz='^FuzzSCIMFilterComplement$$' -fuzztime=$(FUZZTIME) ./daemon/store/
-	$(GO) test -run='^$$' -fuzz='^FuzzApply$$' -fuzztime=$(FUZZTIME) ./scim/patch/
-	$(GO) test -run='^$$' -fuzz='^FuzzResource$$' -fuzztime=$(FUZZTIME) ./scim/patch/
-	$(GO) test -run='^$$' -fuzz='^FuzzParsePath$$' -fuzztime=$(FUZZTIME) ./daemon/attrs/
-	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./sources/push/
-	$(GO) test -run='^$$' -fuzz='^FuzzPasswordNeverInPushErrors$$' -fuzztime=$(FUZZTIME) ./sources/push/
-	$(GO) test -run='^$$' -fuzz='^FuzzDecodePage$$' -fuzztime=$(FUZZTIME) ./sources/httpapi/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzRead ./sources/csv/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzPasswordNeverInErrors ./sources/csv/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzParse ./config/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzPlanSnapshot ./daemon/reconcile/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzStreamMatchesWhole ./daemon/reconcile/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzLookupPath ./scim/schema/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzParse ./scim/filter/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzParsePath ./scim/filter/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzSCIMFilter ./daemon/store/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzSCIMFilterComplement ./daemon/store/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzApply ./scim/patch/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzResource ./scim/patch/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzParsePath ./daemon/attrs/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzDecode ./sources/push/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzPasswordNeverInPushErrors ./sources/push/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzDecodePage ./sources/httpapi/
 
 # deployment artifacts of deploy/, checked with the tools operators use:
 # systemd-analyze, promtool, strict Kubernetes decoding, a real scrape
