@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
 // Doc is the document. Keys are the attributes' paths in the schema
@@ -185,6 +186,9 @@ var addressParts = map[string]func(a *Address) *string{
 // with the reason.
 func ParsePath(text string) (Path, error) {
 	p := Path{Text: text}
+	if !utf8.ValidString(text) {
+		return p, fmt.Errorf("%q is not valid UTF-8", text)
+	}
 	s := strings.TrimSpace(text)
 	if i := strings.LastIndexByte(s, ':'); i >= 0 {
 		urn := s[:i]
