@@ -470,10 +470,11 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 	}
 	h.finishUser(cur, h.base(r))
 	newProjection(schema.Users, nil, nil).user(cur)
+	derived := ""
 	if n := cur.Name; n != nil && n.Derived {
 		// A derived name.formatted is not the client's: it follows the
 		// name parts the operations may change.
-		n.Formatted = ""
+		derived, n.Formatted = n.Formatted, ""
 	}
 	before, err := jsonDocument(cur)
 	if err != nil {
@@ -496,10 +497,8 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 			h.fail(w, r, err)
 			return
 		}
-		cur, err := h.dir.User(r.Context(), id, All)
-		if err != nil {
-			h.fail(w, r, h.directoryError(err, schema.Users, id))
-			return
+		if derived != "" {
+			cur.Name.Formatted = derived
 		}
 		h.answerUser(w, r, cur, http.StatusOK)
 		return
