@@ -23,8 +23,9 @@ const (
 	OrphansDeactivate = "deactivate"
 	OrphansDelete     = "delete"
 
-	OnConflictFail = "fail"
-	OnConflictSkip = "skip"
+	OnConflictFail  = "fail"
+	OnConflictSkip  = "skip"
+	OnConflictAdopt = "adopt"
 
 	OnDeleteDeactivate = "deactivate"
 	OnDeleteDelete     = "delete"

@@ -130,6 +130,7 @@ func TestGoodFiles(t *testing.T) {
 			equal(t, "hr.Timeout", hr.Timeout, Duration(90*time.Second))
 			equal(t, "hr.Retries", hr.Retries, 5)
 			equal(t, "hr.MaxRemovals", hr.MaxRemovals, Removals{Percent: 2.5, IsPercent: true})
+			equal(t, "hr.OnConflict", hr.OnConflict, OnConflictAdopt)
 			crm, _ := c.Source("crm.contacts")
 			equal(t, "crm.Auth.OAuth2", crm.Auth.OAuth2, &OAuth2{
 				TokenURL: "https://login.example.com/oauth2/token", ClientID: "roster",

@@ -77,6 +77,9 @@
 // The snapshot keys are schedule, orphans, activate_new, restore,
 // max_removals, allow_empty and on_conflict. Every source carries the
 // defaults of all types; settings of other types are simply not used.
+// on_conflict is fail, skip or adopt: adopt takes over a user of another
+// source whose login (or, for push, matchKey value) a record finds,
+// keeping its id (SPEC §4.4).
 // A schedule is optional: without one a source syncs only when triggered
 // (file change, upload, manual sync). Schedules use robfig/cron's standard
 // five-field syntax and its descriptors (@hourly, @every 10m); seconds are

@@ -196,7 +196,7 @@ func (c *collector) validateSources(cfg *Config) {
 			c.validateHTTP(k, s)
 		case TypePush:
 			c.oneOf(k+".on_delete", s.OnDelete, OnDeleteDeactivate, OnDeleteDelete)
-			c.oneOf(k+".on_conflict", s.OnConflict, OnConflictFail, OnConflictSkip)
+			c.oneOf(k+".on_conflict", s.OnConflict, OnConflictFail, OnConflictSkip, OnConflictAdopt)
 			for _, f := range slices.Sorted(maps.Keys(s.Fields)) {
 				if _, err := attrs.ParsePath(s.Fields[f]); err != nil {
 					c.check(k+".fields."+f, "%v", err)
@@ -235,7 +235,7 @@ func (c *collector) snapshot(k string, s *Source) {
 		}
 	}
 	c.oneOf(k+".orphans", s.Orphans, OrphansIgnore, OrphansDeactivate, OrphansDelete)
-	c.oneOf(k+".on_conflict", s.OnConflict, OnConflictFail, OnConflictSkip)
+	c.oneOf(k+".on_conflict", s.OnConflict, OnConflictFail, OnConflictSkip, OnConflictAdopt)
 }
 
 // parseCron is cron.ParseStandard without its panics: robfig/cron v3.0.1

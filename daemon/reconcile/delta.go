@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -21,6 +22,10 @@ type DeltaSettings struct {
 	// OnDelete is what isDeleted does to a user.
 	OnDelete      string
 	SkipConflicts bool
+	// Adopt takes over the user of another source that a record's
+	// matchKey finds (on_conflict: adopt), keeping its id; without it,
+	// finding one is a conflict like a login held by another source.
+	Adopt bool
 }
 
 // DeltaSnapshot is the part of the directory a push can touch: the
@@ -41,6 +46,10 @@ type DeltaSnapshot struct {
 	// Foreign maps login keys held by users of other sources to a
 	// description of the holder, as in Snapshot.
 	Foreign map[string]string
+	// Others are the users of other sources (not deleted) that the
+	// payload's matchKey values find: NocoBase's matchKey searches its one
+	// users table (SPEC §3.3). Source is set, Groups are empty.
+	Others []User
 }
 
 // PlanPush computes the plan of one pushed payload (SPEC §3.3, §4.3): each
@@ -108,11 +117,17 @@ type pendingKey struct{ dept, member string }
 func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta {
 	d := &delta{
 		plan:     &Plan{Revision: snap.Revision},
-		settings: s, newID: newID, foreign: snap.Foreign,
+		settings: s, newID: newID, foreign: maps.Clone(snap.Foreign),
 		byExt: map[string]*User{}, byLogin: map[string]*User{}, byEmail: map[string]*User{}, byPhone: map[string]*User{},
 		groups: map[string]*Group{}, uidOf: map[string]string{}, names: map[string]string{}, parentPending: map[string]bool{},
 		children: map[string][]string{}, pending: map[string][]Pending{}, pendingAt: map[pendingKey]int{},
 		parentSet: map[string]*push.Department{},
+	}
+	// Other sources' users first: where one of them shares an e-mail or a
+	// phone number with a user of the source, the source's own is found.
+	for i := range snap.Others {
+		u := snap.Others[i]
+		d.index(&u)
 	}
 	for i := range snap.Users {
 		u := snap.Users[i]
@@ -158,9 +173,12 @@ func (d *delta) dropPending(uid, member string) {
 	}
 }
 
-// index makes u findable by every key it has now.
+// index makes u findable by every key it has now; a user of another
+// source only by the keys matchKey searches.
 func (d *delta) index(u *User) {
-	d.byExt[u.ExternalID] = u
+	if u.Source == "" {
+		d.byExt[u.ExternalID] = u
+	}
 	if u.State != StateDeleted {
 		d.byLogin[Key(u.UserName)] = u
 	}
@@ -186,6 +204,7 @@ func (d *delta) unindex(u *User) {
 }
 
 // find returns the user a record updates: by its match key, else by uid.
+// The match key may find a user of another source (User.Source set).
 func (d *delta) find(r *push.User, matchKey string) *User {
 	var u *User
 	switch v := r.MatchValue(matchKey); matchKey {
@@ -224,13 +243,41 @@ func deref(s *string) string {
 
 func (d *delta) user(r *push.User, matchKey string) {
 	before := d.find(r, matchKey)
+	if before != nil && before.Source != "" && r.IsDeleted {
+		// isDeleted removes the source's own users only: another
+		// source's user, even one it could adopt, is not its to remove.
+		before = d.byExt[r.UID]
+	}
 	if r.IsDeleted {
 		d.remove(r, before)
 		return
 	}
+	adopt := before != nil && before.Source != ""
+	if adopt {
+		field := matchKey
+		if field == push.MatchUserName {
+			field = "username"
+		}
+		switch {
+		case !d.settings.Adopt:
+			d.fail(r, field, "%s finds a user of source %q (id %q); set on_conflict: adopt on the source to take such users over",
+				sources.QuoteMember(r.MatchValue(matchKey)), before.Source, before.ExternalID)
+			return
+		case d.byExt[r.UID] != nil:
+			d.fail(r, "uid", "%s belongs to another user of this source (%s) than the one of source %q its %s matches (%s), who is not adopted",
+				sources.QuoteMember(r.UID), sources.QuoteMember(d.byExt[r.UID].UserName), before.Source, matchKey, sources.QuoteMember(before.UserName))
+			return
+		}
+	}
 	var after User
 	if before != nil {
 		after = *before
+		if adopt {
+			after.Source, after.DepartmentUID = "", ""
+			after.Groups, after.PendingGroups = nil, nil
+			// The login the user brings is the source's now.
+			delete(d.foreign, Key(before.UserName))
+		}
 		if holder := d.byExt[r.UID]; holder != nil && holder.ID != before.ID {
 			d.fail(r, "uid", "%s belongs to another user of this source (%s) than the one its %s matches (%s)",
 				sources.QuoteMember(r.UID), sources.QuoteMember(holder.UserName), matchKey, sources.QuoteMember(before.UserName))
@@ -283,6 +330,13 @@ func (d *delta) user(r *push.User, matchKey string) {
 
 	c := Change{Line: r.Index + 1, Before: before}
 	switch {
+	case adopt:
+		// The old owner's memberships are not the source's: what the
+		// store leaves of them it removes with the adoption.
+		adopted := *before
+		adopted.Groups, adopted.PendingGroups = nil, nil
+		c.Action, c.Fields = Adopt, changedFields(&adopted, &after)
+		d.plan.Counts.Adopted++
 	case before == nil:
 		c.Action = Create
 		d.plan.Counts.Created++
@@ -313,6 +367,9 @@ func (d *delta) loginTaken(login string, before *User) string {
 		return "is already used by " + holder
 	}
 	if holder := d.byLogin[k]; holder != nil && (before == nil || holder.ID != before.ID) {
+		if holder.Source != "" {
+			return fmt.Sprintf("is already used by a user of source %q (id %q)", holder.Source, holder.ExternalID)
+		}
 		return fmt.Sprintf("is already used by uid %q of this source", holder.ExternalID)
 	}
 	return ""

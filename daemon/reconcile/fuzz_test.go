@@ -66,6 +66,7 @@ func fuzzCase(data []byte) (reconcile.Snapshot, []sources.Record, reconcile.Sett
 	s.Force = flags&16 != 0
 	s.EmployeeNumberIsExternalID = flags&32 != 0
 	withActive := flags&64 != 0
+	s.Adopt = flags&128 != 0
 	switch in.pick(3) {
 	case 1:
 		s.MaxRemovals = percent(in.pick(101))
@@ -158,9 +159,17 @@ func fuzzCase(data []byte) (reconcile.Snapshot, []sources.Record, reconcile.Sett
 		}
 		if in.pick(4) == 0 && !logins[reconcile.Key(l)] {
 			if snap.Foreign == nil {
-				snap.Foreign = map[string]string{}
+				snap.Foreign, snap.Adoptable = map[string]string{}, map[string]reconcile.User{}
 			}
 			snap.Foreign[reconcile.Key(l)] = `a user of source "other"`
+			st := fuzzStates[in.pick(len(fuzzStates)-2)] // not deleted: tombstones hold no login
+			if st.state == reconcile.StateDeleted {
+				st = fuzzStates[0]
+			}
+			o := reconcile.User{ID: "o-" + strconv.Itoa(i+1), ExternalID: "x" + ext, UserName: strings.ToUpper(l), Source: "other",
+				GivenName: fuzzGiven[in.pick(len(fuzzGiven))], Email: fuzzEmails[in.pick(len(fuzzEmails))],
+				Active: st.state == reconcile.StateActive, State: st.state, StateReason: st.reason, HasPassword: in.bit()}
+			snap.Adoptable[reconcile.Key(l)] = o
 		}
 		records = append(records, r)
 	}
@@ -170,7 +179,13 @@ func fuzzCase(data []byte) (reconcile.Snapshot, []sources.Record, reconcile.Sett
 // applyPlan simulates what the store makes of snap when it applies p, as
 // the next sync's snapshot.
 func applyPlan(snap *reconcile.Snapshot, p *reconcile.Plan) reconcile.Snapshot {
-	out := reconcile.Snapshot{Revision: snap.Revision + 1, Foreign: snap.Foreign}
+	out := reconcile.Snapshot{Revision: snap.Revision + 1, Foreign: maps.Clone(snap.Foreign), Adoptable: maps.Clone(snap.Adoptable)}
+	for _, c := range p.Changes {
+		if c.Action == reconcile.Adopt {
+			delete(out.Foreign, reconcile.Key(c.Before.UserName))
+			delete(out.Adoptable, reconcile.Key(c.Before.UserName))
+		}
+	}
 	groups := map[string]reconcile.Group{}
 	for _, g := range snap.Groups {
 		groups[g.ID] = g
@@ -216,7 +231,7 @@ func applyPlan(snap *reconcile.Snapshot, p *reconcile.Plan) reconcile.Snapshot {
 		add(u)
 	}
 	for _, c := range p.Changes {
-		if _, ok := after[c.After.ID]; ok && c.Action == reconcile.Create {
+		if _, ok := after[c.After.ID]; ok && (c.Action == reconcile.Create || c.Action == reconcile.Adopt) {
 			add(c.After)
 		}
 	}
@@ -334,6 +349,11 @@ func checkPlanInvariants(snap *reconcile.Snapshot, records []sources.Record, s r
 			if !inRecords || r.Line != c.Line {
 				fail("%s change for %q on line %d matches no record", c.Action, ext, c.Line)
 			}
+		case reconcile.Adopt:
+			perRecord++
+			if !s.Adopt || !inRecords || r.Line != c.Line {
+				fail("adopt change for %q on line %d without adopt or matching no record", ext, c.Line)
+			}
 		case reconcile.Deactivate, reconcile.Delete:
 			if inRecords {
 				fail("%s of %q, which is in the input", c.Action, ext)
@@ -351,6 +371,17 @@ func checkPlanInvariants(snap *reconcile.Snapshot, records []sources.Record, s r
 			}
 			if c.After.ID == "" || known[c.After.ID] {
 				fail("create with an id that is not fresh: %q", c.After.ID)
+			}
+			known[c.After.ID] = true
+		case c.Action == reconcile.Adopt:
+			holder, ok := snap.Adoptable[reconcile.Key(r.UserName)]
+			if c.Before == nil || !ok || c.Before.ID != holder.ID || c.After.ID != holder.ID || c.After.Source != "" {
+				fail("adopt does not take over the holder of the login with its id: %s", fmtChange(c))
+			}
+			for _, u := range snap.Users {
+				if u.ExternalID == ext {
+					fail("adopt for %q, which already has a user of the source: %s", ext, fmtChange(c))
+				}
 			}
 			known[c.After.ID] = true
 		case c.Action == reconcile.Skip && c.Before == nil:
@@ -378,6 +409,7 @@ func checkPlanInvariants(snap *reconcile.Snapshot, records []sources.Record, s r
 		Restored:    n[reconcile.Restore],
 		NotRestored: n[reconcile.NotRestored],
 		Skipped:     n[reconcile.Skip],
+		Adopted:     n[reconcile.Adopt],
 	}
 	if p.Counts != want {
 		fail("Counts = %+v, want %+v from the changes", p.Counts, want)
@@ -405,8 +437,8 @@ func checkPlanInvariants(snap *reconcile.Snapshot, records []sources.Record, s r
 		fail("held despite errors or force: %q", p.Hold)
 	case p.Hold == "" && len(p.Errors) == 0 && !s.Force && len(records) == 0 && !s.AllowEmpty:
 		fail("an empty snapshot is not held")
-	case p.Hold != "" && !(len(records) == 0 && !s.AllowEmpty) && p.Removals() <= 5:
-		fail("held with %d removals: %q", p.Removals(), p.Hold)
+	case p.Hold != "" && !(len(records) == 0 && !s.AllowEmpty) && p.Counts.Valved() <= 5:
+		fail("held with %d removals and adoptions: %q", p.Counts.Valved(), p.Hold)
 	}
 
 	if len(p.Errors) != 0 {

@@ -58,6 +58,9 @@ type User struct {
 	// PendingGroups are, for pushed users, the uids of departments the
 	// user belongs to that have not arrived yet, sorted.
 	PendingGroups []string `json:"pendingGroups,omitempty"`
+	// Source is the owner of a user of another source (one a record may
+	// adopt); "" for the source's own users.
+	Source string `json:"source,omitempty"`
 }
 
 // Group is a group owned by the source. Pushed departments have their uid
@@ -80,6 +83,11 @@ const (
 	Restore     Action = "restore"
 	NotRestored Action = "not_restored"
 	Skip        Action = "skip"
+	// Adopt takes over a user of another source whose login (or, for a
+	// push, matchKey value) a record finds, keeping its id (SPEC §4.4):
+	// Before is that user as its old owner left it (Before.Source names
+	// the owner), After the user as the record makes it.
+	Adopt Action = "adopt"
 )
 
 // Change is one user's planned change. Before is nil for a create; After is
@@ -123,6 +131,9 @@ type Counts struct {
 	Restored    int `json:"restored"`
 	NotRestored int `json:"not_restored"`
 	Skipped     int `json:"skipped"`
+	// Adopted counts users of other sources the task took over
+	// (on_conflict: adopt).
+	Adopted int `json:"adopted"`
 	// Groups counts departments a push created, updated and deleted.
 	GroupsCreated int `json:"groups_created,omitempty"`
 	GroupsUpdated int `json:"groups_updated,omitempty"`
@@ -159,6 +170,11 @@ type Plan struct {
 
 // Removals counts the users the plan would deactivate or delete.
 func (p *Plan) Removals() int { return p.Counts.Deactivated + p.Counts.Deleted }
+
+// Valved counts what the safety valve weighs: removals and adoptions. A
+// source that takes over many users of another one changes who owns them
+// (and what a later sync may remove) as much as a mass removal does.
+func (c Counts) Valved() int { return c.Deactivated + c.Deleted + c.Adopted }
 
 // Empty reports whether applying the plan would change nothing.
 func (p *Plan) Empty() bool {

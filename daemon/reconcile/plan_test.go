@@ -78,13 +78,13 @@ func TestKey(t *testing.T) {
 	}
 }
 
-// TestCountsJSON pins the task counts to SPEC §8.1.
+// TestCountsJSON pins the task counts to SPEC §8.1, with adopted (§4.4).
 func TestCountsJSON(t *testing.T) {
-	b, err := json.Marshal(reconcile.Counts{Created: 1, Updated: 2, Unchanged: 3, Deactivated: 4, Deleted: 5, Restored: 6, NotRestored: 7, Skipped: 8})
+	b, err := json.Marshal(reconcile.Counts{Created: 1, Updated: 2, Unchanged: 3, Deactivated: 4, Deleted: 5, Restored: 6, NotRestored: 7, Skipped: 8, Adopted: 9})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"created":1,"updated":2,"unchanged":3,"deactivated":4,"deleted":5,"restored":6,"not_restored":7,"skipped":8}`
+	const want = `{"created":1,"updated":2,"unchanged":3,"deactivated":4,"deleted":5,"restored":6,"not_restored":7,"skipped":8,"adopted":9}`
 	if string(b) != want {
 		t.Errorf("Counts JSON = %s, want %s", b, want)
 	}

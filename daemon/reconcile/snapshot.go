@@ -28,6 +28,9 @@ type Settings struct {
 	// SkipConflicts skips records whose login another owner holds instead
 	// of failing the task (on_conflict: skip).
 	SkipConflicts bool
+	// Adopt takes over, keeping its id, a user of another source whose
+	// login a record has (on_conflict: adopt), instead of failing.
+	Adopt bool
 	// Force skips the safety valve once (sync --force, approve).
 	Force bool
 	// EmployeeNumberIsExternalID sets the enterprise employeeNumber to the
@@ -45,6 +48,9 @@ type Snapshot struct {
 	// Foreign maps the login keys of the incoming records that users of
 	// other sources hold (not deleted) to a description of the holder.
 	Foreign map[string]string
+	// Adoptable holds, by login key, those holders themselves (with
+	// Source set and no Groups), for a source that adopts.
+	Adoptable map[string]User
 }
 
 // minRemovalsToHold is the number of removals that never trips the valve.
@@ -90,7 +96,17 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 	conflicts := findConflicts(records, byExt, byLogin, snap.Foreign, present, deleting, s.Restore)
 	for i := range records {
 		r := &records[i]
-		if conflict, ok := conflicts[i]; ok {
+		conflict, ok := conflicts[i]
+		if ok && s.Adopt {
+			if holder, found := snap.Adoptable[Key(r.UserName)]; found {
+				if byExt[r.ExternalID] == nil {
+					planAdopt(p, r, &holder, groups, s)
+					continue
+				}
+				conflict += fmt.Sprintf(", who is not adopted because id %q already belongs to a user of this source", r.ExternalID)
+			}
+		}
+		if ok {
 			if !s.SkipConflicts {
 				p.Errors = append(p.Errors, sources.NewFieldError(r.Line, 4, "login", "%s %s", sources.QuoteValue(r.UserName), conflict))
 				continue
@@ -153,10 +169,19 @@ func checkHold(p *Plan, s Settings) {
 	switch {
 	case p.Records == 0 && !s.AllowEmpty:
 		p.Hold = fmt.Sprintf("the snapshot has no records; applying it would treat all %d users of the source as orphans (set allow_empty: true if an empty source is expected)", p.Total)
-	case s.MaxRemovals != nil && p.Removals() > minRemovalsToHold && p.Removals() > s.MaxRemovals(p.Total):
+	case p.Counts.Adopted > 0 && overValve(p.Counts, p.Total, s):
+		p.Hold = fmt.Sprintf("the plan would deactivate %d, delete %d and adopt %d users (from other sources) for the source's %d users, more than max_removals allows (%d)",
+			p.Counts.Deactivated, p.Counts.Deleted, p.Counts.Adopted, p.Total, s.MaxRemovals(p.Total))
+	case overValve(p.Counts, p.Total, s):
 		p.Hold = fmt.Sprintf("the plan would deactivate %d and delete %d of the source's %d users, more than max_removals allows (%d)",
 			p.Counts.Deactivated, p.Counts.Deleted, p.Total, s.MaxRemovals(p.Total))
 	}
+}
+
+// overValve reports whether counts weigh more than max_removals allows a
+// source that owns total users: removals and adoptions together.
+func overValve(c Counts, total int, s Settings) bool {
+	return s.MaxRemovals != nil && c.Valved() > minRemovalsToHold && c.Valved() > s.MaxRemovals(total)
 }
 
 // findConflicts returns, by record index, why a record may not have its
@@ -256,12 +281,37 @@ func groupNames(records []sources.Record) []string {
 	return names
 }
 
-// planRecord plans one valid record whose login is free.
-func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]string, s Settings, newID func() string) {
-	after := User{State: StateActive, Active: true}
-	if before != nil {
-		after = *before
+// planAdopt plans a record that takes over holder, the user of another
+// source that holds its login: the user keeps its id and becomes the
+// source's, with the record's values. The old owner's reasons for an
+// inactive user (an orphan, its own say-so) go with it; an operator's
+// choice and a pending activation stay.
+func planAdopt(p *Plan, r *sources.Record, holder *User, groups map[string]string, s Settings) {
+	before := *holder
+	before.Groups = nil // the old owner's groups are not the source's
+	after := before
+	after.Source = ""
+	after.DepartmentUID = ""
+	if before.StateReason == ReasonOrphan || before.StateReason == ReasonSource {
+		after.Active, after.State, after.StateReason = true, StateActive, ""
 	}
+	planFields(&after, r, &before, s)
+	after.Department = fieldsOf(r, s).department
+	if r.Active != nil && !*r.Active && after.StateReason != ReasonAdmin {
+		after.Active, after.State, after.StateReason = false, StateInactive, ReasonSource
+	}
+	c := Change{Action: Adopt, Line: r.Line, Before: holder, After: after}
+	c.Fields = changedFields(&before, &after)
+	p.Changes = append(p.Changes, c)
+	p.Counts.Adopted++
+	for _, k := range after.Groups {
+		p.MembershipAdds = append(p.MembershipAdds, Membership{GroupID: groups[k], UserID: after.ID})
+	}
+}
+
+// planFields sets on after the values record r gives a user whose state
+// before was (nil for a new one).
+func planFields(after *User, r *sources.Record, before *User, s Settings) {
 	after.ExternalID = r.ExternalID
 	after.UserName = r.UserName
 	after.GivenName = r.GivenName
@@ -280,6 +330,15 @@ func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]stri
 		after.PasswordHash = r.PasswordHash
 		after.HasPassword = true
 	}
+}
+
+// planRecord plans one valid record whose login is free.
+func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]string, s Settings, newID func() string) {
+	after := User{State: StateActive, Active: true}
+	if before != nil {
+		after = *before
+	}
+	planFields(&after, r, before, s)
 
 	c := Change{Line: r.Line, Before: before}
 	sourceSaysInactive := r.Active != nil && !*r.Active

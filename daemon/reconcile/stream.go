@@ -19,6 +19,7 @@ type Stream struct {
 	s      Settings
 	newID  func() string
 	groups map[string]string // group key → id
+	total  int
 	// Counts add up the head's and every chunk's.
 	Counts Counts
 }
@@ -40,7 +41,7 @@ type StreamInput struct {
 // operator every count.
 func NewStream(in StreamInput, existing []Group, s Settings, newID func() string) (*Stream, *Plan) {
 	p := &Plan{Records: in.Records, Total: in.Total}
-	st := &Stream{s: s, newID: newID}
+	st := &Stream{s: s, newID: newID, total: in.Total}
 	st.groups = planGroups(p, in.GroupNames, existing, s.Orphans != OrphansIgnore, newID)
 	p.Changes, _ = planOrphans(p, in.Absent, func(string) bool { return false }, s)
 	checkHold(p, s)
@@ -49,11 +50,19 @@ func NewStream(in StreamInput, existing []Group, s Settings, newID func() string
 }
 
 // Chunk plans records, whose logins nobody else holds, against their users
-// (by external id, tombstones included; absent for new records).
-func (st *Stream) Chunk(records []sources.Record, users map[string]*User) *Plan {
+// (by external id, tombstones included; absent for new records). With
+// Settings.Adopt, a record without a user of its own whose login a user
+// of another source holds adopts that user: adoptable holds them by login
+// key, as Snapshot.Adoptable does.
+func (st *Stream) Chunk(records []sources.Record, users map[string]*User, adoptable map[string]*User) *Plan {
 	p := &Plan{Changes: make([]Change, 0, len(records))}
 	for i := range records {
-		planRecord(p, &records[i], users[records[i].ExternalID], st.groups, st.s, st.newID)
+		r := &records[i]
+		if holder := adoptable[Key(r.UserName)]; holder != nil && st.s.Adopt && users[r.ExternalID] == nil {
+			planAdopt(p, r, holder, st.groups, st.s)
+			continue
+		}
+		planRecord(p, r, users[r.ExternalID], st.groups, st.s, st.newID)
 	}
 	c := &st.Counts
 	c.Created += p.Counts.Created
@@ -61,7 +70,15 @@ func (st *Stream) Chunk(records []sources.Record, users map[string]*User) *Plan 
 	c.Unchanged += p.Counts.Unchanged
 	c.Restored += p.Counts.Restored
 	c.NotRestored += p.Counts.NotRestored
+	c.Adopted += p.Counts.Adopted
 	return p
+}
+
+// Held reports whether the safety valve stops the plan once the chunks
+// so far adopted users: the head weighed only its removals. The caller
+// then plans with PlanSnapshot, as for a held head.
+func (st *Stream) Held() bool {
+	return st.Counts.Adopted > 0 && !st.s.Force && overValve(st.Counts, st.total, st.s)
 }
 
 // Known is what a streamed sync keeps of each of the source's users to

@@ -42,7 +42,11 @@ func streamPlan(snap *reconcile.Snapshot, records []sources.Record, s reconcile.
 	for start := 0; start < len(records); start += chunk {
 		var part []sources.Record
 		users := map[string]*reconcile.User{}
+		adoptable := map[string]*reconcile.User{}
 		for _, r := range records[start:min(start+chunk, len(records))] {
+			if o, ok := snap.Adoptable[reconcile.Key(r.UserName)]; ok && byExt[r.ExternalID] == nil {
+				adoptable[reconcile.Key(r.UserName)] = &o
+			}
 			u := byExt[r.ExternalID]
 			if u != nil && st.Unchanged(&r, reconcile.KnownOf(u, s)) {
 				st.Counts.Unchanged++
@@ -53,7 +57,11 @@ func streamPlan(snap *reconcile.Snapshot, records []sources.Record, s reconcile.
 				users[r.ExternalID] = u
 			}
 		}
-		q := st.Chunk(part, users)
+		q := st.Chunk(part, users, adoptable)
+		if st.Held() {
+			p.Hold = "held after a chunk"
+			return p
+		}
 		p.Changes = append(p.Changes, q.Changes...)
 		p.MembershipAdds = append(p.MembershipAdds, q.MembershipAdds...)
 		p.MembershipRemoves = append(p.MembershipRemoves, q.MembershipRemoves...)
@@ -63,17 +71,20 @@ func streamPlan(snap *reconcile.Snapshot, records []sources.Record, s reconcile.
 }
 
 // contested reports whether a record's login is held by someone other
-// than its own user: a streamed sync plans such inputs whole.
-func contested(snap *reconcile.Snapshot, records []sources.Record) bool {
+// than its own user, and not one it adopts: a streamed sync plans such
+// inputs whole.
+func contested(snap *reconcile.Snapshot, records []sources.Record, s reconcile.Settings) bool {
 	holder := map[string]string{}
+	ours := map[string]bool{}
 	for _, u := range snap.Users {
+		ours[u.ExternalID] = true
 		if u.State != reconcile.StateDeleted {
 			holder[reconcile.Key(u.UserName)] = u.ExternalID
 		}
 	}
 	for _, r := range records {
 		k := reconcile.Key(r.UserName)
-		if _, ok := snap.Foreign[k]; ok {
+		if _, ok := snap.Foreign[k]; ok && (!s.Adopt || ours[r.ExternalID]) {
 			return true
 		}
 		if ext, ok := holder[k]; ok && ext != r.ExternalID {
@@ -115,7 +126,8 @@ func sameStreamed(whole, streamed *reconcile.Plan) string {
 
 // FuzzStreamMatchesWhole checks that a streamed sync plans what planning
 // the whole input does, for every input it does not hand back: no login
-// held by another user, no plan held by the safety valve.
+// held by another user (except one the source adopts), no plan held by
+// the safety valve.
 func FuzzStreamMatchesWhole(f *testing.F) {
 	f.Add([]byte{}, uint8(1))
 	f.Add([]byte("\x01\x03\x01\x05\x07\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"), uint8(2))
@@ -123,7 +135,7 @@ func FuzzStreamMatchesWhole(f *testing.F) {
 	f.Add([]byte("\x00\x7f\x00\x00\x01\x01\x01\x08\x01\x02\x00\x00\x00\x00\x01\x02\x02\x03\x05\x01\x01\x01\x01\x03\x01\x01"), uint8(1))
 	f.Fuzz(func(t *testing.T, data []byte, chunk uint8) {
 		snap, records, s := fuzzCase(data)
-		if contested(&snap, records) {
+		if contested(&snap, records, s) {
 			return
 		}
 		whole := reconcile.PlanSnapshot(records, &snap, s, seq())
