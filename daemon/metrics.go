@@ -50,7 +50,7 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, cfg func() *config.C
 		}, []string{"source"}),
 		records: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "roster_sync_records_total",
-			Help: "Users handled by successful sync tasks, by source and action (created, updated, unchanged, deactivated, deleted, restored, not_restored, skipped).",
+			Help: "Users handled by successful sync tasks, by source and action (created, updated, unchanged, deactivated, deleted, restored, not_restored, skipped, adopted).",
 		}, []string{"source", "action"}),
 		running: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "roster_sync_running",
@@ -152,7 +152,7 @@ func (m *metrics) observe(t *store.Task) {
 	}{
 		{"created", c.Created}, {"updated", c.Updated}, {"unchanged", c.Unchanged},
 		{"deactivated", c.Deactivated}, {"deleted", c.Deleted}, {"restored", c.Restored},
-		{"not_restored", c.NotRestored}, {"skipped", c.Skipped},
+		{"not_restored", c.NotRestored}, {"skipped", c.Skipped}, {"adopted", c.Adopted},
 	} {
 		if a.n > 0 {
 			m.records.WithLabelValues(t.Source, a.action).Add(float64(a.n))

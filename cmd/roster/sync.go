@@ -192,8 +192,12 @@ func printTask(w io.Writer, v tasks.View) {
 }
 
 func countsLine(c reconcile.Counts) string {
-	return fmt.Sprintf("created %d, updated %d, unchanged %d, deactivated %d, deleted %d, restored %d, not restored %d, skipped %d",
+	line := fmt.Sprintf("created %d, updated %d, unchanged %d, deactivated %d, deleted %d, restored %d, not restored %d, skipped %d",
 		c.Created, c.Updated, c.Unchanged, c.Deactivated, c.Deleted, c.Restored, c.NotRestored, c.Skipped)
+	if c.Adopted > 0 { // only sources with on_conflict: adopt take users over
+		line += fmt.Sprintf(", adopted %d", c.Adopted)
+	}
+	return line
 }
 
 func printChange(w io.Writer, c reconcile.Change) {
@@ -204,6 +208,9 @@ func printChange(w io.Writer, c reconcile.Change) {
 	}
 	if c.Reason != "" {
 		line += ": " + c.Reason
+	}
+	if c.Action == reconcile.Adopt && c.Before != nil {
+		line += fmt.Sprintf(" from source %s (id %s)", c.Before.Source, u.ID)
 	}
 	fmt.Fprintln(w, strings.TrimRight(line, " "))
 }

@@ -122,7 +122,7 @@ func countsText(c reconcile.Counts) string {
 		k string
 		v int
 	}{{"created", c.Created}, {"updated", c.Updated}, {"unchanged", c.Unchanged}, {"deactivated", c.Deactivated},
-		{"deleted", c.Deleted}, {"restored", c.Restored}, {"not restored", c.NotRestored}, {"skipped", c.Skipped}} {
+		{"deleted", c.Deleted}, {"restored", c.Restored}, {"not restored", c.NotRestored}, {"skipped", c.Skipped}, {"adopted", c.Adopted}} {
 		if kv.v != 0 {
 			parts = append(parts, kv.k+" "+strconv.Itoa(kv.v))
 		}

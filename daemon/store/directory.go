@@ -276,7 +276,7 @@ func (a *applier) apply(p *reconcile.Plan) error {
 			removals[k] = append(removals[k], c.After.ID)
 		case reconcile.Create:
 			creates = append(creates, &c.After)
-		case reconcile.Update, reconcile.Restore:
+		case reconcile.Update, reconcile.Restore, reconcile.Adopt:
 			if c.Before.State != reconcile.StateDeleted && reconcile.Key(c.Before.UserName) != reconcile.Key(c.After.UserName) {
 				loginMoves = append(loginMoves, c.After.ID)
 			}
@@ -309,6 +309,11 @@ func (a *applier) apply(p *reconcile.Plan) error {
 	for _, c := range writes {
 		if err := a.writeUser(c); err != nil {
 			return err
+		}
+		if c.Action == reconcile.Adopt {
+			if err := a.adopted(c); err != nil {
+				return err
+			}
 		}
 	}
 	if err := a.createUsers(creates); err != nil {
@@ -440,8 +445,20 @@ func (a *applier) writeUser(c reconcile.Change) error {
 		sets += `, password_hash = ?`
 		args = append(args, u.PasswordHash)
 	}
-	if err := a.exec(`UPDATE users SET `+sets+` WHERE id = ?`, append(args, u.ID)...); err != nil {
-		return fmt.Errorf("update user %q (line %d): %w", u.UserName, c.Line, describeUnique(err, u.UserName))
+	where := ` WHERE id = ?`
+	args = append(args, u.ID)
+	if c.Action == reconcile.Adopt {
+		// The user must still be its old owner's, as the plan read it.
+		sets += `, source = ?, keyed = TRUE`
+		args = append(args[:len(args)-1], a.source, u.ID, c.Before.Source)
+		where += ` AND source = ? AND state <> 'deleted'`
+	}
+	res := a.tx.Exec(`UPDATE users SET `+sets+where, args...)
+	if res.Error != nil {
+		return fmt.Errorf("update user %q (line %d): %w", u.UserName, c.Line, describeUnique(res.Error, u.UserName))
+	}
+	if c.Action == reconcile.Adopt && res.RowsAffected != 1 {
+		return fmt.Errorf("adopt user %q (line %d) from source %s: the user changed since the plan was computed: %w", u.UserName, c.Line, c.Before.Source, ErrConflict)
 	}
 	if c.Before.Email != u.Email {
 		if err := a.exec(`DELETE FROM user_emails WHERE user_id = ?`, u.ID); err != nil {

@@ -167,6 +167,9 @@ type PushKeys struct {
 	Phones []string
 	// Depts are the uids of the departments a department payload names.
 	Depts []string
+	// MatchKey is the payload's matchKey: its values (Logins, Emails or
+	// Phones) also find users of other sources (DeltaSnapshot.Others).
+	MatchKey string
 }
 
 // PushSnapshot reads what a push of source can touch (see
@@ -193,6 +196,9 @@ func (s *Store) PushSnapshot(ctx context.Context, source string, keys PushKeys) 
 	}
 	if err := s.pushUsers(ctx, source, ids, snap); err != nil {
 		return nil, fmt.Errorf("read the users of %s: %w", source, err)
+	}
+	if snap.Others, err = s.pushOthers(ctx, source, keys); err != nil {
+		return nil, fmt.Errorf("find the users of other sources that the push's matchKey names: %w", err)
 	}
 	// The logins the payload may give its users: usernames, e-mails (the
 	// login of a user created without one) and the users' own. Looked up
@@ -287,6 +293,38 @@ func (s *Store) pendingRows(ctx context.Context, snap *reconcile.DeltaSnapshot, 
 		snap.Pending = append(snap.Pending, pm)
 	}
 	return rows.Err()
+}
+
+// pushOthers reads the users of other sources (not deleted) that the
+// payload's matchKey values find, as NocoBase's matchKey searches its one
+// users table (SPEC §3.3): by login, e-mail or phone number, on their
+// indexes.
+func (s *Store) pushOthers(ctx context.Context, source string, keys PushKeys) ([]reconcile.User, error) {
+	var where string
+	var vals []string
+	switch keys.MatchKey {
+	case "username":
+		where, vals = `u.user_name_key IN ?`, keys.Logins
+	case "email":
+		where, vals = `u.id IN (SELECT user_id FROM user_emails WHERE lower(value) IN ?)`, keys.Emails
+	case "phone":
+		where, vals = `u.id IN (SELECT user_id FROM user_phone_numbers WHERE value IN ?)`, keys.Phones
+	default:
+		return nil, nil
+	}
+	var out []reconcile.User
+	batch := max(s.batchRows(), 500)
+	for start := 0; start < len(vals); start += batch {
+		rows, err := s.db.WithContext(ctx).Raw(othersColumns+` WHERE `+where+` AND u.source <> ? AND u.state <> 'deleted'`,
+			vals[start:min(start+batch, len(vals))], source).Rows()
+		if err == nil {
+			err = scanOthers(rows, func(u *reconcile.User) { out = append(out, *u) })
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // pushUserIDs finds the ids of the source's users that keys name.

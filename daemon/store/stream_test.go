@@ -81,7 +81,7 @@ func TestStreamTxReads(t *testing.T) {
 			if err := tx.Apply(head); err != nil {
 				t.Fatal(err)
 			}
-			if err := tx.Apply(st.Chunk([]sources.Record{rec(9, "new", "login new")}, nil)); err != nil {
+			if err := tx.Apply(st.Chunk([]sources.Record{rec(9, "new", "login new")}, nil, nil)); err != nil {
 				t.Fatal(err)
 			}
 			if h, err := tx.Holders([]string{"login new"}); err != nil || h["login new"] != [2]string{"staff", "new"} {

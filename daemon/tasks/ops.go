@@ -357,8 +357,8 @@ func asValidation(err error, out *[]sources.FieldError) bool {
 	return false
 }
 
-// sameRemovals reports whether plan removes exactly the users, in the same
-// way, that the held plan showed the operator.
+// sameRemovals reports whether plan removes (and adopts) exactly the
+// users, in the same way, that the held plan showed the operator.
 func sameRemovals(hp *store.HeldPlan, plan *reconcile.Plan) bool {
 	var held heldPlan
 	if err := json.Unmarshal([]byte(hp.Plan), &held); err != nil {
@@ -370,7 +370,7 @@ func sameRemovals(hp *store.HeldPlan, plan *reconcile.Plan) bool {
 	}
 	n := 0
 	for _, c := range plan.Changes {
-		if c.Action == reconcile.Deactivate || c.Action == reconcile.Delete {
+		if valved(c.Action) {
 			if want[c.After.ID] != c.Action {
 				return false
 			}

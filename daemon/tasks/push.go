@@ -245,7 +245,7 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 		return r.finishFailed(ctx, t, nil, transient(err))
 	}
 	plan := reconcile.PlanPush(p, snap, reconcile.DeltaSettings{OnDelete: src.OnDelete,
-		SkipConflicts: src.OnConflict == config.OnConflictSkip}, newID)
+		SkipConflicts: src.OnConflict == config.OnConflictSkip, Adopt: src.OnConflict == config.OnConflictAdopt}, newID)
 	plan.Source = src.Name
 	if len(unmapped) > 0 {
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("custom fields that no entry of the source's fields maps were not stored "+
@@ -258,7 +258,7 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 }
 
 func pushKeys(p *push.Payload) store.PushKeys {
-	var k store.PushKeys
+	k := store.PushKeys{MatchKey: p.MatchKey}
 	for _, d := range p.Departments {
 		k.Depts = append(k.Depts, d.UID)
 	}

@@ -342,6 +342,15 @@ func (r *Runner) plan(ctx context.Context, src *config.Source, in *input, force 
 	if snap.Foreign, err = r.Store.ForeignLogins(ctx, src.Name, keys); err != nil {
 		return nil, err
 	}
+	if src.OnConflict == config.OnConflictAdopt && len(snap.Foreign) > 0 {
+		held := make([]string, 0, len(snap.Foreign))
+		for k := range snap.Foreign {
+			held = append(held, k)
+		}
+		if snap.Adoptable, err = r.Store.AdoptableUsers(ctx, src.Name, held); err != nil {
+			return nil, err
+		}
+	}
 	plan := reconcile.PlanSnapshot(in.records, snap, settings(src, force), newID)
 	plan.Source = src.Name
 	plan.Warnings = append(in.warnings, plan.Warnings...)
@@ -360,6 +369,7 @@ func settings(src *config.Source, force bool) reconcile.Settings {
 		MaxRemovals:                src.MaxRemovals.Limit,
 		AllowEmpty:                 src.AllowEmpty,
 		SkipConflicts:              src.OnConflict == config.OnConflictSkip,
+		Adopt:                      src.OnConflict == config.OnConflictAdopt,
 		Force:                      force,
 		EmployeeNumberIsExternalID: src.Type == config.TypeCSV,
 	}
@@ -368,7 +378,7 @@ func settings(src *config.Source, force bool) reconcile.Settings {
 func (r *Runner) hold(ctx context.Context, t *store.Task, plan *reconcile.Plan) (*Result, error) {
 	hp := heldPlan{Counts: plan.Counts}
 	for _, c := range plan.Changes {
-		if c.Action == reconcile.Deactivate || c.Action == reconcile.Delete {
+		if valved(c.Action) {
 			hp.Removals = append(hp.Removals, c)
 		}
 	}
@@ -380,6 +390,12 @@ func (r *Runner) hold(ctx context.Context, t *store.Task, plan *reconcile.Plan) 
 	}
 	r.log().Warn("task held by the safety valve: approve or reject it", "source", t.Source, "task", t.ID, "reason", plan.Hold)
 	return &Result{Task: t, Plan: plan}, nil
+}
+
+// valved reports whether the safety valve weighs a change: removals and
+// adoptions, which a held task lists for the operator.
+func valved(a reconcile.Action) bool {
+	return a == reconcile.Deactivate || a == reconcile.Delete || a == reconcile.Adopt
 }
 
 // transientError marks failures worth an automatic retry.

@@ -220,7 +220,7 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 	defer f.Close()
 	chunk := make([]sources.Record, 0, streamChunk)
 	apply := func() error {
-		if err := r.applyChunk(tx, plan, known, owned > 0, src.Name, chunk); err != nil {
+		if err := r.applyChunk(tx, plan, known, owned > 0, set.Adopt, src.Name, chunk); err != nil {
 			return err
 		}
 		chunk = chunk[:0]
@@ -251,7 +251,7 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 // chunk is held by someone other than its record's own user. Records that
 // leave their user as known change nothing and are only counted; when the
 // source owned nobody (a first import), there is nobody to read.
-func (r *Runner) applyChunk(tx *store.StreamTx, plan *reconcile.Stream, known map[string]int, owns bool, source string, chunk []sources.Record) error {
+func (r *Runner) applyChunk(tx *store.StreamTx, plan *reconcile.Stream, known map[string]int, owns, adopts bool, source string, chunk []sources.Record) error {
 	changed := chunk[:0]
 	for _, rec := range chunk {
 		if k, ok := reconcile.Unpack(known[rec.ExternalID]); ok && plan.Unchanged(&rec, k) {
@@ -288,10 +288,27 @@ func (r *Runner) applyChunk(tx *store.StreamTx, plan *reconcile.Stream, known ma
 	if err != nil {
 		return err
 	}
+	// A record without a user of the source whose login a user of another
+	// source holds adopts that user when the source adopts; every other
+	// login held by someone else is resolved by the whole plan.
+	var adopt []string
 	for n, i := range asked {
-		if h, ok := holders[keys[n]]; ok && (h[0] != source || h[1] != ids[i]) {
+		h, ok := holders[keys[n]]
+		switch {
+		case !ok || (h[0] == source && h[1] == ids[i]):
+		case adopts && h[0] != source && users[ids[i]] == nil:
+			adopt = append(adopt, keys[n])
+		default:
 			return errWhole{fmt.Sprintf("line %d: the login %q is held by another user", changed[i].Line, changed[i].UserName)}
 		}
 	}
-	return tx.Apply(plan.Chunk(changed, users))
+	adoptable, err := tx.Adoptable(adopt)
+	if err != nil {
+		return err
+	}
+	part := plan.Chunk(changed, users, adoptable)
+	if plan.Held() {
+		return errWhole{"the safety valve holds the plan"}
+	}
+	return tx.Apply(part)
 }

@@ -24,14 +24,16 @@ type View struct {
 	Errors     []sources.FieldError `json:"errors"`
 	RetryOf    *int64               `json:"retry_of"`
 	RawRecord  *string              `json:"raw_record"`
-	// Hold and Removals describe a held task's plan.
+	// Hold and Removals describe a held task's plan: Removals lists the
+	// changes the safety valve weighs (deactivations, deletions and
+	// adoptions).
 	Hold     string             `json:"hold,omitempty"`
 	Removals []reconcile.Change `json:"removals,omitempty"`
 }
 
 // heldPlan is what a held task keeps of its plan for operators to read:
-// the whole plan could be millions of creates, the removals are what they
-// must judge.
+// the whole plan could be millions of creates, the removals (and
+// adoptions) are what they must judge.
 type heldPlan struct {
 	Counts   reconcile.Counts   `json:"counts"`
 	Removals []reconcile.Change `json:"removals"`
