@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -99,51 +100,115 @@ func runMigrate(ctx context.Context, e *env, args []string) error {
 func runSources(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("sources")
 	asJSON := fs.Bool("json", false, "")
-	if _, err := parse(fs, args); err != nil {
+	orphans := fs.String("orphans", "", "")
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
+	}
+	switch {
+	case len(pos) == 0 && *orphans != "":
+		return usagef("--orphans goes with retire: roster sources retire NAME --orphans deactivate|delete")
+	case len(pos) == 2 && pos[0] == "retire":
+		return runRetire(ctx, e, pos[1], *orphans, *asJSON)
+	case len(pos) > 0:
+		return usagef("roster sources lists the sources; roster sources retire NAME retires one")
 	}
 	r, closeStore, err := e.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	counts, err := r.Store.DirectoryCounts(ctx)
+	if err != nil {
+		return err
+	}
 	type row struct {
-		Name     string      `json:"name"`
-		Type     string      `json:"type"`
-		Enabled  bool        `json:"enabled"`
-		Schedule string      `json:"schedule,omitempty"`
-		State    string      `json:"state"`
-		LastTask *tasks.View `json:"last_task"`
+		Name     string       `json:"name"`
+		Type     string       `json:"type"`
+		Enabled  bool         `json:"enabled"`
+		Schedule string       `json:"schedule,omitempty"`
+		State    string       `json:"state"`
+		Counts   tasks.Counts `json:"counts"`
+		LastTask *tasks.View  `json:"last_task"`
 	}
 	rows := []row{}
-	for _, src := range r.Config.Sources {
-		rw := row{Name: src.Name, Type: src.Type, Enabled: src.Enabled, Schedule: src.Schedule, State: "never synced"}
-		last, err := r.Store.LastTask(ctx, src.Name)
+	last := func(rw *row) error {
+		t, err := r.Store.LastTask(ctx, rw.Name)
 		if err != nil {
 			return err
 		}
-		if last != nil {
-			v := tasks.ViewOf(last, nil)
-			rw.LastTask, rw.State = &v, last.Status
+		if t != nil {
+			v := tasks.ViewOf(t, nil)
+			rw.LastTask, rw.State = &v, t.Status
+		}
+		return nil
+	}
+	for _, src := range r.Config.Sources {
+		rw := row{Name: src.Name, Type: src.Type, Enabled: src.Enabled, Schedule: src.Schedule, State: "never synced",
+			Counts: tasks.CountsOf(counts, src.Name)}
+		if err := last(&rw); err != nil {
+			return err
 		}
 		if !src.Enabled {
 			rw.State = "disabled"
 		}
 		rows = append(rows, rw)
 	}
+	retired, err := r.Retired(ctx, counts)
+	if err != nil {
+		return err
+	}
+	for _, src := range retired {
+		rw := row{Name: src.Name, Type: src.Type, Counts: src.Counts}
+		if err := last(&rw); err != nil {
+			return err
+		}
+		rw.State = "retired"
+		rows = append(rows, rw)
+	}
 	if *asJSON {
 		return writeJSON(e.stdout, rows)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTYPE\tSCHEDULE\tSTATE\tLAST TASK")
+	fmt.Fprintln(tw, "NAME\tTYPE\tSCHEDULE\tSTATE\tUSERS\tGROUPS\tLAST TASK")
 	for _, rw := range rows {
 		last := "-"
 		if rw.LastTask != nil {
 			last = fmt.Sprintf("%d at %s", rw.LastTask.ID, rw.LastTask.CreatedAt.Local().Format(time.DateTime))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", rw.Name, rw.Type, dash(rw.Schedule), rw.State, last)
+		users := fmt.Sprintf("%d active, %d inactive", rw.Counts.Active, rw.Counts.Inactive)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", rw.Name, rw.Type, dash(rw.Schedule), rw.State, users, rw.Counts.Groups, last)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(retired) > 0 {
+		fmt.Fprintln(e.stdout, "\nretired sources are no longer configured but still own users or groups: another source can adopt")
+		fmt.Fprintln(e.stdout, "them (on_conflict: adopt), and roster sources retire NAME plans the removal of the rest")
+	}
+	return nil
+}
+
+// runRetire plans the removal of what a retired source owns as a held
+// task; its exit code is 0 (the held task is what was asked for).
+func runRetire(ctx context.Context, e *env, name, orphans string, asJSON bool) error {
+	r, closeStore, err := e.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	res, err := r.Retire(ctx, name, orphans)
+	if err != nil {
+		return err
+	}
+	hp, err := r.Store.GetHeldPlan(ctx, res.Task.ID)
+	if err != nil {
+		return err
+	}
+	if err := printResult(e.stdout, res.Task, res.Plan, hp, asJSON); err != nil && !errors.Is(err, exitError{exitHeld}) {
+		return err
+	}
+	return nil
 }
 
 func runTasks(ctx context.Context, e *env, args []string) error {

@@ -145,7 +145,7 @@ func printResult(w io.Writer, t *store.Task, plan *reconcile.Plan, hp *store.Hel
 func heldJSON(p *reconcile.Plan) string {
 	var rm []reconcile.Change
 	for _, c := range p.Changes {
-		if c.Action == reconcile.Deactivate || c.Action == reconcile.Delete {
+		if c.Action == reconcile.Deactivate || c.Action == reconcile.Delete || c.Action == reconcile.Adopt {
 			rm = append(rm, c)
 		}
 	}

@@ -134,6 +134,7 @@ func New(o Options) *Handler {
 	h.route("/api/v1/sources", bodySmall, method{http.MethodGet, h.listSources})
 	h.route("/api/v1/sources/{name}/sync", bodySmall, method{http.MethodPost, h.syncSource})
 	h.route("/api/v1/sources/{name}/file", bodyUpload, method{http.MethodPut, h.uploadFile})
+	h.route("/api/v1/sources/{name}/retire", bodySmall, method{http.MethodPost, h.retireSource})
 	h.route("/api/v1/tasks", bodySmall, method{http.MethodGet, h.listTasks})
 	h.route("/api/v1/tasks/{id}", bodySmall, method{http.MethodGet, h.getTask})
 	h.route("/api/v1/tasks/{id}/retry", bodySmall, method{http.MethodPost, h.retryTask})

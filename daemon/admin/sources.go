@@ -23,8 +23,12 @@ type sourceView struct {
 	Type     string `json:"type"`
 	Enabled  bool   `json:"enabled"`
 	Schedule string `json:"schedule"`
-	// State is the last task's status, "never synced" or "disabled".
+	// State is the last task's status, "never synced", "disabled", or
+	// "retired" for a source no longer configured that still owns users
+	// or groups (SPEC §4.4).
 	State string `json:"state"`
+	// Counts are the users (by state) and groups the source owns.
+	Counts tasks.Counts `json:"counts"`
 	// Running reports whether a task of the source is running now, in
 	// this process or another one.
 	Running       bool        `json:"running"`
@@ -34,10 +38,13 @@ type sourceView struct {
 
 func (h *Handler) listSources(w http.ResponseWriter, r *http.Request, c *call) error {
 	ctx := r.Context()
+	counts, err := h.o.Store.DirectoryCounts(ctx)
+	if err != nil {
+		return err
+	}
 	items := make([]sourceView, 0, len(c.cfg.Sources))
-	for _, src := range c.cfg.Sources {
-		v := sourceView{Name: src.Name, Type: src.Type, Enabled: src.Enabled, Schedule: src.Schedule, State: "never synced"}
-		last, err := h.o.Store.LastTask(ctx, src.Name)
+	fill := func(v *sourceView) error {
+		last, err := h.o.Store.LastTask(ctx, v.Name)
 		if err != nil {
 			return err
 		}
@@ -45,10 +52,7 @@ func (h *Handler) listSources(w http.ResponseWriter, r *http.Request, c *call) e
 			tv := tasks.ViewOf(last, nil)
 			v.LastTask, v.State, v.Running = &tv, last.Status, last.Status == store.StatusRunning
 		}
-		if !src.Enabled {
-			v.State = "disabled"
-		}
-		state, err := h.o.Store.GetSource(ctx, src.Name)
+		state, err := h.o.Store.GetSource(ctx, v.Name)
 		switch {
 		case err == nil:
 			if state.LastSuccessAt != nil {
@@ -58,9 +62,62 @@ func (h *Handler) listSources(w http.ResponseWriter, r *http.Request, c *call) e
 		case !errors.Is(err, store.ErrNotFound): // a source not recorded yet has no success
 			return err
 		}
+		return nil
+	}
+	for _, src := range c.cfg.Sources {
+		v := sourceView{Name: src.Name, Type: src.Type, Enabled: src.Enabled, Schedule: src.Schedule, State: "never synced",
+			Counts: tasks.CountsOf(counts, src.Name)}
+		if err := fill(&v); err != nil {
+			return err
+		}
+		if !src.Enabled {
+			v.State = "disabled"
+		}
+		items = append(items, v)
+	}
+	retired, err := h.runner(c.cfg).Retired(ctx, counts)
+	if err != nil {
+		return err
+	}
+	for _, src := range retired {
+		v := sourceView{Name: src.Name, Type: src.Type, Counts: src.Counts}
+		if err := fill(&v); err != nil {
+			return err
+		}
+		v.State = "retired"
 		items = append(items, v)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"items": items, "total": len(items)})
+	return nil
+}
+
+// retireRequest is the optional body of POST .../retire.
+type retireRequest struct {
+	Orphans string `json:"orphans"`
+}
+
+// retireSource plans the removal of a retired source's users and groups
+// as a held task (roster sources retire NAME): 202 with the task, which
+// POST /api/v1/tasks/{id}/approve applies.
+func (h *Handler) retireSource(w http.ResponseWriter, r *http.Request, c *call) error {
+	name := r.PathValue("name")
+	body := retireRequest{Orphans: r.URL.Query().Get("orphans")}
+	if _, err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	h.o.Log.Info("admin API: retirement requested", "source", name, "orphans", body.Orphans, "token", c.token)
+	res, err := h.runner(c.cfg).Retire(context.WithoutCancel(r.Context()), name, body.Orphans)
+	if err != nil {
+		return usageError(err)
+	}
+	if h.o.Finished != nil {
+		h.o.Finished(res.Task)
+	}
+	v, err := h.view(r.Context(), res.Task)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, v)
 	return nil
 }
 

@@ -41,6 +41,10 @@ type sourceRow struct {
 	Last                 *tasks.View
 	LastSuccess          *time.Time
 	Syncable, Uploadable bool
+	// Retired marks a source no longer configured that still owns users
+	// or groups (SPEC §4.4).
+	Retired bool
+	Counts  tasks.Counts
 }
 
 type overviewData struct {
@@ -56,12 +60,28 @@ func (h *Handler) overview(w http.ResponseWriter, r *http.Request, s *sess) {
 // errors when there are some.
 func (h *Handler) showOverview(w http.ResponseWriter, r *http.Request, s *sess, status int, errMsg string, up *uploadErrors) {
 	ctx := r.Context()
-	var rows []sourceRow
+	counts, err := h.o.Store.DirectoryCounts(ctx)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	rows := make([]sourceRow, 0, len(s.cfg.Sources))
 	for _, src := range s.cfg.Sources {
-		row := sourceRow{Name: src.Name, Type: src.Type, Schedule: src.Schedule, Enabled: src.Enabled, Status: "never synced",
+		rows = append(rows, sourceRow{Name: src.Name, Type: src.Type, Schedule: src.Schedule, Enabled: src.Enabled, Status: "never synced",
 			Syncable:   src.Enabled && (src.Type == config.TypeCSV || src.Type == config.TypeHTTP),
-			Uploadable: src.Enabled && src.Type == config.TypeCSV}
-		last, err := h.o.Store.LastTask(ctx, src.Name)
+			Uploadable: src.Enabled && src.Type == config.TypeCSV, Counts: tasks.CountsOf(counts, src.Name)})
+	}
+	retired, err := (&tasks.Runner{Store: h.o.Store, Config: s.cfg}).Retired(ctx, counts)
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	for _, src := range retired {
+		rows = append(rows, sourceRow{Name: src.Name, Type: src.Type, Enabled: true, Status: "never synced", Retired: true, Counts: src.Counts})
+	}
+	for i := range rows {
+		row := &rows[i]
+		last, err := h.o.Store.LastTask(ctx, row.Name)
 		if err != nil {
 			h.fail(w, r, s, err)
 			return
@@ -70,7 +90,7 @@ func (h *Handler) showOverview(w http.ResponseWriter, r *http.Request, s *sess, 
 			v := tasks.ViewOf(last, nil)
 			row.Last, row.Status, row.Running = &v, last.Status, last.Status == store.StatusRunning
 		}
-		st, err := h.o.Store.GetSource(ctx, src.Name)
+		st, err := h.o.Store.GetSource(ctx, row.Name)
 		switch {
 		case err == nil:
 			row.LastSuccess = st.LastSuccessAt
@@ -78,7 +98,6 @@ func (h *Handler) showOverview(w http.ResponseWriter, r *http.Request, s *sess, 
 			h.fail(w, r, s, err)
 			return
 		}
-		rows = append(rows, row)
 	}
 	h.render(w, r, status, "overview", &view{Title: "Sources", Nav: "sources", Flash: flash(r), Error: errMsg,
 		Data: overviewData{Sources: rows, Upload: up}, s: s})

@@ -85,3 +85,13 @@ func (s *Store) DirectoryCounts(ctx context.Context) (*DirectoryCounts, error) {
 	}
 	return c, nil
 }
+
+// Sources lists every source the store has recorded, configured or not
+// (a source removed from the configuration keeps its row), by name.
+func (s *Store) Sources(ctx context.Context) ([]Source, error) {
+	var out []Source
+	if err := s.db.WithContext(ctx).Order("name").Find(&out).Error; err != nil {
+		return nil, fmt.Errorf("list the recorded sources: %w", err)
+	}
+	return out, nil
+}

@@ -126,6 +126,13 @@ func (r *Runner) Approve(ctx context.Context, id int64) (*Result, error) {
 		return nil, err
 	}
 	defer unlock()
+	if t.Trigger == TriggerRetire {
+		var held heldPlan
+		if err := json.Unmarshal([]byte(hp.Plan), &held); err != nil {
+			return nil, fmt.Errorf("read the held plan of task %d: %w", id, err)
+		}
+		return r.approveRetire(ctx, t, hp, &held, src)
+	}
 	now := time.Now().UTC()
 	t.Status, t.StartedAt, t.FinishedAt = store.StatusRunning, &now, nil
 	if err := r.Store.SaveTask(ctx, t); err != nil {
@@ -178,7 +185,16 @@ func (r *Runner) held(ctx context.Context, id int64) (*store.Task, *store.HeldPl
 	if t.Status != store.StatusHeld {
 		return nil, nil, nil, nil, fmt.Errorf("%w: task %d is %s; only held tasks can be approved or rejected", ErrUsage, id, t.Status)
 	}
-	src, err := r.source(t.Source)
+	var src *config.Source
+	if t.Trigger == TriggerRetire {
+		// Approve checks that it is still retired; a rejection needs not.
+		var st *store.Source
+		if st, err = r.Store.GetSource(ctx, t.Source); err == nil {
+			src = &config.Source{Name: st.Name, Type: st.Type}
+		}
+	} else {
+		src, err = r.source(t.Source)
+	}
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}

@@ -37,6 +37,8 @@ type View struct {
 type heldPlan struct {
 	Counts   reconcile.Counts   `json:"counts"`
 	Removals []reconcile.Change `json:"removals"`
+	// Orphans is what a retirement (TriggerRetire) does to the users.
+	Orphans string `json:"orphans,omitempty"`
 }
 
 // ViewOf converts a stored task; plan is the held plan, or nil.
