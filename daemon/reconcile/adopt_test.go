@@ -115,7 +115,7 @@ func TestPlanSnapshotAdoptValve(t *testing.T) {
 		records = append(records, rec(i+1, l, l))
 	}
 	p := reconcile.PlanSnapshot(records, &snap, settings(adopting), seq())
-	want := "the plan would deactivate 0, delete 0 and adopt 6 users (from other sources) for the source's 0 users, more than max_removals allows (0)"
+	want := "the plan would deactivate 0, delete 0 and adopt 6 users of other sources (the source would own 6), more than max_removals allows (0)"
 	if p.Hold != want || p.Counts.Adopted != 6 {
 		t.Errorf("six adoptions by a source of nobody: Hold = %q, adopted %d; want %q, 6", p.Hold, p.Counts.Adopted, want)
 	}
@@ -124,6 +124,9 @@ func TestPlanSnapshotAdoptValve(t *testing.T) {
 	}
 	if p := reconcile.PlanSnapshot(records, &snap, settings(adopting, func(s *reconcile.Settings) { s.Force = true }), seq()); p.Hold != "" {
 		t.Errorf("a forced plan is held: %q", p.Hold)
+	}
+	if p := reconcile.PlanSnapshot(records, &snap, settings(adopting, func(s *reconcile.Settings) { s.MaxRemovals = percent(100) }), seq()); p.Hold != "" {
+		t.Errorf("max_removals 100%% holds a source that adopts all it will own: %q", p.Hold)
 	}
 }
 

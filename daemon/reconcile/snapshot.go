@@ -170,8 +170,8 @@ func checkHold(p *Plan, s Settings) {
 	case p.Records == 0 && !s.AllowEmpty:
 		p.Hold = fmt.Sprintf("the snapshot has no records; applying it would treat all %d users of the source as orphans (set allow_empty: true if an empty source is expected)", p.Total)
 	case p.Counts.Adopted > 0 && overValve(p.Counts, p.Total, s):
-		p.Hold = fmt.Sprintf("the plan would deactivate %d, delete %d and adopt %d users (from other sources) for the source's %d users, more than max_removals allows (%d)",
-			p.Counts.Deactivated, p.Counts.Deleted, p.Counts.Adopted, p.Total, s.MaxRemovals(p.Total))
+		p.Hold = fmt.Sprintf("the plan would deactivate %d, delete %d and adopt %d users of other sources (the source would own %d), more than max_removals allows (%d)",
+			p.Counts.Deactivated, p.Counts.Deleted, p.Counts.Adopted, p.Total+p.Counts.Adopted, s.MaxRemovals(p.Total+p.Counts.Adopted))
 	case overValve(p.Counts, p.Total, s):
 		p.Hold = fmt.Sprintf("the plan would deactivate %d and delete %d of the source's %d users, more than max_removals allows (%d)",
 			p.Counts.Deactivated, p.Counts.Deleted, p.Total, s.MaxRemovals(p.Total))
@@ -179,9 +179,12 @@ func checkHold(p *Plan, s Settings) {
 }
 
 // overValve reports whether counts weigh more than max_removals allows a
-// source that owns total users: removals and adoptions together.
+// source that owns total users: removals and adoptions together. A share
+// is taken of the users the source owns once it adopted (a new source
+// that takes over another's hundred users owns a hundred), so that
+// max_removals: 100% lets a source replace another without a hold.
 func overValve(c Counts, total int, s Settings) bool {
-	return s.MaxRemovals != nil && c.Valved() > minRemovalsToHold && c.Valved() > s.MaxRemovals(total)
+	return s.MaxRemovals != nil && c.Valved() > minRemovalsToHold && c.Valved() > s.MaxRemovals(total+c.Adopted)
 }
 
 // findConflicts returns, by record index, why a record may not have its

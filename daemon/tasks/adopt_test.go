@@ -152,7 +152,7 @@ func TestAdoptHeldBySafetyValve(t *testing.T) {
 		ctx := t.Context()
 		dir := t.TempDir()
 		r := twoSources(t, s, dir, 1<<30)
-		r.Config.Sources[1].MaxRemovals = config.Removals{Count: 2}
+		r.Config.Sources[1].MaxRemovals = config.Removals{Percent: 50, IsPercent: true}
 		var oldCSV, newCSV strings.Builder
 		for _, l := range []string{"a", "b", "c", "d", "e", "f", "g"} {
 			oldCSV.WriteString(l + ",G,F," + l + ",,,\n")
