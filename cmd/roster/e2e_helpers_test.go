@@ -272,6 +272,7 @@ type countsJSON struct {
 	Restored    int `json:"restored"`
 	NotRestored int `json:"not_restored"`
 	Skipped     int `json:"skipped"`
+	Adopted     int `json:"adopted"`
 }
 
 type fieldErrorJSON struct {
@@ -319,9 +320,11 @@ type taskJSON struct {
 
 var (
 	taskKeys   = []string{"id", "source", "trigger", "status", "created_at", "started_at", "finished_at", "counts", "warnings", "errors", "retry_of", "raw_record"}
-	countsKeys = []string{"created", "updated", "unchanged", "deactivated", "deleted", "restored", "not_restored", "skipped"}
+	countsKeys = []string{"created", "updated", "unchanged", "deactivated", "deleted", "restored", "not_restored", "skipped", "adopted"}
 	// errorPrefix is how every validation message starts (SPEC §3.1).
 	errorPrefix = regexp.MustCompile(`^line (\d+)(?:, column (\d+))?(?: \(([a-z_]+)\))?: \S`)
+	// pushErrorPrefix is how a push's errors start (SPEC §3.3).
+	pushErrorPrefix = regexp.MustCompile(`^records\[\d+\] \(([A-Za-z_]+)\): \S`)
 )
 
 // decodeTask decodes one task and checks that it has the shape of
@@ -378,9 +381,16 @@ func decodeTask(t testing.TB, s string) taskJSON {
 }
 
 // checkFieldError checks that an error's line, column and field are the
-// ones its message names (messages without a position have none).
+// ones its message names (messages without a position have none); a
+// push's error names its record and field (records[3] (username): ...).
 func checkFieldError(t testing.TB, e fieldErrorJSON) {
 	t.Helper()
+	if m := pushErrorPrefix.FindStringSubmatch(e.Message); m != nil {
+		if e.Line != 0 || e.Column != 0 || e.Field != m[1] {
+			t.Errorf("push error %+v: its field disagrees with the message", e)
+		}
+		return
+	}
 	m := errorPrefix.FindStringSubmatch(e.Message)
 	if m == nil {
 		if e.Line != 0 || e.Column != 0 || e.Field != "" {
