@@ -170,14 +170,14 @@ func runSources(ctx context.Context, e *env, args []string) error {
 		return writeJSON(e.stdout, rows)
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tTYPE\tSCHEDULE\tSTATE\tUSERS\tGROUPS\tLAST TASK")
+	fmt.Fprintln(tw, "NAME\tTYPE\tSCHEDULE\tSTATE\tLAST TASK\tOWNS")
 	for _, rw := range rows {
 		last := "-"
 		if rw.LastTask != nil {
 			last = fmt.Sprintf("%d at %s", rw.LastTask.ID, rw.LastTask.CreatedAt.Local().Format(time.DateTime))
 		}
-		users := fmt.Sprintf("%d active, %d inactive", rw.Counts.Active, rw.Counts.Inactive)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", rw.Name, rw.Type, dash(rw.Schedule), rw.State, users, rw.Counts.Groups, last)
+		owns := fmt.Sprintf("%d active, %d inactive users; %d groups", rw.Counts.Active, rw.Counts.Inactive, rw.Counts.Groups)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", rw.Name, rw.Type, dash(rw.Schedule), rw.State, last, owns)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
