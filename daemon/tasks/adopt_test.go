@@ -187,3 +187,90 @@ func TestAdoptHeldBySafetyValve(t *testing.T) {
 		}
 	})
 }
+
+// TestRetire: a source removed from the configuration is listed as
+// retired; retiring it is refused while it is configured, plans a held
+// task that changes nothing, can be rejected, and an approval fails when
+// another source adopted one of its users after the plan was held; a
+// fresh retirement then deactivates the rest and deletes its groups.
+func TestRetire(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := t.Context()
+		dir := t.TempDir()
+		r := twoSources(t, s, dir, 1<<30)
+		writeFile(t, filepath.Join(dir, "old.csv"), "1,Ada,King,ada,,Eng,\n2,Bob,Lee,bob,,Eng,\n3,Cy,Moe,cy,,,\n")
+		if res, err := r.Sync(ctx, "old", tasks.Options{}); err != nil || res.Task.Status != store.StatusSucceeded {
+			t.Fatalf("sync old: %v %+v", err, res)
+		}
+		if _, err := r.Retire(ctx, "old", ""); err == nil || !strings.Contains(err.Error(), "still in") {
+			t.Fatalf("retiring a configured source: %v", err)
+		}
+		r.Config.Sources = r.Config.Sources[1:] // old is removed from the configuration
+		counts, err := s.DirectoryCounts(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		retired, err := r.Retired(ctx, counts)
+		if err != nil || len(retired) != 1 || retired[0].Name != "old" || retired[0].Counts != (tasks.Counts{Active: 3, Groups: 1}) {
+			t.Fatalf("Retired = %+v, %v", retired, err)
+		}
+		if _, err := r.Retire(ctx, "old", "purge"); err == nil || !strings.Contains(err.Error(), "use deactivate or delete") {
+			t.Errorf("--orphans purge: %v", err)
+		}
+
+		res, err := r.Retire(ctx, "old", "")
+		if err != nil || res.Task.Status != store.StatusHeld || res.Task.Trigger != tasks.TriggerRetire {
+			t.Fatalf("Retire: %v %+v", err, res)
+		}
+		if o := ownerOf(t, s, "ada"); o.State != "active" {
+			t.Fatalf("a held retirement was applied: %+v", o)
+		}
+		if _, err := r.Reject(ctx, res.Task.ID); err != nil {
+			t.Fatal(err)
+		}
+
+		res, err = r.Retire(ctx, "old", "deactivate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// new adopts bob after the retirement was held: its plan is stale.
+		writeFile(t, filepath.Join(dir, "new.csv"), "n2,Bob,Lee,bob,,,\n")
+		if res, err := r.Sync(ctx, "new", tasks.Options{}); err != nil || tasks.ViewOf(res.Task, nil).Counts.Adopted != 1 {
+			t.Fatalf("sync new: %v %+v", err, res)
+		}
+		stale, err := r.Approve(ctx, res.Task.ID)
+		if err != nil || stale.Task.Status != store.StatusFailed || !strings.Contains(tasks.ViewOf(stale.Task, nil).Errors[0].Message, "changed after task") {
+			t.Fatalf("approving a stale retirement: %v %+v", err, stale)
+		}
+
+		res, err = r.Retire(ctx, "old", "deactivate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, err := r.Approve(ctx, res.Task.ID)
+		if err != nil || done.Task.Status != store.StatusSucceeded || tasks.ViewOf(done.Task, nil).Counts.Deactivated != 2 {
+			t.Fatalf("approve the retirement: %v %+v", err, done)
+		}
+		for _, l := range []string{"ada", "cy"} {
+			if o := ownerOf(t, s, l); o.Source != "old" || o.State != "inactive" {
+				t.Errorf("%s after the retirement: %+v", l, o)
+			}
+		}
+		if o := ownerOf(t, s, "bob"); o.Source != "new" || o.State != "active" {
+			t.Errorf("bob, adopted by new, after old's retirement: %+v", o)
+		}
+		counts, _ = s.DirectoryCounts(ctx)
+		if retired, _ := r.Retired(ctx, counts); len(retired) != 1 || retired[0].Counts != (tasks.Counts{Inactive: 2}) {
+			t.Errorf("after a retirement that deactivates: %+v; want old with its 2 inactive users, no groups", retired)
+		}
+		// Nothing is left to deactivate; another source may still adopt them.
+		if _, err := r.Retire(ctx, "old", "deactivate"); err == nil || !strings.Contains(err.Error(), "nothing to retire") {
+			t.Errorf("retiring again: %v", err)
+		}
+		writeFile(t, filepath.Join(dir, "new.csv"), "n2,Bob,Lee,bob,,,\nn1,Ada,King,ada,,,\n")
+		res, _ = r.Sync(ctx, "new", tasks.Options{})
+		if o := ownerOf(t, s, "ada"); o.Source != "new" || o.State != "active" {
+			t.Errorf("ada, a retired source's inactive user, adopted: %+v (task %+v)", o, tasks.ViewOf(res.Task, nil))
+		}
+	})
+}
