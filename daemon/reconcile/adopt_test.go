@@ -136,8 +136,11 @@ func TestPlanPushAdopt(t *testing.T) {
 	ada.Phone = "+49 30 1"
 	own := usr("u-2", "2", "bob")
 	own.Email = ada.Email // a user of the source shares ada's address
+	// Two users of other sources share a phone number.
+	twin1, twin2 := other("o-7", "old-7", "tia"), other("o-8", "old-8", "tim")
+	twin1.Phone, twin2.Phone = "+49 30 7", "+49 30 7"
 	snap := func() *reconcile.DeltaSnapshot {
-		return &reconcile.DeltaSnapshot{Users: []reconcile.User{own}, Others: []reconcile.User{ada},
+		return &reconcile.DeltaSnapshot{Users: []reconcile.User{own}, Others: []reconcile.User{ada, twin1, twin2},
 			Foreign: map[string]string{"ada": `a user of source "old" (id "old-1")`}}
 	}
 	for _, tc := range []struct {
@@ -160,6 +163,9 @@ func TestPlanPushAdopt(t *testing.T) {
 		{name: "a uid of the source's own user is not given another user", matchKey: push.MatchUserName, adopt: true,
 			rec: push.User{UID: "2", UserName: str("ada")},
 			err: `records[0] (uid): "2" belongs to another user of this source ("bob") than the one of source "old" its username matches ("ada"), who is not adopted`},
+		{name: "a phone number two users of other sources share finds neither", matchKey: push.MatchPhone, adopt: true,
+			rec: push.User{UID: "9", UserName: str("t"), Phone: str("+49 30 7")},
+			err: `records[0] (phone): "+49 30 7" finds several users of other sources; matchKey must find one user to update`},
 		{name: "isDeleted leaves another source's user alone", matchKey: push.MatchUserName, adopt: true,
 			rec: push.User{UID: "9", UserName: str("ada"), IsDeleted: true}},
 	} {

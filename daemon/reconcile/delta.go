@@ -89,6 +89,10 @@ type delta struct {
 	byLogin map[string]*User // live users only
 	byEmail map[string]*User
 	byPhone map[string]*User
+	// sharedBy counts, by matchKey and value, the users of other sources
+	// that have that e-mail or phone number: more than one cannot be
+	// taken over by one record.
+	sharedBy map[[2]string]int
 
 	groups        map[string]*Group // by uid
 	uidOf         map[string]string // group id -> uid
@@ -125,9 +129,16 @@ func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta 
 	}
 	// Other sources' users first: where one of them shares an e-mail or a
 	// phone number with a user of the source, the source's own is found.
+	d.sharedBy = map[[2]string]int{}
 	for i := range snap.Others {
 		u := snap.Others[i]
 		d.index(&u)
+		if u.Email != "" {
+			d.sharedBy[[2]string{push.MatchEmail, strings.ToLower(u.Email)}]++
+		}
+		if u.Phone != "" {
+			d.sharedBy[[2]string{push.MatchPhone, u.Phone}]++
+		}
 	}
 	for i := range snap.Users {
 		u := snap.Users[i]
@@ -258,10 +269,19 @@ func (d *delta) user(r *push.User, matchKey string) {
 		if field == push.MatchUserName {
 			field = "username"
 		}
+		value := r.MatchValue(matchKey)
+		shared := value
+		if matchKey == push.MatchEmail {
+			shared = strings.ToLower(value)
+		}
 		switch {
+		case d.sharedBy[[2]string{matchKey, shared}] > 1:
+			d.fail(r, field, "%s finds several users of other sources; matchKey must find one user to update",
+				sources.QuoteMember(value))
+			return
 		case !d.settings.Adopt:
 			d.fail(r, field, "%s finds a user of source %q (id %q); set on_conflict: adopt on the source to take such users over",
-				sources.QuoteMember(r.MatchValue(matchKey)), before.Source, before.ExternalID)
+				sources.QuoteMember(value), before.Source, before.ExternalID)
 			return
 		case d.byExt[r.UID] != nil:
 			d.fail(r, "uid", "%s belongs to another user of this source (%s) than the one of source %q its %s matches (%s), who is not adopted",
