@@ -167,6 +167,7 @@ func New(o Options) *Handler {
 	h.mux.Handle("GET /admin", h.page(h.overview))
 	h.mux.Handle("GET /admin/{$}", h.page(h.overview))
 	h.mux.Handle("POST /admin/sources/{name}/sync", h.action(h.syncSource))
+	h.mux.Handle("POST /admin/sources/{name}/retire", h.action(h.retireSource))
 	h.mux.Handle("POST /admin/sources/{name}/file", h.session(h.upload))
 	h.mux.Handle("GET /admin/tasks", h.page(h.taskList))
 	h.mux.Handle("GET /admin/tasks/{id}", h.page(h.taskPage))

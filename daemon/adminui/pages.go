@@ -119,6 +119,31 @@ func (h *Handler) syncSource(w http.ResponseWriter, r *http.Request, s *sess) {
 	h.enqueue(w, r, s, name, "synced", "queued")
 }
 
+// retireSource plans the removal of a retired source's users and groups
+// as a held task, as POST /api/v1/sources/{name}/retire, and shows that
+// task, whose page has Approve and Reject.
+func (h *Handler) retireSource(w http.ResponseWriter, r *http.Request, s *sess) {
+	name := r.PathValue("name")
+	orphans := r.PostFormValue("orphans")
+	h.o.Log.Info("admin page: retirement requested", "source", name, "orphans", orphans, "token", s.name)
+	res, err := h.runner(s.cfg).Retire(context.WithoutCancel(r.Context()), name, orphans)
+	switch {
+	case errors.Is(err, tasks.ErrUsage) && errors.Is(err, store.ErrNotFound):
+		h.showOverview(w, r, s, http.StatusNotFound, usageMessage(err), nil)
+		return
+	case errors.Is(err, tasks.ErrUsage):
+		h.showOverview(w, r, s, http.StatusConflict, usageMessage(err), nil)
+		return
+	case err != nil:
+		h.fail(w, r, s, err)
+		return
+	}
+	if h.o.Finished != nil {
+		h.o.Finished(res.Task)
+	}
+	http.Redirect(w, r, fmt.Sprintf("/admin/tasks/%d?flash=retire", res.Task.ID), http.StatusSeeOther)
+}
+
 // enqueue queues a manual sync and redirects to its task, or to the
 // source's task list when it is not recorded within StartWait.
 func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, s *sess, name, started, queued string) {

@@ -90,6 +90,7 @@ var flashes = map[string]string{
 	"retried":        "The failed task was retried as this task.",
 	"approved":       "The held plan was approved.",
 	"rejected":       "The held plan was rejected; nothing was written.",
+	"retire":         "The retirement is planned and held: read who it removes, then approve or reject it.",
 	"loggedout":      "You are logged out.",
 }
 
