@@ -243,6 +243,9 @@ func runTasks(ctx context.Context, e *env, args []string) error {
 	for _, v := range views {
 		c := v.Counts
 		changes := fmt.Sprintf("+%d ~%d -%d", c.Created+c.Restored, c.Updated, c.Deactivated+c.Deleted)
+		if c.Adopted > 0 {
+			changes += fmt.Sprintf(" adopted %d", c.Adopted)
+		}
 		if len(v.Errors) > 0 {
 			changes = fmt.Sprintf("%d errors", len(v.Errors))
 		}
