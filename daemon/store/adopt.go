@@ -75,23 +75,24 @@ func scanOthers(rows *sql.Rows, fn func(*reconcile.User)) error {
 	return rows.Err()
 }
 
-// adopted finishes the move of a user the plan adopts from its old owner
-// to the source, after writeUser moved it with its values (in one
-// statement, so that the user's record key is never the old owner's key
-// under the new owner): the old owner's memberships and pending
-// memberships of it go, and the old owner's revision grows, so that a
+// adopted finishes the move of the users a plan adopted (ids by their
+// old owner) after writeUser moved each with its values (in one
+// statement, so that a user's record key is never the old owner's key
+// under the new owner): the old owners' memberships and pending
+// memberships of them go, and each old owner's revision grows, so that a
 // plan of the old owner computed before (a held task) is not applied
-// over it.
-func (a *applier) adopted(c reconcile.Change) error {
-	u, from := &c.After, c.Before.Source
-	if err := a.exec(`DELETE FROM memberships WHERE member_id = ? AND group_id IN (SELECT id FROM groups WHERE source = ?)`, u.ID, from); err != nil {
-		return fmt.Errorf("adopt user %q: leave the groups of source %s: %w", u.UserName, from, err)
-	}
-	if err := a.exec(`DELETE FROM pending_members WHERE member_id = ? AND source = ?`, u.ID, from); err != nil {
-		return fmt.Errorf("adopt user %q: leave the departments of source %s: %w", u.UserName, from, err)
-	}
-	if err := a.exec(`UPDATE sources SET revision = revision + 1 WHERE name = ?`, from); err != nil {
-		return fmt.Errorf("adopt user %q: record the change in source %s: %w", u.UserName, from, err)
+// over them.
+func (a *applier) adopted(from map[string][]string) error {
+	for src, ids := range from {
+		if err := a.inBatches(ids, `DELETE FROM memberships WHERE group_id IN (SELECT id FROM groups WHERE source = ?) AND member_id IN ?`, src); err != nil {
+			return fmt.Errorf("adopt users of source %s: leave its groups: %w", src, err)
+		}
+		if err := a.inBatches(ids, `DELETE FROM pending_members WHERE source = ? AND member_id IN ?`, src); err != nil {
+			return fmt.Errorf("adopt users of source %s: leave its departments: %w", src, err)
+		}
+		if err := a.exec(`UPDATE sources SET revision = revision + 1 WHERE name = ?`, src); err != nil {
+			return fmt.Errorf("adopt users of source %s: record the change there: %w", src, err)
+		}
 	}
 	return nil
 }

@@ -265,6 +265,7 @@ func (a *applier) apply(p *reconcile.Plan) error {
 	removals := map[[2]string][]string{} // by state and reason
 	var creates []*reconcile.User
 	var writes []reconcile.Change
+	adopted := map[string][]string{} // user ids by the source they were adopted from
 	for i := range p.Changes {
 		c := &p.Changes[i]
 		switch c.Action {
@@ -311,10 +312,11 @@ func (a *applier) apply(p *reconcile.Plan) error {
 			return err
 		}
 		if c.Action == reconcile.Adopt {
-			if err := a.adopted(c); err != nil {
-				return err
-			}
+			adopted[c.Before.Source] = append(adopted[c.Before.Source], c.After.ID)
 		}
+	}
+	if err := a.adopted(adopted); err != nil {
+		return err
 	}
 	if err := a.createUsers(creates); err != nil {
 		return err
