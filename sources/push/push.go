@@ -420,6 +420,7 @@ func (d *decoder) user(i int, rec map[string]json.RawMessage, matchKey string) (
 	if u.UserName != nil && *u.UserName == "" {
 		d.fail(i, "username", "must not be empty")
 	} else if u.UserName != nil {
+		*u.UserName = sources.NormalizeLogin(*u.UserName)
 		if why := sources.LoginProblem(*u.UserName); why != "" {
 			d.fail(i, "username", "%s %s", sources.QuoteMember(*u.UserName), why)
 		}
