@@ -73,7 +73,9 @@ clean:
 
 # the fault and load suite stretched: the kill loop repeats and the load
 # test runs for SOAK in all (any Go duration; half kill loop, half load),
-# then the worst SCIM filters against look-ups for an eighth of SOAK a store
+# then the worst SCIM filters against look-ups, and the load test with
+# hostile requests beside it (TestLoadHostile, soak only), each for an
+# eighth of SOAK a store
 SOAK      ?= 1h
 soak:
 	ROSTER_SOAK=$(SOAK) $(GO) test -count=1 -timeout=2h -v -run='^(TestFault|TestLoad|TestHostileQueries)' ./cmd/roster/

@@ -176,6 +176,22 @@ func (b *boundedDirectory) Group(ctx context.Context, id string, inc scim.Includ
 	return boundedRead(ctx, b, "Groups", true, func(ctx context.Context) (*scim.Group, error) { return b.dir.Group(ctx, id, inc) })
 }
 
+var _ scim.MemberReader = (*boundedDirectory)(nil)
+
+// Members reads one piece of a group's members, a range of an index, as
+// a look-up with its own deadline: a group of any size is answered piece
+// by piece, each piece bounded like any other read. A directory that
+// reads no pieces never leaves members pending, so none are asked for.
+func (b *boundedDirectory) Members(ctx context.Context, id, after string, limit int) ([]scim.Reference, error) {
+	mr, ok := b.dir.(scim.MemberReader)
+	if !ok {
+		return nil, fmt.Errorf("group %q: the directory reads no members in pieces", id)
+	}
+	return boundedRead(ctx, b, "Groups", true, func(ctx context.Context) ([]scim.Reference, error) {
+		return mr.Members(ctx, id, after, limit)
+	})
+}
+
 // isLookup tells whether q selects at most a handful of resources
 // through an index whatever else it asks: its filter's top-level
 // conjunction holds attr eq "value" for one of attrs, and it has no

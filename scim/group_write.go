@@ -190,7 +190,7 @@ func (h *Handler) answerGroup(w http.ResponseWriter, r *http.Request, proj *proj
 	if status == http.StatusCreated {
 		w.Header().Set("Location", location)
 	}
-	writeJSON(w, status, g)
+	h.answerOneGroup(w, r, status, proj, g)
 }
 
 // createGroup answers POST /Groups.
@@ -263,6 +263,9 @@ func (h *Handler) patchGroup(w http.ResponseWriter, r *http.Request, gw GroupWri
 		return
 	}
 	cur, err := h.dir.Group(r.Context(), id, Include{Members: true})
+	if err == nil {
+		err = h.readPendingMembers(r.Context(), cur)
+	}
 	if err != nil {
 		h.fail(w, r, h.directoryError(err, schema.Groups, id))
 		return

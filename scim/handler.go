@@ -24,6 +24,11 @@
 //     offered on the attributes listed by the Sort constants; others are
 //     400 invalidValue.
 //   - Cursors never expire; see cursor.go.
+//   - Lists are written resource by resource as they are encoded, so an
+//     answer is never held whole (and carries no Content-Length). A
+//     Directory that is a MemberReader may leave a group's members to be
+//     read MemberPiece at a time while the group is written: every
+//     member is answered, in bounded memory, however large the group.
 //   - Unknown names in attributes and excludedAttributes are ignored.
 //   - Writes (SPEC §3.4) need a UserWriter in Options and a token with
 //     scope scim:write or admin (scim:read alone is 403). Users are
@@ -63,6 +68,7 @@
 package scim
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -403,6 +409,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, rt schema.Resource
 	proj := newProjection(rt, splitList(params.get("attributes")), splitList(params.get("excludedattributes")))
 	var (
 		res     any
+		group   *Group
 		version string
 		err     error
 	)
@@ -420,7 +427,7 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, rt schema.Resource
 			version = metaVersion(g.Meta)
 			h.finishGroup(g, h.base(r))
 			proj.group(g)
-			res = g
+			res, group = g, g
 		}
 	}
 	if err != nil {
@@ -439,6 +446,10 @@ func (h *Handler) get(w http.ResponseWriter, r *http.Request, rt schema.Resource
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
+	}
+	if group != nil {
+		h.answerOneGroup(w, r, http.StatusOK, proj, group)
+		return
 	}
 	writeJSON(w, http.StatusOK, res)
 }
@@ -776,10 +787,10 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, rt schema.Resourc
 	}
 	base := h.base(r)
 	var (
-		resources any
-		n, total  int
-		next      *Position
+		n, total int
+		next     *Position
 	)
+	var write func(bw *bufio.Writer, e *encoder, i int) error
 	if rt.ID == schema.Users.ID {
 		var page *Page[User]
 		if page, err = h.dir.Users(r.Context(), q); err == nil {
@@ -787,7 +798,15 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, rt schema.Resourc
 				h.finishUser(u, base)
 				proj.user(u)
 			}
-			resources, n, total, next = nonNil(page.Resources), len(page.Resources), page.Total, page.Next
+			n, total, next = len(page.Resources), page.Total, page.Next
+			write = func(bw *bufio.Writer, e *encoder, i int) error {
+				b, err := e.marshal(page.Resources[i])
+				if err == nil {
+					_, err = bw.Write(b)
+				}
+				page.Resources[i] = nil // written: the collector may have it
+				return err
+			}
 		}
 	} else {
 		var page *Page[Group]
@@ -796,26 +815,24 @@ func (h *Handler) list(w http.ResponseWriter, r *http.Request, rt schema.Resourc
 				h.finishGroup(g, base)
 				proj.group(g)
 			}
-			resources, n, total, next = nonNil(page.Resources), len(page.Resources), page.Total, page.Next
+			n, total, next = len(page.Resources), page.Total, page.Next
+			write = func(bw *bufio.Writer, e *encoder, i int) error {
+				err := h.encodeGroup(r.Context(), bw, e, proj, page.Resources[i], base)
+				page.Resources[i] = nil
+				return err
+			}
 		}
 	}
 	if err != nil {
 		h.fail(w, r, h.directoryError(err, rt, ""))
 		return
 	}
-	resp := listResponse(total, q.Offset+1, resources, n)
+	resp := listResponse(total, q.Offset+1, nil, n)
 	if q.Cursor {
 		resp.StartIndex = 0
 		if next != nil && q.Count > 0 {
 			resp.NextCursor = encodeCursor(next, queryPrint(rt.ID, q.Filter, q.SortBy, q.Descending))
 		}
 	}
-	writeJSON(w, http.StatusOK, resp)
-}
-
-func nonNil[T any](s []*T) []*T {
-	if s == nil {
-		return []*T{}
-	}
-	return s
+	h.writeList(w, r, resp, n, write)
 }

@@ -120,6 +120,10 @@ type Group struct {
 	DisplayName string      `json:"displayName,omitempty"`
 	Members     []Reference `json:"members,omitempty"`
 	Meta        *Meta       `json:"meta,omitempty"`
+	// MembersPending is set by a Directory that is a MemberReader and
+	// left the group's members unread (Members is empty): the Handler
+	// reads them in pieces as it writes the answer.
+	MembersPending bool `json:"-"`
 }
 
 // Meta is a resource's metadata. A Directory sets Created, LastModified

@@ -210,8 +210,8 @@ func QuoteMember(v string) string {
 // plainer one (fullwidth "ｊdoe" beside "jdoe"). It returns "" for a good
 // login, else the reason, to follow the quoted login in an error.
 // Canonical equivalents (a composed "ü" and u with a combining
-// diaeresis) stay as they were: refusing them would refuse files saved
-// in normalization form D.
+// diaeresis) are not refused, as that would refuse files saved in
+// normalization form D: NormalizeLogin makes them one login.
 func LoginProblem(v string) string {
 	for _, r := range v {
 		if unicode.Is(unicode.Cf, r) {
@@ -223,3 +223,10 @@ func LoginProblem(v string) string {
 	}
 	return ""
 }
+
+// NormalizeLogin returns a login in Unicode normalization form C, the
+// form roster stores and compares logins in, so that "jose" with a
+// combining acute accent (as macOS file names and some editors save it)
+// and "jos\u00e9" are one login, not two users. Every source and SCIM
+// pass logins through it before they check or store them.
+func NormalizeLogin(v string) string { return norm.NFC.String(v) }

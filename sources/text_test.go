@@ -27,3 +27,19 @@ func TestLoginProblem(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizeLogin: the decomposed and composed forms of one login are
+// one login, in the key every store compares too.
+func TestNormalizeLogin(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"jdoe", "jdoe"},
+		{"jose\u0301", "jos\u00e9"},
+		{"jos\u00e9", "jos\u00e9"},
+		{"Ju\u0308rgen", "J\u00fcrgen"},
+		{"\uff4adoe", "\uff4adoe"}, // a compatibility character is LoginProblem's to refuse, not NFC's to fold
+	} {
+		if got := sources.NormalizeLogin(tt.in); got != tt.want {
+			t.Errorf("NormalizeLogin(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

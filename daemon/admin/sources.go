@@ -188,7 +188,7 @@ func (h *Handler) dryRun(w http.ResponseWriter, r *http.Request, c *call, name s
 		out["counts"], out["changes"], out["warnings"], out["hold"] = p.Counts, nonNil(p.Changes), nonNil(p.Warnings), p.Hold
 		out["groups_created"], out["groups_deleted"] = nonNil(p.GroupCreates), nonNil(p.GroupDeletes)
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeObject(w, http.StatusOK, out)
 	return nil
 }
 

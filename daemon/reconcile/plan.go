@@ -187,5 +187,7 @@ func (p *Plan) Empty() bool {
 		len(p.MembershipAdds)+len(p.MembershipRemoves)+len(p.PendingAdds)+len(p.PendingRemoves) == 0
 }
 
-// Key is the case-insensitive identity of a login name or group name.
-func Key(s string) string { return strings.ToLower(s) }
+// Key is the identity of a login name or group name: lower-cased, in
+// Unicode normalization form C (sources.NormalizeLogin), so that neither
+// case nor a decomposed accent makes two names of one.
+func Key(s string) string { return strings.ToLower(sources.NormalizeLogin(s)) }

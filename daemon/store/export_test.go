@@ -66,3 +66,11 @@ func (s *Store) ExplainUsers(ctx context.Context, res string, f filter.Expr) (st
 	})
 	return strings.Join(plan, "\n"), err
 }
+
+// SetMembersPerPage lowers the members one page of groups holds before
+// the rest are read in pieces, and returns what restores it.
+func SetMembersPerPage(n int) func() {
+	old := membersPerPage
+	membersPerPage = n
+	return func() { membersPerPage = old }
+}

@@ -500,22 +500,28 @@ func (d *scimDirectory) Groups(ctx context.Context, q scim.Query) (*scim.Page[sc
 	if len(ids) == 0 || !q.Include.Members {
 		return page, nil
 	}
-	rows, err := d.s.db.WithContext(ctx).Raw(`SELECT m.group_id, m.member_id, m.member_type,
-			CASE WHEN m.member_type = 'User' THEN `+scimDisplay("mu")+` ELSE COALESCE(mg.display_name, '') END
-		FROM memberships m
-		LEFT JOIN users mu ON m.member_type = 'User' AND mu.id = m.member_id
-		LEFT JOIN groups mg ON m.member_type = 'Group' AND mg.id = m.member_id
+	// The page's members are read at most membersPerPage at a time, in
+	// group id order: the groups read whole keep them, and the rest are
+	// left pending, for the Handler to read in pieces through Members as
+	// it writes them, so that no page holds more than that many members
+	// whatever the size of its groups.
+	rows, err := d.s.db.WithContext(ctx).Raw(scimMembersQuery+`
 		WHERE m.group_id IN ? AND (m.member_type <> 'User' OR mu.state <> 'deleted')
-		ORDER BY m.group_id, m.member_id`, ids).Rows()
+		ORDER BY m.group_id, m.member_id LIMIT ?`, ids, membersPerPage+1).Rows()
 	if err != nil {
 		return nil, fmt.Errorf("load members: %w", err)
 	}
 	defer rows.Close()
+	read, cut := 0, ""
 	for rows.Next() {
 		var gid string
 		var r scim.Reference
 		if err := rows.Scan(&gid, &r.Value, &r.Type, &r.Display); err != nil {
 			return nil, fmt.Errorf("load members: %w", err)
+		}
+		if read++; read > membersPerPage {
+			cut = gid
+			break
 		}
 		if g := byID[gid]; g != nil {
 			g.Members = append(g.Members, r)
@@ -524,7 +530,55 @@ func (d *scimDirectory) Groups(ctx context.Context, q scim.Query) (*scim.Page[sc
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("load members: %w", err)
 	}
+	if cut != "" {
+		// Ids compare byte by byte on both stores (COLLATE "C" on
+		// PostgreSQL), as Go compares strings.
+		for _, g := range page.Resources {
+			if g.ID >= cut {
+				g.Members, g.MembersPending = nil, true
+			}
+		}
+	}
 	return page, nil
+}
+
+// membersPerPage bounds the members one page of groups holds; the others
+// are read MemberPiece at a time (see Groups).
+var membersPerPage = 10 * scim.MemberPiece
+
+// scimMembersQuery reads members with their display names.
+var scimMembersQuery = `SELECT m.group_id, m.member_id, m.member_type,
+			CASE WHEN m.member_type = 'User' THEN ` + scimDisplay("mu") + ` ELSE COALESCE(mg.display_name, '') END
+		FROM memberships m
+		LEFT JOIN users mu ON m.member_type = 'User' AND mu.id = m.member_id
+		LEFT JOIN groups mg ON m.member_type = 'Group' AND mg.id = m.member_id`
+
+var _ scim.MemberReader = (*scimDirectory)(nil)
+
+// Members reads one piece of a group's members: a range of the primary
+// key (group_id, member_id), so every piece costs the same however deep
+// into the group it starts.
+func (d *scimDirectory) Members(ctx context.Context, id, after string, limit int) ([]scim.Reference, error) {
+	rows, err := d.s.db.WithContext(ctx).Raw(scimMembersQuery+`
+		WHERE m.group_id = ? AND m.member_id > ? AND (m.member_type <> 'User' OR mu.state <> 'deleted')
+		ORDER BY m.member_id LIMIT ?`, id, after, limit).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("load members of group %q: %w", id, err)
+	}
+	defer rows.Close()
+	var out []scim.Reference
+	for rows.Next() {
+		var gid string
+		var r scim.Reference
+		if err := rows.Scan(&gid, &r.Value, &r.Type, &r.Display); err != nil {
+			return nil, fmt.Errorf("load members of group %q: %w", id, err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("load members of group %q: %w", id, err)
+	}
+	return out, nil
 }
 
 // Group returns one group.

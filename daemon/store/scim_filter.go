@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/scim"
 	"github.com/rosterd/roster/scim/filter"
 	"github.com/rosterd/roster/scim/schema"
@@ -22,7 +23,8 @@ import (
 // The rules, per RFC 7643 §2 and §7 and the schema in scim/schema:
 //
 //   - userName compares the lower-cased login key that the unique index
-//     holds, with the value lower-cased the same way (reconcile.Key), so
+//     holds, with the value keyed the same way (reconcile.Key: lower-cased
+//     and in normalization form C), so
 //     userName eq "x" is one index lookup, and is case-insensitive
 //     beyond ASCII on both databases.
 //   - Other case-insensitive strings compare lower(column) with
@@ -544,7 +546,7 @@ func (c *scimCompiler) terms(n *scimNode, scope map[string]scimColumn) (string, 
 			s := e.(*filter.Compare).Value.Str
 			switch col.kind {
 			case scimKey:
-				vals[i] = c.arg(strings.ToLower(s))
+				vals[i] = c.arg(reconcile.Key(s))
 			case scimText:
 				vals[i] = "lower(" + c.text(s) + ")"
 			default:
@@ -902,7 +904,7 @@ func (c *scimCompiler) compareValue(col scimColumn, e *filter.Compare) (string, 
 		case scimText:
 			return "lower(" + col.sql + `) LIKE lower(` + c.text(scimLikePattern(op, s)) + `) ESCAPE '\'`, nil
 		case scimKey:
-			return col.sql + " LIKE " + c.arg(scimLikePattern(op, strings.ToLower(s))) + ` ESCAPE '\'`, nil
+			return col.sql + " LIKE " + c.arg(scimLikePattern(op, reconcile.Key(s))) + ` ESCAPE '\'`, nil
 		}
 		// Case-exact. PostgreSQL's LIKE is case-sensitive; SQLite's is
 		// not, so SQLite compares substrings instead.
@@ -931,7 +933,7 @@ func (c *scimCompiler) compareValue(col scimColumn, e *filter.Compare) (string, 
 		if ordered {
 			left = c.collate(left)
 		}
-		return left + " " + sqlOp + " " + c.arg(strings.ToLower(s)), nil
+		return left + " " + sqlOp + " " + c.arg(reconcile.Key(s)), nil
 	}
 	left := col.sql
 	if ordered {

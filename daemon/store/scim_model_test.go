@@ -549,3 +549,24 @@ func TestSCIMLoginProfile(t *testing.T) {
 			"Operations":[{"op":"replace","path":"userName","value":"jdoe\u202e"}]}`), http.StatusBadRequest, "invalidValue", "U+202E")
 	})
 }
+
+// TestSCIMLoginNFC: a login decomposed (as macOS saves it) and composed
+// is one login: stored composed, 409 for the other form, found by either.
+func TestSCIMLoginNFC(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		e := newSCIMWriteEnv(t, s)
+		m := want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"jose\u0301"}`), http.StatusCreated, "", "")
+		if got := m["userName"]; got != "jos\u00e9" {
+			t.Errorf("userName %q, want it composed", got)
+		}
+		want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"JOS\u00c9"}`), http.StatusConflict, "uniqueness", "already in use")
+		for _, f := range []string{"jose%CC%81", "jos%C3%A9"} {
+			l := want(t, e.do("GET", "/scim/v2/Users?filter=userName+eq+%22"+f+"%22", writeTok, ""), http.StatusOK, "", "")
+			if l["totalResults"] != float64(1) {
+				t.Errorf("filter userName eq %s: %v users, want 1", f, l["totalResults"])
+			}
+		}
+		other := want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"jose"}`), http.StatusCreated, "", "")
+		want(t, e.do("PUT", "/scim/v2/Users/"+other["id"].(string), writeTok, `{"userName":"jose\u0301"}`), http.StatusConflict, "uniqueness", "already in use")
+	})
+}

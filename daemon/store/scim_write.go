@@ -95,6 +95,7 @@ func scimValues(vs []scim.MultiValue) []scimValue {
 // (RFC 7644 §3.6): a deleted user's userName and externalId are free, and
 // the new user gets a new id.
 func (w *scimWriter) CreateUser(ctx context.Context, source string, u *scim.UserWrite) (*scim.User, error) {
+	u = nfcUserName(u)
 	hash, err := hashPassword(u.Password)
 	if err != nil {
 		return nil, err
@@ -134,6 +135,7 @@ func (w *scimWriter) CreateUser(ctx context.Context, source string, u *scim.User
 // ReplaceUser replaces a user of source. A replacement that changes
 // nothing writes nothing: version and lastModified stay.
 func (w *scimWriter) ReplaceUser(ctx context.Context, source, id string, u *scim.UserWrite, ifMatch string) (*scim.User, error) {
+	u = nfcUserName(u)
 	hash, err := hashPassword(u.Password)
 	if err != nil {
 		return nil, err
@@ -306,6 +308,18 @@ func liveRow(tx *gorm.DB, source, id, ifMatch string) (*scimWriteRow, error) {
 		return nil, fmt.Errorf("user %q: %w", id, scim.ErrPreconditionFailed)
 	}
 	return row, nil
+}
+
+// nfcUserName returns u with its userName in normalization form C, as
+// every source stores logins (sources.NormalizeLogin), leaving the
+// caller's value alone.
+func nfcUserName(u *scim.UserWrite) *scim.UserWrite {
+	if n := sources.NormalizeLogin(u.UserName); n != u.UserName {
+		c := *u
+		c.UserName = n
+		return &c
+	}
+	return u
 }
 
 // checkUserName applies the identifier profile of every source's logins

@@ -106,6 +106,10 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		sqlDB.SetMaxOpenConns(4)
 		if s.path == "" {
 			sqlDB.SetMaxOpenConns(1) // each connection would see its own in-memory database
+		} else {
+			// An idle connection gives back its page cache and the
+			// rest of SQLite's memory when it closes.
+			sqlDB.SetConnMaxIdleTime(sqliteIdleTime)
 		}
 	} else {
 		sqlDB.SetMaxOpenConns(16)
@@ -153,7 +157,10 @@ func sqliteDSN(dsn string) (full, path string, err error) {
 		}
 	}
 	// Durability over speed: a push answered 202 must survive a power cut.
-	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(30000)", "synchronous(FULL)", "cache_size(-65536)",
+	// The page cache is per connection: readers keep a small one, and a
+	// write transaction takes a large one while it runs (see
+	// sqliteWriteCache), so the pool holds at most one large cache.
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(30000)", "synchronous(FULL)", "cache_size(" + sqliteReadCache + ")",
 		// Statement journals of large inserts stay in memory, not in temporary files.
 		"temp_store(MEMORY)"} {
 		query.Add("_pragma", p)

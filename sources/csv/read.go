@@ -583,6 +583,7 @@ func (p *parser) validate() error {
 		case colLastName:
 			rec.FamilyName = v
 		case colLogin:
+			v = sources.NormalizeLogin(v)
 			if why := sources.LoginProblem(v); why != "" {
 				fail(sources.NewFieldError(f.line, col, name, "%s %s", p.subject(row, f, col, v), why))
 			}

@@ -293,6 +293,16 @@ func TestReadErrors(t *testing.T) {
 			records: 1,
 		},
 		{
+			// One login composed and decomposed (as macOS saves it): one
+			// login, so the second is a duplicate.
+			name: "a login in both normalization forms",
+			in:   "1,Jose,Ruiz,jose\u0301,,,\n2,Jose,Diaz,jos\u00e9,,,\n",
+			want: []string{
+				`line 2, column 4 (login): "josé" is already used on line 1`,
+			},
+			records: 1,
+		},
+		{
 			name:    "missing required value",
 			in:      "1,Jane,Doe,jdoe\n2, ,Bauer,mbauer\n3,Anna,\"\",aschmidt\n,Eve,Fox,\n",
 			want:    []string{`line 2, column 2 (first_name): a value is required`, `line 3, column 3 (last_name): a value is required`, `line 4, column 1 (id): a value is required`, `line 4, column 4 (login): a value is required`},
@@ -809,5 +819,17 @@ func TestReadEach(t *testing.T) {
 	}})
 	if !errors.Is(err, stop) || n != 1 {
 		t.Errorf("an error from Each: Read returned %v after %d records, want it at once", err, n)
+	}
+}
+
+// TestReadLoginNFC: a login saved decomposed comes back in normalization
+// form C, the form every source and SCIM store.
+func TestReadLoginNFC(t *testing.T) {
+	res, err := Read(context.Background(), strings.NewReader("1,Jose,Ruiz,jose\u0301\n"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Records) != 1 || res.Records[0].UserName != "jos\u00e9" {
+		t.Errorf("records %+v, want the login jos\u00e9 composed", res.Records)
 	}
 }

@@ -258,6 +258,7 @@ func (v *validator) record(obj map[string]any, line int) sources.Record {
 				v.ids[s] = line
 			}
 		case FieldUserName:
+			s = sources.NormalizeLogin(s)
 			rec.UserName = s
 			key := sources.FoldKey(s)
 			if s == "" {

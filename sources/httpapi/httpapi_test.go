@@ -538,7 +538,8 @@ func TestFetchValidation(t *testing.T) {
 		  {"externalId":"7","userName":"fay","groups":{"a":1},"email":true},
 		  {"externalId":"8","userName":"gus","active":1,"groups":["ok",null],"givenName":"bad \ud800 surrogate"},
 		  {"externalId":"9","userName":"hal","email":"h@\",\"password\":\"Passw0rdLEAK"},
-		  {"externalId":"10","userName":"\uff49vy"}]`,
+		  {"externalId":"10","userName":"\uff49vy"},
+		  {"externalId":"11","userName":"jose\u0301"},{"externalId":"12","userName":"jos\u00e9"}]`,
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Get("p") == "2" {
@@ -557,7 +558,7 @@ func TestFetchValidation(t *testing.T) {
 	if IsTransient(err) {
 		t.Error("invalid records are not transient")
 	}
-	if res == nil || len(res.Records) != 10 || res.Pages != 2 {
+	if res == nil || len(res.Records) != 12 || res.Pages != 2 {
 		t.Fatalf("the result comes with the validation error: %+v", res)
 	}
 	want := []string{
@@ -576,6 +577,8 @@ func TestFetchValidation(t *testing.T) {
 		// A value that ran on over other members is not shown.
 		`record 9 (email): the value (28 characters, not shown: it holds a quote and may hold other members) is not a valid e-mail address`,
 		`record 10 (userName): "ｉvy" holds compatibility characters that stand for plainer ones (such as fullwidth letters); write it as "ivy"`,
+		// One login, decomposed and composed: the second is a duplicate.
+		`record 12 (userName): "josé" is already used by record 11 (login names are compared without regard to case)`,
 	}
 	var got []string
 	for _, fe := range ve.Errors {

@@ -45,3 +45,14 @@ func TestLoginProfile(t *testing.T) {
 		t.Errorf("a fullwidth login: %v", err)
 	}
 }
+
+// TestLoginNFC: a login sent decomposed is taken in normalization form C.
+func TestLoginNFC(t *testing.T) {
+	b, err := push.Decode([]byte(`{"dataType":"user","records":[{"uid":"1","username":"jose\u0301"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Users) != 1 || b.Users[0].UserName == nil || *b.Users[0].UserName != "jos\u00e9" {
+		t.Errorf("users %+v, want the login jos\u00e9 composed", b.Users)
+	}
+}

@@ -25,7 +25,6 @@ package push
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -248,13 +247,21 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 	if !utf8.Valid(body) {
 		return nil, &Error{Errors: []RecordError{{Index: -1, Message: fmt.Sprintf("the body is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(body))}}}
 	}
-	var top map[string]json.RawMessage
-	if err := strictJSON(body, &top); err != nil {
-		return nil, &Error{Errors: []RecordError{{Index: -1, Message: "the body is not a JSON object: " + err.Error()}}}
+	// The top level is decoded into parts of body, not copies: "records"
+	// is most of a push (tens of megabytes), and it is then read one
+	// record at a time, so that decoding holds the body once, not three
+	// times (issue 16: a 61 MB push peaked at 1.66 GB).
+	var top map[string]bodyPart
+	if err := json.Unmarshal(body, &top); err != nil {
+		msg := err.Error()
+		if strings.Contains(msg, "after top-level value") {
+			msg = "unexpected data after the JSON object"
+		}
+		return nil, &Error{Errors: []RecordError{{Index: -1, Message: "the body is not a JSON object: " + msg}}}
 	}
 	p := &Payload{}
-	p.SourceName, _ = d.text(-1, "sourceName", top["sourceName"], false)
-	p.DataType, _ = d.text(-1, "dataType", top["dataType"], false)
+	p.SourceName, _ = d.text(-1, "sourceName", json.RawMessage(top["sourceName"]), false)
+	p.DataType, _ = d.text(-1, "dataType", json.RawMessage(top["dataType"]), false)
 	switch p.DataType {
 	case DataUser, DataDepartment:
 	case "":
@@ -262,7 +269,7 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 	default:
 		d.fail(-1, "dataType", `must be "user" or "department", not %s`, sources.QuoteMember(p.DataType))
 	}
-	p.MatchKey, _ = d.text(-1, "matchKey", top["matchKey"], false)
+	p.MatchKey, _ = d.text(-1, "matchKey", json.RawMessage(top["matchKey"]), false)
 	switch p.MatchKey {
 	case "":
 		p.MatchKey = MatchUID
@@ -270,16 +277,23 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 	default:
 		d.fail(-1, "matchKey", `must be "uid", "username", "email" or "phone", not %s`, sources.QuoteMember(p.MatchKey))
 	}
-	var records []json.RawMessage
-	if raw, ok := top["records"]; !ok || isNull(raw) {
+	records := json.NewDecoder(bytes.NewReader(top["records"]))
+	if raw, ok := top["records"]; !ok || isNull(json.RawMessage(raw)) {
 		d.fail(-1, "records", "is required: an array of records")
-	} else if err := json.Unmarshal(raw, &records); err != nil {
+	} else if tok, err := records.Token(); err != nil || tok != json.Delim('[') {
 		d.fail(-1, "records", "must be an array of records")
 	}
 	if len(d.errs) > 0 {
 		return nil, &Error{Errors: d.errs}
 	}
-	for i, raw := range records {
+	for i := 0; records.More(); i++ {
+		// One record at a time: the decoder buffers this record only.
+		var raw json.RawMessage
+		if err := records.Decode(&raw); err != nil {
+			// The body was valid JSON as a whole; a record that does not
+			// decode is a bug here, not the sender's.
+			return nil, fmt.Errorf("read records[%d] of a valid body: %w", i, err)
+		}
 		var rec map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &rec); err != nil || rec == nil {
 			d.fail(i, "", "must be a JSON object")
@@ -314,15 +328,13 @@ func keysInOrder(rec map[string]json.RawMessage) []string {
 	return keys
 }
 
-// strictJSON decodes exactly one JSON value.
-func strictJSON(body []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("unexpected data after the JSON object")
-	}
+// bodyPart is a JSON value as it stands in the body json.Unmarshal
+// reads, kept without a copy: json.Unmarshal hands an Unmarshaler the
+// part of its input the value spans, and the body outlives the decoding.
+type bodyPart []byte
+
+func (p *bodyPart) UnmarshalJSON(b []byte) error {
+	*p = b
 	return nil
 }
 
@@ -420,6 +432,7 @@ func (d *decoder) user(i int, rec map[string]json.RawMessage, matchKey string) (
 	if u.UserName != nil && *u.UserName == "" {
 		d.fail(i, "username", "must not be empty")
 	} else if u.UserName != nil {
+		*u.UserName = sources.NormalizeLogin(*u.UserName)
 		if why := sources.LoginProblem(*u.UserName); why != "" {
 			d.fail(i, "username", "%s %s", sources.QuoteMember(*u.UserName), why)
 		}
