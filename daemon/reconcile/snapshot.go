@@ -145,7 +145,8 @@ func planOrphans(p *Plan, users []User, present func(ext string) bool, s Setting
 }
 
 // checkHold sets p.Hold when the safety valve stops the plan: an empty
-// input, or more removals than max_removals allows.
+// input, or more removals than max_removals allows (and more than
+// minRemovalsToHold).
 func checkHold(p *Plan, s Settings) {
 	if len(p.Errors) > 0 || s.Force {
 		return
@@ -153,10 +154,22 @@ func checkHold(p *Plan, s Settings) {
 	switch {
 	case p.Records == 0 && !s.AllowEmpty:
 		p.Hold = fmt.Sprintf("the snapshot has no records; applying it would treat all %d users of the source as orphans (set allow_empty: true if an empty source is expected)", p.Total)
-	case s.MaxRemovals != nil && p.Removals() > minRemovalsToHold && p.Removals() > s.MaxRemovals(p.Total):
-		p.Hold = fmt.Sprintf("the plan would deactivate %d and delete %d of the source's %d users, more than max_removals allows (%d)",
-			p.Counts.Deactivated, p.Counts.Deleted, p.Total, s.MaxRemovals(p.Total))
+	case s.MaxRemovals != nil && p.Removals() > max(minRemovalsToHold, s.MaxRemovals(p.Total)):
+		p.Hold = holdReason(p, s.MaxRemovals(p.Total))
 	}
+}
+
+// holdReason says why a plan with too many removals is held, naming the
+// threshold that applies: max_removals of the source's users, or the
+// removals that never trip the valve when that is more (a max_removals
+// of 10% of 40 users allows 4, yet 5 pass).
+func holdReason(p *Plan, limit int) string {
+	head := fmt.Sprintf("the plan would deactivate %d and delete %d of the source's %d users", p.Counts.Deactivated, p.Counts.Deleted, p.Total)
+	if limit >= minRemovalsToHold {
+		return fmt.Sprintf("%s: %d removals, more than the %d that max_removals allows", head, p.Removals(), limit)
+	}
+	return fmt.Sprintf("%s: %d removals, more than the %d that always pass (max_removals allows %d of %d users, but %d or fewer removals never hold a sync)",
+		head, p.Removals(), minRemovalsToHold, limit, p.Total, minRemovalsToHold)
 }
 
 // findConflicts returns, by record index, why a record may not have its
