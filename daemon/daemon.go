@@ -439,8 +439,12 @@ func (d *Daemon) initialSyncs(ctx context.Context, cfg *config.Config, only map[
 	}
 }
 
-// pollPushes drains every push source each PushPoll until ctx ends; a
-// drain that finds nothing costs one query.
+// pollPushes looks every PushPoll for pushes that wait (accepted by a
+// replica that died, or left by a drain that stopped) and drains the push
+// sources that have some, until ctx ends. A source with nothing waiting
+// costs one indexed query: no drain, no lock, no log line (an idle daemon
+// used to queue a drain every PushPoll, taking the source's lock and
+// logging "sync queued" each time).
 func (d *Daemon) pollPushes(ctx context.Context) {
 	t := time.NewTicker(d.PushPoll)
 	defer t.Stop()
@@ -451,9 +455,16 @@ func (d *Daemon) pollPushes(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, src := range d.Config().Sources {
-			if queued(&src) && src.Type == config.TypePush {
-				_ = d.Trigger(src.Name, tasks.TriggerPush) // a busy queue merges it
+			if !queued(&src) || src.Type != config.TypePush {
+				continue
 			}
+			// When the look fails (the database down), the drain runs
+			// anyway: it fails the same way, and its source then waits
+			// for the database (see waitForDatabase).
+			if waiting, err := d.store.PushesWaiting(ctx, src.Name); err == nil && !waiting {
+				continue
+			}
+			_ = d.Trigger(src.Name, tasks.TriggerPush) // a busy queue merges it
 		}
 	}
 }

@@ -1007,10 +1007,17 @@ func TestPushKill(t *testing.T) {
 			checkPushesApplied(t, e, accepted, users, "Push 029")
 
 			// 2. The test holds the source's lock: nothing can be
-			// applied before the kill.
-			unlock, err := e.s.TryLockSource(context.Background(), "api")
+			// applied before the kill. Every push is applied by now, but
+			// the daemon may still be in a drain that finds nothing (the
+			// follow-up a later push's trigger queued while the first
+			// drain ran) and hold the lock for a moment: wait for it
+			// rather than try once (a single TryLockSource failed here
+			// with "another task of this source is running").
+			lockCtx, cancelLock := context.WithTimeout(context.Background(), 30*time.Second)
+			unlock, err := e.s.LockSource(lockCtx, "api")
+			cancelLock()
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("the source's lock: %v; the log:\n%s", err, e.p.stderr)
 			}
 			second := round(30, 10)
 			if err := e.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
