@@ -55,18 +55,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		log.Info("soft memory limit", "MiB", limit>>20)
 	}
 
-	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN)
+	// The database need not answer yet: the daemon serves /healthz and
+	// waits for it, then migrates it (see daemon.Run), so that a
+	// PostgreSQL that is down or still starting makes roster unready, not
+	// a process in a restart loop.
+	st, err := store.Connect(cfg.Store.Driver, cfg.Store.DSN)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	applied, err := st.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	if len(applied) > 0 {
-		log.Info("database migrated", "driver", st.Driver(), "versions", applied)
-	}
 
 	d, err := daemon.New(cfg, st, log, prometheus.NewRegistry())
 	if err != nil {
@@ -74,6 +71,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	d.Version = version
 	d.LogLevel = level
+	d.StoreWaiting = func(err error) {
+		notify(log, "STATUS=waiting for the database, /readyz answers 503: "+err.Error())
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -109,27 +109,35 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	return d.Run(ctx)
 }
 
-// tellSystemd reports readiness once the daemon serves, then pings the
-// watchdog at half its interval for as long as the daemon runs (Type=notify
-// and WatchdogSec= in the unit).
+// tellSystemd reports readiness once the daemon's listeners serve, then
+// pings the watchdog at half its interval for as long as the daemon runs
+// (Type=notify and WatchdogSec= in the unit). The process is up then,
+// though the database may not answer yet: systemd would otherwise kill it
+// after TimeoutStartSec= and start it again, the restart loop that waiting
+// for the database avoids; /readyz tells whether it serves, and the
+// unit's status line says what it waits for.
 func tellSystemd(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
 	select {
 	case <-ctx.Done():
 		return
-	case <-d.Ready():
+	case <-d.Listening():
 	}
 	notify(log, "READY=1")
-	every, ok := sdnotify.WatchdogInterval()
-	if !ok {
-		return
+	up := d.Ready()
+	var tick <-chan time.Time
+	if every, ok := sdnotify.WatchdogInterval(); ok {
+		t := time.NewTicker(every / 2)
+		defer t.Stop()
+		tick = t.C
 	}
-	tick := time.NewTicker(every / 2)
-	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-up:
+			notify(log, "STATUS=running")
+			up = nil
+		case <-tick:
 			notify(log, "WATCHDOG=1")
 		}
 	}
