@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon"
 	"github.com/rosterd/roster/daemon/sdnotify"
 	"github.com/rosterd/roster/daemon/store"
@@ -37,7 +39,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(sigs)
 
-	cfg, err := e.loadConfig()
+	cfg, err := e.loadServeConfig()
 	if err != nil {
 		return err
 	}
@@ -49,6 +51,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		log.Info("no configuration file: using the built-in default", "dir", cfg.Dir, "listen", cfg.Listen, "store", cfg.Store.DSN)
 	} else {
 		log.Info("configuration loaded", "path", cfg.Path)
+	}
+	if !cfg.TLS.Enabled() && !config.IsLoopback(cfg.Listen) {
+		log.Warn("listening beyond loopback without TLS: tokens and directory data cross the network in clear text unless a TLS proxy or mesh in front terminates it (set tls.cert_file and tls.key_file to serve TLS)",
+			"listen", cfg.Listen)
 	}
 	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
 		// From GOMEMLIMIT or the cgroup (see daemon/memlimit).
@@ -90,7 +96,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 				case sig == syscall.SIGHUP && !stopping:
 					log.Info("SIGHUP: reloading the configuration")
 					notify(log, "RELOADING=1")
-					d.Reload(ctx, e.loadConfig) //nolint:errcheck // Reload logs why it refused
+					d.Reload(ctx, e.loadServeConfig) //nolint:errcheck // Reload logs why it refused
 					notify(log, "READY=1")
 				case sig == syscall.SIGHUP:
 				case stopping:
@@ -107,6 +113,20 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}()
 	go tellSystemd(ctx, d, log)
 	return d.Run(ctx)
+}
+
+// loadServeConfig is loadConfig for the daemon, at start and on SIGHUP:
+// a configuration that accepts a token printed in roster's examples is
+// refused as a configuration error (see config.CheckPublishedTokens).
+func (e *env) loadServeConfig() (*config.Config, error) {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if err := config.CheckPublishedTokens(cfg); err != nil {
+		return nil, fmt.Errorf("%w: %w", errConfig, err)
+	}
+	return cfg, nil
 }
 
 // tellSystemd reports readiness once the daemon's listeners serve, then
