@@ -111,3 +111,28 @@ func closedPort(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+// TestServeReloadRefusesPublishedToken: a SIGHUP that brings in a token
+// printed in roster's examples is refused, naming the entry; the running
+// configuration stays.
+func TestServeReloadRefusesPublishedToken(t *testing.T) {
+	w := newWorkdir(t, store.SQLite)
+	w.write(t, "staff.csv", csvOf(basePeople()))
+	w.write(t, "roster.yaml", serveConfig(w, ""))
+	p := startServeProc(t, w)
+	p.waitReady(t)
+	w.write(t, "roster.yaml", serveConfig(w, "")+
+		"tokens:\n  - name: ops\n    hash: sha256:fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9\n    scopes: [admin]\n")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	refused := p.waitLog(t, 30*time.Second, func(l map[string]any) bool {
+		return l["msg"] == "configuration reload refused; the running configuration stays"
+	})
+	if err, _ := refused["err"].(string); !strings.Contains(err, `tokens[0].hash: token "ops" has the hash of "bar"`) || strings.Contains(err, "fcde2b2e") {
+		t.Fatalf("the refusal says %q; want it to name tokens[0] and \"bar\", not the hash", err)
+	}
+	if code, _ := p.get(t, "/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz after the refused reload: %d", code)
+	}
+}
