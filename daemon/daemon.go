@@ -96,6 +96,8 @@ const (
 	DefaultPushPoll        = 10 * time.Second
 	DefaultDebounce        = 2 * time.Second
 	DefaultOutagePoll      = time.Second
+	DefaultStoreBackoff    = time.Second
+	DefaultMaxStoreBackoff = 30 * time.Second
 )
 
 // abandonGrace is how long Run still waits for a task after Drain, once the
@@ -124,6 +126,14 @@ type Daemon struct {
 	// OutagePoll is how often the database is pinged while sources wait
 	// for it to answer again (see recoverOutages).
 	OutagePoll time.Duration
+	// StoreBackoff is the wait after a start-up attempt found the database
+	// unreachable; each further attempt waits twice as long, at most
+	// MaxStoreBackoff (see Run).
+	StoreBackoff    time.Duration
+	MaxStoreBackoff time.Duration
+	// StoreWaiting, when set, is called with the reason each time Run
+	// finds the database unreachable at start (roster serve tells systemd).
+	StoreWaiting func(err error)
 	// Version is exported as roster_build_info{version}.
 	Version string
 	// LogLevel, when set, is set to log.level by every successful reload.
@@ -143,8 +153,16 @@ type Daemon struct {
 	reloadMu sync.Mutex     // one reload at a time
 	workers  sync.WaitGroup // queue goroutines, including those of removed sources
 	ready    chan struct{}  // closed when Run has started everything
-	serving  atomic.Bool    // readyz answers 503 while false
-	outage   chan struct{}  // capacity 1: "a source is stranded"
+	// listening is closed when the listeners serve, which they do before
+	// the database answers: /healthz then answers, everything else 503.
+	listening chan struct{}
+	serving   atomic.Bool // readyz answers 503 while false
+	// up is set once the database answered, was migrated and the task
+	// queues started; until then only health, readiness and metrics are
+	// served, and waiting says why /readyz answers 503.
+	up      atomic.Bool
+	waiting atomic.Pointer[string]
+	outage  chan struct{} // capacity 1: "a source is stranded"
 	// notReadyLogged is the last problem /readyz logged, so that a probe
 	// every few seconds during an outage logs it once, not every time.
 	notReadyLogged atomic.Pointer[string]
@@ -178,8 +196,8 @@ type taskRunner interface {
 
 var _ taskRunner = (*tasks.Runner)(nil)
 
-// New builds a daemon for a loaded configuration and an open, migrated
-// store. Its metrics are registered on reg, which must also be a
+// New builds a daemon for a loaded configuration and a store, which need
+// not answer yet: Run waits for it and migrates it. Its metrics are registered on reg, which must also be a
 // prometheus.Gatherer (as a *prometheus.Registry is) for /metrics to
 // serve them; nil makes a private registry.
 func New(cfg *config.Config, st *store.Store, log *slog.Logger, reg prometheus.Registerer) (*Daemon, error) {
@@ -204,6 +222,8 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, reg prometheus.R
 		PushPoll:        DefaultPushPoll,
 		Debounce:        DefaultDebounce,
 		OutagePoll:      DefaultOutagePoll,
+		StoreBackoff:    DefaultStoreBackoff,
+		MaxStoreBackoff: DefaultMaxStoreBackoff,
 		store:           st,
 		log:             log,
 		gatherer:        gatherer,
@@ -212,6 +232,7 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, reg prometheus.R
 		stranded:        map[string]bool{},
 		outage:          make(chan struct{}, 1),
 		ready:           make(chan struct{}),
+		listening:       make(chan struct{}),
 	}
 	d.newRunner = func(c *config.Config) taskRunner {
 		return &tasks.Runner{Store: st, Config: c, Log: log, Finished: func(t store.Task) { d.metrics.observe(&t) }}
@@ -244,9 +265,14 @@ func (d *Daemon) currentRunner() (taskRunner, *config.Config) {
 	return d.runner, d.cfg
 }
 
-// Ready is closed once Run has bound its listeners and started the
-// scheduler, the watcher and the task queues.
+// Ready is closed once Run has bound its listeners, found the database
+// answering and migrated, and started the scheduler, the watcher and the
+// task queues.
 func (d *Daemon) Ready() <-chan struct{} { return d.ready }
+
+// Listening is closed once Run's listeners serve: /healthz answers, and
+// until Ready everything but health, readiness and metrics answers 503.
+func (d *Daemon) Listening() <-chan struct{} { return d.listening }
 
 // Addr is the main listener's address, once Ready is closed.
 func (d *Daemon) Addr() net.Addr { return d.addr(0) }
@@ -270,6 +296,16 @@ func (d *Daemon) addr(i int) net.Addr {
 // queued follow-ups are dropped (schedules and the start-up sync catch up
 // next time). It returns nil after a shutdown asked for by ctx, and an
 // error when it cannot start or a listener fails.
+//
+// The listeners serve first. While the database does not answer (a
+// PostgreSQL that is down or still starting, an SQLite file another
+// process keeps locked), Run serves /healthz, answers /readyz and every
+// other route with 503, logs why and tries again after StoreBackoff, then
+// twice as long each time up to MaxStoreBackoff; once the database answers
+// it applies the migrations and starts the rest. A supervisor therefore
+// sees a live process that is not ready, not a crash loop. Errors that
+// waiting cannot cure (a schema newer than this roster, a failed
+// migration) end Run.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	if d.started {
@@ -285,6 +321,137 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
+	servers, err := d.listen(cfg)
+	if err != nil {
+		return err
+	}
+	d.setWaiting(reasonUnreachable)
+	serveErr := make(chan error, len(servers))
+	for _, s := range servers {
+		go func() { serveErr <- s.serve() }()
+	}
+	d.serving.Store(true)
+	close(d.listening)
+
+	// Tasks outlive ctx by up to Drain; then this context is cancelled.
+	taskCtx, cancelTasks := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelTasks()
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	var watchers sync.WaitGroup
+	upErr := make(chan error, 1)
+	go func() { upErr <- d.bringUp(runCtx, taskCtx, &watchers) }()
+
+	var runErr error
+	for waitUp := true; ; {
+		select {
+		case <-ctx.Done():
+			d.log.Info("stopping: draining requests and running tasks", "drain", d.Drain)
+		case runErr = <-serveErr:
+			d.log.Error("a listener failed; stopping", "err", runErr)
+		case err := <-upErr:
+			waitUp = false
+			if err == nil || ctx.Err() != nil {
+				continue
+			}
+			runErr = err
+			d.log.Error("roster cannot start; stopping", "err", err)
+		}
+		cancelRun()
+		if waitUp {
+			<-upErr // bringUp starts nothing more once runCtx ends
+		}
+		break
+	}
+	d.stop(servers, cancelTasks)
+	watchers.Wait()
+	if runErr == nil {
+		d.log.Info("stopped")
+	}
+	return runErr
+}
+
+// bringUp waits for the database (see waitForStore), then starts the
+// task queues, the scheduler, the watcher and the start-up syncs, and
+// opens every route. It returns ctx's error when Run stops first; the
+// watchers it starts end with ctx.
+func (d *Daemon) bringUp(ctx, taskCtx context.Context, watchers *sync.WaitGroup) error {
+	for {
+		if err := d.waitForStore(ctx); err != nil {
+			return err
+		}
+		err := d.startParts(ctx, taskCtx, watchers)
+		if err == nil || ctx.Err() != nil || !store.IsUnavailable(err) {
+			return err
+		}
+		d.log.Warn("the database stopped answering while roster started: waiting for it again", "err", err)
+	}
+}
+
+// waitForStore returns once the database answers and is migrated, or
+// with an error that waiting cannot cure, or ctx's.
+func (d *Daemon) waitForStore(ctx context.Context) error {
+	wait := d.StoreBackoff
+	for attempt := 1; ; attempt++ {
+		err := d.prepareStore(ctx)
+		if err == nil {
+			if attempt > 1 {
+				d.log.Info("the database answers: starting", "driver", d.store.Driver(), "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !store.IsUnavailable(err) {
+			return err
+		}
+		d.log.Warn("the database does not answer: /healthz is served, /readyz and every other route answer 503 until it does",
+			"driver", d.store.Driver(), "err", err, "attempt", attempt, "retry_in", wait)
+		if d.StoreWaiting != nil {
+			d.StoreWaiting(err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, d.MaxStoreBackoff)
+	}
+}
+
+// prepareStore pings the database and applies the migrations it lacks.
+func (d *Daemon) prepareStore(ctx context.Context) error {
+	d.setWaiting(reasonUnreachable)
+	pctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	err := d.store.Ping(pctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connect to the %s database: %w", d.store.Driver(), err)
+	}
+	d.setWaiting(reasonMigrations)
+	applied, err := d.store.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	if len(applied) > 0 {
+		d.log.Info("database migrated", "driver", d.store.Driver(), "versions", applied)
+	}
+	return nil
+}
+
+// setWaiting sets the reason /readyz gives until the daemon is up.
+func (d *Daemon) setWaiting(reason string) { d.waiting.Store(&reason) }
+
+// startParts starts everything that needs the database, with the
+// configuration in force (a reload waits meanwhile, and one that came
+// while the database did not answer has left its sources for this to
+// record).
+func (d *Daemon) startParts(ctx, taskCtx context.Context, watchers *sync.WaitGroup) error {
+	d.setWaiting(reasonStopping)
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	cfg := d.Config()
 	if err := d.recordSources(ctx, cfg); err != nil {
 		return err
 	}
@@ -296,55 +463,24 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.metrics.start(ctx, d.store, cfg, d.Version)
 
-	servers, err := d.listen(cfg)
-	if err != nil {
+	d.mu.Lock()
+	if err := ctx.Err(); err != nil {
+		d.mu.Unlock()
 		return err
 	}
-
-	// Tasks outlive ctx by up to Drain; then this context is cancelled.
-	taskCtx, cancelTasks := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelTasks()
-	watchCtx, stopWatching := context.WithCancel(ctx)
-	defer stopWatching()
-	d.mu.Lock()
-	cfg = d.cfg // a reload may have come meanwhile
 	d.taskCtx, d.running = taskCtx, true
 	d.updateQueues(cfg)
 	d.reschedule(cfg)
 	d.mu.Unlock()
-	watchDone := make(chan struct{})
-	go func() {
-		defer close(watchDone)
-		var wg sync.WaitGroup
-		wg.Go(func() { d.pollPushes(watchCtx) })
-		wg.Go(func() { d.recoverOutages(watchCtx) })
-		d.watch(watchCtx)
-		wg.Wait()
-	}()
+	watchers.Go(func() { d.pollPushes(ctx) })
+	watchers.Go(func() { d.recoverOutages(ctx) })
+	watchers.Go(func() { d.watch(ctx) })
 	d.initialSyncs(ctx, cfg, nil)
 
-	serveErr := make(chan error, len(servers))
-	for _, s := range servers {
-		go func() { serveErr <- s.serve() }()
-	}
-	d.serving.Store(true)
+	d.up.Store(true)
 	close(d.ready)
 	d.log.Info("roster is running", "sources", len(cfg.Sources))
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-		d.log.Info("stopping: draining requests and running tasks", "drain", d.Drain)
-	case runErr = <-serveErr:
-		d.log.Error("a listener failed; stopping", "err", runErr)
-	}
-	d.stop(servers, cancelTasks)
-	stopWatching()
-	<-watchDone
-	if runErr == nil {
-		d.log.Info("stopped")
-	}
-	return runErr
+	return nil
 }
 
 // stop shuts everything down within Drain (plus abandonGrace for tasks
@@ -439,8 +575,12 @@ func (d *Daemon) initialSyncs(ctx context.Context, cfg *config.Config, only map[
 	}
 }
 
-// pollPushes drains every push source each PushPoll until ctx ends; a
-// drain that finds nothing costs one query.
+// pollPushes looks every PushPoll for pushes that wait (accepted by a
+// replica that died, or left by a drain that stopped) and drains the push
+// sources that have some, until ctx ends. A source with nothing waiting
+// costs one indexed query: no drain, no lock, no log line (an idle daemon
+// used to queue a drain every PushPoll, taking the source's lock and
+// logging "sync queued" each time).
 func (d *Daemon) pollPushes(ctx context.Context) {
 	t := time.NewTicker(d.PushPoll)
 	defer t.Stop()
@@ -451,9 +591,16 @@ func (d *Daemon) pollPushes(ctx context.Context) {
 		case <-t.C:
 		}
 		for _, src := range d.Config().Sources {
-			if queued(&src) && src.Type == config.TypePush {
-				_ = d.Trigger(src.Name, tasks.TriggerPush) // a busy queue merges it
+			if !queued(&src) || src.Type != config.TypePush {
+				continue
 			}
+			// When the look fails (the database down), the drain runs
+			// anyway: it fails the same way, and its source then waits
+			// for the database (see waitForDatabase).
+			if waiting, err := d.store.PushesWaiting(ctx, src.Name); err == nil && !waiting {
+				continue
+			}
+			_ = d.Trigger(src.Name, tasks.TriggerPush) // a busy queue merges it
 		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/rosterd/roster/daemon/pushapi"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/scim/scimerr"
 	"github.com/rosterd/roster/sources/push"
 )
 
@@ -58,6 +59,10 @@ func (d *Daemon) HandleUpload(pattern string, h http.Handler) {
 
 func (d *Daemon) limit(h http.Handler, size func(*config.Config) config.ByteSize) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !d.up.Load() && !alwaysServed(r.URL.Path) {
+			d.notUp(w, r)
+			return
+		}
 		if r.Body != nil && r.Body != http.NoBody {
 			w = bound(w, r, int64(size(d.Config())))
 		}
@@ -66,6 +71,40 @@ func (d *Daemon) limit(h http.Handler, size func(*config.Config) config.ByteSize
 }
 
 var _ admin.Queue = (*Daemon)(nil)
+
+// alwaysServed reports whether a path answers before the database does:
+// liveness, readiness and metrics.
+func alwaysServed(path string) bool {
+	return path == "/healthz" || path == "/readyz" || path == "/metrics"
+}
+
+// storeRetryAfter is the Retry-After, in seconds, of the answers given
+// while roster waits for the database at start.
+const storeRetryAfter = 5
+
+// notUp answers a request that arrived before the database answered and
+// the migrations ran: 503 with Retry-After, in the error format of the
+// route (SCIM, NocoBase push, admin API and page), saying nothing of the
+// database's address (the log has the details).
+func (d *Daemon) notUp(w http.ResponseWriter, r *http.Request) {
+	const msg = "roster is starting and waits for its database; try again later"
+	w.Header().Set("Retry-After", strconv.Itoa(storeRetryAfter))
+	w.Header().Set("Cache-Control", "no-store")
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/scim/"):
+		scimerr.Write(w, &scimerr.Error{Status: http.StatusServiceUnavailable, Detail: msg})
+	case r.URL.Path == "/api/userData:push":
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]any{"code": http.StatusServiceUnavailable, "message": msg}) //nolint:errcheck // the client went away
+	case strings.HasPrefix(r.URL.Path, "/api/"):
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]any{"error": msg}) //nolint:errcheck // the client went away
+	default:
+		http.Error(w, msg, http.StatusServiceUnavailable)
+	}
+}
 
 // routes mounts health, readiness, metrics and the admin API.
 func (d *Daemon) routes() {
@@ -152,6 +191,13 @@ const (
 
 func (d *Daemon) notReady(ctx context.Context) string {
 	if !d.serving.Load() {
+		return reasonStopping
+	}
+	if !d.up.Load() {
+		// waitForStore logs why, once per attempt.
+		if r := d.waiting.Load(); r != nil {
+			return *r
+		}
 		return reasonStopping
 	}
 	if err := d.store.Ping(ctx); err != nil {

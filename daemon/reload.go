@@ -31,8 +31,13 @@ func (d *Daemon) Reload(ctx context.Context, load func() (*config.Config, error)
 	}
 	old := d.Config()
 	cfg = keepRestartOnly(old, cfg, d.log)
-	if err := d.recordSources(ctx, cfg); err != nil {
-		return d.refuse(err)
+	// Before the database first answered, Run records the sources of the
+	// configuration in force once it does (it holds reloadMu meanwhile).
+	up := d.up.Load()
+	if up {
+		if err := d.recordSources(ctx, cfg); err != nil {
+			return d.refuse(err)
+		}
 	}
 	before := map[string]bool{}
 	for _, src := range old.Sources {
@@ -56,13 +61,17 @@ func (d *Daemon) Reload(ctx context.Context, load func() (*config.Config, error)
 	}
 	d.mu.Unlock()
 
-	d.revokeSessions(ctx, old, cfg)
+	if up {
+		d.revokeSessions(ctx, old, cfg)
+	}
 	if d.LogLevel != nil {
 		d.LogLevel.Set(cfg.Log.SlogLevel())
 	}
 	d.metrics.reloadOK.Set(1)
 	d.metrics.reloadTime.SetToCurrentTime()
-	d.metrics.loadLastSuccess(ctx, d.store, cfg)
+	if up {
+		d.metrics.loadLastSuccess(ctx, d.store, cfg)
+	}
 	d.log.Info("configuration reloaded", "path", cfg.Path, "sources", len(cfg.Sources), "tokens", len(cfg.Tokens), "log_level", cfg.Log.Level)
 	if running && len(added) > 0 {
 		d.initialSyncs(ctx, cfg, added)

@@ -371,12 +371,19 @@ func scenario(t *testing.T, w *workdir) {
 		// The valve is skipped once: the next removals are judged again.
 		w.write(t, "staff.csv", csvOf(without(cur, exts(1, 6)...)))
 		w.want(t, 3, "sync", "staff", "--dry-run")
-		// The held plan is out of date now: approving it fails and changes nothing.
-		ap := w.task(t, 1, "approve", fmt.Sprint(stale.ID), "--json")
-		if ap.ID != stale.ID || ap.Status != "failed" || len(ap.Errors) == 0 || !strings.Contains(ap.Errors[0].Message, "sync again") {
-			t.Errorf("approving an out-of-date plan: %+v", ap)
+		// The forced sync superseded the held task: it waits for nobody
+		// any more, and approving it is refused, naming the newer task,
+		// and changes nothing.
+		if got := w.task(t, 0, "task", fmt.Sprint(stale.ID), "--json"); got.Status != "superseded" {
+			t.Errorf("the held task after a newer sync succeeded: status %s, want superseded", got.Status)
 		}
-		failedIDs = append(failedIDs, stale.ID)
+		if held := w.tasks(t, "--status", "held"); len(held) != 0 {
+			t.Errorf("tasks --status held lists %+v after the forced sync", held)
+		}
+		r := w.want(t, 2, "approve", fmt.Sprint(stale.ID))
+		if want := fmt.Sprintf("task %d is superseded by task %d", stale.ID, tk.ID); !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "sync again") {
+			t.Errorf("approving a superseded task says:\n%s\nwant it to say %q and to sync again", r.stderr, want)
+		}
 		sameState(t, "stale approval", st, w.state(t, "staff"))
 	})
 

@@ -927,7 +927,9 @@ func TestPushTooManyDepartments(t *testing.T) {
 }
 
 // TestPushDisabledAndUnknown: a disabled push source refuses with 409, a
-// csv source too, an unknown source is 404.
+// csv source too; an unknown source is 404 to a token that could push to
+// it (push:*) and 403 to one whose scopes name other sources (push:api),
+// which learns nothing about which sources exist.
 func TestPushDisabledAndUnknown(t *testing.T) {
 	for _, driver := range storetest.Drivers {
 		t.Run(driver, func(t *testing.T) {
@@ -942,6 +944,12 @@ func TestPushDisabledAndUnknown(t *testing.T) {
 			}
 			if eb, _ := e.refuse(t, 404, tokPushAll, "nope", body); !strings.Contains(eb.Error, "nope") {
 				t.Errorf("404 of an unknown source: %q", eb.Error)
+			}
+			if eb, _ := e.refuse(t, 403, tokPushAPI, "nope", body); !strings.Contains(eb.Error, "push:nope") {
+				t.Errorf("403 of an unknown source to a push:api token: %q", eb.Error)
+			}
+			if a := e.nocobase(t, tokPushAPI, 403, `{"sourceName": "nope", "dataType": "user", "records": []}`); *a.Code != 403 {
+				t.Errorf("NocoBase path, unknown source, push:api token: %+v", a)
 			}
 			if a := e.nocobase(t, tokPushAll, 409, `{"sourceName": "off", "dataType": "user", "records": [{"uid": "o-1", "username": "olga"}]}`); *a.Code != 409 {
 				t.Errorf("NocoBase path, disabled source: %+v", a)
@@ -1007,10 +1015,17 @@ func TestPushKill(t *testing.T) {
 			checkPushesApplied(t, e, accepted, users, "Push 029")
 
 			// 2. The test holds the source's lock: nothing can be
-			// applied before the kill.
-			unlock, err := e.s.TryLockSource(context.Background(), "api")
+			// applied before the kill. Every push is applied by now, but
+			// the daemon may still be in a drain that finds nothing (the
+			// follow-up a later push's trigger queued while the first
+			// drain ran) and hold the lock for a moment: wait for it
+			// rather than try once (a single TryLockSource failed here
+			// with "another task of this source is running").
+			lockCtx, cancelLock := context.WithTimeout(context.Background(), 30*time.Second)
+			unlock, err := e.s.LockSource(lockCtx, "api")
+			cancelLock()
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("the source's lock: %v; the log:\n%s", err, e.p.stderr)
 			}
 			second := round(30, 10)
 			if err := e.p.cmd.Process.Signal(syscall.SIGKILL); err != nil {

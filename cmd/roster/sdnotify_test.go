@@ -11,8 +11,8 @@ import (
 )
 
 // TestServeNotifiesSystemd: under a Type=notify unit with a watchdog,
-// roster serve reports READY=1 once it serves, pings WATCHDOG=1 and says
-// STOPPING=1 on SIGTERM.
+// roster serve reports READY=1 once it serves, then its status, pings
+// WATCHDOG=1 and says STOPPING=1 on SIGTERM.
 func TestServeNotifiesSystemd(t *testing.T) {
 	w := newWorkdir(t, store.SQLite)
 	w.write(t, "staff.csv", csvOf(basePeople()))
@@ -40,8 +40,13 @@ func TestServeNotifiesSystemd(t *testing.T) {
 		t.Fatalf("first notification %q, want READY=1", got)
 	}
 	p.waitReady(t)
+	// The status line says it runs (once the database answered, which an
+	// SQLite file does at once), then the watchdog pings.
+	if got := read(); got != "STATUS=running" {
+		t.Fatalf("second notification %q, want STATUS=running", got)
+	}
 	if got := read(); got != "WATCHDOG=1" {
-		t.Fatalf("second notification %q, want WATCHDOG=1", got)
+		t.Fatalf("third notification %q, want WATCHDOG=1", got)
 	}
 	if code := p.signalAndWait(t, syscall.SIGTERM, 60*time.Second); code != 0 {
 		t.Fatalf("roster serve exited %d after SIGTERM", code)

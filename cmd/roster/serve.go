@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon"
 	"github.com/rosterd/roster/daemon/sdnotify"
 	"github.com/rosterd/roster/daemon/store"
@@ -37,7 +39,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(sigs)
 
-	cfg, err := e.loadConfig()
+	cfg, err := e.loadServeConfig()
 	if err != nil {
 		return err
 	}
@@ -50,23 +52,24 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	} else {
 		log.Info("configuration loaded", "path", cfg.Path)
 	}
+	if !cfg.TLS.Enabled() && !config.IsLoopback(cfg.Listen) {
+		log.Warn("listening beyond loopback without TLS: tokens and directory data cross the network in clear text unless a TLS proxy or mesh in front terminates it (set tls.cert_file and tls.key_file to serve TLS)",
+			"listen", cfg.Listen)
+	}
 	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
 		// From GOMEMLIMIT or the cgroup (see daemon/memlimit).
 		log.Info("soft memory limit", "MiB", limit>>20)
 	}
 
-	st, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN)
+	// The database need not answer yet: the daemon serves /healthz and
+	// waits for it, then migrates it (see daemon.Run), so that a
+	// PostgreSQL that is down or still starting makes roster unready, not
+	// a process in a restart loop.
+	st, err := store.Connect(cfg.Store.Driver, cfg.Store.DSN)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	applied, err := st.Migrate(ctx)
-	if err != nil {
-		return err
-	}
-	if len(applied) > 0 {
-		log.Info("database migrated", "driver", st.Driver(), "versions", applied)
-	}
 
 	d, err := daemon.New(cfg, st, log, prometheus.NewRegistry())
 	if err != nil {
@@ -74,6 +77,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	d.Version = version
 	d.LogLevel = level
+	d.StoreWaiting = func(err error) {
+		notify(log, "STATUS=waiting for the database, /readyz answers 503: "+err.Error())
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -90,7 +96,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 				case sig == syscall.SIGHUP && !stopping:
 					log.Info("SIGHUP: reloading the configuration")
 					notify(log, "RELOADING=1")
-					d.Reload(ctx, e.loadConfig) //nolint:errcheck // Reload logs why it refused
+					d.Reload(ctx, e.loadServeConfig) //nolint:errcheck // Reload logs why it refused
 					notify(log, "READY=1")
 				case sig == syscall.SIGHUP:
 				case stopping:
@@ -109,27 +115,49 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	return d.Run(ctx)
 }
 
-// tellSystemd reports readiness once the daemon serves, then pings the
-// watchdog at half its interval for as long as the daemon runs (Type=notify
-// and WatchdogSec= in the unit).
+// loadServeConfig is loadConfig for the daemon, at start and on SIGHUP:
+// a configuration that accepts a token printed in roster's examples is
+// refused as a configuration error (see config.CheckPublishedTokens).
+func (e *env) loadServeConfig() (*config.Config, error) {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	if err := config.CheckPublishedTokens(cfg); err != nil {
+		return nil, fmt.Errorf("%w: %w", errConfig, err)
+	}
+	return cfg, nil
+}
+
+// tellSystemd reports readiness once the daemon's listeners serve, then
+// pings the watchdog at half its interval for as long as the daemon runs
+// (Type=notify and WatchdogSec= in the unit). The process is up then,
+// though the database may not answer yet: systemd would otherwise kill it
+// after TimeoutStartSec= and start it again, the restart loop that waiting
+// for the database avoids; /readyz tells whether it serves, and the
+// unit's status line says what it waits for.
 func tellSystemd(ctx context.Context, d *daemon.Daemon, log *slog.Logger) {
 	select {
 	case <-ctx.Done():
 		return
-	case <-d.Ready():
+	case <-d.Listening():
 	}
 	notify(log, "READY=1")
-	every, ok := sdnotify.WatchdogInterval()
-	if !ok {
-		return
+	up := d.Ready()
+	var tick <-chan time.Time
+	if every, ok := sdnotify.WatchdogInterval(); ok {
+		t := time.NewTicker(every / 2)
+		defer t.Stop()
+		tick = t.C
 	}
-	tick := time.NewTicker(every / 2)
-	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case <-up:
+			notify(log, "STATUS=running")
+			up = nil
+		case <-tick:
 			notify(log, "WATCHDOG=1")
 		}
 	}

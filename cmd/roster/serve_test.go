@@ -206,7 +206,15 @@ func TestServe(t *testing.T) {
 			if first.Trigger != "schedule" {
 				t.Fatalf("the first sync has trigger %s, want schedule", first.Trigger)
 			}
-			_, metrics := p.get(t, "/metrics")
+			// The task is recorded (committed) before the daemon observes
+			// it in the metrics: wait for the counter rather than read once.
+			var metrics string
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				_, metrics = p.get(t, "/metrics")
+				if strings.Contains(metrics, `roster_sync_tasks_total{source="staff",status="succeeded",trigger="schedule"} 1`) || time.Now().After(deadline) {
+					break
+				}
+			}
 			for _, want := range []string{
 				`roster_sync_tasks_total{source="staff",status="succeeded",trigger="schedule"} 1`,
 				`roster_directory_users{source="staff",state="active"} 20`,

@@ -21,7 +21,7 @@ const (
 
 // statuses are the task statuses a list may be filtered by (SPEC §5).
 var statuses = []string{store.StatusQueued, store.StatusRunning, store.StatusSucceeded, store.StatusFailed,
-	store.StatusSkipped, store.StatusHeld, store.StatusRejected}
+	store.StatusSkipped, store.StatusHeld, store.StatusRejected, store.StatusSuperseded}
 
 func (h *Handler) listTasks(w http.ResponseWriter, r *http.Request, _ *call) error {
 	q := r.URL.Query()

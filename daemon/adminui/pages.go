@@ -30,7 +30,7 @@ const (
 
 // statuses are the task statuses the task list may be filtered by.
 var statuses = []string{store.StatusQueued, store.StatusRunning, store.StatusSucceeded, store.StatusFailed,
-	store.StatusSkipped, store.StatusHeld, store.StatusRejected}
+	store.StatusSkipped, store.StatusHeld, store.StatusRejected, store.StatusSuperseded}
 
 // sourceRow is one source of the overview.
 type sourceRow struct {

@@ -115,7 +115,7 @@ func TestPlanSnapshotAdoptValve(t *testing.T) {
 		records = append(records, rec(i+1, l, l))
 	}
 	p := reconcile.PlanSnapshot(records, &snap, settings(adopting), seq())
-	want := "the plan would deactivate 0, delete 0 and adopt 6 users of other sources (the source would own 6), more than max_removals allows (0)"
+	want := "the plan would deactivate 0, delete 0 and adopt 6 users of other sources (the source would own 6): 6 removals and adoptions, more than the 5 that always pass (max_removals allows 0 of 6 users, but 5 or fewer removals never hold a sync)"
 	if p.Hold != want || p.Counts.Adopted != 6 {
 		t.Errorf("six adoptions by a source of nobody: Hold = %q, adopted %d; want %q, 6", p.Hold, p.Counts.Adopted, want)
 	}

@@ -161,7 +161,8 @@ func planOrphans(p *Plan, users []User, present func(ext string) bool, s Setting
 }
 
 // checkHold sets p.Hold when the safety valve stops the plan: an empty
-// input, or more removals than max_removals allows.
+// input, or more removals than max_removals allows (and more than
+// minRemovalsToHold).
 func checkHold(p *Plan, s Settings) {
 	if len(p.Errors) > 0 || s.Force {
 		return
@@ -169,12 +170,8 @@ func checkHold(p *Plan, s Settings) {
 	switch {
 	case p.Records == 0 && !s.AllowEmpty:
 		p.Hold = fmt.Sprintf("the snapshot has no records; applying it would treat all %d users of the source as orphans (set allow_empty: true if an empty source is expected)", p.Total)
-	case p.Counts.Adopted > 0 && overValve(p.Counts, p.Total, s):
-		p.Hold = fmt.Sprintf("the plan would deactivate %d, delete %d and adopt %d users of other sources (the source would own %d), more than max_removals allows (%d)",
-			p.Counts.Deactivated, p.Counts.Deleted, p.Counts.Adopted, p.Total+p.Counts.Adopted, s.MaxRemovals(p.Total+p.Counts.Adopted))
 	case overValve(p.Counts, p.Total, s):
-		p.Hold = fmt.Sprintf("the plan would deactivate %d and delete %d of the source's %d users, more than max_removals allows (%d)",
-			p.Counts.Deactivated, p.Counts.Deleted, p.Total, s.MaxRemovals(p.Total))
+		p.Hold = holdReason(p, s)
 	}
 }
 
@@ -184,7 +181,26 @@ func checkHold(p *Plan, s Settings) {
 // that takes over another's hundred users owns a hundred), so that
 // max_removals: 100% lets a source replace another without a hold.
 func overValve(c Counts, total int, s Settings) bool {
-	return s.MaxRemovals != nil && c.Valved() > minRemovalsToHold && c.Valved() > s.MaxRemovals(total+c.Adopted)
+	return s.MaxRemovals != nil && c.Valved() > max(minRemovalsToHold, s.MaxRemovals(total+c.Adopted))
+}
+
+// holdReason says why a plan that weighs too much is held, naming the
+// threshold that applies: max_removals of the users the source would own,
+// or the removals that never trip the valve when that is more (a
+// max_removals of 10% of 40 users allows 4, yet 5 pass).
+func holdReason(p *Plan, s Settings) string {
+	owned := p.Total + p.Counts.Adopted
+	limit := s.MaxRemovals(owned)
+	head := fmt.Sprintf("the plan would deactivate %d and delete %d of the source's %d users: %d removals", p.Counts.Deactivated, p.Counts.Deleted, p.Total, p.Removals())
+	if p.Counts.Adopted > 0 {
+		head = fmt.Sprintf("the plan would deactivate %d, delete %d and adopt %d users of other sources (the source would own %d): %d removals and adoptions",
+			p.Counts.Deactivated, p.Counts.Deleted, p.Counts.Adopted, owned, p.Counts.Valved())
+	}
+	if limit >= minRemovalsToHold {
+		return fmt.Sprintf("%s, more than the %d that max_removals allows", head, limit)
+	}
+	return fmt.Sprintf("%s, more than the %d that always pass (max_removals allows %d of %d users, but %d or fewer removals never hold a sync)",
+		head, minRemovalsToHold, limit, owned, minRemovalsToHold)
 }
 
 // findConflicts returns, by record index, why a record may not have its

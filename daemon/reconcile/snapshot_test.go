@@ -950,9 +950,15 @@ type holdCase struct {
 	hold    string
 }
 
+// holdMessage is the reason of a plan held for its removals: the
+// threshold named is the one that applies, max_removals's share or the 5
+// removals that always pass when that share is smaller.
 func holdMessage(deact, del, total, allowed int) string {
-	return fmt.Sprintf("the plan would deactivate %d and delete %d of the source's %d users, more than max_removals allows (%d)",
-		deact, del, total, allowed)
+	head := fmt.Sprintf("the plan would deactivate %d and delete %d of the source's %d users: %d removals, ", deact, del, total, deact+del)
+	if allowed >= 5 {
+		return head + fmt.Sprintf("more than the %d that max_removals allows", allowed)
+	}
+	return head + fmt.Sprintf("more than the 5 that always pass (max_removals allows %d of %d users, but 5 or fewer removals never hold a sync)", allowed, total)
 }
 
 func emptyMessage(total int) string {

@@ -223,6 +223,16 @@ var migrations = []migration{
 	}, []string{
 		`CREATE INDEX users_updated_at ON users (julianday(updated_at))`,
 	}},
+	// A held task that a newer task of its source superseded (SPEC §5,
+	// see Task.AfterSave) no longer waits for anyone. Tasks held before
+	// roster marked them are marked now, so that
+	// roster_sync_tasks_waiting{status="held"} (and the RosterTaskHeld
+	// alert) clears and tasks.keep removes them.
+	{11, "superseded held tasks", []string{
+		`UPDATE tasks SET status = 'superseded' WHERE status = 'held' AND EXISTS (
+			SELECT 1 FROM tasks n WHERE n.source = tasks.source AND n.id > tasks.id
+				AND n.status IN ('succeeded', 'skipped', 'held') AND NOT n.dry_run)`,
+	}, nil, nil},
 }
 
 // Latest is the schema version this build needs.

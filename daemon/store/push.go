@@ -122,6 +122,19 @@ func waitingPushRecords(db *gorm.DB, source string) (int, error) {
 	return n, nil
 }
 
+// PushesWaiting reports whether the source has a task queued or running:
+// a push accepted and not applied yet, or one a process was applying when
+// it died. One look through the tasks' (source, status) index.
+func (s *Store) PushesWaiting(ctx context.Context, source string) (bool, error) {
+	var ids []int64
+	err := s.db.WithContext(ctx).Raw(`SELECT id FROM tasks WHERE source = ? AND status IN (?, ?) LIMIT 1`,
+		source, StatusQueued, StatusRunning).Scan(&ids).Error
+	if err != nil {
+		return false, fmt.Errorf("look for waiting pushes of %s: %w", source, err)
+	}
+	return len(ids) > 0, nil
+}
+
 // StoredPush is a push as the store keeps it until it is applied.
 type StoredPush struct {
 	Body    []byte

@@ -52,6 +52,23 @@ type Store struct {
 
 // Open connects to the database; it does not migrate (see Migrate).
 func Open(ctx context.Context, driver, dsn string) (*Store, error) {
+	s, err := Connect(driver, dsn)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("connect to the %s store: %w", s.driver, redactDSNError(err, dsn))
+	}
+	return s, nil
+}
+
+// Connect is Open without its round trip to the database: the DSN is
+// checked and the pool made, but the database need not answer yet; the
+// first statement (or Ping) connects. roster serve starts with it, so that
+// it can wait for a database that is down (see daemon.Run) instead of
+// exiting into a restart loop.
+func Connect(driver, dsn string) (*Store, error) {
 	s := &Store{driver: driver}
 	cfg := &gorm.Config{
 		Logger:                 logger.Discard,
@@ -59,6 +76,8 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 		NowFunc:                func() time.Time { return time.Now().UTC() },
 		// Only to mark unreachable-database errors (see classifying).
 		TranslateError: true,
+		// Connect makes no round trip; Open pings with its context.
+		DisableAutomaticPing: true,
 	}
 	var dialector gorm.Dialector
 	switch driver {
@@ -114,10 +133,6 @@ func Open(ctx context.Context, driver, dsn string) (*Store, error) {
 	} else {
 		sqlDB.SetMaxOpenConns(16)
 		sqlDB.SetConnMaxIdleTime(5 * time.Minute)
-	}
-	if err := sqlDB.PingContext(ctx); err != nil {
-		sqlDB.Close()
-		return nil, fmt.Errorf("connect to the %s store: %w", s.driver, redactDSNError(err, dsn))
 	}
 	s.db = db
 	return s, nil

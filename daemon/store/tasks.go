@@ -18,6 +18,10 @@ const (
 	StatusSkipped   = "skipped"
 	StatusHeld      = "held"
 	StatusRejected  = "rejected"
+	// StatusSuperseded is a held task that a newer task of its source
+	// made out of date before anyone approved or rejected it: it waits for
+	// nobody, cannot be approved, and expires after tasks.keep.
+	StatusSuperseded = "superseded"
 )
 
 // BeforeSave stamps finished_at on a task saved in a final status without
@@ -37,10 +41,54 @@ func (t *Task) BeforeSave(*gorm.DB) error {
 // ended too: its approval runs it again).
 func finalStatus(status string) bool {
 	switch status {
-	case StatusSucceeded, StatusFailed, StatusSkipped, StatusHeld, StatusRejected:
+	case StatusSucceeded, StatusFailed, StatusSkipped, StatusHeld, StatusRejected, StatusSuperseded:
 		return true
 	}
 	return false
+}
+
+// AfterSave marks the source's older held tasks superseded when t read
+// the source's input anew and ended with it: applied (succeeded), found
+// it unchanged since the last success (skipped) or held it itself. Their
+// plans were made from older input than t's, so approving them would apply
+// what the source no longer says. It runs in the statement's transaction
+// (the one that applies t's plan, or holds it), so no reader sees t ended
+// and the old task still held. Failed and rejected tasks read nothing
+// that counts, and a dry run writes nothing.
+func (t *Task) AfterSave(tx *gorm.DB) error {
+	if t.DryRun || !supersedes(t.Status) {
+		return nil
+	}
+	// A new statement on the same connection or transaction: Exec on tx
+	// itself would overwrite the save's RowsAffected, which Save reads
+	// after the hooks (zero makes it insert the row again).
+	err := tx.Session(&gorm.Session{NewDB: true}).Exec(`UPDATE tasks SET status = ? WHERE source = ? AND status = ? AND id < ?`,
+		StatusSuperseded, t.Source, StatusHeld, t.ID).Error
+	if err != nil {
+		return fmt.Errorf("mark the held tasks of %s before task %d superseded: %w", t.Source, t.ID, err)
+	}
+	return nil
+}
+
+// supersedes reports whether a task that ends in status supersedes the
+// held tasks before it (see AfterSave).
+func supersedes(status string) bool {
+	return status == StatusSucceeded || status == StatusSkipped || status == StatusHeld
+}
+
+// SupersededBy returns the task that superseded t: the first newer task
+// of its source that ended in a status that supersedes, or nil.
+func (s *Store) SupersededBy(ctx context.Context, t *Task) (*Task, error) {
+	var n Task
+	err := s.db.WithContext(ctx).Where("source = ? AND id > ? AND status IN ? AND NOT dry_run", t.Source, t.ID,
+		[]string{StatusSucceeded, StatusSkipped, StatusHeld, StatusSuperseded, StatusRejected}).Order("id").Take(&n).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find the task that superseded task %d: %w", t.ID, err)
+	}
+	return &n, nil
 }
 
 // CreateTask inserts t and sets its ID.

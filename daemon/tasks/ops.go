@@ -176,11 +176,24 @@ func (r *Runner) Reject(ctx context.Context, id int64) (*store.Task, error) {
 	return t, nil
 }
 
+// superseded is the refusal to approve or reject a superseded task,
+// naming the newer task that made its plan out of date.
+func (r *Runner) superseded(ctx context.Context, t *store.Task) error {
+	newer, err := r.Store.SupersededBy(ctx, t)
+	if err != nil || newer == nil {
+		return fmt.Errorf("%w: task %d is superseded: a newer task of source %s read newer input, so its plan is out of date; sync again to see the current plan", ErrUsage, t.ID, t.Source)
+	}
+	return fmt.Errorf("%w: task %d is superseded by task %d (%s), a newer task of source %s that read newer input, so its plan is out of date; sync again to see the current plan", ErrUsage, t.ID, newer.ID, newer.Status, t.Source)
+}
+
 // held loads a held task under its source's lock.
 func (r *Runner) held(ctx context.Context, id int64) (*store.Task, *store.HeldPlan, *config.Source, store.Unlock, error) {
 	t, err := r.Store.GetTask(ctx, id)
 	if err != nil {
 		return nil, nil, nil, nil, wrapNotFound(err)
+	}
+	if t.Status == store.StatusSuperseded {
+		return nil, nil, nil, nil, r.superseded(ctx, t)
 	}
 	if t.Status != store.StatusHeld {
 		return nil, nil, nil, nil, fmt.Errorf("%w: task %d is %s; only held tasks can be approved or rejected", ErrUsage, id, t.Status)
@@ -205,7 +218,11 @@ func (r *Runner) held(ctx context.Context, id int64) (*store.Task, *store.HeldPl
 	// Another process may have decided while this one waited.
 	if t, err = r.Store.GetTask(ctx, id); err != nil || t.Status != store.StatusHeld {
 		unlock()
-		if err == nil {
+		switch {
+		case err != nil:
+		case t.Status == store.StatusSuperseded:
+			err = r.superseded(ctx, t)
+		default:
 			err = fmt.Errorf("%w: task %d is %s now", ErrUsage, id, t.Status)
 		}
 		return nil, nil, nil, nil, err

@@ -171,4 +171,9 @@ func TestContainerConfig(t *testing.T) {
 	if cfg.Listen != "0.0.0.0:8080" {
 		t.Errorf("listen = %s: a container must listen on all interfaces on 8080", cfg.Listen)
 	}
+	// The image ships no token (the Dockerfile and docs/operations.md say
+	// so): whoever runs it mounts a config with their own.
+	if len(cfg.Tokens) != 0 || !strings.Contains(data, "NO tokens") {
+		t.Errorf("deploy/container/roster.yaml: %d tokens; the image must ship none and say so", len(cfg.Tokens))
+	}
 }

@@ -2,6 +2,7 @@ package deploycheck
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -16,26 +17,57 @@ const (
 	maxExposure = "20" // systemd-analyze security --threshold: 2.0 ("OK") × 10
 )
 
-// unitCopy writes the unit with ExecStart pointing at a freshly built
-// roster: systemd-analyze verify insists that the binary exists.
-func unitCopy(t *testing.T) string {
+// installedRoot lays out a root directory as the install steps of the
+// unit (and docs/operations.md) leave a host: the unit, unchanged, at
+// /etc/systemd/system/roster.service and a freshly built roster at its
+// ExecStart path /usr/local/bin/roster, beside this host's own systemd
+// units and kill(1), which the unit's ExecReload runs. systemd-analyze
+// then checks the unit with --root as an operator's systemd would load it
+// (it insists that ExecStart's binary exists there), rather than a copy
+// whose ExecStart was rewritten to point at a build folder.
+func installedRoot(t *testing.T) string {
 	t.Helper()
-	unit := string(readFile(t, filepath.Join(deployDir, unitPath)))
-	if !strings.Contains(unit, "ExecStart="+unitExec+" serve --config /etc/roster/roster.yaml\n") {
+	unit := readFile(t, filepath.Join(deployDir, unitPath))
+	if !strings.Contains(string(unit), "ExecStart="+unitExec+" serve --config /etc/roster/roster.yaml\n") {
 		t.Fatalf("%s: ExecStart must be %s serve --config /etc/roster/roster.yaml", unitPath, unitExec)
 	}
-	unit = strings.ReplaceAll(unit, unitExec, roster(t))
-	path := filepath.Join(t.TempDir(), "roster.service")
-	if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
-		t.Fatal(err)
+	root := t.TempDir()
+	install := func(dst string, data []byte, mode os.FileMode) {
+		t.Helper()
+		path := filepath.Join(root, dst)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, data, mode); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return path
+	install("etc/systemd/system/roster.service", unit, 0o644)
+	install(strings.TrimPrefix(unitExec, "/"), readFile(t, roster(t)), 0o755)
+	kill, err := exec.LookPath("kill")
+	if err != nil {
+		t.Fatalf("kill(1), which ExecReload runs, is not on this host: %v", err)
+	}
+	install("bin/kill", readFile(t, kill), 0o755)
+	// The host's own units: the targets the unit orders itself against.
+	for _, dir := range []string{"/usr/lib/systemd/system", "/lib/systemd/system"} {
+		units, _ := filepath.Glob(filepath.Join(dir, "*"))
+		for _, u := range units {
+			if fi, err := os.Stat(u); err == nil && fi.Mode().IsRegular() {
+				install(filepath.Join(strings.TrimPrefix(dir, "/"), filepath.Base(u)), readFile(t, u), 0o644)
+			}
+		}
+	}
+	return root
 }
 
+// TestSystemdVerify runs `systemd-analyze verify` on the unit as
+// installed (see installedRoot); the same command checks a real install:
+// systemd-analyze verify /etc/systemd/system/roster.service.
 func TestSystemdVerify(t *testing.T) {
 	sa := need(t, "systemd-analyze", "Debian package systemd")
-	unit := unitCopy(t)
-	out := run(t, "", sa, "verify", "--man=no", unit)
+	root := installedRoot(t)
+	out := run(t, "", sa, "verify", "--man=no", "--root="+root, "roster.service")
 	// verify exits 0 on some warnings (unknown keys, bad values): any
 	// output about our unit is a failure.
 	if strings.Contains(out, "roster.service") {
@@ -45,8 +77,8 @@ func TestSystemdVerify(t *testing.T) {
 
 func TestSystemdSecurity(t *testing.T) {
 	sa := need(t, "systemd-analyze", "Debian package systemd")
-	unit := unitCopy(t)
-	out, err := runErr("", sa, "security", "--offline=yes", "--threshold="+maxExposure, unit)
+	root := installedRoot(t)
+	out, err := runErr("", sa, "security", "--offline=yes", "--root="+root, "--threshold="+maxExposure, "roster.service")
 	m := regexp.MustCompile(`Overall exposure level for roster.service: ([0-9.]+) (\S+)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("systemd-analyze security: no exposure level in its output (%v):\n%s", err, out)
