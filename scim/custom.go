@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/scim/schema"
 	"github.com/rosterd/roster/scim/scimerr"
 )
@@ -148,3 +149,23 @@ func (p *projection) custom(c *CustomValues) *CustomValues {
 	}
 	return &CustomValues{URN: cs.ID, Values: out}
 }
+
+// UserType is the User resource type for the configured custom
+// attributes (attributes.custom, SPEC §2.1): schema.Users when there are
+// none.
+func UserType(a *config.Attributes) schema.ResourceType {
+	m := a.Model()
+	if m == nil {
+		return schema.Users
+	}
+	defs := make([]*schema.Attribute, len(m.Custom))
+	for i, c := range m.Custom {
+		defs[i] = schema.CustomAttribute(c.Name, schema.Type(c.Type), c.MultiValued, c.CaseExact)
+	}
+	return schema.NewUsers(schema.Custom(m.URN, defs))
+}
+
+// ProjectUser gives a user read from a Directory the form the Handler
+// serves it in, for other pages that show it (the admin page): custom
+// attributes named as declared under their URN, schemas filled in.
+func ProjectUser(rt schema.ResourceType, u *User) { newProjection(rt, nil, nil).user(u) }

@@ -107,7 +107,7 @@ func ValidURN(urn string) error {
 	}
 	nid, nss, ok := strings.Cut(rest, ":")
 	if !ok || nss == "" {
-		return fmt.Errorf("%q has no namespace-specific part after urn:%s:", urn, nid)
+		return fmt.Errorf("%q has no namespace-specific part after %q", urn, "urn:"+nid+":")
 	}
 	if len(nid) < 2 || len(nid) > 32 || nid[0] == '-' || nid[len(nid)-1] == '-' {
 		return fmt.Errorf("%q: the namespace %q must be 2 to 32 letters, digits or inner hyphens (RFC 8141)", urn, nid)

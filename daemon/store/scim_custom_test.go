@@ -89,7 +89,7 @@ func TestSCIMCustomAttributes(t *testing.T) {
 			`not (costCentreCode pr)`: "none", `costCentreCode eq null`: "none",
 			`badge eq "B-7"`: "full", `badge eq "b-7"`: "", `badge co "-"`: "full,low", `badge sw "b"`: "",
 			`tags eq "BLUE"`: "full", `tags co "ee"`: "low", `tags pr`: "full,low", `not (tags eq "red")`: "low,none",
-			`tags eq "red" or costCentreCode eq "aa"`: "full,low",
+			`tags eq "red" or costCentreCode eq "aa"`: "full,low", `tags eq "red" or shifts eq 2`: "full,low",
 			// References are case-exact.
 			`wiki ew "/full"`: "full", `wiki eq "HTTPS://wiki.example.com/u/low"`: "",
 			// Booleans: unassigned is neither true nor false.
