@@ -92,22 +92,27 @@ func customValue(a *schema.Attribute, v any) (any, error) {
 	return s, nil
 }
 
-// fits reports whether a stored value has the type a declares now; a
-// value stored under another declaration is not served.
-func fits(a *schema.Attribute, v any) bool {
-	if a.MultiValued {
-		vs, ok := v.([]any)
-		if !ok {
-			return false
+// fitting is what of a stored value has the type a declares now, nil
+// for nothing: a value stored under another declaration is not served,
+// as the store's filters do not match it.
+func fitting(a *schema.Attribute, v any) any {
+	if !a.MultiValued {
+		if fitsOne(a, v) {
+			return v
 		}
-		for _, e := range vs {
-			if !fitsOne(a, e) {
-				return false
-			}
-		}
-		return len(vs) > 0
+		return nil
 	}
-	return fitsOne(a, v)
+	vs, _ := v.([]any)
+	var out []any
+	for _, e := range vs {
+		if fitsOne(a, e) {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
 }
 
 func fitsOne(a *schema.Attribute, v any) bool {
@@ -139,10 +144,12 @@ func (p *projection) custom(c *CustomValues) *CustomValues {
 	out := make(map[string]any, len(c.Values))
 	for k, v := range c.Values {
 		a, ok := cs.Attribute(k)
-		if !ok || !fits(a, v) || !p.wants(cs.ID+":"+a.Name) {
+		if !ok || !p.wants(cs.ID+":"+a.Name) {
 			continue
 		}
-		out[a.Name] = v
+		if v = fitting(a, v); v != nil {
+			out[a.Name] = v
+		}
 	}
 	if len(out) == 0 {
 		return nil

@@ -97,17 +97,28 @@ func (c *scimCompiler) customType(col scimColumn) string {
 	return "json_type(u.attrs, " + customPath(col.ckey) + ")"
 }
 
-// customNumber is a number or dateTime column as a double (dateTimes as
-// seconds since 1970), NULL when unassigned or of another type.
+// customInstant is a dateTime column on PostgreSQL as text of one width,
+// YYYY-MM-DDTHH:MM:SS.fffffffff in UTC, whose order is time order, NULL
+// when unassigned or of another form. Writes keep dateTimes in UTC RFC
+// 3339, so no cast is needed, and none can fail on a string an earlier
+// declaration left (a cast of "2026-13-45T..." would fail the query).
+func (c *scimCompiler) customInstant(col scimColumn) string {
+	raw := c.customRaw(col)
+	// The pattern spells "optional" {0,1}, not ?, which the driver would
+	// take for a parameter.
+	return "CASE WHEN jsonb_typeof(" + c.customJSON(col) + ") = 'string' AND " + raw +
+		` ~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9}){0,1}Z$' THEN rpad(CASE WHEN ` + raw +
+		` LIKE '%.%' THEN left(` + raw + `, -1) ELSE left(` + raw + `, -1) || '.' END, 29, '0') END`
+}
+
+// instantText is t as customInstant renders instants.
+func instantText(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000") }
+
+// customNumber is a number column as a double, or on SQLite a dateTime
+// column as seconds since 1970, NULL when unassigned or of another type.
 func (c *scimCompiler) customNumber(col scimColumn) string {
 	raw := c.customRaw(col)
 	switch {
-	case col.kind == scimTime && c.pg:
-		// The pattern spells "optional" {0,1}, not ?, which the driver
-		// would take for a parameter; it keeps the cast from failing on a
-		// string a type change left behind.
-		return "CASE WHEN jsonb_typeof(" + c.customJSON(col) + ") = 'string' AND " + raw +
-			` ~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+){0,1}Z$' THEN EXTRACT(EPOCH FROM CAST(` + raw + " AS TIMESTAMPTZ))::float8 END"
 	case col.kind == scimTime:
 		return "CASE WHEN " + c.customType(col) + " = 'text' THEN (julianday(" + raw + ") - 2440587.5) * 86400.0 END"
 	case c.pg:
@@ -131,6 +142,10 @@ func (c *scimCompiler) customPresent(col scimColumn) string {
 			return "COALESCE(jsonb_typeof(" + c.customJSON(col) + ") = 'boolean', FALSE)"
 		}
 		return "COALESCE(" + c.customType(col) + " IN ('true', 'false'), 0)"
+	case scimTime:
+		if c.pg {
+			return "(" + c.customInstant(col) + ") IS NOT NULL"
+		}
 	}
 	return "(" + c.customNumber(col) + ") IS NOT NULL"
 }
@@ -164,6 +179,9 @@ func (c *scimCompiler) customCompare(col scimColumn, e *filter.Compare) (string,
 			if err != nil {
 				return "", scimFilterErr("%s: %v", e.Value.String(), err)
 			}
+			if c.pg {
+				return "COALESCE((" + c.customInstant(col) + ") " + op + " " + c.text(instantText(t)) + ` COLLATE "C", FALSE)`, nil
+			}
 			v = float64(t.UnixNano()) / float64(time.Second)
 		} else {
 			f, err := strconv.ParseFloat(string(e.Value.Num), 64)
@@ -173,11 +191,10 @@ func (c *scimCompiler) customCompare(col scimColumn, e *filter.Compare) (string,
 			v = f
 		}
 		if col.kind == scimTime {
-			// Instants are equal to the microsecond (PostgreSQL) or the
-			// millisecond (SQLite's julianday); a double of seconds since
-			// 1970 holds both, but not always the same bits for one
-			// instant computed two ways: eq and ne allow half of the
-			// resolution.
+			// SQLite's julianday is exact to the millisecond; a double of
+			// seconds since 1970 holds that, but not always the same bits
+			// for one instant computed two ways: eq and ne allow half a
+			// millisecond.
 			const half = 0.0005
 			switch e.Op {
 			case filter.Eq:
@@ -205,7 +222,9 @@ func (c *scimCompiler) customElements(key string) string {
 		j := "u.attrs->'custom'->'" + key + "'"
 		return "jsonb_array_elements(CASE WHEN jsonb_typeof(" + j + ") = 'array' THEN " + j + " ELSE '[]'::jsonb END) WITH ORDINALITY x(value, n)"
 	}
-	return "json_each(u.attrs, " + customPath(key) + ") x"
+	// A value that is not an array (left by a declaration that was not
+	// multi-valued) has no values here, as on PostgreSQL.
+	return "json_each(CASE WHEN json_type(u.attrs, " + customPath(key) + ") = 'array' THEN json_extract(u.attrs, " + customPath(key) + ") ELSE '[]' END) x"
 }
 
 // customSort is the sort of a custom attribute: its first value for a
@@ -214,7 +233,13 @@ func (c *scimCompiler) customSort(a scimAttr, col scimColumn) scimSort {
 	var expr string
 	kind := scimKeyText
 	switch col.kind {
-	case scimNumber, scimTime:
+	case scimTime:
+		if c.pg {
+			expr = "COALESCE(" + c.customInstant(col) + ", '')"
+		} else {
+			expr, kind = c.customNumber(col), scimKeyNumber
+		}
+	case scimNumber:
 		expr, kind = c.customNumber(col), scimKeyNumber
 	case scimBool:
 		expr = "CASE WHEN " + c.customPresent(col) + " THEN CASE WHEN " + c.customBoolTrue(col) + " THEN 'true' ELSE 'false' END ELSE '' END"

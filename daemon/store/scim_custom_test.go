@@ -208,3 +208,61 @@ func TestSCIMCustomAttributes(t *testing.T) {
 func patchOps(ops string) string {
 	return `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[` + ops + `]}`
 }
+
+// retyped gives two users of the store custom values: one of the declared
+// types, and one of other types, as an earlier declaration (before an
+// operator changed a type or multi_valued) may have left them.
+func retyped(tb testing.TB, s *store.Store) (fits, misfits string) {
+	tb.Helper()
+	var ids []string
+	if err := s.DB().Raw(`SELECT id FROM users WHERE state <> 'deleted' ORDER BY id LIMIT 2`).Scan(&ids).Error; err != nil || len(ids) < 2 {
+		tb.Fatalf("two users to give custom values: %v %v", ids, err)
+	}
+	for i, doc := range []string{
+		`{"custom":{"costcentrecode":"CC","badge":"B","tags":["a"],"remote":true,"floor":3,"fte":0.5,"hired":"2026-01-02T03:04:05Z","wiki":"https://w/1","shifts":[1,2]}}`,
+		`{"custom":{"costcentrecode":7,"badge":false,"tags":"a","remote":"true","floor":"3","fte":[0.5],"hired":"2026-13-45T99:00:00Z","wiki":{"x":1},"shifts":["2",true,null,{"a":1},[1]]}}`,
+	} {
+		if err := s.DB().Exec(`UPDATE users SET attrs = ? WHERE id = ?`, doc, ids[i]).Error; err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return ids[0], ids[1]
+}
+
+// TestSCIMCustomRetyped: values of another type than declared, left by an
+// earlier declaration, never break a filter or a sort on either store
+// (PostgreSQL would fail a cast), compare like unassigned ones, and are
+// not served.
+func TestSCIMCustomRetyped(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		e := newSCIMWriteEnvFor(t, s, customUsers)
+		fits, misfits := retyped(t, s)
+		names := map[string]string{fits: "fits", misfits: "misfits"}
+		list := func(query string) string {
+			t.Helper()
+			m := want(t, e.do("GET", "/scim/v2/Users?"+query, readTok, ""), 200, "", "")
+			var out []string
+			for _, r := range m["Resources"].([]any) {
+				if n := names[r.(map[string]any)["id"].(string)]; n != "" {
+					out = append(out, n)
+				}
+			}
+			return strings.Join(out, ",")
+		}
+		for _, f := range []string{`floor eq 3`, `floor pr`, `fte lt 1`, `remote eq true`, `remote pr`, `hired gt "2000-01-01T00:00:00Z"`,
+			`hired pr`, `shifts eq 2`, `shifts pr`, `tags eq "a"`} {
+			if got := list("filter=" + url.QueryEscape(f)); got != "fits" {
+				t.Errorf("%s: %s, want fits", f, got)
+			}
+		}
+		for _, by := range []string{"floor", "fte", "remote", "hired", "shifts", "tags", "wiki"} {
+			if got := list("sortBy=" + by + "&count=1000"); !strings.HasPrefix(got, "fits") {
+				t.Errorf("sortBy %s: %s, want fits first", by, got)
+			}
+		}
+		m := want(t, e.do("GET", "/scim/v2/Users/"+misfits, readTok, ""), 200, "", "")
+		if ext, _ := m[customURN].(map[string]any); len(ext) != 0 {
+			t.Errorf("values of another type are served: %v", ext)
+		}
+	})
+}

@@ -714,6 +714,10 @@ func (c *scimCompiler) attrInner(p filter.AttrPath, scope map[string]scimColumn,
 	}
 	sub := strings.ToLower(p.Sub)
 	if sub == "" && present {
+		if a.custom != "" {
+			// Present when a value of the declared type is.
+			return c.customPresent(a.subs["value"]), a, nil
+		}
 		if a.multi {
 			return "", a, nil
 		}
