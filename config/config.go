@@ -5,8 +5,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/rosterd/roster/daemon/attrs"
 )
 
 // Source types.
@@ -64,6 +67,51 @@ type Config struct {
 	Tasks         Tasks    `yaml:"tasks"`
 	Tokens        []Token  `yaml:"tokens"`
 	Sources       []Source `yaml:"sources"`
+	// Attributes declares the custom attributes (SPEC §2.1).
+	Attributes Attributes `yaml:"attributes"`
+}
+
+// Attributes are the custom attributes of users, served in a User
+// extension schema of their own (see docs/attributes.md).
+type Attributes struct {
+	// CustomSchema is the URN of that schema; "" is
+	// attrs.DefaultCustomURN.
+	CustomSchema string            `yaml:"custom_schema"`
+	Custom       []CustomAttribute `yaml:"custom"`
+
+	model *attrs.Model
+}
+
+// CustomAttribute declares one custom attribute.
+type CustomAttribute struct {
+	Name string `yaml:"name"`
+	// Type is one of attrs.Types.
+	Type        string `yaml:"type"`
+	MultiValued bool   `yaml:"multi_valued"`
+	CaseExact   bool   `yaml:"case_exact"`
+}
+
+// Model is the custom attributes as the rest of roster takes them: the
+// same *attrs.Model for every call on one loaded configuration (it keeps
+// the paths it parsed), nil when none are declared.
+func (a *Attributes) Model() *attrs.Model {
+	if len(a.Custom) == 0 {
+		return nil
+	}
+	if a.model == nil {
+		custom := make([]attrs.Custom, len(a.Custom))
+		for i, c := range a.Custom {
+			custom[i] = attrs.Custom{Name: c.Name, Type: c.Type, MultiValued: c.MultiValued, CaseExact: c.CaseExact}
+		}
+		a.model = attrs.NewModel(a.CustomSchema, custom)
+	}
+	return a.model
+}
+
+// SameAttributes reports whether a and b declare the same custom
+// attributes under the same URN; a reload may not change them.
+func SameAttributes(a, b Attributes) bool {
+	return a.CustomSchema == b.CustomSchema && slices.Equal(a.Custom, b.Custom)
 }
 
 // TLS is served directly when both files are set.

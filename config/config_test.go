@@ -99,6 +99,12 @@ func TestGoodFiles(t *testing.T) {
 			equal(t, "hr.Map[groups]", hr.Map["groups"], "/teams")
 			equal(t, "hr.Timeout", hr.Timeout, Duration(30*time.Second))
 			equal(t, "hr.Method", hr.Method, "GET")
+			equal(t, "Attributes.Custom", c.Attributes.Custom, []CustomAttribute{{Name: "costCentreCode", Type: "string"}})
+			m := c.Attributes.Model()
+			equal(t, "Model.URN", m.URN, "urn:example:params:scim:schemas:extension:roster:2.0:User")
+			if m != c.Attributes.Model() {
+				t.Error("Model is built again on every call")
+			}
 		}},
 		{"sources.good.yaml", func(t *testing.T, c *Config) {
 			equal(t, "Store.DSN", c.Store.DSN, "postgres://roster@db.internal:5432/roster?sslmode=verify-full")
@@ -304,6 +310,18 @@ func TestBadFiles(t *testing.T) {
 			{6, "sources[0].extra_columns[3]", `"Title" fills column 8 already`},
 			{9, "sources[1].fields.shoe", `"shoeSize" is not an attribute a source can fill: it is in no schema roster serves`},
 			{13, "sources[2].map.manager", "a manager is an id of the directory"},
+		}},
+		{"custom.bad.yaml", []want{
+			{3, "attributes.custom_schema", "is a schema of SCIM itself"},
+			{6, "attributes.custom[1].name", `"CostCentreCode" is declared already (attributes.custom[0] at line 5)`},
+			{7, "attributes.custom[2].name", `"title" is an attribute of the User or its enterprise extension already`},
+			{8, "attributes.custom[3].name", `"2fa" is not an attribute name`},
+			{9, "attributes.custom[4].type", `"binary" is not valid; use string, boolean, integer, decimal, dateTime or reference`},
+			{10, "attributes.custom[5].type", "is required"},
+			{15, "sources[0].extra_columns[0]", `the schema "urn:example:other:2.0:User" is not one roster serves`},
+		}},
+		{"customurn.bad.yaml", []want{
+			{3, "attributes.custom_schema", `does not start with "urn:"`},
 		}},
 	}
 	files, err := filepath.Glob("testdata/*.bad.yaml")

@@ -71,8 +71,71 @@ func validate(cfg *Config, c *collector) {
 	}
 	c.positive("tasks.keep", cfg.Tasks.Keep)
 
+	c.validateAttributes(&cfg.Attributes)
 	c.validateSources(cfg)
 	c.validateTokens(cfg)
+}
+
+// fixedURNs are the schemas and messages roster serves itself; the custom
+// attributes' schema cannot be one of them.
+var fixedURNs = []string{
+	"urn:ietf:params:scim:schemas:core:2.0:User",
+	"urn:ietf:params:scim:schemas:core:2.0:Group",
+	"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User",
+	"urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig",
+	"urn:ietf:params:scim:schemas:core:2.0:ResourceType",
+	"urn:ietf:params:scim:schemas:core:2.0:Schema",
+	"urn:ietf:params:scim:api:messages:2.0:ListResponse",
+	"urn:ietf:params:scim:api:messages:2.0:SearchRequest",
+	"urn:ietf:params:scim:api:messages:2.0:PatchOp",
+	"urn:ietf:params:scim:api:messages:2.0:Error",
+	"urn:ietf:params:scim:api:messages:2.0:BulkRequest",
+	"urn:ietf:params:scim:api:messages:2.0:BulkResponse",
+}
+
+// validateAttributes checks the custom attributes (SPEC §2.1): names by
+// RFC 7643's ATTRNAME, unique regardless of case and none of the User's
+// own, so that an unqualified path means one attribute only; types among
+// attrs.Types; the schema a URN of its own.
+func (c *collector) validateAttributes(a *Attributes) {
+	if a.CustomSchema != "" {
+		if err := attrs.ValidURN(a.CustomSchema); err != nil {
+			c.check("attributes.custom_schema", "%v", err)
+		}
+		for _, u := range fixedURNs {
+			if strings.EqualFold(u, a.CustomSchema) {
+				c.check("attributes.custom_schema", "%q is a schema of SCIM itself; name one of your own, such as %s", a.CustomSchema, attrs.DefaultCustomURN)
+			}
+		}
+	}
+	before := len(c.problems)
+	seen := map[string]int{}
+	for i, ca := range a.Custom {
+		k := indexKey("attributes.custom", i)
+		switch folded := strings.ToLower(ca.Name); {
+		case ca.Name == "":
+			c.check(k+".name", "is required")
+		case !attrs.ValidName(ca.Name):
+			c.check(k+".name", "%q is not an attribute name: a letter, then letters, digits, \"-\" or \"_\" (RFC 7643 §2.1)", ca.Name)
+		case attrs.CoreName(ca.Name):
+			c.check(k+".name", "%q is an attribute of the User or its enterprise extension already; choose another name", ca.Name)
+		default:
+			if j, dup := seen[folded]; dup {
+				c.check(k+".name", "%q is declared already (%s at line %d); names are compared regardless of case",
+					ca.Name, indexKey("attributes.custom", j), c.line(indexKey("attributes.custom", j)+".name"))
+			} else {
+				seen[folded] = i
+			}
+		}
+		if ca.Type == "" {
+			c.check(k+".type", "is required (%s)", orList(attrs.Types))
+		} else {
+			c.oneOf(k+".type", ca.Type, attrs.Types...)
+		}
+	}
+	if len(c.problems) == before {
+		a.Model() // built once, before the configuration is shared
+	}
 }
 
 func (c *collector) address(key, addr string) {
@@ -190,15 +253,15 @@ func (c *collector) validateSources(cfg *Config) {
 		switch s.Type {
 		case TypeCSV:
 			c.snapshot(k, s)
-			c.validateCSV(k, s)
+			c.validateCSV(k, s, cfg.Attributes.Model())
 		case TypeHTTP:
 			c.snapshot(k, s)
-			c.validateHTTP(k, s)
+			c.validateHTTP(k, s, cfg.Attributes.Model())
 		case TypePush:
 			c.oneOf(k+".on_delete", s.OnDelete, OnDeleteDeactivate, OnDeleteDelete)
 			c.oneOf(k+".on_conflict", s.OnConflict, OnConflictFail, OnConflictSkip, OnConflictAdopt)
 			for _, f := range slices.Sorted(maps.Keys(s.Fields)) {
-				if _, err := attrs.ParsePath(s.Fields[f]); err != nil {
+				if _, err := attrs.ParsePath(s.Fields[f], cfg.Attributes.Model()); err != nil {
 					c.check(k+".fields."+f, "%v", err)
 				}
 			}
@@ -289,7 +352,7 @@ func checkSteps(spec string) error {
 	return nil
 }
 
-func (c *collector) validateCSV(k string, s *Source) {
+func (c *collector) validateCSV(k string, s *Source, model *attrs.Model) {
 	if s.Path == "" {
 		c.check(k+".path", "is required for a csv source")
 	} else {
@@ -301,7 +364,7 @@ func (c *collector) validateCSV(k string, s *Source) {
 	seen := map[string]int{}
 	for i, path := range s.ExtraColumns {
 		key := fmt.Sprintf("%s.extra_columns[%d]", k, i)
-		if _, err := attrs.ParsePath(path); err != nil {
+		if _, err := attrs.ParsePath(path, model); err != nil {
 			c.check(key, "%v", err)
 			continue
 		}
@@ -314,7 +377,7 @@ func (c *collector) validateCSV(k string, s *Source) {
 }
 
 // validateHTTP does not quote URLs or header values: they may carry keys.
-func (c *collector) validateHTTP(k string, s *Source) {
+func (c *collector) validateHTTP(k string, s *Source, model *attrs.Model) {
 	if s.URL == "" {
 		c.check(k+".url", "is required for an http source")
 	} else {
@@ -382,7 +445,7 @@ func (c *collector) validateHTTP(k string, s *Source) {
 		for _, f := range slices.Sorted(maps.Keys(s.Map)) {
 			p := s.Map[f]
 			if !slices.Contains(mapFields, f) {
-				if _, err := attrs.ParsePath(f); err != nil {
+				if _, err := attrs.ParsePath(f, model); err != nil {
 					c.check(k+".map."+f, "is not a directory field (%s), and %v", orList(mapFields), err)
 					continue
 				}

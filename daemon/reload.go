@@ -30,6 +30,12 @@ func (d *Daemon) Reload(ctx context.Context, load func() (*config.Config, error)
 		return d.refuse(err)
 	}
 	old := d.Config()
+	if !config.SameAttributes(old.Attributes, cfg.Attributes) {
+		// The SCIM endpoint serves one schema for the life of the process:
+		// identity providers read /Schemas once, and a filter or sort
+		// compiled for one declaration would meet values of another.
+		return d.refuse(fmt.Errorf("attributes (the custom attributes and their schema) changed; restart roster to serve the new ones"))
+	}
 	cfg = keepRestartOnly(old, cfg, d.log)
 	// Before the database first answered, Run records the sources of the
 	// configuration in force once it does (it holds reloadMu meanwhile).

@@ -79,6 +79,19 @@ func TestReload(t *testing.T) {
 		if err := h.d.Trigger("staff", tasks.TriggerManual); !errors.Is(err, tasks.ErrUsage) {
 			t.Fatalf("Trigger of a removed source = %v, want a usage error", err)
 		}
+
+		// Custom attributes are fixed for the process: a reload that
+		// declares them is refused, saying why.
+		custom := loadConfig(t, dir, "attributes:\n  custom:\n    - {name: floor, type: integer}\n"+
+			"sources:\n  - name: hr\n    type: csv\n    path: hr.csv\n    watch: false\n")
+		running := h.d.Config()
+		err = h.d.Reload(t.Context(), func() (*config.Config, error) { return custom, nil })
+		if err == nil || !strings.Contains(err.Error(), "restart roster") {
+			t.Fatalf("Reload that changes the custom attributes = %v, want it refused", err)
+		}
+		if h.d.Config() != running {
+			t.Fatal("a refused reload replaced the configuration")
+		}
 	})
 }
 

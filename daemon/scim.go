@@ -43,8 +43,12 @@ func (d *Daemon) mountSCIM(reg prometheus.Registerer) error {
 		}
 		return defaultQueryTimeout
 	}
+	// The custom attributes are fixed for the process: a reload that
+	// changes them is refused (Reload).
+	users := scim.UserType(&d.Config().Attributes)
 	d.Handle("/scim/v2/", scim.NewHandler(scim.Options{
-		Directory:     newBoundedDirectory(d.store.SCIM(), d.store.Driver(), timeout, d.log.With("component", "scim")),
+		Users:         users,
+		Directory:     newBoundedDirectory(d.store.SCIMFor(users), d.store.Driver(), timeout, d.log.With("component", "scim")),
 		Writer:        d.store.SCIMWriter(),
 		Source:        func() string { return scimSource(d.Config()) },
 		Authenticator: scim.Tokens(func() []config.Token { return d.Config().Tokens }),

@@ -254,10 +254,14 @@ func (p *projection) user(u *User) {
 			u.Enterprise = nil
 		}
 	}
+	u.Custom = p.custom(u.Custom)
 	u.Meta = p.meta(u.Meta)
 	u.Schemas = []string{schema.UserURN}
 	if u.Enterprise != nil {
 		u.Schemas = append(u.Schemas, schema.EnterpriseURN)
+	}
+	if u.Custom != nil {
+		u.Schemas = append(u.Schemas, u.Custom.URN)
 	}
 }
 

@@ -2,6 +2,7 @@ package scim
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/rosterd/roster/scim/filter"
@@ -182,6 +183,17 @@ func (c *filterChecker) compare(e *filter.Compare, a *schema.Attribute) error {
 		}
 		if _, err := ParseDateTime(v.Str); err != nil {
 			return c.errf(e.Attr, "%s is %s", v.String(), err)
+		}
+	case schema.TypeInteger, schema.TypeDecimal:
+		if v.Kind != filter.KindNumber {
+			return c.errf(e.Attr, "%q is a number; compare it with a number without quotes, such as 12", e.Attr.String())
+		}
+		switch e.Op {
+		case filter.Co, filter.Sw, filter.Ew:
+			return c.errf(e.Attr, "%q is a number; compare it with eq, ne, gt, ge, lt or le", e.Attr.String())
+		}
+		if _, err := strconv.ParseFloat(string(v.Num), 64); err != nil {
+			return c.errf(e.Attr, "%s is not a number roster can compare", v.String())
 		}
 	default: // string and reference
 		if v.Kind != filter.KindString {

@@ -127,6 +127,11 @@ type Options struct {
 	Source func() string
 	// Logger receives the errors that answer 500; nil discards them.
 	Logger *slog.Logger
+	// Users is the User resource type served, with the schema of the
+	// configured custom attributes (schema.NewUsers); the zero value is
+	// schema.Users, which has none. The Directory must filter and sort by
+	// the same type.
+	Users schema.ResourceType
 	// Observe, when set, is called once per request with the method, the
 	// resource endpoint ("Users", "Groups", "ServiceProviderConfig",
 	// "ResourceTypes", "Schemas" or "other"), the status and the time
@@ -138,6 +143,7 @@ type Options struct {
 // Handler is the SCIM endpoint, an http.Handler for everything under its
 // base path.
 type Handler struct {
+	users      schema.ResourceType
 	dir        Directory
 	writer     UserWriter
 	sourceName func() string
@@ -161,6 +167,7 @@ func NewHandler(o Options) *Handler {
 		panic("scim.NewHandler: Options.Directory and Options.Authenticator are required")
 	}
 	h := &Handler{
+		users:      o.Users,
 		dir:        o.Directory,
 		writer:     o.Writer,
 		sourceName: o.Source,
@@ -175,6 +182,9 @@ func NewHandler(o Options) *Handler {
 	}
 	if o.BasePath == "" {
 		h.basePath = DefaultBasePath
+	}
+	if h.users.ID == "" {
+		h.users = schema.Users
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = DefaultMaxBodyBytes
@@ -277,7 +287,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, p Principal, res
 	}
 	switch resource {
 	case "Users", "Groups":
-		rt := schema.Users
+		rt := h.users
 		if resource == "Groups" {
 			rt = schema.Groups
 		}
@@ -539,9 +549,9 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request, endpoint str
 		writeJSON(w, http.StatusOK, schema.ServiceProviderConfig(base, h.cfg))
 		return
 	case "ResourceTypes":
-		docs = schema.ResourceTypesDocument(base)
+		docs = schema.ResourceTypesDocument(base, h.users, schema.Groups)
 	default:
-		docs = schema.SchemasDocument(base)
+		docs = schema.SchemasDocument(base, h.users, schema.Groups)
 	}
 	switch len(rest) {
 	case 0:

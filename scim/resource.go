@@ -1,6 +1,7 @@
 package scim
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/rosterd/roster/scim/schema"
@@ -35,7 +36,48 @@ type User struct {
 	Roles             []MultiValue    `json:"roles,omitempty"`
 	X509Certificates  []MultiValue    `json:"x509Certificates,omitempty"`
 	Enterprise        *EnterpriseUser `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User,omitempty"`
-	Meta              *Meta           `json:"meta,omitempty"`
+	// Custom are the values of the configured custom attributes, encoded
+	// under their schema's URN (see MarshalJSON).
+	Custom *CustomValues `json:"-"`
+	Meta   *Meta         `json:"meta,omitempty"`
+}
+
+// CustomValues are the values of a user's custom attributes (SPEC §2.1).
+// A Directory fills Values by attribute name in any case (the store keeps
+// them lower-cased); the Handler spells them as the schema does, drops
+// what the schema no longer declares or what no longer has the declared
+// type, and sets URN.
+type CustomValues struct {
+	URN string
+	// Values holds a string, bool or float64, or a []any of them for a
+	// multi-valued attribute; a dateTime is a string in UTC.
+	Values map[string]any
+}
+
+// MarshalJSON encodes the user with its custom attributes in the object
+// named by their schema's URN, which is configured and so cannot be a
+// field tag.
+func (u *User) MarshalJSON() ([]byte, error) {
+	type plain User // without this method
+	b, err := json.Marshal((*plain)(u))
+	if err != nil || u.Custom == nil || u.Custom.URN == "" || len(u.Custom.Values) == 0 {
+		return b, err
+	}
+	key, err := json.Marshal(u.Custom.URN)
+	if err != nil {
+		return nil, err
+	}
+	ext, err := json.Marshal(u.Custom.Values)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(b)+len(key)+len(ext)+2)
+	out = append(out, b[:len(b)-1]...) // b is an object: it ends with "}"
+	out = append(out, ',')
+	out = append(out, key...)
+	out = append(out, ':')
+	out = append(out, ext...)
+	return append(out, '}'), nil
 }
 
 // Name is a user's name. Formatted is what the client or source wrote,

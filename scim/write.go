@@ -150,7 +150,7 @@ func (h *Handler) writeError(err error, id string) error {
 	case errors.Is(err, ErrPreconditionFailed):
 		return scimerr.PreconditionFailed(fmt.Sprintf("user %q has changed since the version given in If-Match; read it again", id))
 	}
-	return h.directoryError(err, schema.Users, id)
+	return h.directoryError(err, h.users, id)
 }
 
 func (h *Handler) ownerError(oe *OwnerError) error {
@@ -231,7 +231,7 @@ func checkText(b []byte) error {
 // decodeUser reads a User resource body into a UserWrite. The body is
 // checked against the published schemas (patch.Resource): an attribute
 // none of them has is refused, never dropped.
-func decodeUser(b []byte) (*UserWrite, error) {
+func decodeUser(b []byte, rt schema.ResourceType) (*UserWrite, error) {
 	var doc map[string]any
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&doc); err != nil || doc == nil {
@@ -244,7 +244,7 @@ func decodeUser(b []byte) (*UserWrite, error) {
 	if dec.More() {
 		return nil, scimerr.InvalidSyntax("the body has data after its JSON object")
 	}
-	return userFromDocument(doc, false)
+	return userFromDocument(doc, false, rt)
 }
 
 // userFromDocument turns a User resource, as encoding/json decodes it,
@@ -253,12 +253,15 @@ func decodeUser(b []byte) (*UserWrite, error) {
 // phoneNumbers[type eq "mobile"].value so) leaves the rest of the value
 // behind: such values are dropped, where a POST or PUT sending one is
 // refused.
-func userFromDocument(doc map[string]any, patched bool) (*UserWrite, error) {
-	canon, err := patch.Resource(doc, schema.Users)
+func userFromDocument(doc map[string]any, patched bool, rt schema.ResourceType) (*UserWrite, error) {
+	canon, err := patch.Resource(doc, rt)
 	if err != nil {
 		return nil, err
 	}
 	u := &UserWrite{}
+	if u.Custom, err = customValues(canon, rt); err != nil {
+		return nil, err
+	}
 	if pw, ok := canon["password"].(string); ok {
 		delete(canon, "password")
 		if len([]rune(pw)) < MinPasswordLength {
@@ -383,7 +386,7 @@ func addresses(in []Address) []Address {
 func (h *Handler) answerUser(w http.ResponseWriter, r *http.Request, u *User, status int) {
 	version := metaVersion(u.Meta)
 	h.finishUser(u, h.base(r))
-	newProjection(schema.Users, nil, nil).user(u)
+	newProjection(h.users, nil, nil).user(u)
 	if version != "" {
 		w.Header().Set("ETag", version)
 	}
@@ -400,7 +403,7 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, scimerr.NotImplemented("no source of type scim is configured, so users cannot be created through SCIM"))
 		return
 	}
-	uw, err := readBody(h, w, r, decodeUser)
+	uw, err := readBody(h, w, r, h.decodeUser)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -419,7 +422,7 @@ func (h *Handler) replaceUser(w http.ResponseWriter, r *http.Request, id string)
 		h.fail(w, r, err)
 		return
 	}
-	uw, err := readBody(h, w, r, decodeUser)
+	uw, err := readBody(h, w, r, h.decodeUser)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -460,7 +463,7 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 	}
 	cur, err := h.dir.User(r.Context(), id, All)
 	if err != nil {
-		h.fail(w, r, h.directoryError(err, schema.Users, id))
+		h.fail(w, r, h.directoryError(err, h.users, id))
 		return
 	}
 	version := metaVersion(cur.Meta)
@@ -469,7 +472,7 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 		return
 	}
 	h.finishUser(cur, h.base(r))
-	newProjection(schema.Users, nil, nil).user(cur)
+	newProjection(h.users, nil, nil).user(cur)
 	derived := ""
 	if n := cur.Name; n != nil && n.Derived {
 		// A derived name.formatted is not the client's: it follows the
@@ -486,7 +489,7 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 		h.fail(w, r, err)
 		return
 	}
-	if err := patch.Apply(doc, schema.Users, req.Operations); err != nil {
+	if err := patch.Apply(doc, h.users, req.Operations); err != nil {
 		h.fail(w, r, err)
 		return
 	}
@@ -518,7 +521,7 @@ func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, p Principal,
 		h.fail(w, r, err)
 		return
 	}
-	uw, err := userFromDocument(doc, true)
+	uw, err := userFromDocument(doc, true, h.users)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -552,6 +555,9 @@ func onlyActive(before, after map[string]any) (bool, bool) {
 	}
 	return active, reflect.DeepEqual(a, b)
 }
+
+// decodeUser is decodeUser for the Handler's User resource type.
+func (h *Handler) decodeUser(b []byte) (*UserWrite, error) { return decodeUser(b, h.users) }
 
 // readBody reads a write's body within the size limit and decodes it.
 func readBody[T any](h *Handler, w http.ResponseWriter, r *http.Request, decode func([]byte) (T, error)) (T, error) {

@@ -164,6 +164,20 @@ func QuoteValue(v string) string {
 // writes are bounded, so that every value fits the indexes that hold it.
 const MaxAttributeBytes = 1024
 
+// AttributeCheck checks a value for an attribute path beyond what
+// CheckAttribute knows, such as the declared type of a custom attribute;
+// it returns "" or the reason, as CheckAttribute does. The daemon builds
+// it from the configuration, which sources do not read.
+type AttributeCheck func(path, v string) string
+
+// Check is CheckAttribute, then c when set.
+func (c AttributeCheck) Check(path, v string) string {
+	if why := CheckAttribute(path, v); why != "" || c == nil {
+		return why
+	}
+	return c(path, v)
+}
+
 // CheckAttribute checks a value a record gives an attribute path by the
 // attribute's type: an e-mail address must be one, a profile or photo URL
 // an absolute http(s) URL. It returns "" for a good value, and otherwise

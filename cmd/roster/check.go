@@ -38,6 +38,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 			return usagef("the config has no csv source %q", *source)
 		}
 		opts.Extra, opts.PasswordMinLength = src.ExtraColumns, src.PasswordMinLength
+		opts.Check = cfg.Attributes.Model().Check
 	}
 	f, err := os.Open(*path)
 	if err != nil {

@@ -793,19 +793,23 @@ func TestCheck(t *testing.T) {
 	})
 	t.Run("extra columns of a source", func(t *testing.T) {
 		cdir := t.TempDir()
-		cfg := "sources:\n  - name: staff\n    type: csv\n    path: staff.csv\n    extra_columns: [title, \"emails[type eq \\\"work\\\"].value\"]\n"
+		cfg := "attributes:\n  custom: [{name: hired, type: dateTime}]\n" +
+			"sources:\n  - name: staff\n    type: csv\n    path: staff.csv\n    extra_columns: [title, \"emails[type eq \\\"work\\\"].value\", hired]\n"
 		if err := os.WriteFile(filepath.Join(cdir, "roster.yaml"), []byte(cfg), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		file := filepath.Join(cdir, "in.csv")
-		if err := os.WriteFile(file, []byte("1,Ann,Lee,ann,,,,Engineer,ann@example.com\n2,Bo,Kim,bo,,,,Lead,bo@\n"), 0o600); err != nil {
+		if err := os.WriteFile(file, []byte("1,Ann,Lee,ann,,,,Engineer,ann@example.com,2026-01-02T09:00:00Z\n2,Bo,Kim,bo,,,,Lead,bo@,2 Jan 2026\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		r := runRoster(t, cdir, "", nil, "check", "--csv", file, "--source", "staff")
 		if r.code != 1 || !strings.Contains(r.stdout, `line 2, column 9 (emails[type eq "work"].value): "bo@" is not a valid e-mail address`) {
 			t.Errorf("an extra column checked by its attribute's type:\n%s", r)
 		}
-		if r := runRoster(t, cdir, "", nil, "check", "--csv", file); r.code != 1 || !strings.Contains(r.stdout, "too many fields (9); a row has at most 7") {
+		if !strings.Contains(r.stdout, `line 2, column 10 (hired): "2 Jan 2026" is not a date and time`) || strings.Contains(r.stdout, "line 1,") {
+			t.Errorf("a custom attribute's column checked by its declared type:\n%s", r)
+		}
+		if r := runRoster(t, cdir, "", nil, "check", "--csv", file); r.code != 1 || !strings.Contains(r.stdout, "too many fields (10); a row has at most 7") {
 			t.Errorf("without --source a row has seven columns:\n%s", r)
 		}
 		if _, err := os.Stat(filepath.Join(cdir, "roster.db")); err == nil {

@@ -73,12 +73,15 @@ func configYAML(tokens string) string {
 limits:
   request_body: 4KiB
   push_body: 64KiB
+attributes:
+  custom: [{name: floor, type: integer}]
 tokens:
 ` + tokens + `sources:
   - name: staff
     type: csv
     path: staff.csv
     watch: false
+    extra_columns: [floor]
   - name: api
     type: push
 `
@@ -436,7 +439,7 @@ func TestUpload(t *testing.T) {
 func TestPages(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
 		e := newEnv(t, st)
-		e.write("staff.csv", people(19)+"00020,<script>alert(1)</script>,O'Brien & Co,user20,user20@example.com,Team,\n")
+		e.write("staff.csv", people(19)+"00020,<script>alert(1)</script>,O'Brien & Co,user20,user20@example.com,Team,,3\n")
 		c := e.login()
 		token := e.csrf(c)
 		act := func(path string) string {
@@ -481,7 +484,9 @@ func TestPages(t *testing.T) {
 		link = link[:strings.IndexByte(link, '"')]
 		page(link, "user20", "<code>userName</code>", "<code>name.familyName</code>", "O&#39;Brien &amp; Co",
 			"<code>emails[0].value</code>", "user20@example.com", "<code>groups[0].display</code>", "Team",
-			"<code>urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber</code>", "00020")
+			"<code>urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:employeeNumber</code>", "00020",
+			// A custom attribute, named as declared under its schema's URN.
+			"<code>urn:ietf:params:scim:schemas:extension:roster:2.0:User:floor</code>", "<td>3</td>")
 		if r := e.get("/admin/users/no-such-user", c); r.code != http.StatusNotFound {
 			t.Errorf("an unknown user's page: %d", r.code)
 		}

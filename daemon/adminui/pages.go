@@ -500,6 +500,7 @@ func (h *Handler) userPage(w http.ResponseWriter, r *http.Request, s *sess) {
 		h.fail(w, r, s, err)
 		return
 	}
+	scim.ProjectUser(scim.UserType(&h.o.Config().Attributes), u)
 	rows, err := flatten(u)
 	if err != nil {
 		h.fail(w, r, s, err)

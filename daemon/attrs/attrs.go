@@ -40,6 +40,12 @@ type Doc struct {
 	Entitlements     []Value   `json:"entitlements,omitempty"`
 	Roles            []Value   `json:"roles,omitempty"`
 	X509Certificates []Value   `json:"x509Certificates,omitempty"`
+
+	// Custom holds the values of the custom attributes (Model), by
+	// Custom.Key: a string, bool or float64, or a []any of them for a
+	// multi-valued attribute; dateTimes are strings in UTC. They sit in
+	// an object of their own so that no custom name meets a key above.
+	Custom map[string]any `json:"custom,omitempty"`
 }
 
 // Value is one value of a multi-valued attribute of the common shape.
@@ -106,6 +112,8 @@ type Path struct {
 	Text   string
 	Column Column
 	set    func(d *Doc, v string)
+	// custom is the custom attribute the path names, if it does.
+	custom *Custom
 }
 
 // Set puts v at the path in d; a column path leaves d alone, and so does
@@ -123,6 +131,9 @@ func (p Path) Unset(d *Doc) {
 		return
 	}
 	p.set(d, "")
+	if len(d.Custom) == 0 {
+		d.Custom = nil
+	}
 	d.Addresses = slices.DeleteFunc(d.Addresses, func(a Address) bool { return a == Address{Type: a.Type, Primary: a.Primary} })
 	for _, vs := range []*[]Value{&d.Ims, &d.Photos, &d.Entitlements, &d.Roles, &d.X509Certificates} {
 		*vs = slices.DeleteFunc(*vs, func(v Value) bool { return v.Value == "" && v.Display == "" })
@@ -173,6 +184,10 @@ var addressParts = map[string]func(a *Address) *string{
 //   - a string attribute of the User or its enterprise extension, with or
 //     without its schema URN: title, name.middleName,
 //     urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter;
+//   - a custom attribute of m, with or without m's URN:
+//     urn:example:params:scim:schemas:extension:roster:2.0:User:costCentreCode;
+//     its value is converted by the attribute's type (Custom.Value), and
+//     a multi-valued one gets the value as its only value;
 //   - a value of a multi-valued attribute chosen by its type, as SCIM
 //     filtered paths write it: roles[type eq "job"].value,
 //     addresses[type eq "work"].locality; the value whose type comes
@@ -183,19 +198,47 @@ var addressParts = map[string]func(a *Address) *string{
 // Names match case-insensitively. Paths that only roster sets (id, meta,
 // groups, manager, active, password, userName, name.givenName and
 // name.familyName, which sources fill in their own fields) are refused,
-// with the reason.
-func ParsePath(text string) (Path, error) {
+// with the reason. m may be nil: no custom attributes.
+func ParsePath(text string, m *Model) (Path, error) {
 	p := Path{Text: text}
 	if !utf8.ValidString(text) {
 		return p, fmt.Errorf("%q is not valid UTF-8", text)
 	}
 	s := strings.TrimSpace(text)
+	custom := false
 	if i := strings.LastIndexByte(s, ':'); i >= 0 {
 		urn := s[:i]
-		if !strings.EqualFold(urn, enterpriseURN) && !strings.EqualFold(urn, "urn:ietf:params:scim:schemas:core:2.0:User") {
+		switch {
+		case m != nil && strings.EqualFold(urn, m.URN):
+			custom = true
+		case !strings.EqualFold(urn, enterpriseURN) && !strings.EqualFold(urn, "urn:ietf:params:scim:schemas:core:2.0:User"):
 			return p, fmt.Errorf("%q: the schema %q is not one roster serves", text, urn)
 		}
 		s = s[i+1:]
+	}
+	if c, ok := m.Find(s); ok && (custom || !isCore(s)) {
+		p.custom = &c
+		p.set = func(d *Doc, v string) {
+			if v == "" {
+				delete(d.Custom, c.Key())
+				return
+			}
+			x, err := c.Value(v)
+			if err != nil {
+				return // the source checked its values (Model.Check)
+			}
+			if c.MultiValued {
+				x = []any{x}
+			}
+			if d.Custom == nil {
+				d.Custom = map[string]any{}
+			}
+			d.Custom[c.Key()] = x
+		}
+		return p, nil
+	}
+	if custom {
+		return p, fmt.Errorf("%q: the schema %q has no attribute %q (attributes.custom)", text, m.URN, s)
 	}
 	attr, typ, sub, err := splitFiltered(s)
 	if err != nil {
@@ -270,20 +313,69 @@ func ParsePath(text string) (Path, error) {
 	return p, nil
 }
 
-var parsed sync.Map // path text → Path
-
 // Lookup is ParsePath for a path used again and again, such as the paths
-// of a source's configuration applied to each of its records.
-func Lookup(text string) (Path, error) {
-	if p, ok := parsed.Load(text); ok {
+// of a source's configuration applied to each of its records; m keeps
+// what it parsed.
+func (m *Model) Lookup(text string) (Path, error) {
+	cache := &noCustom
+	if m != nil {
+		cache = &m.paths
+	}
+	if p, ok := cache.Load(text); ok {
 		return p.(Path), nil
 	}
-	p, err := ParsePath(text)
+	p, err := ParsePath(text, m)
 	if err != nil {
 		return p, err
 	}
-	parsed.Store(text, p)
+	cache.Store(text, p)
 	return p, nil
+}
+
+// noCustom is Lookup's cache for the nil Model.
+var noCustom sync.Map
+
+// Check checks a source's value for the attribute path by the type of a
+// custom attribute of m; other paths and "" pass (see sources.CheckAttribute
+// for theirs). It returns "" or the reason, to follow the quoted value.
+func (m *Model) Check(path, v string) string {
+	if v == "" || m == nil {
+		return ""
+	}
+	p, err := m.Lookup(path)
+	if err != nil || p.custom == nil {
+		return ""
+	}
+	if _, err := p.custom.Value(v); err != nil {
+		return err.Error()
+	}
+	return ""
+}
+
+// isCore reports whether name is an attribute of the core User or its
+// enterprise extension, which an unqualified name means before a custom
+// one (the configuration keeps custom names apart from them).
+func isCore(name string) bool {
+	_, ok := coreNames[strings.ToLower(name)]
+	return ok
+}
+
+// coreNames are the top-level attribute names of the User, its
+// enterprise extension and the common attributes (RFC 7643 §3.1, §4.1,
+// §4.3), lower-cased.
+var coreNames = map[string]struct{}{}
+
+// CoreName reports whether name (any case) is taken by the User resource
+// type's fixed schemas, so that a custom attribute cannot be called so.
+func CoreName(name string) bool { return isCore(name) }
+
+func init() {
+	for _, n := range []string{"schemas", "id", "externalId", "meta", "userName", "name", "displayName", "nickName",
+		"profileUrl", "title", "userType", "preferredLanguage", "locale", "timezone", "active", "password", "emails",
+		"phoneNumbers", "ims", "photos", "addresses", "groups", "entitlements", "roles", "x509Certificates",
+		"employeeNumber", "costCenter", "organization", "division", "department", "manager"} {
+		coreNames[strings.ToLower(n)] = struct{}{}
+	}
 }
 
 // address returns the address of the type, adding it when missing; the

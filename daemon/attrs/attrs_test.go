@@ -8,7 +8,21 @@ import (
 	"github.com/rosterd/roster/daemon/attrs"
 )
 
+// testModel declares a custom attribute of every type.
+func testModel() *attrs.Model {
+	return attrs.NewModel("urn:example:params:scim:schemas:extension:roster:2.0:User", []attrs.Custom{
+		{Name: "costCentreCode", Type: attrs.TypeString},
+		{Name: "badge", Type: attrs.TypeString, CaseExact: true, MultiValued: true},
+		{Name: "remote", Type: attrs.TypeBoolean},
+		{Name: "floor", Type: attrs.TypeInteger},
+		{Name: "fte", Type: attrs.TypeDecimal},
+		{Name: "hired", Type: attrs.TypeDateTime},
+		{Name: "wiki", Type: attrs.TypeReference},
+	})
+}
+
 func TestParsePath(t *testing.T) {
+	model := testModel()
 	for _, c := range []struct {
 		path   string
 		column attrs.Column
@@ -32,8 +46,15 @@ func TestParsePath(t *testing.T) {
 		{`addresses[value sw "x"].locality`, "", "by its type only"},
 		{`roles[type eq "x"]`, "", "name the sub-attribute"},
 		{"urn:example:custom:title", "", "not one roster serves"},
+		// Custom attributes, with and without their URN; a value is set
+		// by the attribute's type.
+		{"urn:example:params:scim:schemas:extension:roster:2.0:User:costCentreCode", "", `{"custom":{"costcentrecode":"v"}}`},
+		{"COSTCENTRECODE", "", `{"custom":{"costcentrecode":"v"}}`},
+		{"badge", "", `{"custom":{"badge":["v"]}}`},
+		{"urn:example:params:scim:schemas:extension:roster:2.0:User:title", "", `has no attribute "title"`},
+		{"urn:example:params:scim:schemas:extension:roster:2.0:User:shoeSize", "", `has no attribute "shoeSize"`},
 	} {
-		p, err := attrs.ParsePath(c.path)
+		p, err := attrs.ParsePath(c.path, model)
 		if strings.HasPrefix(c.want, "{") {
 			if err != nil || p.Column != c.column {
 				t.Errorf("%s: column %q, %v", c.path, p.Column, err)
@@ -56,16 +77,101 @@ func TestParsePath(t *testing.T) {
 	}
 }
 
+// TestCustomValues: a source's text becomes the value of a custom
+// attribute by its type, and text that is not of the type is refused by
+// Check, which names why.
+func TestCustomValues(t *testing.T) {
+	model := testModel()
+	for _, c := range []struct {
+		path, in string
+		want     string // the document, or the reason Check gives
+	}{
+		{"remote", "TRUE", `{"custom":{"remote":true}}`},
+		{"remote", "yes", "not a boolean"},
+		{"floor", "-3", `{"custom":{"floor":-3}}`},
+		{"floor", "3.5", "not an integer"},
+		{"floor", "9007199254740993", "not an integer"},
+		{"fte", "0.75", `{"custom":{"fte":0.75}}`},
+		{"fte", "NaN", "not a decimal"},
+		{"hired", "2026-01-02T16:04:05+01:00", `{"custom":{"hired":"2026-01-02T15:04:05Z"}}`},
+		{"hired", "2026-01-02", "not a date and time"},
+		{"wiki", "https://wiki.example.com/u/1", `{"custom":{"wiki":"https://wiki.example.com/u/1"}}`},
+		{"title", "not checked here", `{"title":"not checked here"}`},
+	} {
+		why := model.Check(c.path, c.in)
+		if !strings.HasPrefix(c.want, "{") {
+			if !strings.Contains(why, c.want) {
+				t.Errorf("%s = %q: Check says %q, want %q", c.path, c.in, why, c.want)
+			}
+			continue
+		}
+		if why != "" {
+			t.Errorf("%s = %q: Check refuses it: %s", c.path, c.in, why)
+			continue
+		}
+		p, err := model.Lookup(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d attrs.Doc
+		p.Set(&d, c.in)
+		if got, _ := d.Encode(); got != c.want {
+			t.Errorf("%s = %q: %s, want %s", c.path, c.in, got, c.want)
+		}
+		p.Unset(&d)
+		if got, _ := d.Encode(); got != "" {
+			t.Errorf("%s unset: %s", c.path, got)
+		}
+	}
+}
+
+// TestValidURN: the schema of custom attributes is a URN whose paths read
+// back as written.
+func TestValidURN(t *testing.T) {
+	for urn, ok := range map[string]bool{
+		"urn:example:params:scim:schemas:extension:roster:2.0:User": true,
+		attrs.DefaultCustomURN:        true,
+		"URN:acme-corp:scim:ext:User": true,
+		"http://example.com/schema":   false,
+		"urn:x:User":                  false, // a one-letter namespace
+		"urn:example:":                false,
+		"urn:example:ext::User":       false,
+		"urn:example:ext:2.0":         false,
+		"urn:example:ext/User":        false,
+		"urn:example:ext:User[1]":     false,
+		"urn:-example:ext:User":       false,
+		"urn:example:ext:\u00e9User":  false,
+	} {
+		if err := attrs.ValidURN(urn); (err == nil) != ok {
+			t.Errorf("%s: %v, want ok %v", urn, err, ok)
+		}
+	}
+	for name, ok := range map[string]bool{"costCentreCode": true, "a-b_c1": true, "1a": false, "a.b": false, "a:b": false, "": false, "$ref": false} {
+		if attrs.ValidName(name) != ok {
+			t.Errorf("ValidName(%q) = %v", name, !ok)
+		}
+	}
+}
+
 // FuzzParsePath: any text parses or is refused, never a panic; a path
 // that parses sets a document that encodes and decodes to itself.
 func FuzzParsePath(f *testing.F) {
-	for _, s := range []string{"title", `addresses[type eq "work"].locality`, `roles[type eq ""].value`, "a[", "x:y:z", `ims[type  eq  "a"].display`} {
+	for _, s := range []string{"title", `addresses[type eq "work"].locality`, `roles[type eq ""].value`, "a[", "x:y:z", `ims[type  eq  "a"].display`,
+		"urn:example:params:scim:schemas:extension:roster:2.0:User:floor", "fte", "hired", "badge", "remote"} {
 		f.Add(s, "value")
 	}
+	f.Add("floor", "-12")
+	f.Add("fte", "1e300")
+	f.Add("hired", "2026-01-02T15:04:05.5+02:00")
+	f.Add("remote", "False")
+	model := testModel()
 	f.Fuzz(func(t *testing.T, path, v string) {
-		p, err := attrs.ParsePath(path)
+		p, err := attrs.ParsePath(path, model)
 		if err != nil || !utf8.ValidString(v) { // sources refuse invalid UTF-8 before
 			return
+		}
+		if model.Check(path, v) != "" {
+			return // sources refuse a value of the wrong type before
 		}
 		var d attrs.Doc
 		p.Set(&d, v)

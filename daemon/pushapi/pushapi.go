@@ -188,7 +188,7 @@ func (h *handler) accept(r *http.Request, cfg *config.Config, source *string, no
 		return nil, nil, fail(http.StatusBadRequest, "%v", err)
 	}
 	src, _ := cfg.Source(*source)
-	if _, errs := push.MapFields(p, src.Fields); len(errs) > 0 {
+	if _, errs := push.MapFields(p, src.Fields, cfg.Attributes.Model().Check); len(errs) > 0 {
 		perr := &push.Error{Errors: errs}
 		return nil, nil, &failure{code: http.StatusBadRequest, message: perr.Error() + "; nothing was stored", errors: errs}
 	}

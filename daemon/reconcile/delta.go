@@ -26,6 +26,8 @@ type DeltaSettings struct {
 	// matchKey finds (on_conflict: adopt), keeping its id; without it,
 	// finding one is a conflict like a login held by another source.
 	Adopt bool
+	// Attributes are the configured custom attributes (see Settings).
+	Attributes *attrs.Model
 }
 
 // DeltaSnapshot is the part of the directory a push can touch: the
@@ -328,7 +330,7 @@ func (d *delta) user(r *push.User, matchKey string) {
 		after.Phone = *r.Phone
 	}
 	if len(r.Attributes) > 0 {
-		mergeAttributes(&after, r.Attributes)
+		mergeAttributes(&after, r.Attributes, d.settings.Attributes)
 	}
 	if after.DisplayName == "" {
 		after.DisplayName = after.UserName
@@ -654,13 +656,13 @@ func (d *delta) cycles() {
 // mergeAttributes sets the attribute values of a pushed record on u: a
 // push is a delta, so the attributes it does not name stay as they are,
 // and an empty value unassigns its attribute.
-func mergeAttributes(u *User, values []sources.Attribute) {
+func mergeAttributes(u *User, values []sources.Attribute, m *attrs.Model) {
 	doc, err := attrs.Decode([]byte(u.Attrs))
 	if err != nil {
 		doc = attrs.Doc{} // the store hands the engine only documents it wrote
 	}
 	for _, a := range values {
-		setAttribute(u, &doc, a)
+		setAttribute(u, &doc, a, m)
 	}
 	u.Attrs, _ = doc.Encode()
 }

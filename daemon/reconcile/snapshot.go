@@ -36,6 +36,9 @@ type Settings struct {
 	// EmployeeNumberIsExternalID sets the enterprise employeeNumber to the
 	// record's id, as the CSV source defines it.
 	EmployeeNumberIsExternalID bool
+	// Attributes are the configured custom attributes, which records'
+	// attribute paths may name; nil when there are none.
+	Attributes *attrs.Model
 }
 
 // Snapshot is what the directory holds for one source, read at Revision.
@@ -454,7 +457,7 @@ func fieldsOf(r *sources.Record, s Settings) recordFields {
 		var doc attrs.Doc
 		for _, a := range r.Attributes {
 			if a.Value != "" { // a snapshot's empty cell leaves the attribute unassigned
-				setAttribute(&u, &doc, a)
+				setAttribute(&u, &doc, a, s.Attributes)
 			}
 		}
 		u.Attrs, _ = doc.Encode() // a Doc of strings always encodes
@@ -465,8 +468,8 @@ func fieldsOf(r *sources.Record, s Settings) recordFields {
 
 // setAttribute gives u the value of one attribute path: a column of the
 // user, or a place in its document doc ("" unassigns it there).
-func setAttribute(u *User, doc *attrs.Doc, a sources.Attribute) {
-	p, err := attrs.Lookup(a.Path)
+func setAttribute(u *User, doc *attrs.Doc, a sources.Attribute, m *attrs.Model) {
+	p, err := m.Lookup(a.Path)
 	if err != nil {
 		return
 	}

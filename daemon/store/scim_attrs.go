@@ -1,6 +1,8 @@
 package store
 
 import (
+	"strings"
+
 	"github.com/rosterd/roster/daemon/attrs"
 	"github.com/rosterd/roster/scim"
 )
@@ -26,6 +28,14 @@ func attrsOf(u *scim.User) attrs.Doc {
 	}
 	if e := u.Enterprise; e != nil {
 		a.CostCenter, a.Organization, a.Division = e.CostCenter, e.Organization, e.Division
+	}
+	if c := u.Custom; c != nil && len(c.Values) > 0 {
+		// Keyed as attrs.Custom.Key keys them, so that sources and SCIM
+		// clients fill the same place.
+		a.Custom = make(map[string]any, len(c.Values))
+		for k, v := range c.Values {
+			a.Custom[strings.ToLower(k)] = v
+		}
 	}
 	return a
 }
@@ -74,6 +84,9 @@ func decodeUserAttrs(raw []byte, u *scim.User, given, family string) error {
 			u.Enterprise = &scim.EnterpriseUser{}
 		}
 		u.Enterprise.CostCenter, u.Enterprise.Organization, u.Enterprise.Division = a.CostCenter, a.Organization, a.Division
+	}
+	if len(a.Custom) > 0 {
+		u.Custom = &scim.CustomValues{Values: a.Custom} // named and checked by the SCIM handler
 	}
 	return nil
 }

@@ -14,12 +14,26 @@ import (
 
 	"github.com/rosterd/roster/scim"
 	"github.com/rosterd/roster/scim/filter"
+	"github.com/rosterd/roster/scim/schema"
 )
 
-// SCIM returns the store as the directory the SCIM endpoint reads.
-func (s *Store) SCIM() scim.Directory { return &scimDirectory{s: s} }
+// SCIM returns the store as the directory the SCIM endpoint reads, for
+// the User resource type without custom attributes.
+func (s *Store) SCIM() scim.Directory { return s.SCIMFor(schema.Users) }
 
-type scimDirectory struct{ s *Store }
+// SCIMFor is SCIM for the User resource type users, whose custom
+// attributes (schema.NewUsers) filters and sorts may name; the SCIM
+// Handler must serve the same type.
+func (s *Store) SCIMFor(users schema.ResourceType) scim.Directory {
+	r := *scimUsers
+	r.rt = users
+	return &scimDirectory{s: s, users: &r}
+}
+
+type scimDirectory struct {
+	s     *Store
+	users *scimResource
+}
 
 var _ scim.Directory = (*scimDirectory)(nil)
 
@@ -29,6 +43,7 @@ type scimKeyKind uint8
 const (
 	scimKeyText scimKeyKind = iota + 1
 	scimKeyTime
+	scimKeyNumber // a double; +Infinity stands for an unassigned value
 )
 
 // scimSort is a sort order: an expression, ordered with the id as the
@@ -138,7 +153,7 @@ func (l *scimListing) after() (string, []any, error) {
 			return "", nil, fmt.Errorf("cursor key %q: %w", p.Key, scim.ErrInvalidCursor)
 		}
 		key = t
-	case l.sort.kind == scimKeyTime:
+	case l.sort.kind == scimKeyTime || l.sort.kind == scimKeyNumber:
 		f, err := strconv.ParseFloat(p.Key, 64)
 		if err != nil {
 			return "", nil, fmt.Errorf("cursor key %q: %w", p.Key, scim.ErrInvalidCursor)
@@ -325,7 +340,7 @@ const scimUserJoins = " LEFT JOIN users mg ON mg.id = u.manager AND mg.state <> 
 
 // Users lists users (SPEC §6): tombstones never, inactive users too.
 func (d *scimDirectory) Users(ctx context.Context, q scim.Query) (*scim.Page[scim.User], error) {
-	l, err := d.newListing(scimUsers, q)
+	l, err := d.newListing(d.users, q)
 	if err != nil {
 		return nil, err
 	}

@@ -86,6 +86,7 @@ const (
 	scimVersion                     // meta.version: an integer column shown as W/"n"
 	scimConst                       // a constant string, such as meta.resourceType
 	scimNone                        // present in the schema, but not filterable
+	scimNumber                      // integer or decimal (custom attributes)
 )
 
 type scimColumn struct {
@@ -100,6 +101,12 @@ type scimColumn struct {
 	// byKey marks the users' external_id, whose eq is looked up on the
 	// indexes that hold it (see externalIDEq).
 	byKey bool
+	// ctype is the type of a custom attribute (scim_custom.go), ckey its
+	// key in the document's "custom" object, and celem marks one value x
+	// of a multi-valued one.
+	ctype schema.Type
+	ckey  string
+	celem bool
 }
 
 // scimAttr is how one top-level attribute maps to SQL: a column, a
@@ -119,6 +126,9 @@ type scimAttr struct {
 	// array is the key of a multi-valued attribute held as a JSON array
 	// in the users' attrs document; its elements are "x.value".
 	array string
+	// custom is the key of a multi-valued custom attribute, whose values
+	// are x.value too (see customElements).
+	custom string
 	// from and corr name the rows of a table-backed multi-valued
 	// attribute that belong to one resource, and primary orders them
 	// primary first, for sorting by the attribute (RFC 7644 §3.4.2.3).
@@ -454,7 +464,8 @@ func (c *scimCompiler) mergeKey(e filter.Expr, scope map[string]scimColumn) stri
 		return ""
 	}
 	if a.multi {
-		return "multi " + a.sel
+		// JSON-held attributes have no sel: their array names them.
+		return "multi " + a.sel + "|" + a.array + "|" + a.custom
 	}
 	if col, ok := c.eqColumn(e); ok {
 		return "in " + col.sql
@@ -648,11 +659,23 @@ func (c *scimCompiler) lookup(p filter.AttrPath) (scimAttr, error) {
 	if !ok {
 		return scimAttr{}, scimFilterErr("%s has no attribute %q", c.res.rt.Name, p.String())
 	}
-	a, ok := c.res.attrs[scimAttrKey(c.res.rt, owner, def.Name)]
+	a, ok := c.res.attr(owner, def)
 	if !ok {
 		return scimAttr{}, scimFilterErr("%q cannot be used in a filter", p.String())
 	}
 	return a, nil
+}
+
+// attr is the SQL side of an attribute the resource type's schema owner
+// defines: a fixed one, or a custom one of the users.
+func (r *scimResource) attr(owner string, def *schema.Attribute) (scimAttr, bool) {
+	if a, ok := r.attrs[scimAttrKey(r.rt, owner, def.Name)]; ok {
+		return a, true
+	}
+	if r.alias != "u" || owner == schema.UserURN || owner == schema.EnterpriseURN {
+		return scimAttr{}, false
+	}
+	return scimCustomAttr(def)
 }
 
 // attrCond resolves an attribute path and applies cond to the column it
@@ -693,6 +716,10 @@ func (c *scimCompiler) attrInner(p filter.AttrPath, scope map[string]scimColumn,
 	}
 	sub := strings.ToLower(p.Sub)
 	if sub == "" && present {
+		if a.custom != "" {
+			// Present when a value of the declared type is.
+			return c.customPresent(a.subs["value"]), a, nil
+		}
 		if a.multi {
 			return "", a, nil
 		}
@@ -724,6 +751,12 @@ func (c *scimCompiler) attrInner(p filter.AttrPath, scope map[string]scimColumn,
 // in is the condition of a multi-valued attribute: some value meets cond
 // (any value, when cond is empty).
 func (c *scimCompiler) in(a scimAttr, cond string) string {
+	if a.custom != "" {
+		if cond == "" {
+			cond = "1=1"
+		}
+		return "EXISTS (SELECT 1 FROM " + c.customElements(a.custom) + " WHERE " + cond + ")"
+	}
 	if a.array == "" {
 		return a.in(cond, c.pg)
 	}
@@ -745,6 +778,9 @@ func (c *scimCompiler) elements(key string) string {
 // sql is the NOT NULL expression of a column: a value of a JSON
 // document, read the way each database reads one, or its SQL.
 func (c *scimCompiler) sql(col scimColumn) string {
+	if col.ctype != "" {
+		return c.customText(col)
+	}
 	if col.json == "" {
 		return col.sql
 	}
@@ -768,6 +804,9 @@ func (c *scimCompiler) sql(col scimColumn) string {
 
 // present is the condition that the column has a value.
 func (c *scimCompiler) present(col scimColumn) string {
+	if col.ctype != "" {
+		return c.customPresent(col)
+	}
 	switch col.kind {
 	case scimText, scimExact, scimKey:
 		return c.sql(col) + " <> ''"
@@ -820,6 +859,9 @@ func scimLikePattern(op filter.Op, v string) string {
 func (c *scimCompiler) compare(col scimColumn, e *filter.Compare) (string, error) {
 	if col.byKey && e.Op == filter.Eq && e.Value.Kind == filter.KindString && e.Value.Str != "" {
 		return c.externalIDEq(e.Value.Str), nil
+	}
+	if col.ctype != "" && col.kind != scimText && col.kind != scimExact {
+		return c.customCompare(col, e)
 	}
 	col.sql = c.sql(col)
 	cond, err := c.compareValue(col, e)
@@ -980,9 +1022,21 @@ func (c *scimCompiler) sortFor(path string) (scimSort, bool) {
 	if !ok {
 		return scimSort{}, false
 	}
-	a, ok := c.res.attrs[scimAttrKey(c.res.rt, owner, def.Name)]
+	a, ok := c.res.attr(owner, def)
 	if !ok {
 		return scimSort{}, false
+	}
+	if a.col != nil && a.col.ctype != "" {
+		if sub != "" {
+			return scimSort{}, false
+		}
+		return c.customSort(a, *a.col), true
+	}
+	if a.custom != "" {
+		if sub != "" && !strings.EqualFold(sub, "value") {
+			return scimSort{}, false
+		}
+		return c.customSort(a, a.subs["value"]), true
 	}
 	var col scimColumn
 	switch {

@@ -32,19 +32,26 @@ func FuzzSCIMFilter(f *testing.F) {
 		`addresses[type eq "work" and locality sw "Ber"] or title co "eng" and not (nickName pr)`,
 		`urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter eq "" or roles.primary eq true`,
 		`name.honorificPrefix gt "D" and x509Certificates[display ew "\""] and ims.type ne null`,
+		// Custom attributes of every type, including values of another
+		// type than declared (see retyped).
+		customURN + `:floor gt 2 or fte le -0.5 and not (remote eq false)`,
+		`hired ge "2026-01-01T00:00:00Z" and tags[value co "a"] or shifts eq 1 or badge sw "B"`,
+		`wiki pr and not (costCentreCode eq null) or shifts[value gt 2] or tags eq "red" or shifts eq 3`,
+		`floor eq "x" or remote gt true or hired co "2026" or tags eq 1`,
 	} {
 		f.Add(s)
 	}
 	s := storetest.Open(f, store.SQLite)
 	scimtest.Seed(f, s)
-	dir := s.SCIM()
+	retyped(f, s)
+	dir := s.SCIMFor(customUsers)
 	f.Fuzz(func(t *testing.T, in string) {
 		e, err := filter.Parse(in)
 		if err != nil {
 			return
 		}
 		ctx := context.Background()
-		for _, sort := range []string{"", scim.SortDisplayName, "title", "addresses.locality"} {
+		for _, sort := range []string{"", scim.SortDisplayName, "title", "addresses.locality", "floor", "hired", "tags", "remote"} {
 			q := scim.Query{Filter: e, Count: 3, SortBy: sort, Cursor: true}
 			var fe *scim.FilterError
 			if _, err := dir.Users(ctx, q); err != nil && !errors.As(err, &fe) {

@@ -244,9 +244,9 @@ func TestSCIMRemoveAndNoOp(t *testing.T) {
 // leafPaths are the paths of every string attribute a client writes, as
 // filters and sortBy name them: sub-attributes of complex ones, extension
 // attributes with their URN.
-func leafPaths() []string {
+func leafPaths(rt schema.ResourceType) []string {
 	var paths []string
-	for _, sch := range []*schema.Schema{schema.User, schema.Enterprise} {
+	for _, sch := range rt.Schemas() {
 		prefix := ""
 		if sch != schema.User {
 			prefix = sch.ID + ":"
@@ -256,7 +256,10 @@ func leafPaths() []string {
 				continue
 			}
 			if len(a.SubAttributes) == 0 {
-				if a.Type != schema.TypeBoolean {
+				// Strings and references; custom booleans, numbers and
+				// dateTimes have a table of their own
+				// (TestSCIMCustomAttributes).
+				if a.Type == schema.TypeString || a.Type == schema.TypeReference {
 					paths = append(paths, prefix+a.Name)
 				}
 				continue
@@ -303,8 +306,12 @@ func valueAt(doc map[string]any, path string) (string, bool) {
 // sort last ascending, first descending (RFC 7644 §3.4.2.2, §3.4.2.3).
 func TestSCIMFilterEveryAttribute(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
-		e := newSCIMWriteEnv(t, s)
+		// Custom string attributes too: case-insensitive, case-exact, a
+		// reference and a multi-valued one.
+		e := newSCIMWriteEnvFor(t, s, customUsers)
 		full := strings.Replace(everyAttribute, `"mara@example.com",`, `"zz-full",`, 1)
+		full = strings.Replace(full, `"department": "Platform"}`, `"department": "Platform"}, "`+customURN+
+			`": {"costCentreCode": "CC-Ber-1", "badge": "Bx-77", "tags": ["Red", "blue"], "wiki": "https://wiki.example.com/u/m"}`, 1)
 		full = strings.Replace(full, `"department": "Platform"}`, `"department": "Platform", "manager": {"value": "`+e.idOf("anna")+`"}}`, 1)
 		a := want(t, e.do("POST", "/scim/v2/Users", writeTok, full), http.StatusCreated, "", "")
 		b := want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"zz-none"}`), http.StatusCreated, "", "")
@@ -319,7 +326,7 @@ func TestSCIMFilterEveryAttribute(t *testing.T) {
 			}
 			return strings.Join(got, ",")
 		}
-		for _, path := range leafPaths() {
+		for _, path := range leafPaths(customUsers) {
 			if path == "userName" {
 				continue // required: both users have one
 			}

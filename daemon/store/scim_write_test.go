@@ -18,6 +18,7 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
 	"github.com/rosterd/roster/scim"
+	"github.com/rosterd/roster/scim/schema"
 	"github.com/rosterd/roster/sources"
 )
 
@@ -58,6 +59,13 @@ func tokenHash(tok string) string {
 // scim source "idp", beside a csv source "staff" holding anna and bob.
 func newSCIMWriteEnv(t *testing.T, s *store.Store) *scimWriteEnv {
 	t.Helper()
+	return newSCIMWriteEnvFor(t, s, schema.Users)
+}
+
+// newSCIMWriteEnvFor is newSCIMWriteEnv serving the User resource type
+// users (custom attributes).
+func newSCIMWriteEnvFor(t *testing.T, s *store.Store, users schema.ResourceType) *scimWriteEnv {
+	t.Helper()
 	ctx := context.Background()
 	if err := s.SyncSources(ctx, []string{"staff", "idp"}, []string{"csv", "scim"}); err != nil {
 		t.Fatal(err)
@@ -73,7 +81,8 @@ func newSCIMWriteEnv(t *testing.T, s *store.Store) *scimWriteEnv {
 		{Name: "operator", Hash: tokenHash(adminTok), Scopes: []string{config.ScopeAdmin}},
 	}
 	h := scim.NewHandler(scim.Options{
-		Directory:     s.SCIM(),
+		Directory:     s.SCIMFor(users),
+		Users:         users,
 		Writer:        s.SCIMWriter(),
 		Source:        func() string { return e.source },
 		Authenticator: scim.Tokens(func() []config.Token { return tokens }),

@@ -3,10 +3,12 @@ package tasks_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
 	"github.com/rosterd/roster/daemon/tasks"
@@ -125,4 +127,79 @@ func TestPushFields(t *testing.T) {
 			t.Errorf("the same value again: %+v", counts(t, task))
 		}
 	})
+}
+
+// TestCustomColumns fills custom attributes from csv extra_columns, by
+// their full path and bare, on both stores, streamed and whole: the values
+// are stored by type and filtered as such over SCIM, and a cell that is
+// not of the attribute's type fails the task naming the cell.
+func TestCustomColumns(t *testing.T) {
+	const urn = "urn:example:params:scim:schemas:extension:roster:2.0:User"
+	for _, driver := range storetest.Drivers {
+		for _, streamed := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/streamed=%v", driver, streamed), func(t *testing.T) {
+				dir := t.TempDir()
+				file := filepath.Join(dir, "staff.csv")
+				s := storetest.Open(t, driver)
+				ctx := context.Background()
+				yaml := "log:\n  dir: log\nattributes:\n  custom_schema: " + urn + "\n  custom:\n" +
+					"    - {name: costCentreCode, type: string}\n    - {name: floor, type: integer}\n    - {name: remote, type: boolean}\n" +
+					"sources:\n  - name: staff\n    type: csv\n    path: " + file + "\n" +
+					"    extra_columns: [\"" + urn + ":costCentreCode\", floor, \"" + urn + ":remote\"]\n"
+				writeFile(t, filepath.Join(dir, "roster.yaml"), yaml)
+				cfg, err := config.Load(filepath.Join(dir, "roster.yaml"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.SyncSources(ctx, []string{"staff"}, []string{"csv"}); err != nil {
+					t.Fatal(err)
+				}
+				cfg.Limits.StreamFrom = 1 << 40
+				if streamed {
+					cfg.Limits.StreamFrom = 0
+				}
+				r := &tasks.Runner{Store: s, Config: cfg, Log: slog.New(slog.DiscardHandler)}
+				var b strings.Builder
+				for i := range 20 {
+					remote := ""
+					if i%2 == 0 {
+						remote = "true"
+					}
+					fmt.Fprintf(&b, "%03d,Given%d,Family%d,user%d,,,,CC-%d,%d,%s\n", i, i, i, i, i%3, i, remote)
+				}
+				writeFile(t, file, b.String())
+				res, err := r.Sync(ctx, "staff", tasks.Options{Force: true})
+				if err != nil || res.Task.Status != store.StatusSucceeded {
+					t.Fatalf("sync: %v %+v", err, res)
+				}
+				users := scim.UserType(&cfg.Attributes)
+				dir2 := s.SCIMFor(users)
+				f, err := filter.Parse(`floor ge 9 and ` + urn + `:remote eq true and costCentreCode eq "cc-0"`)
+				if err != nil {
+					t.Fatal(err)
+				}
+				page, err := dir2.Users(ctx, scim.Query{Count: 50, Filter: f, SortBy: urn + ":floor"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, u := range page.Resources {
+					scim.ProjectUser(users, u)
+					got = append(got, fmt.Sprintf("%s %v %v", u.UserName, u.Custom.Values["floor"], u.Custom.Values["remote"]))
+				}
+				// floor 9..19, even (remote), i%3 == 0: 12 and 18, by number.
+				if strings.Join(got, " ") != "user12 12 true user18 18 true" {
+					t.Errorf("custom values as SCIM filters them: %v", got)
+				}
+				writeFile(t, file, strings.Replace(b.String(), "CC-1,7,", "CC-1,seven,", 1))
+				res, err = r.Sync(ctx, "staff", tasks.Options{Force: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Task.Status != store.StatusFailed || !strings.Contains(res.Task.Errors, `line 8, column 9 (floor): \"seven\" is not an integer`) {
+					t.Errorf("a cell of the wrong type: %s %s", res.Task.Status, res.Task.Errors)
+				}
+			})
+		}
+	}
 }

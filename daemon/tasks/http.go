@@ -37,7 +37,9 @@ func httpOptions(src *config.Source) httpapi.Options {
 
 // fetch reads and validates an http source's snapshot.
 func (r *Runner) fetch(ctx context.Context, src *config.Source) (*input, error) {
-	res, err := httpapi.Fetch(ctx, httpOptions(src))
+	o := httpOptions(src)
+	o.Check = r.Config.Attributes.Model().Check
+	res, err := httpapi.Fetch(ctx, o)
 	if err != nil {
 		var verr *sources.ValidationError
 		switch {

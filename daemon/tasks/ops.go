@@ -327,7 +327,7 @@ func (r *Runner) ReplaceFile(ctx context.Context, name string, content io.Reader
 	if _, err := tmp.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
-	res, err := csv.Read(ctx, tmp, csv.Options{PasswordMinLength: src.PasswordMinLength, Extra: src.ExtraColumns})
+	res, err := csv.Read(ctx, tmp, csv.Options{PasswordMinLength: src.PasswordMinLength, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check})
 	if err != nil {
 		return err
 	}

@@ -235,7 +235,7 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 	if err != nil {
 		return r.finishFailed(ctx, t, nil, fmt.Errorf("the stored push is not readable: %w", err))
 	}
-	unmapped, errs := push.MapFields(p, src.Fields)
+	unmapped, errs := push.MapFields(p, src.Fields, r.Config.Attributes.Model().Check)
 	if len(errs) > 0 {
 		// The fields changed since the push was accepted.
 		return r.finishFailed(ctx, t, nil, &push.Error{Errors: errs})
@@ -245,7 +245,8 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 		return r.finishFailed(ctx, t, nil, transient(err))
 	}
 	plan := reconcile.PlanPush(p, snap, reconcile.DeltaSettings{OnDelete: src.OnDelete,
-		SkipConflicts: src.OnConflict == config.OnConflictSkip, Adopt: src.OnConflict == config.OnConflictAdopt}, newID)
+		SkipConflicts: src.OnConflict == config.OnConflictSkip, Adopt: src.OnConflict == config.OnConflictAdopt,
+		Attributes: r.Config.Attributes.Model()}, newID)
 	plan.Source = src.Name
 	if len(unmapped) > 0 {
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("custom fields that no entry of the source's fields maps were not stored "+

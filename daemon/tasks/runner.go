@@ -22,6 +22,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/attrs"
 	"github.com/rosterd/roster/daemon/password"
 	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/daemon/store"
@@ -351,7 +352,7 @@ func (r *Runner) plan(ctx context.Context, src *config.Source, in *input, force 
 			return nil, err
 		}
 	}
-	plan := reconcile.PlanSnapshot(in.records, snap, settings(src, force), newID)
+	plan := reconcile.PlanSnapshot(in.records, snap, settings(src, force, r.Config.Attributes.Model()), newID)
 	plan.Source = src.Name
 	plan.Warnings = append(in.warnings, plan.Warnings...)
 	return plan, nil
@@ -361,7 +362,7 @@ func (r *Runner) plan(ctx context.Context, src *config.Source, in *input, force 
 // but a bulk import appends to the indexes instead of writing all over them.
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
-func settings(src *config.Source, force bool) reconcile.Settings {
+func settings(src *config.Source, force bool, model *attrs.Model) reconcile.Settings {
 	return reconcile.Settings{
 		Orphans:                    src.Orphans,
 		ActivateNew:                src.ActivateNew,
@@ -372,6 +373,7 @@ func settings(src *config.Source, force bool) reconcile.Settings {
 		Adopt:                      src.OnConflict == config.OnConflictAdopt,
 		Force:                      force,
 		EmployeeNumberIsExternalID: src.Type == config.TypeCSV,
+		Attributes:                 model,
 	}
 }
 
@@ -447,7 +449,7 @@ func (r *Runner) readCSV(ctx context.Context, src *config.Source, path string, h
 		return nil, fmt.Errorf("open the input of source %s: %w", src.Name, err)
 	}
 	defer f.Close()
-	opts := csv.Options{PasswordMinLength: src.PasswordMinLength, HashedPasswords: hashed, Extra: src.ExtraColumns}
+	opts := csv.Options{PasswordMinLength: src.PasswordMinLength, HashedPasswords: hashed, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check}
 	if r.Progress != nil {
 		opts.Progress = func(n int) { r.Progress(src.Name, "read", n) }
 	}

@@ -78,7 +78,7 @@ func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Sourc
 			return inputErr
 		}
 		defer f.Close()
-		opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Extra: src.ExtraColumns, Each: func(rec sources.Record) error {
+		opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check, Each: func(rec sources.Record) error {
 			fp.records++
 			for _, g := range rec.Groups {
 				if !seen[g] {
@@ -182,7 +182,7 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 	if err != nil {
 		return nil, err
 	}
-	set := settings(src, force)
+	set := settings(src, force, r.Config.Attributes.Model())
 	in := reconcile.StreamInput{Records: first.records, GroupNames: first.groupNames}
 	// The records' ids map to their lines; an id whose user exists gets
 	// what is known of that user instead (reconcile.Known.Pack).
@@ -226,7 +226,7 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 		chunk = chunk[:0]
 		return nil
 	}
-	res, err := csv.Read(ctx, f, csv.Options{HashedPasswords: true, Checked: true, Extra: src.ExtraColumns, Each: func(rec sources.Record) error {
+	res, err := csv.Read(ctx, f, csv.Options{HashedPasswords: true, Checked: true, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check, Each: func(rec sources.Record) error {
 		chunk = append(chunk, rec)
 		if len(chunk) == streamChunk {
 			return apply()

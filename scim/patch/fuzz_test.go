@@ -3,9 +3,11 @@ package patch_test
 import (
 	"encoding/json"
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rosterd/roster/scim/patch"
 	"github.com/rosterd/roster/scim/schema"
@@ -73,17 +75,34 @@ func FuzzResource(f *testing.F) {
 	f.Add(`{"userName":"a","title":"b","addresses":[{"type":"work","locality":"c","primary":"True"}],"shoeSize":1}`)
 	f.Add(`{"USERNAME":"a","urn:ietf:params:scim:schemas:extension:enterprise:2.0:User":{"CostCenter":"x","manager":"y"}}`)
 	f.Add(`{"userName":"a","roles":"admin","x509Certificates":[{"value":1}],"name":{"middleName":null}}`)
+	f.Add(`{"userName":"a","` + customURN + `":{"FLOOR":"3","remote":"true","tags":"x","hired":"2026-01-02T03:04:05+01:00"}}`)
+	f.Add(`{"userName":"a","` + customURN + `:fte":1e400,"` + customURN + `:floor":9007199254740993,"shifts":[1,2.5]}`)
+	f.Add(`{"userName":"a","` + customURN + `":{"title":"x"},"hired":"yesterday","remote":1}`)
 	f.Fuzz(func(t *testing.T, in string) {
 		var doc map[string]any
 		if json.Unmarshal([]byte(in), &doc) != nil {
 			return
 		}
-		out, err := patch.Resource(doc, schema.Users)
+		out, err := patch.Resource(doc, customUsers)
 		if err != nil {
 			checkErr(t, in, err)
 			return
 		}
 		for k, v := range out {
+			if k == customURN {
+				m, ok := v.(map[string]any)
+				if !ok {
+					t.Fatalf("Resource(%q): the custom extension is %T", in, v)
+				}
+				for name, cv := range m {
+					a, ok := customSchema.Attribute(name)
+					if !ok || a.Name != name {
+						t.Fatalf("Resource(%q) kept the custom attribute %q", in, name)
+					}
+					checkCustom(t, in, a, cv)
+				}
+				continue
+			}
 			if k == schema.EnterpriseURN {
 				m, ok := v.(map[string]any)
 				if !ok {
@@ -96,7 +115,7 @@ func FuzzResource(f *testing.F) {
 				}
 				continue
 			}
-			a, _, ok := schema.Users.Lookup("", k, "")
+			a, _, ok := customUsers.Lookup("", k, "")
 			if !ok || a.Name != k {
 				t.Fatalf("Resource(%q) kept the attribute %q", in, k)
 			}
@@ -105,4 +124,54 @@ func FuzzResource(f *testing.F) {
 			}
 		}
 	})
+}
+
+const customURN = "urn:example:params:scim:schemas:extension:roster:2.0:User"
+
+// customSchema declares a custom attribute of every type.
+var customSchema = schema.Custom(customURN, []*schema.Attribute{
+	schema.CustomAttribute("costCentreCode", schema.TypeString, false, false),
+	schema.CustomAttribute("tags", schema.TypeString, true, true),
+	schema.CustomAttribute("remote", schema.TypeBoolean, false, false),
+	schema.CustomAttribute("floor", schema.TypeInteger, false, false),
+	schema.CustomAttribute("shifts", schema.TypeInteger, true, false),
+	schema.CustomAttribute("fte", schema.TypeDecimal, false, false),
+	schema.CustomAttribute("hired", schema.TypeDateTime, false, false),
+	schema.CustomAttribute("wiki", schema.TypeReference, false, false),
+})
+
+var customUsers = schema.NewUsers(customSchema)
+
+// checkCustom fails unless v has a's declared type: an integer within
+// ±2^53, a finite number, a boolean, an RFC 3339 dateTime or a string; an
+// array of them for a multi-valued attribute.
+func checkCustom(t *testing.T, in string, a *schema.Attribute, v any) {
+	t.Helper()
+	vs := []any{v}
+	if a.MultiValued {
+		var ok bool
+		if vs, ok = v.([]any); !ok {
+			t.Fatalf("Resource(%q): multi-valued %s is %T", in, a.Name, v)
+		}
+	}
+	for _, e := range vs {
+		ok := false
+		switch x := e.(type) {
+		case bool:
+			ok = a.Type == schema.TypeBoolean
+		case float64:
+			ok = a.Type == schema.TypeDecimal || a.Type == schema.TypeInteger && x == math.Trunc(x) && math.Abs(x) <= 1<<53
+		case string:
+			switch a.Type {
+			case schema.TypeDateTime:
+				_, err := time.Parse(time.RFC3339Nano, x)
+				ok = err == nil
+			case schema.TypeString, schema.TypeReference:
+				ok = true
+			}
+		}
+		if !ok {
+			t.Fatalf("Resource(%q) kept %v (%T) for %s of type %s", in, e, e, a.Name, a.Type)
+		}
+	}
 }

@@ -207,7 +207,7 @@ func clip(s string) string {
 // encoding/json decodes it. It is all or nothing: on error doc is left as
 // it was. Ops need not come from Decode; they are checked again here.
 func Apply(doc map[string]any, rt schema.ResourceType, ops []Operation) error {
-	if _, ok := schema.ByURN(rt.Schema); !ok {
+	if _, ok := rt.SchemaByURN(rt.Schema); !ok {
 		return scimerr.InvalidPath(fmt.Sprintf("resource type %q has no known schema", rt.Name))
 	}
 	p := &patcher{rt: rt, doc: cloneMap(doc)}

@@ -97,7 +97,7 @@ func put(out map[string]any, rt schema.ResourceType, urn, name string, v any) er
 
 func unknown(rt schema.ResourceType, urn, name string) *scimerr.Error {
 	where := "no schema of the " + rt.Name + " resource type"
-	if s, ok := schema.ByURN(urn); ok {
+	if s, ok := rt.SchemaByURN(urn); ok {
 		where = "the schema " + s.ID
 	}
 	return scimerr.InvalidValue(fmt.Sprintf("attribute %q is in %s (see /Schemas)", clip(name), where))

@@ -111,6 +111,11 @@ func coerceOne(a *schema.Attribute, v any, text string) (any, *scimerr.Error) {
 		if !ok || f != math.Trunc(f) {
 			return nil, bad("an integer")
 		}
+		// Beyond 2^53 a JSON number is not exact in every reader (an
+		// IEEE 754 double), and the stores compare numbers as such.
+		if math.Abs(f) > 1<<53 {
+			return nil, bad("an integer between -2^53 and 2^53")
+		}
 		return f, nil
 	case schema.TypeDecimal:
 		if _, ok := v.(float64); !ok {

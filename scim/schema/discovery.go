@@ -159,11 +159,15 @@ func ServiceProviderConfig(baseURL string, opts ConfigOptions) map[string]any {
 }
 
 // SchemasDocument is the list of schema resources (RFC 7643 §7) served
-// at /Schemas, in the order User, enterprise User, Group. Each entry's
+// at /Schemas: the schemas of each resource type, in order (User,
+// enterprise User, the custom attributes' schema, Group). Each entry's
 // "id" is what /Schemas/{id} looks up. The maps are new on every call,
-// but "attributes" holds the package's own definitions: read them only.
-func SchemasDocument(baseURL string) []map[string]any {
-	schemas := []*Schema{User, Enterprise, Group}
+// but "attributes" holds the definitions themselves: read them only.
+func SchemasDocument(baseURL string, types ...ResourceType) []map[string]any {
+	var schemas []*Schema
+	for _, rt := range types {
+		schemas = append(schemas, rt.Schemas()...)
+	}
 	docs := make([]map[string]any, 0, len(schemas))
 	for _, s := range schemas {
 		docs = append(docs, map[string]any{
@@ -178,11 +182,10 @@ func SchemasDocument(baseURL string) []map[string]any {
 	return docs
 }
 
-// ResourceTypesDocument is the list of resource types (RFC 7643 §6)
+// ResourceTypesDocument is the list of the resource types (RFC 7643 §6)
 // served at /ResourceTypes. Each entry's "id" is what /ResourceTypes/{id}
 // looks up.
-func ResourceTypesDocument(baseURL string) []map[string]any {
-	types := []ResourceType{Users, Groups}
+func ResourceTypesDocument(baseURL string, types ...ResourceType) []map[string]any {
 	docs := make([]map[string]any, 0, len(types))
 	for _, rt := range types {
 		doc := map[string]any{

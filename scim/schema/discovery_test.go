@@ -49,9 +49,25 @@ func golden(t *testing.T, name string, got []byte) {
 	}
 }
 
+// testCustom is the User resource type with a custom attribute of every
+// type roster offers.
+var testCustom = NewUsers(Custom("urn:example:params:scim:schemas:extension:roster:2.0:User", []*Attribute{
+	CustomAttribute("costCentreCode", TypeString, false, false),
+	CustomAttribute("badges", TypeString, true, true),
+	CustomAttribute("remote", TypeBoolean, false, false),
+	CustomAttribute("floor", TypeInteger, false, false),
+	CustomAttribute("fte", TypeDecimal, false, false),
+	CustomAttribute("hired", TypeDateTime, false, false),
+	CustomAttribute("wiki", TypeReference, false, true),
+}))
+
 func TestGolden(t *testing.T) {
-	golden(t, "Schemas.golden.json", render(t, SchemasDocument(testBase)))
-	golden(t, "ResourceTypes.golden.json", render(t, ResourceTypesDocument(testBase)))
+	golden(t, "Schemas.golden.json", render(t, SchemasDocument(testBase, Users, Groups)))
+	golden(t, "ResourceTypes.golden.json", render(t, ResourceTypesDocument(testBase, Users, Groups)))
+	// With custom attributes, their schema follows the enterprise one and
+	// is the User's second extension.
+	golden(t, "Schemas.custom.golden.json", render(t, SchemasDocument(testBase, testCustom, Groups)))
+	golden(t, "ResourceTypes.custom.golden.json", render(t, ResourceTypesDocument(testBase, testCustom, Groups)))
 	golden(t, "ServiceProviderConfig.golden.json", render(t, ServiceProviderConfig(testBase, DefaultConfigOptions())))
 }
 
@@ -66,13 +82,14 @@ func decode[T any](t *testing.T, v any) T {
 }
 
 func TestSchemasDocumentShape(t *testing.T) {
-	docs := decode[[]map[string]any](t, SchemasDocument(testBase+"/"))
-	if len(docs) != 3 {
+	docs := decode[[]map[string]any](t, SchemasDocument(testBase+"/", testCustom, Groups))
+	if len(docs) != 4 {
 		t.Fatalf("%d schemas", len(docs))
 	}
 	for _, d := range docs {
 		id, _ := d["id"].(string)
-		if _, ok := ByURN(id); !ok {
+		_, user := testCustom.SchemaByURN(id)
+		if _, group := Groups.SchemaByURN(id); !user && !group {
 			t.Errorf("schema id %q", id)
 		}
 		for _, k := range []string{"schemas", "id", "name", "description", "attributes", "meta"} {
@@ -104,7 +121,7 @@ func TestSchemasDocumentShape(t *testing.T) {
 }
 
 func TestResourceTypesDocumentShape(t *testing.T) {
-	docs := decode[[]map[string]any](t, ResourceTypesDocument(testBase))
+	docs := decode[[]map[string]any](t, ResourceTypesDocument(testBase, Users, Groups))
 	if len(docs) != 2 {
 		t.Fatalf("%d resource types", len(docs))
 	}
@@ -172,12 +189,12 @@ func TestServiceProviderConfigShape(t *testing.T) {
 // TestDocumentsFresh guards against a caller changing the returned maps
 // and thereby every later answer.
 func TestDocumentsFresh(t *testing.T) {
-	a := SchemasDocument(testBase)
+	a := SchemasDocument(testBase, Users, Groups)
 	a[0]["id"] = "changed"
-	if b := SchemasDocument(testBase); b[0]["id"] == "changed" {
+	if b := SchemasDocument(testBase, Users, Groups); b[0]["id"] == "changed" {
 		t.Error("SchemasDocument shares its maps between calls")
 	}
-	if strings.Contains(string(render(t, ResourceTypesDocument(testBase+"//"))), "//ResourceTypes") {
+	if strings.Contains(string(render(t, ResourceTypesDocument(testBase+"//", Users, Groups))), "//ResourceTypes") {
 		t.Error("trailing slashes of the base URL end up in locations")
 	}
 }

@@ -365,15 +365,9 @@ var Group = &Schema{
 	},
 }
 
-// Users is the User resource type, served at /Users.
-var Users = ResourceType{
-	ID:          "User",
-	Name:        "User",
-	Endpoint:    "/Users",
-	Description: "User Account",
-	Schema:      UserURN,
-	Extensions:  []Extension{{Schema: EnterpriseURN, Required: false}},
-}
+// Users is the User resource type without custom attributes, served at
+// /Users when the configuration declares none (see NewUsers).
+var Users = NewUsers(nil)
 
 // Groups is the Group resource type, served at /Groups.
 var Groups = ResourceType{
@@ -382,6 +376,7 @@ var Groups = ResourceType{
 	Endpoint:    "/Groups",
 	Description: "Group",
 	Schema:      GroupURN,
+	schemas:     []*Schema{Group},
 }
 
 // attr fills in the defaults RFC 7643 §2.2 gives characteristics a

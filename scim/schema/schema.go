@@ -112,7 +112,8 @@ type Extension struct {
 	Required bool
 }
 
-// ResourceType is a resource type served at an endpoint (RFC 7643 §6).
+// ResourceType is a resource type served at an endpoint (RFC 7643 §6),
+// with the definitions of its schemas: NewUsers and Groups make them.
 type ResourceType struct {
 	ID          string
 	Name        string
@@ -120,19 +121,75 @@ type ResourceType struct {
 	Description string
 	Schema      string
 	Extensions  []Extension
+	// schemas are the definitions of Schema and of each extension, in
+	// that order.
+	schemas []*Schema
 }
 
-// ByURN returns the schema with the given id. URNs are compared
-// case-insensitively, as attribute names are (RFC 7643 §2.1): a URN
-// prefixes attribute names in paths, and clients are not consistent
-// about its case.
-func ByURN(urn string) (*Schema, bool) {
-	for _, s := range []*Schema{User, Enterprise, Group} {
+// Schemas returns the definitions of the resource type's core schema and
+// of its extensions, in that order. Read them only.
+func (rt ResourceType) Schemas() []*Schema { return rt.schemas }
+
+// SchemaByURN returns the resource type's schema with the given id. URNs
+// are compared case-insensitively, as attribute names are (RFC 7643
+// §2.1): a URN prefixes attribute names in paths, and clients are not
+// consistent about its case.
+func (rt ResourceType) SchemaByURN(urn string) (*Schema, bool) {
+	for _, s := range rt.schemas {
 		if strings.EqualFold(s.ID, urn) {
 			return s, true
 		}
 	}
 	return nil, false
+}
+
+// NewUsers returns the User resource type: the core User with the
+// enterprise extension and, when custom is not nil, the schema of the
+// custom attributes (see Custom) as a further optional extension.
+func NewUsers(custom *Schema) ResourceType {
+	rt := ResourceType{
+		ID:          "User",
+		Name:        "User",
+		Endpoint:    "/Users",
+		Description: "User Account",
+		Schema:      UserURN,
+		Extensions:  []Extension{{Schema: EnterpriseURN, Required: false}},
+		schemas:     []*Schema{User, Enterprise},
+	}
+	if custom != nil {
+		rt.Extensions = append(rt.Extensions, Extension{Schema: custom.ID, Required: false})
+		rt.schemas = append(rt.schemas, custom)
+	}
+	return rt
+}
+
+// Custom is the schema of the custom attributes declared in the
+// configuration (SPEC §2.1), served at /Schemas under urn; attrs are
+// made by CustomAttribute.
+func Custom(urn string, attrs []*Attribute) *Schema {
+	return &Schema{
+		ID:          urn,
+		Name:        "RosterUser",
+		Description: "Custom attributes of users, declared in roster's configuration (attributes.custom)",
+		Attributes:  attrs,
+	}
+}
+
+// CustomAttribute defines a custom attribute: readWrite, returned by
+// default, not unique, as RFC 7643 §2.2's defaults have it. A reference
+// refers to a resource outside roster ("external").
+func CustomAttribute(name string, typ Type, multiValued, caseExact bool) *Attribute {
+	a := attr(Attribute{
+		Name:        name,
+		Type:        typ,
+		MultiValued: multiValued,
+		CaseExact:   caseExact,
+		Description: "Custom attribute declared in roster's configuration.",
+	})
+	if typ == TypeReference {
+		a.ReferenceTypes = []string{"external"}
+	}
+	return a
 }
 
 // Lookup finds an attribute of the resource type by its schema URN, name
@@ -167,7 +224,7 @@ func (rt ResourceType) lookup(urn, name string) (*Attribute, string, bool) {
 	if name == "" {
 		return nil, "", false
 	}
-	core, ok := ByURN(rt.Schema)
+	core, ok := rt.SchemaByURN(rt.Schema)
 	if !ok {
 		return nil, "", false
 	}
@@ -186,7 +243,7 @@ func (rt ResourceType) lookup(urn, name string) (*Attribute, string, bool) {
 		if urn != "" && !strings.EqualFold(urn, ext.Schema) {
 			continue
 		}
-		s, ok := ByURN(ext.Schema)
+		s, ok := rt.SchemaByURN(ext.Schema)
 		if !ok {
 			continue
 		}

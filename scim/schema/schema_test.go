@@ -313,30 +313,60 @@ func TestWholeModel(t *testing.T) {
 	}
 }
 
-func TestByURN(t *testing.T) {
-	for _, urn := range []string{UserURN, EnterpriseURN, GroupURN, strings.ToLower(EnterpriseURN)} {
-		if s, ok := ByURN(urn); !ok || !strings.EqualFold(s.ID, urn) {
-			t.Errorf("ByURN(%q) = %v, %v", urn, s, ok)
+func TestSchemaByURN(t *testing.T) {
+	custom := "urn:example:params:scim:schemas:extension:roster:2.0:User"
+	for _, urn := range []string{UserURN, EnterpriseURN, strings.ToLower(EnterpriseURN), custom, strings.ToUpper(custom)} {
+		if s, ok := testCustom.SchemaByURN(urn); !ok || !strings.EqualFold(s.ID, urn) {
+			t.Errorf("SchemaByURN(%q) = %v, %v", urn, s, ok)
 		}
 	}
-	for _, urn := range []string{"", SchemaURN, UserURN + ":userName"} {
-		if _, ok := ByURN(urn); ok {
-			t.Errorf("ByURN(%q) found a schema", urn)
+	for _, urn := range []string{"", SchemaURN, GroupURN, UserURN + ":userName"} {
+		if _, ok := testCustom.SchemaByURN(urn); ok {
+			t.Errorf("SchemaByURN(%q) found a schema", urn)
+		}
+	}
+	// The schema of the custom attributes is the User's only where it
+	// was given.
+	if _, ok := Users.SchemaByURN(custom); ok {
+		t.Error("the User type without custom attributes has their schema")
+	}
+	if _, ok := Groups.SchemaByURN(GroupURN); !ok {
+		t.Error("the Group type lacks its schema")
+	}
+}
+
+// TestCustomLookup: custom attributes are found with their URN or
+// without, by any case, and never shadow a core name.
+func TestCustomLookup(t *testing.T) {
+	custom := "urn:example:params:scim:schemas:extension:roster:2.0:User"
+	for path, want := range map[string]string{
+		custom + ":floor": custom,
+		"FLOOR":           custom,
+		"urn:EXAMPLE:params:scim:schemas:extension:roster:2.0:user:Remote": custom,
+		"userName":              UserURN,
+		custom + ":userName":    "",
+		custom + ":floor.value": "",
+		"urn:example:params:scim:schemas:extension:other:2.0:User:floor": "",
+	} {
+		_, owner, ok := testCustom.LookupPath(path)
+		if owner != want || ok != (want != "") {
+			t.Errorf("LookupPath(%q) = %q, %v; want %q", path, owner, ok, want)
 		}
 	}
 }
 
 func FuzzLookupPath(f *testing.F) {
-	for _, s := range []string{"userName", "emails.value", EnterpriseURN + ":manager.value", "meta.lastModified", "a:b.c.d", ":", "."} {
+	for _, s := range []string{"userName", "emails.value", EnterpriseURN + ":manager.value", "meta.lastModified", "a:b.c.d", ":", ".",
+		"urn:example:params:scim:schemas:extension:roster:2.0:User:floor", "hired", "badges.value"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, path string) {
-		for _, rt := range []ResourceType{Users, Groups} {
+		for _, rt := range []ResourceType{Users, Groups, testCustom} {
 			a, urn, ok := rt.LookupPath(path)
 			if ok != (a != nil) || ok != (urn != "") {
 				t.Fatalf("LookupPath(%q) = %v, %q, %v", path, a, urn, ok)
 			}
-			if ok && !strings.EqualFold(urn, rt.Schema) && !strings.EqualFold(urn, EnterpriseURN) {
+			if _, mine := rt.SchemaByURN(urn); ok && !mine {
 				t.Fatalf("LookupPath(%q) on %s answered schema %s", path, rt.ID, urn)
 			}
 		}

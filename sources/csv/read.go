@@ -129,6 +129,9 @@ type Options struct {
 	// column 8+i fills Extra[i] (sources.Record.Attributes). Errors name
 	// such a column by its path.
 	Extra []string
+	// Check checks the values of the Extra columns beyond
+	// sources.CheckAttribute (custom attributes' types); nil: nothing more.
+	Check sources.AttributeCheck
 	// Checked says the input was validated whole before (a raw record
 	// roster has just written): ids and logins are not checked for
 	// duplicates again, which spares a map of every id and login.
@@ -634,7 +637,7 @@ func (p *parser) validate() error {
 				rowOK = false
 				continue
 			}
-			if err := sources.CheckAttribute(path, v); err != "" {
+			if err := p.opts.Check.Check(path, v); err != "" {
 				fail(sources.NewFieldError(f.line, col, path, "%s %s", p.subject(row, f, col, v), err))
 				continue
 			}

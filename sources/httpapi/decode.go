@@ -210,6 +210,7 @@ type validator struct {
 	errs   []sources.FieldError
 	ids    map[string]int
 	logins map[string]int
+	check  sources.AttributeCheck
 }
 
 func newValidator(m *mapping) *validator {
@@ -240,7 +241,7 @@ func (v *validator) record(obj map[string]any, line int) sources.Record {
 			continue
 		}
 		if f.attribute {
-			if why := sources.CheckAttribute(f.name, s); why != "" {
+			if why := v.check.Check(f.name, s); why != "" {
 				v.fail(line, f.name, "%s %s", sources.QuoteValue(s), why)
 				s = ""
 			}

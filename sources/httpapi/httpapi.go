@@ -99,7 +99,10 @@ type Options struct {
 	// Map maps directory fields (see Fields) to JSON pointers inside one
 	// record. Any other name is an attribute path (SPEC §2.1) whose value
 	// goes to Record.Attributes; the configuration has checked it.
-	Map      map[string]string
+	Map map[string]string
+	// Check checks the values of attribute paths in Map beyond
+	// sources.CheckAttribute (custom attributes' types); nil: nothing more.
+	Check    sources.AttributeCheck
 	Timeout  time.Duration // per request, default 30s
 	Retries  int           // retries per request on 429, 5xx and network errors; 0 means none
 	Client   *http.Client  // nil: a client with sane transport timeouts
@@ -298,6 +301,7 @@ func newFetcher(o Options) (*fetcher, error) {
 		return nil, fmt.Errorf("httpapi: %w", err)
 	}
 	f.v = newValidator(f.m)
+	f.v.check = o.Check
 	f.client = o.Client
 	if f.client == nil {
 		f.client, f.ownClient = defaultClient(o.Timeout), true

@@ -20,7 +20,7 @@ func TestMapFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	unmapped, errs := push.MapFields(p, map[string]string{"jobTitle": "title", "cc": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter",
-		"vip": "userType", "mail2": `emails[type eq "work"].value`})
+		"vip": "userType", "mail2": `emails[type eq "work"].value`}, nil)
 	if !slices.Equal(unmapped, []string{"hobbies", "shoe"}) {
 		t.Errorf("unmapped %v", unmapped)
 	}
@@ -32,7 +32,7 @@ func TestMapFields(t *testing.T) {
 	if len(errs) != 1 || errs[0].Index != 1 || errs[0].Field != "mail2" || !strings.Contains(errs[0].Message, `records[1] (mail2): "x@" is not a valid e-mail address`) {
 		t.Errorf("errors %v", errs)
 	}
-	if _, errs := push.MapFields(p, map[string]string{"hobbies": "title"}); len(errs) != 1 || !strings.Contains(errs[0].Message, "must be a string, a number or a boolean") {
+	if _, errs := push.MapFields(p, map[string]string{"hobbies": "title"}, nil); len(errs) != 1 || !strings.Contains(errs[0].Message, "must be a string, a number or a boolean") {
 		t.Errorf("a mapped array: %v", errs)
 	}
 }

@@ -100,7 +100,9 @@ var userKeys = map[string]bool{"uid": true, "username": true, "nickname": true, 
 // fields no entry maps, sorted, for the task's warning: their values stay
 // in the raw record only. A mapped field that is not text or not a valid
 // value is an error naming the record and the field.
-func MapFields(p *Payload, fields map[string]string) (unmapped []string, errs []RecordError) {
+//
+// check checks values beyond sources.CheckAttribute (nil: nothing more).
+func MapFields(p *Payload, fields map[string]string, check sources.AttributeCheck) (unmapped []string, errs []RecordError) {
 	seen := map[string]bool{}
 	for i := range p.Users {
 		u := &p.Users[i]
@@ -120,7 +122,7 @@ func MapFields(p *Payload, fields map[string]string) (unmapped []string, errs []
 				errs = append(errs, RecordError{Index: u.Index, Field: f.Name,
 					Message: fmt.Sprintf("records[%d] (%s): is longer than %d bytes", u.Index, f.Name, maxText)})
 			default:
-				if why := sources.CheckAttribute(path, f.Value); why != "" {
+				if why := check.Check(path, f.Value); why != "" {
 					errs = append(errs, RecordError{Index: u.Index, Field: f.Name,
 						Message: fmt.Sprintf("records[%d] (%s): %s %s", u.Index, f.Name, sources.QuoteMember(f.Value), why)})
 					continue
