@@ -55,6 +55,9 @@ const maxDepartments = 1000
 
 // Payload is one validated push.
 type Payload struct {
+	// Raw is the body Decode read, byte for byte: what the push's raw
+	// record keeps (SPEC §5).
+	Raw []byte
 	// SourceName is NocoBase's "sourceName", "" when absent.
 	SourceName  string
 	DataType    string
@@ -252,7 +255,7 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 	if err := strictJSON(body, &top); err != nil {
 		return nil, &Error{Errors: []RecordError{{Index: -1, Message: "the body is not a JSON object: " + err.Error()}}}
 	}
-	p := &Payload{}
+	p := &Payload{Raw: body}
 	p.SourceName, _ = d.text(-1, "sourceName", top["sourceName"], false)
 	p.DataType, _ = d.text(-1, "dataType", top["dataType"], false)
 	switch p.DataType {
