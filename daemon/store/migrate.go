@@ -223,6 +223,17 @@ var migrations = []migration{
 	}, []string{
 		`CREATE INDEX users_updated_at ON users (julianday(updated_at))`,
 	}},
+	// Owners of pushed departments (NocoBase's isOwner, SPEC §3.3), by the
+	// department's uid: a user may own a department that has not arrived
+	// yet, and keeps owning it when it is deleted and comes back.
+	{8, "department owners", []string{
+		`CREATE TABLE department_owners (
+			source TEXT NOT NULL,
+			dept_uid TEXT NOT NULL,
+			user_id TEXT NOT NULL,
+			PRIMARY KEY (source, dept_uid, user_id))`,
+		`CREATE INDEX department_owners_user ON department_owners (user_id)`,
+	}, nil, nil},
 }
 
 // Latest is the schema version this build needs.

@@ -159,11 +159,12 @@ func ServiceProviderConfig(baseURL string, opts ConfigOptions) map[string]any {
 }
 
 // SchemasDocument is the list of schema resources (RFC 7643 §7) served
-// at /Schemas, in the order User, enterprise User, Group. Each entry's
+// at /Schemas, in the order User, enterprise User, Group, roster's Group
+// extension. Each entry's
 // "id" is what /Schemas/{id} looks up. The maps are new on every call,
 // but "attributes" holds the package's own definitions: read them only.
 func SchemasDocument(baseURL string) []map[string]any {
-	schemas := []*Schema{User, Enterprise, Group}
+	schemas := []*Schema{User, Enterprise, Group, RosterGroup}
 	docs := make([]map[string]any, 0, len(schemas))
 	for _, s := range schemas {
 		docs = append(docs, map[string]any{

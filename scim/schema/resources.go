@@ -365,6 +365,41 @@ var Group = &Schema{
 	},
 }
 
+// RosterGroup is roster's Group extension: who owns a department that a
+// push source keeps (NocoBase's isOwner). Only the source writes it.
+var RosterGroup = &Schema{
+	ID:          RosterGroupURN,
+	Name:        "RosterGroup",
+	Description: "roster's Group extension: the owners of a pushed department",
+	Attributes: []*Attribute{
+		multi(Attribute{
+			Name:        "owners",
+			Description: "Users who own the department (NocoBase's isOwner); set by the push source that keeps the department.",
+			Mutability:  ReadOnly,
+			SubAttributes: []*Attribute{
+				attr(Attribute{
+					Name:        "value",
+					Description: "id of the owner.",
+					Mutability:  ReadOnly,
+				}),
+				attr(Attribute{
+					Name:           "$ref",
+					Type:           TypeReference,
+					Description:    "URI of the owner.",
+					CaseExact:      true,
+					Mutability:     ReadOnly,
+					ReferenceTypes: []string{"User"},
+				}),
+				attr(Attribute{
+					Name:        "display",
+					Description: "Name of the owner, for display.",
+					Mutability:  ReadOnly,
+				}),
+			},
+		}),
+	},
+}
+
 // Users is the User resource type, served at /Users.
 var Users = ResourceType{
 	ID:          "User",
@@ -382,6 +417,7 @@ var Groups = ResourceType{
 	Endpoint:    "/Groups",
 	Description: "Group",
 	Schema:      GroupURN,
+	Extensions:  []Extension{{Schema: RosterGroupURN, Required: false}},
 }
 
 // attr fills in the defaults RFC 7643 §2.2 gives characteristics a
