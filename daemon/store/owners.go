@@ -66,7 +66,7 @@ type GroupRow struct {
 	Parent      string  `json:"parent,omitempty"`
 	Members     int     `json:"members"`   // users, deleted ones aside
 	SubGroups   int     `json:"subGroups"` // groups held as members
-	Owners      []Owner `json:"owners"`
+	Owners      []Owner `json:"owners" gorm:"-"`
 }
 
 // groupRowSQL reads groups with their parent and counts.
