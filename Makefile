@@ -35,6 +35,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzParsePath ./daemon/attrs/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzDecode ./sources/push/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzPasswordNeverInPushErrors ./sources/push/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzRawPages ./daemon/tasks/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzDecodePage ./sources/httpapi/
 
 # deployment artifacts of deploy/, checked with the tools operators use:

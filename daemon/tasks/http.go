@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,7 +33,9 @@ import (
 //	 "content_type": "application/json", "body": <the body, byte for byte>},
 //	...]}
 //
-// A body that is JSON (and UTF-8) stands in "body" exactly as it came; one
+// A body that is JSON (and UTF-8) stands in "body" exactly as it came (the
+// white space around it also in "body_lead" and "body_trail", which JSON
+// readers drop, so that RawPages gives back every byte); one
 // that is not (the malformed page that failed a task) is "body_text", a
 // JSON string, or "body_base64" when it is not even UTF-8. URLs are
 // redacted like in messages. A retry or an approval reads the pages from
@@ -168,6 +171,21 @@ func (pw *pageWriter) page(p httpapi.Page) error {
 	pw.write(head[:len(head)-1])
 	switch {
 	case utf8.Valid(p.Body) && json.Valid(p.Body):
+		// The white space around the value is in the file too; noting
+		// it lets RawPages give back every byte (JSON drops it).
+		core := bytes.TrimLeft(p.Body, " \t\r\n")
+		lead := p.Body[:len(p.Body)-len(core)]
+		trail := core[len(bytes.TrimRight(core, " \t\r\n")):]
+		for _, ws := range []struct {
+			key string
+			b   []byte
+		}{{"body_lead", lead}, {"body_trail", trail}} {
+			if len(ws.b) > 0 {
+				text, _ := json.Marshal(string(ws.b))
+				pw.write([]byte(`,"` + ws.key + `":`))
+				pw.write(text)
+			}
+		}
 		pw.write([]byte(`,"body":`))
 		pw.write(p.Body)
 	case utf8.Valid(p.Body):
@@ -190,12 +208,14 @@ func (pw *pageWriter) close() error {
 	return pw.err
 }
 
-// RawPages reads the page bodies of an http source's raw record, as the
-// upstream sent them.
+// RawPages reads the page bodies of an http source's raw record, byte for
+// byte as the upstream sent them.
 func RawPages(data []byte) ([][]byte, error) {
 	var raw struct {
 		Pages []struct {
 			Body       json.RawMessage `json:"body"`
+			Lead       string          `json:"body_lead"`
+			Trail      string          `json:"body_trail"`
 			BodyText   *string         `json:"body_text"`
 			BodyBase64 *string         `json:"body_base64"`
 		} `json:"pages"`
@@ -215,7 +235,7 @@ func RawPages(data []byte) ([][]byte, error) {
 			}
 			bodies[i] = b
 		default:
-			bodies[i] = p.Body
+			bodies[i] = slices.Concat([]byte(p.Lead), p.Body, []byte(p.Trail))
 		}
 	}
 	return bodies, nil

@@ -218,7 +218,7 @@ func rawPagesAre(t *testing.T, r *tasks.Runner, task *store.Task, sent [][]byte)
 		t.Fatalf("raw record %s holds %d pages, %d were sent", task.RawRecord, len(bodies), len(sent))
 	}
 	for i := range sent {
-		if !bytes.Equal(bytes.TrimSpace(bodies[i]), bytes.TrimSpace(sent[i])) {
+		if !bytes.Equal(bodies[i], sent[i]) {
 			t.Errorf("page %d of the raw record:\n%q\nwas sent as\n%q", i+1, bodies[i], sent[i])
 		}
 		if json.Valid(sent[i]) && !bytes.Contains(raw, sent[i]) {
