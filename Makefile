@@ -2,7 +2,7 @@
 GO        ?= go
 FUZZTIME  ?= 10s
 PKGS      := ./...
-STREAMED  := ^(TestScenario|TestSourceSettings|TestSyncValidFile|TestCheck|TestUploadListsEveryError|TestApproveAppliesTheHeldPlan|TestRetryKeepsItsOwnRawRecord|TestKillDuringSync|TestKillAfterCommit|TestSecretsStayHidden|TestFaultFileChangedWhileRead|TestFaultRawRecordUnwritable|TestSync.*)$$
+STREAMED  := ^(TestScenario|TestSourceSettings|TestSyncValidFile|TestCheck|TestUploadListsEveryError|TestApproveAppliesTheHeldPlan|TestRetryKeepsItsOwnRawRecord|TestKillDuringSync|TestKillAfterCommit|TestSecretsStayHidden|TestFaultFileChangedWhileRead|TestFaultRawRecordUnwritable|TestRawRecord.*|TestSync.*)$$
 
 .PHONY: build test unit deploy-check fuzz lint bench bench-large screenshots demo clean soak
 
@@ -35,6 +35,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzParsePath ./daemon/attrs/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzDecode ./sources/push/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzPasswordNeverInPushErrors ./sources/push/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzRawPages ./daemon/tasks/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzDecodePage ./sources/httpapi/
 
 # deployment artifacts of deploy/, checked with the tools operators use:

@@ -171,6 +171,9 @@ type Limits struct {
 	// still running then is stopped in the database and answered 503
 	// with Retry-After.
 	QueryTimeout Duration `yaml:"query_timeout"`
+	// PushWait bounds how long NocoBase's push path waits for a push to be
+	// applied before it answers with the queued task instead (SPEC §3.3).
+	PushWait Duration `yaml:"push_wait"`
 }
 
 // Tasks configures automatic retries and the task history.
@@ -365,6 +368,7 @@ func defaults(dir string) *Config {
 			PushQueue:    50000,
 			StreamFrom:   4 * MiB,
 			QueryTimeout: Duration(10 * time.Second),
+			PushWait:     Duration(30 * time.Second),
 		},
 		Tasks: Tasks{
 			MaxRetries: 3,

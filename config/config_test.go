@@ -79,7 +79,7 @@ func TestGoodFiles(t *testing.T) {
 			equal(t, "Store", c.Store, Store{Driver: DriverSQLite, DSN: testdata(t, "roster.db"), PurgeDeletedAfter: Duration(720 * time.Hour)})
 			equal(t, "Log", c.Log, Log{Level: "info", Format: "text", Dir: testdata(t, "log"), KeepRaw: Duration(720 * time.Hour)})
 			equal(t, "Limits", c.Limits, Limits{RequestBody: 10 << 20, PushBody: 64 << 20, PushQueue: 50000, StreamFrom: 4 << 20,
-				QueryTimeout: Duration(10 * time.Second)})
+				QueryTimeout: Duration(10 * time.Second), PushWait: Duration(30 * time.Second)})
 			equal(t, "Tasks", c.Tasks, Tasks{MaxRetries: 3, Keep: Duration(2160 * time.Hour)})
 			equal(t, "Tokens", c.Tokens, []Token{{
 				Name:   "okta",
@@ -112,7 +112,7 @@ func TestGoodFiles(t *testing.T) {
 			equal(t, "Log.Dir", c.Log.Dir, "/var/log/roster")
 			equal(t, "Log.SlogLevel", c.Log.SlogLevel().String(), "DEBUG")
 			equal(t, "Limits", c.Limits, Limits{RequestBody: 512 << 10, PushBody: 1 << 30, PushQueue: 0, StreamFrom: 0,
-				QueryTimeout: Duration(2500 * time.Millisecond)})
+				QueryTimeout: Duration(2500 * time.Millisecond), PushWait: Duration(5 * time.Second)})
 			equal(t, "Tasks", c.Tasks, Tasks{MaxRetries: 0, Keep: Duration(36 * time.Hour)})
 			equal(t, "ops push scope", c.Tokens[2].HasScope("push:workday"), true)
 			equal(t, "entra push scope", c.Tokens[0].HasScope("push:workday"), false)
@@ -284,7 +284,8 @@ func TestBadFiles(t *testing.T) {
 			{14, "limits.push_body", `unknown unit "gb"`},
 			{15, "limits.push_queue", "must be zero (no bound) or more"},
 			{16, "limits.query_timeout", "must be greater than zero"},
-			{18, "tasks.max_retries", "must not be negative"},
+			{17, "limits.push_wait", "must be greater than zero"},
+			{19, "tasks.max_retries", "must not be negative"},
 		}},
 		{"required.bad.yaml", []want{
 			{2, "tokens[0].name", "is required"},
@@ -509,7 +510,7 @@ func TestDefault(t *testing.T) {
 	equal(t, "Log.Dir", c.Log.Dir, filepath.Join(dir, "log"))
 	equal(t, "Log.SlogLevel", c.Log.SlogLevel().String(), "INFO")
 	equal(t, "Limits", c.Limits, Limits{RequestBody: 10 * MiB, PushBody: 64 * MiB, PushQueue: 50000, StreamFrom: 4 * MiB,
-		QueryTimeout: Duration(10 * time.Second)})
+		QueryTimeout: Duration(10 * time.Second), PushWait: Duration(30 * time.Second)})
 	equal(t, "Tasks", c.Tasks, Tasks{MaxRetries: 3, Keep: Duration(90 * 24 * time.Hour)})
 	equal(t, "len(Sources)", len(c.Sources), 1)
 	api, ok := c.Source("api")

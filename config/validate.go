@@ -66,6 +66,7 @@ func validate(cfg *Config, c *collector) {
 		c.check("limits.push_body", "must be greater than zero")
 	}
 	c.positive("limits.query_timeout", cfg.Limits.QueryTimeout)
+	c.positive("limits.push_wait", cfg.Limits.PushWait)
 	if cfg.Tasks.MaxRetries < 0 {
 		c.check("tasks.max_retries", "must not be negative")
 	}

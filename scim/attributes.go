@@ -170,7 +170,7 @@ func (p *projection) extension(key string) string {
 // include is what the Directory has to load for the response.
 func (p *projection) include() Include {
 	if p.rt.ID == schema.Groups.ID {
-		return Include{Members: p.wants("members")}
+		return Include{Members: p.wants("members"), Owners: p.wants(rosterGroup + "owners")}
 	}
 	return Include{
 		Emails:       p.wants("emails"),
@@ -179,7 +179,10 @@ func (p *projection) include() Include {
 	}
 }
 
-var enterprise = schema.EnterpriseURN + ":"
+var (
+	enterprise  = schema.EnterpriseURN + ":"
+	rosterGroup = schema.RosterGroupURN + ":"
+)
 
 func (p *projection) user(u *User) {
 	for _, f := range []struct {
@@ -303,6 +306,13 @@ func (p *projection) group(g *Group) {
 	g.Members = p.references("members", g.Members)
 	g.Meta = p.meta(g.Meta)
 	g.Schemas = []string{schema.GroupURN}
+	if g.Roster != nil {
+		if g.Roster.Owners = p.references(rosterGroup+"owners", g.Roster.Owners); len(g.Roster.Owners) == 0 {
+			g.Roster = nil
+		} else {
+			g.Schemas = append(g.Schemas, schema.RosterGroupURN)
+		}
+	}
 }
 
 func (p *projection) multiValues(key string, vs []MultiValue) []MultiValue {

@@ -73,10 +73,11 @@ type Include struct {
 	PhoneNumbers bool // User phoneNumbers
 	Groups       bool // User groups (direct memberships)
 	Members      bool // Group members
+	Owners       bool // Group owners (roster's Group extension)
 }
 
 // All includes every multi-valued attribute.
-var All = Include{Emails: true, PhoneNumbers: true, Groups: true, Members: true}
+var All = Include{Emails: true, PhoneNumbers: true, Groups: true, Members: true, Owners: true}
 
 // Position is where a cursor page ends: the sort value and the id of its
 // last resource. Key is the Directory's own encoding of the sort value;

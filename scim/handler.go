@@ -533,6 +533,11 @@ func (h *Handler) finishGroup(g *Group, base string) {
 			m.Ref = base + "/Users/" + m.Value
 		}
 	}
+	if g.Roster != nil {
+		for i := range g.Roster.Owners {
+			g.Roster.Owners[i].Ref = base + "/Users/" + g.Roster.Owners[i].Value
+		}
+	}
 }
 
 // discovery answers the endpoints of RFC 7644 §4. Query parameters are

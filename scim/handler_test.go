@@ -677,10 +677,10 @@ func TestDiscovery(t *testing.T) {
 		t.Errorf("ResourceTypes/Group %v", m)
 	}
 	l = e.get("/scim/v2/Schemas").list(t)
-	if *l.TotalResults != 3 || l.Resources[1]["id"] != enterprise {
+	if *l.TotalResults != 4 || l.Resources[1]["id"] != enterprise || l.Resources[3]["id"] != schema.RosterGroupURN {
 		t.Errorf("Schemas %+v", l)
 	}
-	for _, id := range []string{schema.UserURN, strings.ToLower(enterprise), schema.GroupURN} {
+	for _, id := range []string{schema.UserURN, strings.ToLower(enterprise), schema.GroupURN, schema.RosterGroupURN} {
 		if m := e.get("/scim/v2/Schemas/" + id).object(t); !strings.EqualFold(m["id"].(string), id) {
 			t.Errorf("Schemas/%s: %v", id, m["id"])
 		}

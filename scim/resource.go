@@ -161,11 +161,20 @@ type Group struct {
 	ExternalID  string      `json:"externalId,omitempty"`
 	DisplayName string      `json:"displayName,omitempty"`
 	Members     []Reference `json:"members,omitempty"`
-	Meta        *Meta       `json:"meta,omitempty"`
+	// Roster is roster's Group extension (schema.RosterGroupURN); nil
+	// when it holds nothing.
+	Roster *GroupExtension `json:"urn:rosterd:params:scim:schemas:extension:roster:2.0:Group,omitempty"`
+	Meta   *Meta           `json:"meta,omitempty"`
 	// MembersPending is set by a Directory that is a MemberReader and
 	// left the group's members unread (Members is empty): the Handler
 	// reads them in pieces as it writes the answer.
 	MembersPending bool `json:"-"`
+}
+
+// GroupExtension is roster's Group extension: the owners of a department
+// a push source keeps (NocoBase's isOwner).
+type GroupExtension struct {
+	Owners []Reference `json:"owners,omitempty"`
 }
 
 // Meta is a resource's metadata. A Directory sets Created, LastModified

@@ -25,6 +25,11 @@ type Record struct {
 	// stored raw record set PasswordHash instead and leave Password empty.
 	Password     string
 	PasswordHash string
+	// PasswordAt is where Password stands in the input's bytes (csv), so
+	// that the task's raw record can keep the input as it arrived with
+	// only that cell replaced by its hash (SPEC §5); zero when there is no
+	// clear password.
+	PasswordAt Span
 	// Active is nil when the source does not say; the engine then applies
 	// its own rules (activate_new, orphans, restore).
 	Active *bool
@@ -34,6 +39,12 @@ type Record struct {
 	// unassigned.
 	Attributes []Attribute
 }
+
+// Span is a range of bytes [Start, End) of an input.
+type Span struct{ Start, End int64 }
+
+// Empty reports whether the span holds no byte.
+func (s Span) Empty() bool { return s.End <= s.Start }
 
 // Attribute is the value a record gives an attribute path of the
 // directory (SPEC §2.1), such as title or

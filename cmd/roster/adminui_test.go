@@ -7,6 +7,8 @@ package main
 // README's pictures in docs/img), else into the test's temporary folder.
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"image/png"
 	"os"
@@ -15,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rosterd/roster/daemon/store"
 )
 
 func TestAdminUIBrowser(t *testing.T) {
@@ -35,12 +39,15 @@ func TestAdminUIBrowser(t *testing.T) {
 	w := newWorkdir(t, "sqlite")
 	const token = "e2e-browser-admin-token"
 	hash := strings.TrimSpace(runRoster(t, w.dir, token, nil, "token").stdout)
+	const pushToken = "e2e-browser-push-token"
+	pushHash := strings.TrimSpace(runRoster(t, w.dir, pushToken, nil, "token").stdout)
 	people := basePeople()
 	w.write(t, "staff.csv", csvOf(people))
 	// hr's file is invalid: its first sync at start fails.
 	w.write(t, "hr.csv", "h1,Ann,Able,ann,ann@example.com,,\nh2,Ben,Baker,ben,ben@,,\nh3,Cy,Cole,,cy@example.com,,\n")
 	w.write(t, "roster.yaml", fmt.Sprintf("listen: 127.0.0.1:0\nlog:\n  dir: log\n  format: json\n"+
 		"store:\n  driver: sqlite\n  dsn: %s\ntokens:\n  - name: ops\n    hash: %s\n    scopes: [admin]\n"+
+		"  - name: pusher\n    hash: "+pushHash+"\n    scopes: [\"push:api\"]\n"+
 		"sources:\n  - name: staff\n    type: csv\n    path: staff.csv\n    watch: false\n    schedule: \"@daily\"\n"+
 		"  - name: hr\n    type: csv\n    path: hr.csv\n    watch: false\n  - name: api\n    type: push\n",
 		yamlQuote(w.dsn), hash))
@@ -147,8 +154,8 @@ func TestAdminUIBrowser(t *testing.T) {
 		}
 	}
 	shot("task-failed")
-	// Fixed, the retry reads the file afresh (the task failed before its
-	// input was stored).
+	// Fixed, the retry reads the file afresh (the task's input was
+	// invalid: its raw record explains the failure, it is not run again).
 	w.write(t, "hr.csv", "h1,Ann,Able,ann,ann@example.com,,\nh2,Ben,Baker,ben,ben@example.com,,\nh3,Cy,Cole,cy,cy@example.com,,\n")
 	b.find("#retry").click()
 	b.waitURL("?flash=retried")
@@ -191,6 +198,83 @@ func TestAdminUIBrowser(t *testing.T) {
 	b.navigate(p.base + "/admin/users")
 	shot("users")
 
+	// Deactivate and activate a user with the buttons of the Users page.
+	b.find("#deactivate-user03").click()
+	b.waitURL("flash=deactivated")
+	if u := w.state(t, "staff").Users[ext(3)]; u.Active || u.StateReason != "admin" {
+		t.Fatalf("user03 after Deactivate: %+v", u)
+	}
+	if !b.has("#activate-user03") || b.has("#deactivate-user03") {
+		t.Fatalf("the Users page after Deactivate: %s", b.text("table.users"))
+	}
+	b.find("#activate-user03").click()
+	b.waitURL("flash=activated")
+	if u := w.state(t, "staff").Users[ext(3)]; !u.Active {
+		t.Fatalf("user03 after Activate: %+v", u)
+	}
+
+	// A push waits behind the source's lock, held here: its task's page
+	// shows it queued and follows it, without a click, to its end.
+	st := w.open(t)
+	defer st.Close()
+	e := &pushEnv{w: w, p: p, s: st}
+	unlock, err := st.TryLockSource(context.Background(), "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, body := e.do(t, pushToken, "POST", "/api/v1/sources/api/push", `{"dataType": "department", "records": [
+		{"uid": "1", "title": "Zentrale"}, {"uid": "2", "title": "Entwicklung", "parentUid": "1"}, {"uid": "3", "title": "Vertrieb", "parentUid": "1"}]}`)
+	var queued taskJSON
+	if err := json.Unmarshal(body, &queued); err != nil || code != 202 {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	b.navigate(fmt.Sprintf("%s/admin/tasks/%d", p.base, queued.ID))
+	if got := b.text("#status"); got != "queued" {
+		t.Fatalf("the pushed task's page shows %q, want queued", got)
+	}
+	unlock()
+	b.waitText("#status", "succeeded", 60*time.Second)
+	if u := b.url(); u != fmt.Sprintf("%s/admin/tasks/%d", p.base, queued.ID) {
+		t.Errorf("the task page moved to %s", u)
+	}
+	if b.has("meta[http-equiv=refresh]") {
+		t.Error("the page of an ended task still refreshes")
+	}
+
+	// Groups: the departments as a tree, with owners and member counts.
+	code, _, body = e.do(t, pushToken, "POST", "/api/v1/sources/api/push", `{"dataType": "user", "records": [
+		{"uid": "u1", "username": "jweiss", "departments": [{"uid": "2", "isOwner": true}]},
+		{"uid": "u2", "username": "zschaefer", "departments": ["2"]}]}`)
+	var users taskJSON
+	if err := json.Unmarshal(body, &users); err != nil || code != 202 {
+		t.Fatalf("push: %d %s", code, body)
+	}
+	if tk := e.waitDone(t, users.ID); tk.Status != store.StatusSucceeded {
+		t.Fatalf("the pushed users: %s %s", tk.Status, tk.Errors)
+	}
+	groups, _, err := st.ListGroups(context.Background(), store.GroupFilter{Source: "api", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]string{}
+	for _, g := range groups {
+		ids[g.DisplayName] = g.ID
+	}
+	b.navigate(p.base + "/admin")
+	b.find(`header nav a[href="/admin/groups"]`).click()
+	b.waitURL("/admin/groups")
+	dev := fmt.Sprintf("#group-%s #group-%s", ids["Zentrale"], ids["Entwicklung"])
+	if !b.has(dev) || !b.has(fmt.Sprintf("#group-%s #group-%s", ids["Zentrale"], ids["Vertrieb"])) {
+		t.Fatalf("the Groups page does not nest the departments under Zentrale: %s", b.text("#source-api"))
+	}
+	if got := b.text(dev); !strings.Contains(got, "2 members") || !strings.Contains(got, "owners: jweiss") {
+		t.Errorf("Entwicklung on the Groups page: %q", got)
+	}
+	if got := b.text("#source-staff"); !strings.Contains(got, "Sales") || !strings.Contains(got, "Eng") {
+		t.Errorf("staff's groups on the Groups page: %q", got)
+	}
+	shot("groups")
+
 	// On a phone.
 	b.viewport(390, 844)
 	b.navigate(p.base + "/admin")
@@ -204,7 +288,7 @@ func TestAdminUIBrowser(t *testing.T) {
 		t.Fatalf("after logout /admin went to %s", u)
 	}
 
-	for _, name := range []string{"login", "overview", "upload-errors", "task", "tasks", "task-failed", "task-held", "users", "overview-phone"} {
+	for _, name := range []string{"login", "overview", "upload-errors", "task", "tasks", "task-failed", "task-held", "users", "groups", "overview-phone"} {
 		f, err := os.Open(filepath.Join(screenshotDir, "admin-"+name+".png"))
 		if err != nil {
 			t.Fatal(err)

@@ -695,7 +695,8 @@ func (e *pushEnv) nocobase(t *testing.T, token string, want int, body string) no
 
 // TestPushNocoBase: NocoBase's path answers in NocoBase's shape after the
 // push is applied, takes the source from "sourceName" (default api) and
-// reports a conflicting record by its index.
+// reports a failed push as a failure (422, code 422) naming the
+// conflicting record by its index.
 func TestPushNocoBase(t *testing.T) {
 	for _, driver := range storetest.Drivers {
 		t.Run(driver, func(t *testing.T) {
@@ -739,11 +740,12 @@ func TestPushNocoBase(t *testing.T) {
 
 			// Record 1's login is held by the staff file's user05: the
 			// task fails and names the record.
-			a = e.nocobase(t, tokPushAll, 200, `{"sourceName": "hr", "dataType": "user", "records": [
+			// NocoBase's answer says so: a non-zero code, not success.
+			a = e.nocobase(t, tokPushAll, 422, `{"sourceName": "hr", "dataType": "user", "records": [
 				{"uid": "n-4", "username": "quinn"},
 				{"uid": "n-5", "username": "user05"}]}`)
 			r = a.Result[0]
-			if r.Status != store.StatusFailed || len(r.Failed) == 0 {
+			if *a.Code != 422 || !strings.Contains(a.Message, "failed") || r.Status != store.StatusFailed || len(r.Failed) == 0 {
 				t.Fatalf("a conflicting NocoBase push: %+v", a)
 			}
 			if f := r.Failed[0]; f.Index != 1 || f.Field != "username" || !strings.Contains(f.Message, "records[1]") {

@@ -141,6 +141,8 @@ func New(o Options) *Handler {
 	h.route("/api/v1/tasks/{id}/approve", bodySmall, method{http.MethodPost, h.approveTask})
 	h.route("/api/v1/tasks/{id}/reject", bodySmall, method{http.MethodPost, h.rejectTask})
 	h.route("/api/v1/users/{id}", bodySmall, method{http.MethodPatch, h.patchUser})
+	h.route("/api/v1/groups", bodySmall, method{http.MethodGet, h.listGroups})
+	h.route("/api/v1/groups/{id}", bodySmall, method{http.MethodGet, h.getGroup})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound,
 			Message: fmt.Sprintf("no admin API endpoint at %s: see the README's \"Admin API\" section", r.URL.Path)})

@@ -174,6 +174,8 @@ func New(o Options) *Handler {
 	h.mux.Handle("POST /admin/tasks/{id}/{action}", h.action(h.taskAction))
 	h.mux.Handle("GET /admin/users", h.page(h.userList))
 	h.mux.Handle("GET /admin/users/{id}", h.page(h.userPage))
+	h.mux.Handle("POST /admin/users/{id}/active", h.action(h.setActive))
+	h.mux.Handle("GET /admin/groups", h.page(h.groupTree))
 	h.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Error: "There is no page at this address."})
 	})

@@ -428,6 +428,7 @@ type userListData struct {
 	Users        []store.UserRow
 	Total        int64
 	From, To     int
+	Offset       int
 	Search       string
 	Newer, Older string
 }
@@ -441,12 +442,12 @@ func (h *Handler) userList(w http.ResponseWriter, r *http.Request, s *sess) {
 		h.fail(w, r, s, err)
 		return
 	}
-	d := userListData{Users: users, Total: total, Search: f.Search}
+	d := userListData{Users: users, Total: total, Search: f.Search, Offset: f.Offset}
 	if len(users) > 0 {
 		d.From, d.To = f.Offset+1, f.Offset+len(users)
 	}
 	d.Newer, d.Older = pageLinks("/admin/users", url.Values{"q": {f.Search}}, f.Limit, f.Offset, total)
-	h.render(w, r, http.StatusOK, "users", &view{Title: "Users", Nav: "users", Data: d, s: s})
+	h.render(w, r, http.StatusOK, "users", &view{Title: "Users", Nav: "users", Flash: flash(r), Data: d, s: s})
 }
 
 // pageLinks are the links to the pages before and after the one shown ("" when
@@ -567,4 +568,94 @@ func flatten(v any) ([]attrRow, error) {
 		return err
 	}
 	return rows, walk("", "")
+}
+
+// setActive activates or deactivates a user (the form's active is "true"
+// or "false"), as PATCH /api/v1/users/{id} does, and goes back to the
+// page the form was on.
+func (h *Handler) setActive(w http.ResponseWriter, r *http.Request, s *sess) {
+	id := r.PathValue("id")
+	var active bool
+	switch r.PostForm.Get("active") {
+	case "true":
+		active = true
+	case "false":
+	default:
+		h.render(w, r, http.StatusBadRequest, "error", &view{Title: "Bad request", Error: "The form must say active=true or active=false.", s: s})
+		return
+	}
+	u, err := h.o.Store.SetActiveByAdmin(r.Context(), id, active)
+	if errors.Is(err, store.ErrNotFound) {
+		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found",
+			Error: fmt.Sprintf("No user %q in the directory (deleted users cannot be changed).", id), s: s})
+		return
+	}
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	h.o.Log.Info("admin page: user's active flag set", "user", u.ID, "source", u.Source, "active", u.Active, "token", s.name)
+	code := "deactivated"
+	if active {
+		code = "activated"
+	}
+	back := url.Values{"flash": {code}}
+	if q := r.PostForm.Get("q"); q != "" {
+		back.Set("q", q)
+	}
+	if o := r.PostForm.Get("offset"); o != "" {
+		back.Set("offset", o)
+	}
+	http.Redirect(w, r, "/admin/users?"+back.Encode(), http.StatusSeeOther)
+}
+
+// groupNode is a group in the Groups page's tree.
+type groupNode struct {
+	store.GroupRow
+	Children []*groupNode
+}
+
+// groupTreeData is the Groups page: each source's groups as a tree of
+// departments (a group held by another as a member is its child).
+type groupTreeData struct {
+	Sources []groupSource
+	Total   int
+	Shown   int
+}
+
+type groupSource struct {
+	Name  string
+	Roots []*groupNode
+}
+
+// maxTreeGroups bounds the groups the Groups page draws.
+const maxTreeGroups = 5000
+
+func (h *Handler) groupTree(w http.ResponseWriter, r *http.Request, s *sess) {
+	rows, total, err := h.o.Store.ListGroups(r.Context(), store.GroupFilter{Limit: maxTreeGroups})
+	if err != nil {
+		h.fail(w, r, s, err)
+		return
+	}
+	nodes := make(map[string]*groupNode, len(rows))
+	for i := range rows {
+		nodes[rows[i].ID] = &groupNode{GroupRow: rows[i]}
+	}
+	d := groupTreeData{Total: int(total), Shown: len(rows)}
+	bySource := map[string]int{}
+	for i := range rows {
+		n := nodes[rows[i].ID]
+		if p := nodes[n.Parent]; p != nil && p != n {
+			p.Children = append(p.Children, n)
+			continue
+		}
+		k, ok := bySource[n.Source]
+		if !ok {
+			k = len(d.Sources)
+			bySource[n.Source] = k
+			d.Sources = append(d.Sources, groupSource{Name: n.Source})
+		}
+		d.Sources[k].Roots = append(d.Sources[k].Roots, n)
+	}
+	h.render(w, r, http.StatusOK, "groups", &view{Title: "Groups", Nav: "groups", Flash: flash(r), Data: d, s: s})
 }

@@ -48,7 +48,7 @@ type uploadErrors struct {
 	Errors  []sources.FieldError
 }
 
-var pageNames = []string{"login", "error", "overview", "tasks", "task", "users", "user"}
+var pageNames = []string{"login", "error", "overview", "tasks", "task", "users", "user", "groups"}
 
 func parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
@@ -92,6 +92,8 @@ var flashes = map[string]string{
 	"rejected":       "The held plan was rejected; nothing was written.",
 	"retire":         "The retirement is planned and held: read who it removes, then approve or reject it.",
 	"loggedout":      "You are logged out.",
+	"activated":      "The user was activated; syncs of its source keep that while the user is in the source.",
+	"deactivated":    "The user was deactivated; syncs of its source keep that while the user is in the source.",
 }
 
 func flash(r *http.Request) string { return flashes[r.URL.Query().Get("flash")] }

@@ -10,13 +10,20 @@
 // order pushes were accepted.
 //
 // NocoBase's clients expect the outcome in the answer, so on its path the
-// handler waits (up to Options.Wait) for the push to be applied and answers
-// 200 {"code": 0, "message": "success", "result": [summary]}, where the
-// summary has the task id and status, the counts per action and the failed
-// records (index, uid, field, message). A push that is not applied within
-// the wait is answered 202 with "message": "accepted" and its task id; it
-// is applied all the same. Errors keep the shape, with "code" the HTTP
-// status and "message" the reason. The body's "sourceName" names the
+// handler waits (up to limits.push_wait, 30s by default) for the push to be
+// applied and answers with what happened, in NocoBase's envelope
+// {"code", "message", "result": [summary]}: the summary has the task id and
+// status, the counts per action, one result per record (index, uid,
+// status "applied", "failed" or "not_applied", and its errors) and the
+// failed records (index, uid, field, message). "code" is 0 only when the
+// push was applied (HTTP 200). A push whose task failed is answered 422
+// (503 when it failed for a transient reason and is queued again), "code"
+// the same and "message" the first error. A push not applied within the
+// wait is answered 202, "code" 202, with its task id; it is applied all
+// the same, and /api/v1/tasks/{id} follows it. The wait polls the task's
+// row in the store, so it sees the outcome whichever replica applies the
+// push. Errors before the push is stored keep the shape, with "code" the
+// HTTP status and "message" the reason. The body's "sourceName" names the
 // source there (default "api").
 //
 // Tokens need the scope push:NAME or push:*. An unknown source is 404; a
@@ -60,8 +67,8 @@ type Options struct {
 	Applied func(source string)
 	// Task reads a task, for the NocoBase path's wait.
 	Task func(ctx context.Context, id int64) (*store.Task, error)
-	// Wait bounds how long the NocoBase path waits for the outcome; 0 is
-	// DefaultWait.
+	// Wait, when not 0, overrides limits.push_wait: how long the NocoBase
+	// path waits for the outcome.
 	Wait time.Duration
 	// Observe, when set, counts every answer by source and status code;
 	// source is "" when the request named no configured source.
@@ -73,14 +80,8 @@ type Options struct {
 // the source has too many records waiting (limits.push_queue).
 const RetryAfter = 2
 
-// DefaultWait is how long the NocoBase path waits for a push to be applied.
-const DefaultWait = 30 * time.Second
-
 // New returns the push API; mount it for both paths.
 func New(o Options) http.Handler {
-	if o.Wait == 0 {
-		o.Wait = DefaultWait
-	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -147,14 +148,42 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, source string, n
 		writeJSON(w, http.StatusAccepted, tasks.ViewOf(task, nil))
 		return
 	}
-	done := h.wait(r.Context(), task)
-	s := summarize(done, p)
-	if done.Status == store.StatusQueued || done.Status == store.StatusRunning {
-		writeJSON(w, http.StatusAccepted, nocobaseAnswer{Code: 0, Message: "accepted", Result: []summary{s}})
-		return
+	wait := h.o.Wait
+	if wait == 0 {
+		wait = time.Duration(cfg.Limits.PushWait)
 	}
-	code = http.StatusOK
-	writeJSON(w, http.StatusOK, nocobaseAnswer{Code: 0, Message: "success", Result: []summary{s}})
+	done := h.wait(r.Context(), task, wait)
+	s := summarize(done, p)
+	var a nocobaseAnswer
+	switch done.Status {
+	case store.StatusSucceeded:
+		code, a = http.StatusOK, nocobaseAnswer{Code: 0, Message: "success"}
+	case store.StatusFailed:
+		code = http.StatusUnprocessableEntity
+		msg := fmt.Sprintf("the push was stored as task %d, and its task failed: %s", done.ID, firstError(s))
+		if done.Transient {
+			code = http.StatusServiceUnavailable
+			msg += "; it failed for a transient reason and is applied again automatically"
+		}
+		a = nocobaseAnswer{Code: code, Message: msg}
+	default:
+		code = http.StatusAccepted
+		a = nocobaseAnswer{Code: code, Message: fmt.Sprintf("accepted but not applied within limits.push_wait (%s): "+
+			"task %d is %s; follow it at /api/v1/tasks/%d", wait, done.ID, done.Status, done.ID)}
+	}
+	a.Result = []summary{s}
+	writeJSON(w, code, a)
+}
+
+// firstError is the message of a failed task's first error.
+func firstError(s summary) string {
+	switch len(s.Failed) {
+	case 0:
+		return "no error was recorded"
+	case 1:
+		return s.Failed[0].Message
+	}
+	return fmt.Sprintf("%s (and %d more errors)", s.Failed[0].Message, len(s.Failed)-1)
 }
 
 // accept authenticates, reads, validates and stores one push.
@@ -276,8 +305,8 @@ func (h *handler) source(cfg *config.Config, name string, tok *config.Token) *fa
 
 // wait polls the task until it ends, the wait is over or the client left.
 // Polling the store works whichever replica applies the push.
-func (h *handler) wait(ctx context.Context, t *store.Task) *store.Task {
-	deadline := time.Now().Add(h.o.Wait)
+func (h *handler) wait(ctx context.Context, t *store.Task, wait time.Duration) *store.Task {
+	deadline := time.Now().Add(wait)
 	tick := 10 * time.Millisecond
 	for time.Now().Before(deadline) {
 		select {
@@ -309,8 +338,26 @@ type summary struct {
 	Status   string             `json:"status,omitempty"`
 	DataType string             `json:"dataType,omitempty"`
 	Counts   json.RawMessage    `json:"counts,omitempty"`
+	Records  []recordResult     `json:"records,omitempty"`
 	Failed   []push.RecordError `json:"failed"`
 }
+
+// recordResult is the outcome of one record of a push. A push is applied
+// in one transaction: when any record fails, the others are not applied.
+type recordResult struct {
+	Index  int      `json:"index"`
+	UID    string   `json:"uid"`
+	Status string   `json:"status"`
+	Errors []string `json:"errors,omitempty"`
+}
+
+// Record outcomes in a summary.
+const (
+	recordApplied    = "applied"
+	recordFailed     = "failed"
+	recordNotApplied = "not_applied"
+	recordWaiting    = "queued"
+)
 
 func summarize(t *store.Task, p *push.Payload) summary {
 	s := summary{TaskID: t.ID, Status: t.Status, DataType: p.DataType, Failed: []push.RecordError{}}
@@ -322,6 +369,32 @@ func summarize(t *store.Task, p *push.Payload) summary {
 		for _, e := range errs {
 			s.Failed = append(s.Failed, push.RecordError{Index: recordIndex(e.Message), Field: e.Field, Message: e.Message})
 		}
+	}
+	byIndex := map[int][]string{}
+	for _, f := range s.Failed {
+		if f.Index >= 0 {
+			byIndex[f.Index] = append(byIndex[f.Index], f.Message)
+		}
+	}
+	status := recordWaiting
+	switch t.Status {
+	case store.StatusSucceeded:
+		status = recordApplied
+	case store.StatusFailed:
+		status = recordNotApplied
+	}
+	add := func(index int, uid string) {
+		r := recordResult{Index: index, UID: uid, Status: status, Errors: byIndex[index]}
+		if len(r.Errors) > 0 {
+			r.Status = recordFailed
+		}
+		s.Records = append(s.Records, r)
+	}
+	for _, u := range p.Users {
+		add(u.Index, u.UID)
+	}
+	for _, d := range p.Departments {
+		add(d.Index, d.UID)
 	}
 	return s
 }

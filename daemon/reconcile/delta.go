@@ -409,6 +409,10 @@ func (d *delta) remove(r *push.User, before *User) {
 	case d.settings.OnDelete == OnDeleteDelete:
 		after.Active, after.State, after.StateReason = false, StateDeleted, ReasonSource
 		after.Groups, after.PendingGroups = nil, nil
+		for _, uid := range before.Owns {
+			d.plan.OwnerRemoves = append(d.plan.OwnerRemoves, Pending{DeptUID: uid, MemberID: before.ID})
+		}
+		after.Owns = nil
 		c.Action = Delete
 		d.plan.Counts.Deleted++
 	case before.State == StateActive:
@@ -428,8 +432,11 @@ func (d *delta) remove(r *push.User, before *User) {
 // departments makes the user's memberships the record's list: existing
 // departments become memberships, others wait as pending ones.
 func (d *delta) departments(u *User, r *push.User) {
-	var member, waiting []string
+	var member, waiting, owns []string
 	for _, ref := range r.Departments {
+		if ref.IsOwner {
+			owns = append(owns, ref.UID)
+		}
 		if d.groups[ref.UID] != nil {
 			member = append(member, ref.UID)
 		} else {
@@ -462,6 +469,20 @@ func (d *delta) departments(u *User, r *push.User) {
 		}
 	}
 	u.Groups, u.PendingGroups = member, waiting
+	slices.Sort(owns)
+	owned, owning := set(u.Owns), set(owns)
+	d.work += len(u.Owns) + len(owns)
+	for _, uid := range owns {
+		if !owned[uid] {
+			d.plan.OwnerAdds = append(d.plan.OwnerAdds, Pending{DeptUID: uid, MemberID: u.ID})
+		}
+	}
+	for _, uid := range u.Owns {
+		if !owning[uid] {
+			d.plan.OwnerRemoves = append(d.plan.OwnerRemoves, Pending{DeptUID: uid, MemberID: u.ID})
+		}
+	}
+	u.Owns = owns
 	u.DepartmentUID = r.MainDepartment()
 	u.Department = ""
 	if g := d.groups[u.DepartmentUID]; g != nil {

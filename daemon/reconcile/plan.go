@@ -61,6 +61,9 @@ type User struct {
 	// Source is the owner of a user of another source (one a record may
 	// adopt); "" for the source's own users.
 	Source string `json:"source,omitempty"`
+	// Owns are, for pushed users, the uids of the departments the user is
+	// an owner of (NocoBase's isOwner), sorted; they need not have arrived.
+	Owns []string `json:"owns,omitempty"`
 }
 
 // Group is a group owned by the source. Pushed departments have their uid
@@ -160,6 +163,10 @@ type Plan struct {
 	MembershipRemoves []Membership `json:"membership_removes,omitempty"`
 	PendingAdds       []Pending    `json:"pending_adds,omitempty"`
 	PendingRemoves    []Pending    `json:"pending_removes,omitempty"`
+	// OwnerAdds and OwnerRemoves make users owners of departments, or
+	// no longer, by the departments' uids (MemberID is the user's id).
+	OwnerAdds    []Pending `json:"owner_adds,omitempty"`
+	OwnerRemoves []Pending `json:"owner_removes,omitempty"`
 
 	Warnings []string             `json:"warnings,omitempty"`
 	Errors   []sources.FieldError `json:"errors,omitempty"`
@@ -184,7 +191,8 @@ func (p *Plan) Empty() bool {
 		}
 	}
 	return len(p.GroupCreates)+len(p.GroupRenames)+len(p.GroupDeletes)+
-		len(p.MembershipAdds)+len(p.MembershipRemoves)+len(p.PendingAdds)+len(p.PendingRemoves) == 0
+		len(p.MembershipAdds)+len(p.MembershipRemoves)+len(p.PendingAdds)+len(p.PendingRemoves)+
+		len(p.OwnerAdds)+len(p.OwnerRemoves) == 0
 }
 
 // Key is the identity of a login name or group name: lower-cased, in

@@ -34,6 +34,8 @@ func TestPlanEmpty(t *testing.T) {
 		{"group delete", reconcile.Plan{GroupDeletes: []reconcile.Group{g}}, false},
 		{"membership add", reconcile.Plan{MembershipAdds: []reconcile.Membership{m}}, false},
 		{"membership remove", reconcile.Plan{MembershipRemoves: []reconcile.Membership{m}}, false},
+		{"owner add", reconcile.Plan{OwnerAdds: []reconcile.Pending{{DeptUID: "d-1", MemberID: "u-1"}}}, false},
+		{"owner remove", reconcile.Plan{OwnerRemoves: []reconcile.Pending{{DeptUID: "d-1", MemberID: "u-1"}}}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

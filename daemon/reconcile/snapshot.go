@@ -511,5 +511,6 @@ func changedFields(a, b *User) []string {
 	add("active", a.Active != b.Active)
 	add("password", b.PasswordHash != "")
 	add("groups", !slices.Equal(a.Groups, b.Groups) || !slices.Equal(a.PendingGroups, b.PendingGroups))
+	add("owns", !slices.Equal(a.Owns, b.Owns))
 	return f
 }

@@ -374,6 +374,20 @@ func (a *applier) pending(p *reconcile.Plan) error {
 			return fmt.Errorf("remove a membership in department %q: %w", pm.DeptUID, err)
 		}
 	}
+	// Owners are kept by the department's uid, so that they need no
+	// pending state: the department may come later, or go and come back.
+	for _, o := range p.OwnerRemoves {
+		if err := a.exec(`DELETE FROM department_owners WHERE source = ? AND dept_uid = ? AND user_id = ?`,
+			a.source, o.DeptUID, o.MemberID); err != nil {
+			return fmt.Errorf("remove an owner of department %q: %w", o.DeptUID, err)
+		}
+	}
+	for _, o := range p.OwnerAdds {
+		if err := a.exec(`INSERT INTO department_owners (source, dept_uid, user_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+			a.source, o.DeptUID, o.MemberID); err != nil {
+			return fmt.Errorf("record an owner of department %q: %w", o.DeptUID, err)
+		}
+	}
 	return nil
 }
 

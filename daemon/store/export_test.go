@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 
 	"gorm.io/gorm"
@@ -73,4 +75,25 @@ func SetMembersPerPage(n int) func() {
 	old := membersPerPage
 	membersPerPage = n
 	return func() { membersPerPage = old }
+}
+
+// Rerun applies migration version again, as Migrate would on a database
+// that lacks it, whatever migrations come after it.
+func (s *Store) Rerun(ctx context.Context, version int) error {
+	for _, m := range migrations {
+		if m.version != version {
+			continue
+		}
+		stmts := append(slices.Clone(m.stmts), m.sqlite...)
+		if s.driver == Postgres {
+			stmts = append(slices.Clone(m.stmts), m.postgres...)
+		}
+		for _, stmt := range stmts {
+			if err := s.db.WithContext(ctx).Exec(s.dialect(stmt)).Error; err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	return fmt.Errorf("no migration %d", version)
 }

@@ -223,12 +223,23 @@ var migrations = []migration{
 	}, []string{
 		`CREATE INDEX users_updated_at ON users (julianday(updated_at))`,
 	}},
+	// Owners of pushed departments (NocoBase's isOwner, SPEC §3.3), by the
+	// department's uid: a user may own a department that has not arrived
+	// yet, and keeps owning it when it is deleted and comes back.
+	{8, "department owners", []string{
+		`CREATE TABLE department_owners (
+			source TEXT NOT NULL,
+			dept_uid TEXT NOT NULL,
+			user_id TEXT NOT NULL,
+			PRIMARY KEY (source, dept_uid, user_id))`,
+		`CREATE INDEX department_owners_user ON department_owners (user_id)`,
+	}, nil, nil},
 	// A held task that a newer task of its source superseded (SPEC §5,
 	// see Task.AfterSave) no longer waits for anyone. Tasks held before
 	// roster marked them are marked now, so that
 	// roster_sync_tasks_waiting{status="held"} (and the RosterTaskHeld
 	// alert) clears and tasks.keep removes them.
-	{11, "superseded held tasks", []string{
+	{9, "superseded held tasks", []string{
 		`UPDATE tasks SET status = 'superseded' WHERE status = 'held' AND EXISTS (
 			SELECT 1 FROM tasks n WHERE n.source = tasks.source AND n.id > tasks.id
 				AND n.status IN ('succeeded', 'skipped', 'held') AND NOT n.dry_run)`,

@@ -386,10 +386,26 @@ func (s *Store) pushUserIDs(ctx context.Context, source string, keys PushKeys) (
 func (s *Store) pushUsers(ctx context.Context, source string, ids []string, snap *reconcile.DeltaSnapshot) error {
 	db := s.db.WithContext(ctx)
 	batch := max(s.batchRows(), 500)
-	groups := map[string][]string{}
+	groups, owns := map[string][]string{}, map[string][]string{}
 	for start := 0; start < len(ids); start += batch {
 		chunk := ids[start:min(start+batch, len(ids))]
-		rows, err := db.Raw(`SELECT m.member_id, g.external_id FROM memberships m JOIN groups g ON g.id = m.group_id
+		rows, err := db.Raw(`SELECT user_id, dept_uid FROM department_owners WHERE user_id IN ? AND source = ?`, chunk, source).Rows()
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var uid, dept string
+			if err := rows.Scan(&uid, &dept); err != nil {
+				rows.Close()
+				return err
+			}
+			owns[uid] = append(owns[uid], dept)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		rows, err = db.Raw(`SELECT m.member_id, g.external_id FROM memberships m JOIN groups g ON g.id = m.group_id
 			WHERE m.member_id IN ? AND g.source = ?`, chunk, source).Rows()
 		if err != nil {
 			return err
@@ -447,7 +463,7 @@ func (s *Store) pushUsers(ctx context.Context, source string, ids []string, snap
 	}
 	for i := range snap.Users {
 		u := &snap.Users[i]
-		u.Groups, u.PendingGroups = sorted(groups[u.ID]), sorted(pending[u.ID])
+		u.Groups, u.PendingGroups, u.Owns = sorted(groups[u.ID]), sorted(pending[u.ID]), sorted(owns[u.ID])
 	}
 	return nil
 }

@@ -512,6 +512,26 @@ func (d *scimDirectory) Groups(ctx context.Context, q scim.Query) (*scim.Page[sc
 	}
 	page.Resources = page.Resources[:len(ids)] // drop the row that told whether more follow
 	page.Total, page.Next = total, next
+	if len(ids) > 0 && q.Include.Owners {
+		owners, err := d.s.GroupOwners(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		for gid, os := range owners {
+			g := byID[gid]
+			if g == nil {
+				continue
+			}
+			g.Roster = &scim.GroupExtension{}
+			for _, o := range os {
+				display := o.DisplayName
+				if display == "" {
+					display = o.UserName
+				}
+				g.Roster.Owners = append(g.Roster.Owners, scim.Reference{Value: o.UserID, Display: display})
+			}
+		}
+	}
 	if len(ids) == 0 || !q.Include.Members {
 		return page, nil
 	}

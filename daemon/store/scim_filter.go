@@ -337,6 +337,17 @@ var scimGroups = &scimResource{
 				"$ref": {kind: scimNone},
 			},
 		},
+		scimAttrKey(schema.Groups, schema.RosterGroupURN, "owners"): {
+			multi: true, key: "g.id",
+			sel: "SELECT og.id FROM department_owners o JOIN groups og ON og.source = o.source AND og.external_id = o.dept_uid AND og.keyed " +
+				"JOIN users ou ON ou.id = o.user_id",
+			where: "ou.state <> 'deleted'",
+			subs: map[string]scimColumn{
+				"value":   {kind: scimExact, sql: "o.user_id"},
+				"display": {kind: scimText, sql: scimDisplay("ou")},
+				"$ref":    {kind: scimNone},
+			},
+		},
 		"meta": scimMeta("g", "Group"),
 	},
 	sorts: map[string]scimSort{

@@ -234,7 +234,7 @@ func (s *Store) Expire(ctx context.Context, tombstonesBefore, tasksBefore time.T
 	tombstonesBefore, tasksBefore = tombstonesBefore.UTC(), tasksBefore.UTC()
 	err = db.Transaction(func(tx *gorm.DB) error {
 		const purged = `SELECT id FROM users WHERE state = 'deleted' AND deleted_at < ?`
-		for _, table := range []string{"user_emails", "user_phone_numbers"} {
+		for _, table := range []string{"user_emails", "user_phone_numbers", "department_owners"} {
 			if err := tx.Exec(`DELETE FROM `+table+` WHERE user_id IN (`+purged+`)`, tombstonesBefore).Error; err != nil {
 				return err
 			}

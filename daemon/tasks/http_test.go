@@ -1,6 +1,7 @@
 package tasks_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -25,6 +26,17 @@ type upstream struct {
 	people []map[string]any
 	broken bool // answer a malformed body
 	srv    *httptest.Server
+	// sent are the bodies answered, in order.
+	sent [][]byte
+}
+
+// take returns the bodies sent since the last call.
+func (u *upstream) take() [][]byte {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	sent := u.sent
+	u.sent = nil
+	return sent
 }
 
 func newUpstream(t *testing.T, n int) *upstream {
@@ -41,6 +53,7 @@ func newUpstream(t *testing.T, n int) *upstream {
 		u.mu.Lock()
 		defer u.mu.Unlock()
 		if u.broken {
+			u.sent = append(u.sent, []byte("{\"data\": [{\"id\": 1,"))
 			fmt.Fprint(w, `{"data": [{"id": 1,`)
 			return
 		}
@@ -51,7 +64,12 @@ func newUpstream(t *testing.T, n int) *upstream {
 		if end < len(u.people) {
 			body["links"] = map[string]any{"next": fmt.Sprintf("/people?page=%d", page+1)}
 		}
-		json.NewEncoder(w).Encode(body)
+		// Indented, with a trailing line break: the raw record must keep
+		// every byte.
+		b, _ := json.MarshalIndent(body, "", "\t")
+		b = append(b, '\n')
+		u.sent = append(u.sent, b)
+		w.Write(b)
 	}))
 	t.Cleanup(u.srv.Close)
 	return u
@@ -116,17 +134,17 @@ func TestHTTPSourceSync(t *testing.T) {
 		if _, err := r.Sync(t.Context(), "staff", tasks.Options{}); err != nil {
 			t.Fatal(err)
 		}
+		up.take()
 		res := sync(tasks.Options{})
 		if res.Task.Status != store.StatusSucceeded || counts(t, res.Task).Created != 7 || len(hrUsers(t, s)) != 7 {
 			t.Fatalf("first sync: %s %s %s", res.Task.Status, res.Task.Counts, res.Task.Errors)
 		}
-		raw, err := os.ReadFile(filepath.Join(r.Config.Dir, res.Task.RawRecord))
-		if err != nil || !strings.HasSuffix(res.Task.RawRecord, ".json") || !strings.Contains(string(raw), `"userName": "p7"`) {
-			t.Fatalf("raw record %s: %v %s", res.Task.RawRecord, err, raw)
+		// The raw record holds the pages byte for byte as they were sent.
+		rawPagesAre(t, r, res.Task, up.take())
+		if res = sync(tasks.Options{}); res.Task.Status != store.StatusSkipped || res.Task.RawRecord != "" {
+			t.Fatalf("unchanged upstream: %s, raw record %q", res.Task.Status, res.Task.RawRecord)
 		}
-		if res = sync(tasks.Options{}); res.Task.Status != store.StatusSkipped {
-			t.Fatalf("unchanged upstream: %s", res.Task.Status)
-		}
+		up.take()
 
 		// A malformed answer fails the task and changes nothing.
 		up.mu.Lock()
@@ -137,6 +155,8 @@ func TestHTTPSourceSync(t *testing.T) {
 		if v := tasks.ViewOf(res.Task, nil); res.Task.Status != store.StatusFailed || !strings.Contains(v.Errors[0].Message, "page 1") {
 			t.Fatalf("malformed body: %s %+v", res.Task.Status, v.Errors)
 		}
+		// The page that failed the task is kept, and the task points to it.
+		rawPagesAre(t, r, res.Task, up.take())
 		if hrUsers(t, s)["p7"] != "active" {
 			t.Fatal("a failed fetch changed the directory")
 		}
@@ -159,14 +179,50 @@ func TestHTTPSourceSync(t *testing.T) {
 		up.mu.Lock()
 		up.people[0]["login"] = "SAM"
 		up.mu.Unlock()
+		up.take()
 		res = sync(tasks.Options{})
 		if res.Task.Status != store.StatusFailed || res.Task.RawRecord == "" {
 			t.Fatalf("conflict: %s %s", res.Task.Status, res.Task.Errors)
 		}
+		sent := up.take()
+		rawPagesAre(t, r, res.Task, sent)
 		r.Config.Sources[1].OnConflict = config.OnConflictSkip
 		retry, err := r.Retry(t.Context(), res.Task.ID, "")
 		if err != nil || retry.Task.Status != store.StatusSucceeded || counts(t, retry.Task).Skipped != 1 {
 			t.Fatalf("retry: %+v %v", retry, err)
 		}
+		if again := up.take(); len(again) != 0 {
+			t.Errorf("the retry read %d pages from the upstream, want none", len(again))
+		}
+		// The retry keeps the same input as its own raw record.
+		rawPagesAre(t, r, retry.Task, sent)
 	})
+}
+
+// rawPagesAre checks that task's raw record holds the pages sent, byte
+// for byte, each one visible in the file as it came.
+func rawPagesAre(t *testing.T, r *tasks.Runner, task *store.Task, sent [][]byte) {
+	t.Helper()
+	if task.RawRecord == "" || !strings.HasSuffix(task.RawRecord, ".json") {
+		t.Fatalf("task %d (%s): raw record %q", task.ID, task.Status, task.RawRecord)
+	}
+	raw, err := os.ReadFile(filepath.Join(r.Config.Dir, task.RawRecord))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies, err := tasks.RawPages(raw)
+	if err != nil {
+		t.Fatalf("raw record %s: %v\n%s", task.RawRecord, err, raw)
+	}
+	if len(bodies) != len(sent) || len(sent) == 0 {
+		t.Fatalf("raw record %s holds %d pages, %d were sent", task.RawRecord, len(bodies), len(sent))
+	}
+	for i := range sent {
+		if !bytes.Equal(bodies[i], sent[i]) {
+			t.Errorf("page %d of the raw record:\n%q\nwas sent as\n%q", i+1, bodies[i], sent[i])
+		}
+		if json.Valid(sent[i]) && !bytes.Contains(raw, sent[i]) {
+			t.Errorf("page %d is not in the raw record byte for byte", i+1)
+		}
+	}
 }

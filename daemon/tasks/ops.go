@@ -24,7 +24,7 @@ func (r *Runner) dryRun(ctx context.Context, src *config.Source) (*Result, error
 	var in *input
 	var err error
 	if src.Type == config.TypeHTTP {
-		in, err = r.fetch(ctx, src)
+		in, err = r.fetch(ctx, src, nil)
 	} else {
 		in, err = r.readCSV(ctx, src, src.Path, false)
 	}
@@ -98,19 +98,23 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 		return nil, err
 	}
 	t.Attempt = old.Attempt + 1
+	// A raw record is run again only when it was read whole and valid (the
+	// task has its fingerprint); an invalid input's raw record explains
+	// its failure, and the retry reads the source afresh.
+	stored := old.RawRecord != "" && old.Fingerprint != ""
 	var in *input
 	switch {
-	case old.RawRecord != "":
+	case stored:
 		in, err = r.readRaw(ctx, src, r.rawPath(old))
 	case src.Type == config.TypeHTTP:
-		in, err = r.fetch(ctx, src)
+		in, err = r.fetchKept(ctx, t, src)
 	default:
 		in, err = r.readCSV(ctx, src, src.Path, false)
 	}
 	if err != nil {
 		return r.finishFailed(ctx, t, nil, err)
 	}
-	if old.RawRecord != "" {
+	if stored {
 		// The stored input is what the failed task read from the file.
 		in.fingerprint = old.Fingerprint
 	}

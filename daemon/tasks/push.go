@@ -52,9 +52,15 @@ func (r *Runner) AcceptPush(ctx context.Context, name string, p *push.Payload) (
 	if err != nil {
 		return nil, fmt.Errorf("encode the push: %w", err)
 	}
+	// The raw record is the body as it arrived (SPEC §5); a payload built
+	// in code has none, and keeps its encoding.
+	raw := p.Raw
+	if raw == nil {
+		raw = body
+	}
 	t := &store.Task{Source: name, Trigger: TriggerPush, Status: store.StatusQueued}
 	keep := func(t *store.Task) error {
-		if err := r.keepRaw(t, "json", func(w io.Writer) error { _, err := w.Write(body); return err }); err != nil {
+		if err := r.keepRaw(t, "json", func(w io.Writer) error { _, err := w.Write(raw); return err }); err != nil {
 			return fmt.Errorf("%w; the push was not accepted", err)
 		}
 		return nil

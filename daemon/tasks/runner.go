@@ -101,6 +101,15 @@ type input struct {
 	records     []sources.Record
 	warnings    []string
 	fingerprint string
+	// origin is the file the records were read from, sha its digest as
+	// read: the raw record is copied from it (SPEC §5).
+	origin, sha string
+	// redact are the parts of an invalid csv input that may hold a
+	// password, which its raw record leaves out.
+	redact []sources.Span
+	// rawKept says the raw record was written while the input was read
+	// (the pages of an http source).
+	rawKept bool
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -224,6 +233,13 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 		if now, err := fileFingerprint(src); err == nil && now != fp {
 			return r.finishFailed(ctx, t, nil, errFileChanged)
 		}
+		// An invalid file keeps its raw record, so that the cause can be
+		// read after the file is fixed (SPEC §5).
+		if in != nil {
+			if err := r.writeRaw(t, src, in); err != nil {
+				r.log().Warn("the raw record of an invalid input could not be kept", "source", name, "task", t.ID, "err", err)
+			}
+		}
 		return r.finishFailed(ctx, t, nil, verr)
 	}
 	if in.fingerprint != fp {
@@ -275,7 +291,7 @@ func (r *Runner) process(ctx context.Context, t *store.Task, src *config.Source,
 	if err := r.hashPasswords(ctx, src.Name, in.records); err != nil {
 		return r.finishFailed(ctx, t, nil, err)
 	}
-	if err := r.writeRaw(t, in.records); err != nil {
+	if err := r.writeRaw(t, src, in); err != nil {
 		return r.finishFailed(ctx, t, nil, err)
 	}
 	if err := r.Store.SaveTask(ctx, t); err != nil {
@@ -442,14 +458,17 @@ func (r *Runner) finishFailed(ctx context.Context, t *store.Task, plan *reconcil
 }
 
 // readCSV reads and validates a CSV input: the source's file or a stored
-// raw record (hashed).
+// raw record (hashed). An invalid input returns its validation error with
+// what was read, for its raw record.
 func (r *Runner) readCSV(ctx context.Context, src *config.Source, path string, hashed bool) (*input, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("open the input of source %s: %w", src.Name, err)
 	}
 	defer f.Close()
-	opts := csv.Options{PasswordMinLength: src.PasswordMinLength, HashedPasswords: hashed, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check}
+	var redact []sources.Span
+	opts := csv.Options{PasswordMinLength: src.PasswordMinLength, HashedPasswords: hashed, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check,
+		Redact: func(s sources.Span) { redact = append(redact, s) }}
 	if r.Progress != nil {
 		opts.Progress = func(n int) { r.Progress(src.Name, "read", n) }
 	}
@@ -457,10 +476,9 @@ func (r *Runner) readCSV(ctx context.Context, src *config.Source, path string, h
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	if err := res.Err(); err != nil {
-		return nil, err
-	}
-	return &input{records: res.Records, warnings: res.Warnings, fingerprint: fingerprint(res.SHA256, src)}, nil
+	in := &input{records: res.Records, warnings: res.Warnings, fingerprint: fingerprint(res.SHA256, src),
+		origin: path, sha: res.SHA256, redact: redact}
+	return in, res.Err()
 }
 
 // fileFingerprint hashes the source's file and settings quickly, before the
@@ -562,13 +580,75 @@ func (r *Runner) rawDir(source string) string {
 	return filepath.Join(r.Config.Log.Dir, "user-data-sync", source)
 }
 
-// writeRaw keeps a task's input (passwords hashed) before it is processed:
-// CSV for csv sources, the mapped records as JSON for http sources.
-func (r *Runner) writeRaw(t *store.Task, recs []sources.Record) error {
-	if src, ok := r.Config.Source(t.Source); ok && src.Type == config.TypeHTTP {
-		return r.keepRaw(t, "json", func(w io.Writer) error { return writeRecordsJSON(w, recs) })
+// writeRaw keeps a task's input as it arrived (SPEC §5): the file it was
+// read from, byte for byte, except that a csv file's initial passwords are
+// replaced by their hashes (or left out where the user has a password
+// already, or where the input is invalid and none was hashed). An http
+// source's pages were kept while they were read (or are copied from the
+// raw record a retry reads).
+func (r *Runner) writeRaw(t *store.Task, src *config.Source, in *input) error {
+	switch {
+	case in.rawKept:
+		return nil
+	case in.origin == "":
+		return fmt.Errorf("keep the raw record: the input of task %d has no file to copy", t.ID)
 	}
-	return r.keepRaw(t, "csv", func(w io.Writer) error { return csv.Write(w, recs) })
+	f, err := os.Open(in.origin)
+	if err != nil {
+		return fmt.Errorf("keep the raw record: %w", err)
+	}
+	defer f.Close()
+	if src.Type == config.TypeHTTP {
+		return r.keepRaw(t, "json", func(w io.Writer) error { _, err := io.Copy(w, f); return err })
+	}
+	changed := false
+	err = r.keepRaw(t, "csv", func(w io.Writer) error {
+		rw := csv.NewRewriter(w, f)
+		err := rewriteCSV(rw, in.records, in.redact)
+		sum := ""
+		if err == nil {
+			sum, err = rw.Finish()
+		}
+		if changed = csv.IsShort(err) || (err == nil && in.sha != "" && sum != in.sha); changed {
+			return errFileChanged
+		}
+		return err
+	})
+	if changed {
+		// The file is not what was read: its raw record would not be.
+		return errFileChanged
+	}
+	return err
+}
+
+// rewriteCSV replaces the password cells of recs by their hashes ("" when
+// none) and blanks the spans of redact, merging both in file order.
+func rewriteCSV(rw *csv.Rewriter, recs []sources.Record, redact []sources.Span) error {
+	for i := range recs {
+		rec := &recs[i]
+		if rec.PasswordAt.Empty() {
+			continue
+		}
+		for len(redact) > 0 && redact[0].Start < rec.PasswordAt.Start {
+			if err := rw.Replace(redact[0], ""); err != nil {
+				return err
+			}
+			redact = redact[1:]
+		}
+		with := ""
+		if rec.PasswordHash != "" && rec.Password == "" {
+			with = csv.Quote(rec.PasswordHash)
+		}
+		if err := rw.Replace(rec.PasswordAt, with); err != nil {
+			return err
+		}
+	}
+	for _, s := range redact {
+		if err := rw.Replace(s, ""); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // keepRaw writes <log.dir>/user-data-sync/<source>/<task id>.<ext> (0600,

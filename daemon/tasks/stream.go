@@ -53,68 +53,117 @@ type firstPass struct {
 }
 
 // readFirst validates the source's file, hashes its initial passwords and
-// writes its raw record, a chunk at a time. A valid file leaves the raw
-// record in place and t pointing at it; an invalid one returns the
-// validation errors and leaves nothing.
+// writes its raw record (the file byte for byte, password cells replaced
+// by their hashes), a chunk at a time. A valid file leaves the raw record
+// in place and t pointing at it. An invalid one returns the validation
+// errors and keeps its raw record too, with the rows that have errors
+// blanked where they may hold a password (SPEC §5).
 func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Source) (*firstPass, error) {
 	fp := &firstPass{}
 	seen := map[string]bool{}
-	// inputErr is a problem of the input (invalid, unreadable, a password
-	// that cannot be hashed); keepRaw's own errors are the raw record's.
-	var inputErr, rawErr error
+	// inputErr is a problem of the input (invalid, unreadable, changed, a
+	// password that cannot be hashed); keepRaw's own errors are the raw
+	// record's. An invalid input's raw record is kept: its write succeeds.
+	var inputErr, invalid error
 	var chunk []sources.Record
+	// edits are the spans to replace before the next flush, in file
+	// order: a record of chunk's password cell (rec >= 0) or a span that
+	// Read asks to blank (rec < 0).
+	type edit struct {
+		span sources.Span
+		rec  int
+	}
+	var edits []edit
 	err := r.keepRaw(t, "csv", func(w io.Writer) error {
-		flush := func() error {
-			if err := r.hashPasswords(ctx, src.Name, chunk); err != nil {
-				return err
-			}
-			rawErr = csv.Write(w, chunk)
-			chunk = chunk[:0]
-			return rawErr
-		}
 		f, err := os.Open(src.Path)
 		if err != nil {
 			inputErr = fmt.Errorf("open the input of source %s: %w", src.Name, err)
 			return inputErr
 		}
 		defer f.Close()
-		opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check, Each: func(rec sources.Record) error {
-			fp.records++
-			for _, g := range rec.Groups {
-				if !seen[g] {
-					g = strings.Clone(g)
-					seen[g] = true
-					fp.groupNames = append(fp.groupNames, g)
+		again, err := os.Open(src.Path)
+		if err != nil {
+			inputErr = fmt.Errorf("open the input of source %s: %w", src.Name, err)
+			return inputErr
+		}
+		defer again.Close()
+		rw := csv.NewRewriter(w, again)
+		flush := func() error {
+			if err := r.hashPasswords(ctx, src.Name, chunk); err != nil {
+				inputErr = err
+				return err
+			}
+			for _, e := range edits {
+				with := ""
+				if e.rec >= 0 {
+					if rec := &chunk[e.rec]; rec.PasswordHash != "" && rec.Password == "" {
+						with = csv.Quote(rec.PasswordHash)
+					}
+				}
+				if err := rw.Replace(e.span, with); err != nil {
+					if csv.IsShort(err) {
+						inputErr = errFileChanged
+					}
+					return err
 				}
 			}
-			chunk = append(chunk, rec)
-			if len(chunk) == streamChunk {
-				return flush()
-			}
+			chunk, edits = chunk[:0], edits[:0]
 			return nil
-		}}
+		}
+		opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check,
+			Redact: func(s sources.Span) { edits = append(edits, edit{span: s, rec: -1}) },
+			Each: func(rec sources.Record) error {
+				fp.records++
+				for _, g := range rec.Groups {
+					if !seen[g] {
+						g = strings.Clone(g)
+						seen[g] = true
+						fp.groupNames = append(fp.groupNames, g)
+					}
+				}
+				chunk = append(chunk, rec)
+				if !rec.PasswordAt.Empty() {
+					edits = append(edits, edit{span: rec.PasswordAt, rec: len(chunk) - 1})
+				}
+				if len(chunk) == streamChunk {
+					return flush()
+				}
+				return nil
+			}}
 		if r.Progress != nil {
 			opts.Progress = func(n int) { r.Progress(src.Name, "read", n) }
 		}
 		res, err := csv.Read(ctx, f, opts)
-		if err != nil && rawErr == nil {
-			err = fmt.Errorf("read %s: %w", src.Path, err)
-		}
-		if err == nil {
-			if err = res.Err(); err == nil {
-				fp.ids, fp.warnings, fp.fingerprint = res.IDs, res.Warnings, fingerprint(res.SHA256, src)
-				err = flush()
+		if err != nil {
+			if inputErr == nil {
+				inputErr = fmt.Errorf("read %s: %w", src.Path, err)
 			}
+			return err
 		}
-		if err != nil && rawErr == nil {
-			inputErr = err
+		if err := flush(); err != nil {
+			return err
 		}
-		return err
+		sum, err := rw.Finish()
+		if err != nil {
+			return err
+		}
+		if sum != res.SHA256 {
+			inputErr = errFileChanged
+			return inputErr
+		}
+		invalid = res.Err()
+		fp.ids, fp.warnings, fp.fingerprint = res.IDs, res.Warnings, fingerprint(res.SHA256, src)
+		return nil
 	})
-	if inputErr != nil {
+	switch {
+	case inputErr != nil:
 		return nil, inputErr
+	case err != nil:
+		return nil, err
+	case invalid != nil:
+		return nil, invalid
 	}
-	return fp, err
+	return fp, nil
 }
 
 // syncStream runs a streamed sync of src for the running task t, whose

@@ -160,7 +160,8 @@ func ServiceProviderConfig(baseURL string, opts ConfigOptions) map[string]any {
 
 // SchemasDocument is the list of schema resources (RFC 7643 §7) served
 // at /Schemas: the schemas of each resource type, in order (User,
-// enterprise User, the custom attributes' schema, Group). Each entry's
+// enterprise User, the custom attributes' schema, Group, roster's Group
+// extension). Each entry's
 // "id" is what /Schemas/{id} looks up. The maps are new on every call,
 // but "attributes" holds the definitions themselves: read them only.
 func SchemasDocument(baseURL string, types ...ResourceType) []map[string]any {

@@ -83,8 +83,8 @@ func decode[T any](t *testing.T, v any) T {
 
 func TestSchemasDocumentShape(t *testing.T) {
 	docs := decode[[]map[string]any](t, SchemasDocument(testBase+"/", testCustom, Groups))
-	if len(docs) != 4 {
-		t.Fatalf("%d schemas", len(docs))
+	if len(docs) != 5 || docs[4]["id"] != RosterGroupURN {
+		t.Fatalf("%d schemas, the last %v: want User, enterprise User, custom, Group and roster's Group extension", len(docs), docs[len(docs)-1]["id"])
 	}
 	for _, d := range docs {
 		id, _ := d["id"].(string)
@@ -136,8 +136,9 @@ func TestResourceTypesDocumentShape(t *testing.T) {
 	if g["id"] != "Group" || g["endpoint"] != "/Groups" || g["schema"] != GroupURN {
 		t.Errorf("Group: %v", g)
 	}
-	if _, ok := g["schemaExtensions"]; ok {
-		t.Errorf("Group has schemaExtensions")
+	gexts, _ := g["schemaExtensions"].([]any)
+	if len(gexts) != 1 || gexts[0].(map[string]any)["schema"] != RosterGroupURN || gexts[0].(map[string]any)["required"] != false {
+		t.Errorf("Group extensions: %v, want roster's Group extension, not required", g["schemaExtensions"])
 	}
 	if m := u["meta"].(map[string]any); m["location"] != testBase+"/ResourceTypes/User" || m["resourceType"] != "ResourceType" {
 		t.Errorf("User meta: %v", m)

@@ -365,6 +365,41 @@ var Group = &Schema{
 	},
 }
 
+// RosterGroup is roster's Group extension: who owns a department that a
+// push source keeps (NocoBase's isOwner). Only the source writes it.
+var RosterGroup = &Schema{
+	ID:          RosterGroupURN,
+	Name:        "RosterGroup",
+	Description: "roster's Group extension: the owners of a pushed department",
+	Attributes: []*Attribute{
+		multi(Attribute{
+			Name:        "owners",
+			Description: "Users who own the department (NocoBase's isOwner); set by the push source that keeps the department.",
+			Mutability:  ReadOnly,
+			SubAttributes: []*Attribute{
+				attr(Attribute{
+					Name:        "value",
+					Description: "id of the owner.",
+					Mutability:  ReadOnly,
+				}),
+				attr(Attribute{
+					Name:           "$ref",
+					Type:           TypeReference,
+					Description:    "URI of the owner.",
+					CaseExact:      true,
+					Mutability:     ReadOnly,
+					ReferenceTypes: []string{"User"},
+				}),
+				attr(Attribute{
+					Name:        "display",
+					Description: "Name of the owner, for display.",
+					Mutability:  ReadOnly,
+				}),
+			},
+		}),
+	},
+}
+
 // Users is the User resource type without custom attributes, served at
 // /Users when the configuration declares none (see NewUsers).
 var Users = NewUsers(nil)
@@ -376,7 +411,8 @@ var Groups = ResourceType{
 	Endpoint:    "/Groups",
 	Description: "Group",
 	Schema:      GroupURN,
-	schemas:     []*Schema{Group},
+	Extensions:  []Extension{{Schema: RosterGroupURN, Required: false}},
+	schemas:     []*Schema{Group, RosterGroup},
 }
 
 // attr fills in the defaults RFC 7643 §2.2 gives characteristics a

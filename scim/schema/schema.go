@@ -5,9 +5,12 @@ import "strings"
 
 // The schema and message URNs of RFC 7643 and RFC 7644.
 const (
-	UserURN                  = "urn:ietf:params:scim:schemas:core:2.0:User"
-	GroupURN                 = "urn:ietf:params:scim:schemas:core:2.0:Group"
-	EnterpriseURN            = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+	UserURN       = "urn:ietf:params:scim:schemas:core:2.0:User"
+	GroupURN      = "urn:ietf:params:scim:schemas:core:2.0:Group"
+	EnterpriseURN = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+	// RosterGroupURN is roster's own Group extension: the owners of a
+	// pushed department (NocoBase's isOwner, SPEC §3.3).
+	RosterGroupURN           = "urn:rosterd:params:scim:schemas:extension:roster:2.0:Group"
 	ServiceProviderConfigURN = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 	ResourceTypeURN          = "urn:ietf:params:scim:schemas:core:2.0:ResourceType"
 	SchemaURN                = "urn:ietf:params:scim:schemas:core:2.0:Schema"

@@ -136,6 +136,15 @@ type Options struct {
 	// roster has just written): ids and logins are not checked for
 	// duplicates again, which spares a map of every id and login.
 	Checked bool
+	// Redact, when set, is called for every row with errors, in file
+	// order and in turn with Each's records, with the bytes of the row
+	// that may hold an initial password: its password cell, or, where a
+	// stray quote or a lost comma moved the cells, everything from the
+	// sixth comma (or the last value) to the row's end; a line too long to
+	// read whole, and all of a UTF-16 file, entirely. A raw record of an
+	// invalid input blanks them, since a password is never kept in clear
+	// (SPEC §5). Valid rows carry their cell in Record.PasswordAt.
+	Redact func(sources.Span)
 }
 
 // Result is what Read found in a whole input.
@@ -260,6 +269,9 @@ type physLine struct {
 	n       int
 	data    []byte
 	tooLong bool
+	// off is where data starts in the input, end where it ends (the
+	// terminator excluded; data is empty for a line too long).
+	off, end int64
 }
 
 // fieldPos locates one parsed field in parser.buf.
@@ -267,6 +279,9 @@ type fieldPos struct {
 	line       int // where the field starts
 	last       int // where it ends: after line when a quoted value spans lines
 	start, end int
+	// raw is where the value stands in the input: without the blanks
+	// around it, with its quotes.
+	raw sources.Span
 }
 
 type parser struct {
@@ -275,6 +290,8 @@ type parser struct {
 	br   *bufio.Reader
 
 	lines   int        // physical lines read from br
+	read    int64      // bytes read from br
+	bomLen  int64      // length of the byte order mark that starts the input
 	scratch []byte     // assembles a line longer than br's buffer
 	pending []physLine // lines to read again after a quote that never closed
 	utf16   bool       // the input is UTF-16: count its lines, parse nothing
@@ -305,6 +322,9 @@ func (p *parser) run() error {
 			return err
 		}
 		if !ok {
+			if p.utf16 {
+				p.redact(sources.Span{Start: p.bomLen, End: p.read})
+			}
 			return nil
 		}
 		if err := p.validate(); err != nil {
@@ -340,6 +360,7 @@ func (p *parser) readRecord() (bool, error) {
 			continue
 		case l.tooLong:
 			p.report(sources.NewFieldError(l.n, 0, "", "the line is longer than %d bytes; a row holds at most that", MaxRowBytes))
+			p.redact(sources.Span{Start: l.off, End: l.end})
 			continue
 		case isBlank(l.data):
 			continue
@@ -374,10 +395,13 @@ func (p *parser) readLine() (physLine, bool, error) {
 		}
 	}
 	p.scratch = p.scratch[:0]
-	var data []byte
+	var data, chunk []byte
 	long, read := false, false
+	start := p.read
 	for {
-		chunk, err := p.br.ReadSlice('\n')
+		var err error
+		chunk, err = p.br.ReadSlice('\n')
+		p.read += int64(len(chunk))
 		read = read || len(chunk) > 0
 		if err != nil && !errors.Is(err, bufio.ErrBufferFull) && !errors.Is(err, io.EOF) {
 			return physLine{}, false, fmt.Errorf("csv: reading line %d: %w", p.lines+1, err)
@@ -401,19 +425,53 @@ func (p *parser) readLine() (physLine, bool, error) {
 		return physLine{}, false, nil
 	}
 	p.lines++
+	end := p.read
+	if bytes.HasSuffix(chunk, []byte{'\n'}) {
+		end--
+		if bytes.HasSuffix(chunk, []byte("\r\n")) {
+			end--
+		}
+	}
 	data = bytes.TrimSuffix(data, []byte{'\n'})
 	data = bytes.TrimSuffix(data, []byte{'\r'})
 	if p.lines == 1 {
 		switch {
 		case bytes.HasPrefix(data, utf8BOM):
 			data = data[len(utf8BOM):]
+			start += int64(len(utf8BOM))
 			p.res.Warnings = append(p.res.Warnings, "line 1: a UTF-8 byte order mark was removed")
 		case bytes.HasPrefix(data, utf16LEBOM), bytes.HasPrefix(data, utf16BEBOM):
 			p.utf16 = true
+			p.bomLen = int64(len(utf16LEBOM))
 			p.report(sources.NewFieldError(1, 0, "", "the file is UTF-16 encoded (it starts with a UTF-16 byte order mark); save it as UTF-8"))
 		}
 	}
-	return physLine{n: p.lines, data: data, tooLong: long}, true, nil
+	return physLine{n: p.lines, data: data, tooLong: long, off: start, end: end}, true, nil
+}
+
+// redact hands a span that may hold a password to Options.Redact.
+func (p *parser) redact(s sources.Span) {
+	if p.opts.Redact != nil && !s.Empty() {
+		p.opts.Redact(s)
+	}
+}
+
+// rowCut is where the part of a row that may hold a password starts: after
+// its sixth comma (the password is the seventh value), or after its last
+// comma when it has fewer (a value that lost the commas before it), or
+// the row's start when it has none.
+func rowCut(l physLine) int64 {
+	commas, last := 0, -1
+	for i, c := range l.data {
+		if c == ',' {
+			commas++
+			last = i
+			if commas == colPassword-1 {
+				break
+			}
+		}
+	}
+	return l.off + int64(last+1)
 }
 
 // keep stores an owned copy of a continuation line, to be read again if the
@@ -434,6 +492,7 @@ func (p *parser) parseRecord(first physLine) (bool, error) {
 	p.kept = p.kept[:0]
 
 	line, data, i := first.n, first.data, 0
+	cut, off, lineEnd := rowCut(first), first.off, first.end
 	for {
 		col := len(p.fields) + 1
 		f := fieldPos{line: line, start: len(p.buf)}
@@ -446,9 +505,15 @@ func (p *parser) parseRecord(first physLine) (bool, error) {
 			if bytes.IndexByte(data[i:end], '"') >= 0 {
 				p.report(sources.NewFieldError(line, col, p.columnName(col),
 					`a quote (") stands inside an unquoted value; quote the whole value and double the quote inside ("")`))
+				p.redact(sources.Span{Start: cut, End: lineEnd})
 				return false, nil
 			}
 			p.buf = append(p.buf, data[i:end]...)
+			a, b := j, end
+			for b > a && (data[b-1] == ' ' || data[b-1] == '\t') {
+				b--
+			}
+			f.raw = sources.Span{Start: off + int64(a), End: off + int64(b)}
 			f.end, f.last = len(p.buf), line
 			p.fields = append(p.fields, f)
 			if end == len(data) {
@@ -459,6 +524,7 @@ func (p *parser) parseRecord(first physLine) (bool, error) {
 			continue
 		}
 
+		f.raw.Start = off + int64(j)
 		i = j + 1
 		for {
 			k := bytes.IndexByte(data[i:], '"')
@@ -474,9 +540,12 @@ func (p *parser) parseRecord(first physLine) (bool, error) {
 						p.keep(next)
 					}
 					p.unterminated(f.line, col)
+					// The lines after the first are read again as rows.
+					p.redact(sources.Span{Start: cut, End: first.end})
 					return false, nil
 				}
 				line, data, i = next.n, p.keep(next), 0
+				off, lineEnd = next.off, next.end
 				continue
 			}
 			p.buf = append(p.buf, data[i:i+k]...)
@@ -489,6 +558,7 @@ func (p *parser) parseRecord(first physLine) (bool, error) {
 			break
 		}
 		f.end, f.last = len(p.buf), line
+		f.raw.End = off + int64(i)
 		i = skipBlank(data, i)
 		switch {
 		case i == len(data):
@@ -502,10 +572,12 @@ func (p *parser) parseRecord(first physLine) (bool, error) {
 			// A value that spans lines and then closes badly is far more
 			// likely a stray opening quote than a real multi-line value.
 			p.unterminated(f.line, col)
+			p.redact(sources.Span{Start: cut, End: first.end})
 			return false, nil
 		default:
 			p.report(sources.NewFieldError(line, col, p.columnName(col),
 				"text follows the closing quote; a quoted value must end at a comma or the end of the line"))
+			p.redact(sources.Span{Start: cut, End: lineEnd})
 			return false, nil
 		}
 	}
@@ -547,6 +619,7 @@ func (p *parser) validate() error {
 		// in it would be noise.
 		f := p.fields[most]
 		p.report(sources.NewFieldError(f.line, most+1, "", "too many fields (%d); a row has at most %d", n, most))
+		p.redact(sources.Span{Start: p.fields[colPassword-1].raw.Start, End: p.fields[n-1].raw.End})
 		return nil
 	}
 
@@ -619,7 +692,7 @@ func (p *parser) validate() error {
 					fail(sources.NewFieldError(f.line, col, name,
 						"the password is shorter than %d characters", p.opts.PasswordMinLength))
 				}
-				rec.Password = v
+				rec.Password, rec.PasswordAt = v, f.raw
 			}
 		}
 	}
@@ -646,6 +719,9 @@ func (p *parser) validate() error {
 	}
 	switch {
 	case !rowOK:
+		// The password cell, or the last value of a short row: it may
+		// be a password that lost the commas before it.
+		p.redact(p.fields[min(n, colPassword)-1].raw)
 	case p.opts.Each != nil:
 		return p.opts.Each(rec)
 	default:

@@ -31,7 +31,37 @@ func read(t testing.TB, in string, opts Options) *Result {
 	if err != nil {
 		t.Fatalf("Read: %v", err)
 	}
+	checkPasswordAt(t, []byte(in), res)
 	return res
+}
+
+// checkPasswordAt checks that each record's PasswordAt is where its
+// password stands in the input, and clears it so that tests compare the
+// records' contents.
+func checkPasswordAt(t testing.TB, in []byte, res *Result) {
+	t.Helper()
+	for i := range res.Records {
+		r := &res.Records[i]
+		if r.Password == "" {
+			if r.PasswordAt != (sources.Span{}) {
+				t.Errorf("line %d: PasswordAt %+v without a password", r.Line, r.PasswordAt)
+			}
+			continue
+		}
+		s := r.PasswordAt
+		if s.Empty() || s.Start < 0 || s.End > int64(len(in)) {
+			t.Errorf("line %d: PasswordAt %+v outside the input of %d bytes", r.Line, s, len(in))
+			continue
+		}
+		cell := string(in[s.Start:s.End])
+		if strings.HasPrefix(cell, `"`) {
+			cell = strings.ReplaceAll(strings.TrimSuffix(strings.TrimPrefix(cell, `"`), `"`), `""`, `"`)
+		}
+		if strings.TrimSpace(cell) != r.Password {
+			t.Errorf("line %d: PasswordAt %+v holds %q, not the password", r.Line, s, in[s.Start:s.End])
+		}
+		r.PasswordAt = sources.Span{}
+	}
 }
 
 func messages(errs []sources.FieldError) []string {
@@ -669,6 +699,7 @@ func TestReadOneByteAtATime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkPasswordAt(t, data, res)
 	if !reflect.DeepEqual(res, whole) {
 		t.Errorf("reading byte by byte differs:\n%+v\n%+v", res, whole)
 	}
@@ -791,6 +822,7 @@ func TestReadEach(t *testing.T) {
 	if len(res.Records) != 0 {
 		t.Errorf("Each given, yet Result.Records holds %d records", len(res.Records))
 	}
+	checkPasswordAt(t, data, &Result{Records: got})
 	if !reflect.DeepEqual(got, whole.Records) || res.SHA256 != whole.SHA256 || res.Lines != whole.Lines {
 		t.Errorf("Each heard\n %+v\nwant the records Read returns\n %+v", got, whole.Records)
 	}

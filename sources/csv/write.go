@@ -11,9 +11,10 @@ import (
 
 // Write writes records in the format Read reads: seven columns, then the
 // values of the records' Attributes (extra columns), RFC 4180 quoting, LF
-// line ends. Column 7 is rec.PasswordHash and never rec.Password, because
-// Write produces the raw records of tasks, where an initial password is
-// kept only as its hash (SPEC §5). Reading the output with
+// line ends. Column 7 is rec.PasswordHash and never rec.Password: a file
+// roster writes holds an initial password only as its hash (SPEC §5).
+// Tasks' raw records are not written this way but copied from the input
+// (Rewriter), so that they keep it as it arrived. Reading the output with
 // Options.HashedPasswords (and the same Extra) gives back the same
 // records, Line aside.
 func Write(w io.Writer, recs []sources.Record) error {

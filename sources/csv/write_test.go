@@ -76,11 +76,42 @@ func FuzzRead(f *testing.F) {
 	f.Add([]byte("1,\"a\nb\"\"\",c,d\r\n\"\n"), false)
 
 	f.Fuzz(func(t *testing.T, data []byte, hashed bool) {
-		opts := Options{HashedPasswords: hashed, MaxErrors: 50}
+		// Every span that may hold a password, in file order: the valid
+		// rows' password cells and what Redact is given.
+		var spans []sources.Span
+		opts := Options{HashedPasswords: hashed, MaxErrors: 50, Redact: func(s sources.Span) { spans = append(spans, s) },
+			Each: func(r sources.Record) error {
+				if !r.PasswordAt.Empty() {
+					spans = append(spans, r.PasswordAt)
+				}
+				return nil
+			}}
+		if _, err := Read(context.Background(), bytes.NewReader(data), opts); err != nil {
+			t.Fatalf("Read: %v", err)
+		}
+		end := int64(0)
+		for _, s := range spans {
+			if s.Empty() || s.Start < end || s.End > int64(len(data)) {
+				t.Fatalf("span %+v after %d in %d bytes: spans %+v", s, end, len(data), spans)
+			}
+			end = s.End
+		}
+		var raw bytes.Buffer
+		rw := NewRewriter(&raw, bytes.NewReader(data))
+		for _, s := range spans {
+			if err := rw.Replace(s, "X"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		opts.Each, opts.Redact = nil, nil
 		res, err := Read(context.Background(), bytes.NewReader(data), opts)
 		if err != nil {
 			t.Fatalf("Read: %v", err)
 		}
+		if sum, err := rw.Finish(); err != nil || sum != res.SHA256 {
+			t.Fatalf("Rewriter: %s %v, want the input's digest %s", sum, err, res.SHA256)
+		}
+		checkPasswordAt(t, data, res)
 		checkErrors(t, res)
 		if len(res.Errors) > opts.MaxErrors+1 {
 			t.Errorf("%d errors, more than the cap", len(res.Errors))

@@ -49,6 +49,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding"
@@ -109,6 +110,21 @@ type Options struct {
 	Backoff  time.Duration // first backoff, default 1s, doubling, capped at 30s
 	MaxPages int           // default 10000
 	MaxBody  int64         // per page, default 64 MiB; larger fails
+	// Page, when set, receives each page as the upstream sent it, in
+	// order: the body of the attempt that counts (a 2xx answer read
+	// whole, including one whose body is malformed), for the task's raw
+	// record (SPEC §5). Attempts that are retried do not count.
+	Page func(Page) error
+}
+
+// Page is one page as the upstream sent it.
+type Page struct {
+	Number int
+	// URL is redacted: a secret in its query stays out of the raw record.
+	URL         string
+	Status      int
+	ContentType string
+	Body        []byte
 }
 
 // Basic is HTTP basic authentication.
@@ -206,6 +222,34 @@ func (e *TokenError) Error() string {
 func Check(o Options) error {
 	_, err := newFetcher(o)
 	return err
+}
+
+// Pages reads the records of page bodies kept earlier (a task's raw
+// record) as Fetch read them from the upstream: the same mapping,
+// validation, warnings and digest, without a request.
+func Pages(ctx context.Context, o Options, bodies [][]byte) (*Result, error) {
+	f, err := newFetcher(o)
+	if err != nil {
+		return nil, err
+	}
+	defer f.close()
+	res := &Result{}
+	for i, body := range bodies {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		recs, _, err := readPage(io.TeeReader(bytes.NewReader(body), f.hasher), f.o.MaxBody, f.m, f.v, len(res.Records))
+		if err != nil {
+			return nil, &PageError{URL: "the raw record", Page: i + 1, Message: f.redact(err.Error())}
+		}
+		res.Records = append(res.Records, recs...)
+		res.Pages = i + 1
+	}
+	res.SHA256 = hex.EncodeToString(f.hasher.Sum(nil))
+	if len(f.v.errs) > 0 {
+		return res, &sources.ValidationError{Errors: f.v.errs}
+	}
+	return res, nil
 }
 
 // Fetch reads every page, maps and validates the records. When records are
@@ -703,11 +747,30 @@ func (f *fetcher) attempt(ctx context.Context, page int, u *url.URL, line int) a
 		}
 	}
 	saved := len(f.v.errs)
-	recs, next, err := readPage(io.TeeReader(resp.Body, f.hasher), f.o.MaxBody, f.m, f.v, line)
+	body := io.Reader(resp.Body)
+	var kept *bytes.Buffer
+	if f.o.Page != nil {
+		kept = &bytes.Buffer{}
+		body = io.TeeReader(body, kept)
+	}
+	recs, next, err := readPage(io.TeeReader(body, f.hasher), f.o.MaxBody, f.m, f.v, line)
+	var be *bodyError
+	transient := err != nil && errors.As(err, &be) && be.transient
+	if kept != nil && !transient {
+		// The rest of a body that did not decode is kept as sent too
+		// (up to the bound of a page).
+		_, cerr := io.Copy(kept, io.LimitReader(resp.Body, max(f.o.MaxBody-int64(kept.Len()), 0)))
+		if cerr == nil {
+			cerr = f.o.Page(Page{Number: page, URL: f.printURL(u), Status: resp.StatusCode,
+				ContentType: resp.Header.Get("Content-Type"), Body: kept.Bytes()})
+		}
+		if cerr != nil {
+			return attemptResult{err: fmt.Errorf("httpapi: %s: keep the page: %w", where, cerr)}
+		}
+	}
 	if err != nil {
 		f.v.errs = f.v.errs[:saved]
-		var be *bodyError
-		if errors.As(err, &be) && be.transient {
+		if transient {
 			return attemptResult{err: fmt.Errorf("httpapi: %s: %s", where, f.transportMessage(errors.New(be.msg))), retryable: true}
 		}
 		if ct := resp.Header.Get("Content-Type"); errors.As(err, &be) && !be.tooLarge && ct != "" && !strings.Contains(ct, "json") {

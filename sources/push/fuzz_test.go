@@ -30,6 +30,7 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			t.Fatalf("stored payload %s refused: %v", enc, err)
 		}
+		again.Raw, p.Raw = nil, nil // the bodies differ; the payloads must not
 		if !reflect.DeepEqual(again, p) {
 			t.Fatalf("round trip changed the payload:\n%+v\n%+v", again, p)
 		}

@@ -54,6 +54,9 @@ const maxDepartments = 1000
 
 // Payload is one validated push.
 type Payload struct {
+	// Raw is the body Decode read, byte for byte: what the push's raw
+	// record keeps (SPEC §5).
+	Raw []byte
 	// SourceName is NocoBase's "sourceName", "" when absent.
 	SourceName  string
 	DataType    string
@@ -261,7 +264,7 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 		}
 		return nil, &Error{Errors: []RecordError{{Index: -1, Message: "the body is not a JSON object: " + msg}}}
 	}
-	p := &Payload{}
+	p := &Payload{Raw: body}
 	p.SourceName, _ = d.text(-1, "sourceName", json.RawMessage(top["sourceName"]), false)
 	p.DataType, _ = d.text(-1, "dataType", json.RawMessage(top["dataType"]), false)
 	switch p.DataType {

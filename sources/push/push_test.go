@@ -43,6 +43,10 @@ func TestDecodeUsers(t *testing.T) {
 	if err != nil {
 		t.Fatalf("decode %s: %v", enc, err)
 	}
+	if string(p.Raw) != body {
+		t.Errorf("Raw is not the body Decode read")
+	}
+	again.Raw, p.Raw = nil, nil // the bodies differ; the payloads must not
 	if !reflect.DeepEqual(again, p) {
 		t.Fatalf("round trip changed the payload:\n%+v\n%+v", again, p)
 	}
