@@ -63,13 +63,25 @@ screenshots:
 	ROSTER_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run '^TestAdminUIBrowser$$' ./cmd/roster/
 
 # the example: serve the sample staff from the embedded SQLite store on
-# 127.0.0.1:8080 until Ctrl-C (the README shows what to ask it)
-demo: build
-	./roster serve --config deploy/examples/roster.yaml
+# 127.0.0.1:$(PORT) until Ctrl-C (the README shows what to ask it). It runs
+# on a copy in demo/ (ignored by git), so that an upload, an edit of
+# demo/staff.csv or the database never touch a tracked file; the copy of
+# staff.csv is made once and kept across runs, `make clean` removes it all.
+PORT      ?= 8080
+DEMO      := demo
+demo: build $(DEMO)/roster.yaml $(DEMO)/staff.csv
+	./roster serve --config $(DEMO)/roster.yaml --listen 127.0.0.1:$(PORT)
+
+$(DEMO)/roster.yaml: deploy/examples/roster.yaml
+	@mkdir -p $(DEMO)
+	cp $< $@
+
+$(DEMO)/staff.csv:
+	@mkdir -p $(DEMO)
+	cp deploy/examples/staff.csv $@
 
 clean:
-	rm -rf roster deploy/examples/roster.db* deploy/examples/log
-
+	rm -rf roster $(DEMO) deploy/examples/roster.db* deploy/examples/log
 
 # the fault and load suite stretched: the kill loop repeats and the load
 # test runs for SOAK in all (any Go duration; half kill loop, half load),

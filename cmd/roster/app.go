@@ -54,7 +54,7 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"serve", "[--config F]", "run the daemon: schedules, file watching, health and metrics", runServe},
+		{"serve", "[--listen ADDR]", "run the daemon: schedules, file watching, health and metrics (--listen or $ROSTER_LISTEN overrides listen)", runServe},
 		{"sync", "SOURCE [--dry-run] [--force] [--file F] [--json]", "run a sync task of a source now", runSync},
 		{"check", "--csv FILE [--password-min-length N] [--source NAME]", "validate a CSV file without a database (--source: with that csv source's extra_columns)", runCheck},
 		{"sources", "[--json]", "list the configured sources with their state and last task", runSources},

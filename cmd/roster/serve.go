@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon"
 	"github.com/rosterd/roster/daemon/sdnotify"
 	"github.com/rosterd/roster/daemon/store"
@@ -23,13 +25,33 @@ import (
 // or SIGINT exits at once, with code 1; tasks cut off are marked failed at
 // the next start. SIGHUP reloads the configuration (see daemon.Reload).
 // Without a configuration file roster serves the built-in default.
+//
+// The listen address is --listen, else $ROSTER_LISTEN, else the config's
+// listen (so that a demo or a second instance needs no edited file); it
+// holds across reloads.
 func runServe(ctx context.Context, e *env, args []string) error {
-	pos, err := parse(e.flags("serve"), args)
+	fs := e.flags("serve")
+	listen := fs.String("listen", "", "")
+	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
 		return usagef("serve takes no arguments")
+	}
+	override, from := *listen, "--listen"
+	if override == "" {
+		override, from = os.Getenv("ROSTER_LISTEN"), "$ROSTER_LISTEN"
+	}
+	load := func() (*config.Config, error) {
+		cfg, err := e.loadConfig()
+		if err != nil || override == "" {
+			return cfg, err
+		}
+		if err := cfg.SetListen(override, from); err != nil {
+			return nil, fmt.Errorf("%w: %w", errConfig, err)
+		}
+		return cfg, nil
 	}
 	// Signals are caught from here on; they are acted upon once the
 	// daemon exists (SIGHUP would otherwise kill roster while it starts).
@@ -37,7 +59,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(sigs)
 
-	cfg, err := e.loadConfig()
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
@@ -49,6 +71,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		log.Info("no configuration file: using the built-in default", "dir", cfg.Dir, "listen", cfg.Listen, "store", cfg.Store.DSN)
 	} else {
 		log.Info("configuration loaded", "path", cfg.Path)
+	}
+	if override != "" {
+		log.Info("listen address from "+from, "listen", cfg.Listen)
 	}
 	if limit := debug.SetMemoryLimit(-1); limit < math.MaxInt64 {
 		// From GOMEMLIMIT or the cgroup (see daemon/memlimit).
@@ -75,7 +100,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	d.Version = version
 	d.LogLevel = level
 
-	ctx, cancel := context.WithCancel(ctx)
+	// The daemon stops when this function's signal handling says so, not
+	// when main's signal context ends: that one is cancelled by the same
+	// SIGTERM, and the daemon would log "stopped" before the line below
+	// said why.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	done := make(chan struct{})
 	defer close(done)
@@ -90,7 +119,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 				case sig == syscall.SIGHUP && !stopping:
 					log.Info("SIGHUP: reloading the configuration")
 					notify(log, "RELOADING=1")
-					d.Reload(ctx, e.loadConfig) //nolint:errcheck // Reload logs why it refused
+					d.Reload(ctx, load) //nolint:errcheck // Reload logs why it refused
 					notify(log, "READY=1")
 				case sig == syscall.SIGHUP:
 				case stopping:

@@ -1,0 +1,181 @@
+package main
+
+// What a newcomer meets first: the listen address given on the command
+// line or in the environment, the order of the stop log, exit codes that
+// tell a usage error from a wrong state, read-only commands that leave an
+// empty folder empty.
+
+import (
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rosterd/roster/daemon"
+	"github.com/rosterd/roster/daemon/store"
+)
+
+// TestServeListenOverride: --listen beats $ROSTER_LISTEN beats the
+// config's listen; a bad address is a configuration error (exit 2) naming
+// where it came from; a reload keeps the override; on SIGTERM the log says
+// why before it says "stopped". The address does not touch the store, so
+// SQLite is enough.
+func TestServeListenOverride(t *testing.T) {
+	// The config's own address is taken, so a serve that used it would fail.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	taken := busy.Addr().String()
+
+	w := newWorkdir(t, store.SQLite)
+	w.write(t, "staff.csv", csvOf(basePeople()))
+	cfg := strings.Replace(serveConfig(w, ""), "listen: 127.0.0.1:0", "listen: "+taken, 1)
+	w.write(t, "roster.yaml", cfg)
+
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+		want string // in the error
+	}{
+		{"flag", nil, []string{"--listen", "localhost"}, `--listen: listen: "localhost" is not a host:port address`},
+		{"env", []string{"ROSTER_LISTEN=127.0.0.1:99999"}, nil, `$ROSTER_LISTEN: listen: port "99999" is not a number`},
+	} {
+		r := runRoster(t, w.dir, "", c.env, append([]string{"serve"}, c.args...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("%s: want exit %d and %q, got:\n%s", c.name, exitUsage, c.want, r)
+		}
+	}
+
+	for _, c := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"env beats the config", []string{"ROSTER_LISTEN=127.0.0.1:0"}, nil},
+		{"flag beats env", []string{"ROSTER_LISTEN=" + taken}, []string{"--listen", "127.0.0.1:0"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := startServeWith(t, w, c.env, c.args...)
+			if p.base == "http://"+taken {
+				t.Fatalf("serve listens on the config's address %s", taken)
+			}
+			p.waitReady(t)
+
+			// A reload re-reads the file; the address given outside it stays
+			// and is no change that needs a restart.
+			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+				t.Fatal(err)
+			}
+			p.waitLog(t, 30*time.Second, func(l map[string]any) bool { return l["msg"] == "configuration reloaded" })
+			for _, l := range p.logLines(t) {
+				if l["key"] == "listen" {
+					t.Errorf("the reload took the overridden address for a change: %v", l)
+				}
+			}
+			if code, _ := p.get(t, "/healthz"); code != 200 {
+				t.Fatalf("/healthz after the reload: %d", code)
+			}
+
+			if code := p.signalAndWait(t, syscall.SIGTERM, 60*time.Second); code != 0 {
+				t.Fatalf("SIGTERM: exit %d; the log:\n%s", code, p.stderr)
+			}
+			order := map[string]int{}
+			for i, l := range p.logLines(t) {
+				msg, _ := l["msg"].(string)
+				for _, prefix := range []string{"signal received", "stopping: draining", "stopped"} {
+					if strings.HasPrefix(msg, prefix) {
+						order[prefix] = i
+					}
+				}
+			}
+			if len(order) != 3 || order["signal received"] > order["stopping: draining"] || order["stopping: draining"] > order["stopped"] {
+				t.Errorf("the stop log is out of order (line of each: %v):\n%s", order, p.stderr)
+			}
+		})
+	}
+}
+
+// TestDemoPlanBeforeApply plays the README's demo on a copy of
+// deploy/examples (as `make demo` runs it in demo/): the staff source syncs
+// at start, an edit of the copy's staff.csv is not applied behind the
+// operator's back, so `--dry-run` shows the plan first and `roster sync`
+// applies that plan; an upload through the admin API changes the copy
+// only. The example's store is SQLite.
+func TestDemoPlanBeforeApply(t *testing.T) {
+	examples := filepath.Join("..", "..", "deploy", "examples")
+	shipped := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(examples, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	cfg, staff := shipped("roster.yaml"), shipped("staff.csv")
+	w := &workdir{dir: t.TempDir(), driver: store.SQLite, dsn: "roster.db"}
+	// As shipped, but logging JSON, which the test reads.
+	if !strings.Contains(cfg, "log:\n  dir: log\n") {
+		t.Fatalf("deploy/examples/roster.yaml no longer has the log section this test extends:\n%s", cfg)
+	}
+	w.write(t, "roster.yaml", strings.Replace(cfg, "log:\n  dir: log\n", "log:\n  dir: log\n  format: json\n", 1))
+	w.write(t, "staff.csv", staff)
+
+	p := startServeWith(t, w, nil, "--listen", "127.0.0.1:0")
+	p.waitReady(t)
+	first := waitTask(t, w, p, "first sync", func(tk taskJSON) bool { return tk.Status != store.StatusRunning })
+	wantTask(t, first, "staff", store.StatusSucceeded, countsJSON{Created: 40})
+
+	// Edit the copy as the README says: one line less, one e-mail changed.
+	lines := strings.SplitAfter(staff, "\n")
+	edited := strings.Replace(strings.Join(lines[1:], ""), "thomas.mueller@", "t.mueller@", 1)
+	if edited == strings.Join(lines[1:], "") {
+		t.Fatal("deploy/examples/staff.csv no longer holds thomas.mueller@; the test's edit changes nothing")
+	}
+	w.write(t, "staff.csv", edited)
+	// Longer than the watcher's poll and debounce: were the source watched,
+	// the edit would be applied by now.
+	time.Sleep(daemonWatchSettle)
+	if n := len(w.tasks(t, "--source", "staff")); n != 1 {
+		t.Fatalf("the edit was synced without being asked (%d tasks); the demo's source must not watch", n)
+	}
+	plan := w.run(t, "sync", "staff", "--dry-run", "--json")
+	if plan.code != exitOK || !strings.Contains(plan.stdout, `"deactivated": 1`) || !strings.Contains(plan.stdout, `"updated": 1`) {
+		t.Fatalf("the dry run does not show the edit's plan:\n%s", plan)
+	}
+	applied := w.task(t, exitOK, "sync", "staff", "--json")
+	wantTask(t, applied, "staff", store.StatusSucceeded, countsJSON{Updated: 1, Deactivated: 1, Unchanged: 38})
+
+	// An upload replaces the copy's file, never the shipped one.
+	req, err := http.NewRequest(http.MethodPut, p.base+"/api/v1/sources/staff/file", strings.NewReader(staff))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer roster-demo-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("upload: %s", resp.Status)
+	}
+	if got := w.read(t, "staff.csv"); got != staff {
+		t.Errorf("the upload did not replace the copy's staff.csv")
+	}
+	if got := shipped("staff.csv"); got != staff {
+		t.Errorf("the upload changed deploy/examples/staff.csv")
+	}
+	if code := p.signalAndWait(t, syscall.SIGTERM, 60*time.Second); code != 0 {
+		t.Fatalf("SIGTERM: exit %d; the log:\n%s", code, p.stderr)
+	}
+}
+
+// daemonWatchSettle is more than the daemon's poll interval and debounce
+// together (daemon.DefaultPollInterval, daemon.DefaultDebounce).
+var daemonWatchSettle = daemon.DefaultPollInterval + daemon.DefaultDebounce + 2*time.Second
