@@ -6,8 +6,12 @@ STREAMED  := ^(TestScenario|TestSourceSettings|TestSyncValidFile|TestCheck|TestU
 
 .PHONY: build test unit deploy-check fuzz lint bench bench-large screenshots demo clean soak
 
+# the version `roster version` and the admin page show: the nearest tag,
+# commits since and the commit, "-dirty" with uncommitted changes
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o roster ./cmd/roster
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-X main.version=$(VERSION)' -o roster ./cmd/roster
 
 # unit and end-to-end tests on SQLite and PostgreSQL (the admin page in
 # headless Chromium), the deployment artifacts checked by their tools,
@@ -43,12 +47,17 @@ fuzz:
 deploy-check:
 	cd deploy && $(GO) test -count=1 ./...
 
+# staticcheck from PATH, else where `go install` puts it
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo "$$($(GO) env GOPATH)/bin/staticcheck")
+
 lint:
+	@test -x "$(STATICCHECK)" || { echo "make lint: staticcheck is not installed ($(STATICCHECK) not found)."; \
+		echo "Install it with: $(GO) install honnef.co/go/tools/cmd/staticcheck@latest"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
 	$(GO) vet $(PKGS)
-	staticcheck $(PKGS)
+	$(STATICCHECK) $(PKGS)
 	@test -z "$$(cd deploy && gofmt -l .)" || { cd deploy && gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
-	cd deploy && $(GO) vet ./... && staticcheck ./...
+	cd deploy && $(GO) vet ./... && $(STATICCHECK) ./...
 
 # SPEC §11 figures on 100,000 users and 1,000 groups, both stores
 bench:

@@ -102,7 +102,7 @@ func runSources(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	r, closeStore, err := e.open(ctx)
+	r, closeStore, err := e.openExisting(ctx)
 	if err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func runTasks(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	r, closeStore, err := e.open(ctx)
+	r, closeStore, err := e.openExisting(ctx)
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func runTasks(ctx context.Context, e *env, args []string) error {
 		c := v.Counts
 		changes := fmt.Sprintf("+%d ~%d -%d", c.Created+c.Restored, c.Updated, c.Deactivated+c.Deleted)
 		if len(v.Errors) > 0 {
-			changes = fmt.Sprintf("%d errors", len(v.Errors))
+			changes = plural(len(v.Errors), "error")
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Source, v.Trigger, v.Status, v.CreatedAt.Local().Format(time.DateTime), changes)
 	}
@@ -193,7 +193,7 @@ func runTasks(ctx context.Context, e *env, args []string) error {
 }
 
 func runTask(ctx context.Context, e *env, args []string) error {
-	return withTaskID(ctx, e, "task", args, func(r *tasks.Runner, id int64, asJSON bool) error {
+	return withTaskID(ctx, e, "task", args, true, func(r *tasks.Runner, id int64, asJSON bool) error {
 		t, err := r.Store.GetTask(ctx, id)
 		if err != nil {
 			return fmt.Errorf("%w: %w", tasks.ErrUsage, err)
@@ -213,4 +213,12 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// plural counts n things: "1 error", "2 errors".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -179,3 +179,64 @@ func TestDemoPlanBeforeApply(t *testing.T) {
 // daemonWatchSettle is more than the daemon's poll interval and debounce
 // together (daemon.DefaultPollInterval, daemon.DefaultDebounce).
 var daemonWatchSettle = daemon.DefaultPollInterval + daemon.DefaultDebounce + 2*time.Second
+
+// TestReadOnlyCommandsCreateNoStore: sources, tasks and task in a folder
+// (or on a PostgreSQL schema) without a store exit 4 with a clear error and
+// create nothing; without a config they say on stderr that the built-in
+// default is in use. Once a sync made the store they read it.
+func TestReadOnlyCommandsCreateNoStore(t *testing.T) {
+	readOnly := [][]string{{"sources"}, {"tasks"}, {"task", "1"}, {"sources", "--json"}}
+
+	t.Run("no config", func(t *testing.T) {
+		dir := t.TempDir()
+		for _, args := range readOnly {
+			r := runRoster(t, dir, "", nil, args...)
+			if r.code != exitNotFound || !strings.Contains(r.stderr, "using the built-in default") ||
+				!strings.Contains(r.stderr, "no roster store at "+filepath.Join(dir, "roster.db")) {
+				t.Errorf("want exit %d, the default config named and no store:\n%s", exitNotFound, r)
+			}
+		}
+		if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+			t.Errorf("read-only commands left %d files in an empty folder (%s, ...)", len(entries), entries[0].Name())
+		}
+	})
+
+	for _, driver := range []string{store.SQLite, store.Postgres} {
+		t.Run(driver, func(t *testing.T) {
+			w := newWorkdir(t, driver)
+			w.writeConfig(t, settings{})
+			for _, args := range readOnly {
+				r := w.want(t, exitNotFound, args...)
+				if !strings.Contains(r.stderr, "nothing has run with this configuration yet") || strings.Contains(r.stderr, "built-in default") {
+					t.Errorf("no store:\n%s", r)
+				}
+			}
+			if ok, err := store.Exists(t.Context(), driver, w.dsn); err != nil || ok {
+				t.Fatalf("after the read-only commands a store exists (%v, %v)", ok, err)
+			}
+			if driver == store.SQLite {
+				if entries, _ := os.ReadDir(w.dir); len(entries) != 1 {
+					t.Errorf("read-only commands left files beside roster.yaml: %v", entries)
+				}
+			}
+
+			// A file with one bad e-mail: the list counts "1 error".
+			people := basePeople()
+			people[3].Email = "nobody@"
+			w.write(t, "staff.csv", csvOf(people))
+			w.want(t, exitFailed, "sync", "staff")
+			r := w.want(t, exitOK, "tasks")
+			if !strings.Contains(r.stdout, " 1 error\n") || strings.Contains(r.stdout, "1 errors") {
+				t.Errorf("tasks of a task with one error:\n%s", r)
+			}
+			w.want(t, exitOK, "sources")
+			w.want(t, exitOK, "task", "1")
+			w.want(t, exitNotFound, "task", "2")
+			// A disabled source refuses a sync: its state, not the usage.
+			w.write(t, "roster.yaml", w.read(t, "roster.yaml")+"  - name: off\n    type: csv\n    path: off.csv\n    enabled: false\n")
+			if r := w.want(t, exitRefused, "sync", "off"); !strings.Contains(r.stderr, "disabled") || strings.Contains(r.stderr, "usage:") {
+				t.Errorf("sync of a disabled source:\n%s", r)
+			}
+		})
+	}
+}

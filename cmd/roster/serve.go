@@ -39,6 +39,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 0 {
 		return usagef("serve takes no arguments")
 	}
+	e.serving = true // the log below says when the built-in default is used
 	override, from := *listen, "--listen"
 	if override == "" {
 		override, from = os.Getenv("ROSTER_LISTEN"), "$ROSTER_LISTEN"

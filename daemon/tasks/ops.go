@@ -61,7 +61,7 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 		return nil, wrapNotFound(err)
 	}
 	if old.Status != store.StatusFailed && old.Status != store.StatusRunning {
-		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrUsage, id, old.Status)
+		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrState, id, old.Status)
 	}
 	if trigger == "" {
 		trigger = TriggerRetry
@@ -89,7 +89,7 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 		}
 	}
 	if old.Status != store.StatusFailed {
-		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrUsage, id, old.Status)
+		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrState, id, old.Status)
 	}
 
 	retryOf := old.ID
@@ -176,7 +176,7 @@ func (r *Runner) held(ctx context.Context, id int64) (*store.Task, *store.HeldPl
 		return nil, nil, nil, nil, wrapNotFound(err)
 	}
 	if t.Status != store.StatusHeld {
-		return nil, nil, nil, nil, fmt.Errorf("%w: task %d is %s; only held tasks can be approved or rejected", ErrUsage, id, t.Status)
+		return nil, nil, nil, nil, fmt.Errorf("%w: task %d is %s; only held tasks can be approved or rejected", ErrState, id, t.Status)
 	}
 	src, err := r.source(t.Source)
 	if err != nil {
@@ -190,7 +190,7 @@ func (r *Runner) held(ctx context.Context, id int64) (*store.Task, *store.HeldPl
 	if t, err = r.Store.GetTask(ctx, id); err != nil || t.Status != store.StatusHeld {
 		unlock()
 		if err == nil {
-			err = fmt.Errorf("%w: task %d is %s now", ErrUsage, id, t.Status)
+			err = fmt.Errorf("%w: task %d is %s now", ErrState, id, t.Status)
 		}
 		return nil, nil, nil, nil, err
 	}
