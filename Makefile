@@ -67,7 +67,8 @@ bench:
 bench-large:
 	$(GO) test -run='^$$' -bench=SyncLarge -benchtime=1x -timeout=60m ./cmd/roster/
 
-# refresh the admin page's screenshots in docs/img (the README shows them)
+# refresh the admin page's screenshots in docs/img (the README shows them);
+# a picture is rewritten only when its pixels change
 screenshots:
 	ROSTER_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run '^TestAdminUIBrowser$$' ./cmd/roster/
 

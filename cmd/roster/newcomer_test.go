@@ -6,6 +6,9 @@ package main
 // empty folder empty.
 
 import (
+	"bytes"
+	"image"
+	"image/png"
 	"net"
 	"net/http"
 	"os"
@@ -238,5 +241,45 @@ func TestReadOnlyCommandsCreateNoStore(t *testing.T) {
 				t.Errorf("sync of a disabled source:\n%s", r)
 			}
 		})
+	}
+}
+
+// TestSamePixels: `make screenshots` compares what a PNG shows, not its
+// bytes: the same image encoded otherwise is the same, one pixel or the
+// size changed is not, and a broken file is replaced.
+func TestSamePixels(t *testing.T) {
+	img := image.NewNRGBA(image.Rect(0, 0, 40, 30))
+	for i := range img.Pix {
+		img.Pix[i] = byte(i * 7)
+	}
+	encode := func(m image.Image, level png.CompressionLevel) []byte {
+		var b bytes.Buffer
+		if err := (&png.Encoder{CompressionLevel: level}).Encode(&b, m); err != nil {
+			t.Fatal(err)
+		}
+		return b.Bytes()
+	}
+	fast, best := encode(img, png.BestSpeed), encode(img, png.BestCompression)
+	if bytes.Equal(fast, best) {
+		t.Fatal("the two encodings are the same bytes; the test would prove nothing")
+	}
+	changed := image.NewNRGBA(img.Rect)
+	copy(changed.Pix, img.Pix)
+	changed.Pix[4*(12*40+17)]++
+	smaller := img.SubImage(image.Rect(0, 0, 40, 29))
+	for _, c := range []struct {
+		name string
+		old  []byte
+		same bool
+	}{
+		{"other encoding", best, true},
+		{"one pixel", encode(changed, png.BestSpeed), false},
+		{"other size", encode(smaller, png.BestSpeed), false},
+		{"not a PNG", []byte("\x89PNG broken"), false},
+	} {
+		same, err := samePixels(c.old, fast)
+		if err != nil || same != c.same {
+			t.Errorf("%s: samePixels = %v, %v; want %v", c.name, same, err, c.same)
+		}
 	}
 }
