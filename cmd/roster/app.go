@@ -56,6 +56,9 @@ type env struct {
 	// to serve's log instead of a bare line on stderr.
 	serving     bool
 	defaultSaid bool
+	// fs is the flag set of the command being run (docs_test.go lists
+	// each command's flags through it).
+	fs *flag.FlagSet
 }
 
 var commands []command
@@ -156,6 +159,7 @@ func (e *env) flags(name string) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Func("config", "configuration file", func(s string) error { e.configPath, e.configSet = s, true; return nil })
 	fs.BoolVar(&e.verbose, "v", false, "log informational messages")
+	e.fs = fs
 	return fs
 }
 
