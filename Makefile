@@ -6,8 +6,12 @@ STREAMED  := ^(TestScenario|TestSourceSettings|TestSyncValidFile|TestCheck|TestU
 
 .PHONY: build test unit deploy-check fuzz lint bench bench-large screenshots demo clean soak
 
+# the version `roster version` and the admin page show: the nearest tag,
+# commits since and the commit, "-dirty" with uncommitted changes
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -o roster ./cmd/roster
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-X main.version=$(VERSION)' -o roster ./cmd/roster
 
 # unit and end-to-end tests on SQLite and PostgreSQL (the admin page in
 # headless Chromium), the deployment artifacts checked by their tools,
@@ -44,12 +48,17 @@ fuzz:
 deploy-check:
 	cd deploy && $(GO) test -count=1 ./...
 
+# staticcheck from PATH, else where `go install` puts it
+STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo "$$($(GO) env GOPATH)/bin/staticcheck")
+
 lint:
+	@test -x "$(STATICCHECK)" || { echo "make lint: staticcheck is not installed ($(STATICCHECK) not found)."; \
+		echo "Install it with: $(GO) install honnef.co/go/tools/cmd/staticcheck@latest"; exit 1; }
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: the files above need formatting"; exit 1; }
 	$(GO) vet $(PKGS)
-	staticcheck $(PKGS)
+	$(STATICCHECK) $(PKGS)
 	@test -z "$$(cd deploy && gofmt -l .)" || { cd deploy && gofmt -l .; echo "gofmt: the files above need formatting"; exit 1; }
-	cd deploy && $(GO) vet ./... && staticcheck ./...
+	cd deploy && $(GO) vet ./... && $(STATICCHECK) ./...
 
 # SPEC §11 figures on 100,000 users and 1,000 groups, both stores
 bench:
@@ -59,18 +68,31 @@ bench:
 bench-large:
 	$(GO) test -run='^$$' -bench=SyncLarge -benchtime=1x -timeout=60m ./cmd/roster/
 
-# refresh the admin page's screenshots in docs/img (the README shows them)
+# refresh the admin page's screenshots in docs/img (the README shows them);
+# a picture is rewritten only when its pixels change
 screenshots:
 	ROSTER_SCREENSHOTS=$(CURDIR)/docs/img $(GO) test -count=1 -run '^TestAdminUIBrowser$$' ./cmd/roster/
 
 # the example: serve the sample staff from the embedded SQLite store on
-# 127.0.0.1:8080 until Ctrl-C (the README shows what to ask it)
-demo: build
-	./roster serve --config deploy/examples/roster.yaml
+# 127.0.0.1:$(PORT) until Ctrl-C (the README shows what to ask it). It runs
+# on a copy in demo/ (ignored by git), so that an upload, an edit of
+# demo/staff.csv or the database never touch a tracked file; the copy of
+# staff.csv is made once and kept across runs, `make clean` removes it all.
+PORT      ?= 8080
+DEMO      := demo
+demo: build $(DEMO)/roster.yaml $(DEMO)/staff.csv
+	./roster serve --config $(DEMO)/roster.yaml --listen 127.0.0.1:$(PORT)
+
+$(DEMO)/roster.yaml: deploy/examples/roster.yaml
+	@mkdir -p $(DEMO)
+	cp $< $@
+
+$(DEMO)/staff.csv:
+	@mkdir -p $(DEMO)
+	cp deploy/examples/staff.csv $@
 
 clean:
-	rm -rf roster deploy/examples/roster.db* deploy/examples/log
-
+	rm -rf roster $(DEMO) deploy/examples/roster.db* deploy/examples/log
 
 # the fault and load suite stretched: the kill loop repeats and the load
 # test runs for SOAK in all (any Go duration; half kill loop, half load),

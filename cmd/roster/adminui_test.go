@@ -5,6 +5,9 @@ package main
 // SQLite. It saves a screenshot of every page as admin-*.png: into the
 // folder $ROSTER_SCREENSHOTS when set (`make screenshots` refreshes the
 // README's pictures in docs/img), else into the test's temporary folder.
+// Times and ids are shown fixed in the pictures and a file is only
+// written when its pixels change, so that an unchanged page leaves
+// docs/img as it was.
 
 import (
 	"context"
@@ -31,9 +34,12 @@ func TestAdminUIBrowser(t *testing.T) {
 	if err := os.MkdirAll(screenshotDir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	var rewritten []string
 	shot := func(name string) {
 		t.Helper()
-		b.screenshot(filepath.Join(screenshotDir, "admin-"+name+".png"))
+		if b.steadyScreenshot(filepath.Join(screenshotDir, "admin-"+name+".png")) {
+			rewritten = append(rewritten, name)
+		}
 	}
 
 	w := newWorkdir(t, "sqlite")
@@ -300,6 +306,7 @@ func TestAdminUIBrowser(t *testing.T) {
 		}
 		t.Logf("docs/img/admin-%s.png: %dx%d", name, cfg.Width, cfg.Height)
 	}
+	t.Logf("screenshots written (their pixels changed): %v", rewritten)
 
 	if code := p.signalAndWait(t, syscall.SIGTERM, 60*time.Second); code != 0 {
 		t.Fatalf("SIGTERM: exit %d; the log:\n%s", code, p.stderr)

@@ -16,12 +16,16 @@ import (
 	"github.com/rosterd/roster/sources"
 )
 
-// Exit codes (SPEC §8.1).
+// Exit codes (SPEC §8.1, and the README's table of them): 4 and 5 tell a
+// script that the request was well formed but named nothing, or something
+// whose state refuses it, which retrying with other flags will not fix.
 const (
-	exitOK     = 0
-	exitFailed = 1
-	exitUsage  = 2
-	exitHeld   = 3
+	exitOK       = 0
+	exitFailed   = 1
+	exitUsage    = 2
+	exitHeld     = 3
+	exitNotFound = 4 // no such task or source, no store yet
+	exitRefused  = 5 // the task or source is not in a state that allows it
 )
 
 // usageError makes run exit with exitUsage.
@@ -48,13 +52,20 @@ type env struct {
 	configPath     string
 	configSet      bool
 	verbose        bool
+	// serving: the note that the built-in default config is in use goes
+	// to serve's log instead of a bare line on stderr.
+	serving     bool
+	defaultSaid bool
+	// fs is the flag set of the command being run (docs_test.go lists
+	// each command's flags through it).
+	fs *flag.FlagSet
 }
 
 var commands []command
 
 func init() {
 	commands = []command{
-		{"serve", "[--config F]", "run the daemon: schedules, file watching, health and metrics", runServe},
+		{"serve", "[--listen ADDR]", "run the daemon: schedules, file watching, health and metrics (--listen or $ROSTER_LISTEN overrides listen)", runServe},
 		{"sync", "SOURCE [--dry-run] [--force] [--file F] [--json]", "run a sync task of a source now", runSync},
 		{"check", "--csv FILE [--password-min-length N] [--source NAME]", "validate a CSV file without a database (--source: with that csv source's extra_columns)", runCheck},
 		{"sources", "[--json] | retire NAME [--orphans deactivate|delete] [--json]", "list the sources (configured and retired) with their state, counts and last task; retire: plan the removal of a retired source's users as a held task", runSources},
@@ -98,12 +109,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			for _, fe := range verr.Errors {
 				fmt.Fprintln(stdout, fe.Message)
 			}
-			fmt.Fprintf(stderr, "roster %s: the file is invalid (%d errors); nothing was changed\n", name, len(verr.Errors))
+			fmt.Fprintf(stderr, "roster %s: the file is invalid (%s); nothing was changed\n", name, plural(len(verr.Errors), "error"))
 			return exitFailed
-		case errors.As(err, &ue), errors.Is(err, tasks.ErrUsage), errors.Is(err, flag.ErrHelp):
-			if !errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintf(stderr, "roster %s: %s\n", name, strings.TrimPrefix(err.Error(), "usage: "))
-			}
+		case errors.Is(err, flag.ErrHelp):
+			// Asked for: the usage on stdout, and no error.
+			fmt.Fprintf(stdout, "usage: roster %s %s\n\n%s.\n\n", c.name, c.args, c.help)
+			fmt.Fprintln(stdout, globalFlags)
+			return exitOK
+		case errors.Is(err, store.ErrNotFound), errors.Is(err, errNoStore):
+			fmt.Fprintf(stderr, "roster %s: %s\n", name, strings.TrimPrefix(err.Error(), "usage: "))
+			return exitNotFound
+		case errors.Is(err, tasks.ErrState):
+			fmt.Fprintf(stderr, "roster %s: %s\n", name, strings.TrimPrefix(err.Error(), "usage: "))
+			return exitRefused
+		case errors.As(err, &ue), errors.Is(err, tasks.ErrUsage):
+			fmt.Fprintf(stderr, "roster %s: %s\n", name, strings.TrimPrefix(err.Error(), "usage: "))
 			fmt.Fprintf(stderr, "usage: roster %s %s\n", c.name, c.args)
 			return exitUsage
 		default:
@@ -125,9 +145,13 @@ func usage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.help)
 	}
-	fmt.Fprintln(w, "\nEvery command takes --config FILE (default roster.yaml, or $ROSTER_CONFIG) and -v for")
-	fmt.Fprintln(w, "informational logs; flags may stand before or after the arguments.")
+	fmt.Fprintln(w, "\n"+globalFlags)
+	fmt.Fprintln(w, "\nExit codes: 0 done, 1 failed, 2 usage or configuration error, 3 held by the safety")
+	fmt.Fprintln(w, "valve, 4 no such task, source or store, 5 refused by the state of the task or source.")
 }
+
+const globalFlags = `Every command takes --config FILE (default roster.yaml, or $ROSTER_CONFIG) and -v for
+informational logs; flags may stand before or after the arguments; --help shows a command's usage.`
 
 // flags returns a flag set with the global flags bound to e.
 func (e *env) flags(name string) *flag.FlagSet {
@@ -135,6 +159,7 @@ func (e *env) flags(name string) *flag.FlagSet {
 	fs.SetOutput(io.Discard)
 	fs.Func("config", "configuration file", func(s string) error { e.configPath, e.configSet = s, true; return nil })
 	fs.BoolVar(&e.verbose, "v", false, "log informational messages")
+	e.fs = fs
 	return fs
 }
 
@@ -174,7 +199,12 @@ func (e *env) loadConfig() (*config.Config, error) {
 				if err != nil {
 					return nil, err
 				}
-				return config.Default(wd), nil
+				cfg := config.Default(wd)
+				if !e.serving && !e.defaultSaid {
+					e.defaultSaid = true
+					fmt.Fprintf(e.stderr, "roster: no roster.yaml here, no --config, no $ROSTER_CONFIG: using the built-in default (store %s, push source api)\n", cfg.Store.DSN)
+				}
+				return cfg, nil
 			}
 		}
 	}
@@ -200,6 +230,36 @@ func (e *env) logger(cfg *config.Config) *slog.Logger {
 	return slog.New(slog.NewTextHandler(e.stderr, opts))
 }
 
+// notFoundError names what does not exist (exit 4).
+type notFoundError struct{ msg string }
+
+func (e notFoundError) Error() string        { return e.msg }
+func (e notFoundError) Is(target error) bool { return target == store.ErrNotFound }
+
+// errNoStore: a read-only command found no store to read (exit 4).
+var errNoStore = errors.New("no roster store")
+
+// openExisting is open for commands that only read: where no store exists
+// yet it creates none (no empty roster.db, no lock folder) and says so.
+func (e *env) openExisting(ctx context.Context) (*tasks.Runner, func(), error) {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return nil, nil, err
+	}
+	ok, err := store.Exists(ctx, cfg.Store.Driver, cfg.Store.DSN)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ok {
+		where := cfg.Store.DSN
+		if cfg.Store.Driver == config.DriverPostgres {
+			where = "the PostgreSQL database of store.dsn (no migration applied)"
+		}
+		return nil, nil, fmt.Errorf("%w at %s: nothing has run with this configuration yet; `roster serve`, `roster sync` or `roster migrate` creates it (is --config right?)", errNoStore, where)
+	}
+	return e.openConfig(ctx, cfg)
+}
+
 // open loads the configuration and opens the migrated store, records the
 // configured sources and fails tasks that a dead process left running.
 func (e *env) open(ctx context.Context) (*tasks.Runner, func(), error) {
@@ -207,6 +267,10 @@ func (e *env) open(ctx context.Context) (*tasks.Runner, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	return e.openConfig(ctx, cfg)
+}
+
+func (e *env) openConfig(ctx context.Context, cfg *config.Config) (*tasks.Runner, func(), error) {
 	log := e.logger(cfg)
 	s, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN)
 	if err != nil {
@@ -231,4 +295,12 @@ func (e *env) open(ctx context.Context) (*tasks.Runner, func(), error) {
 		log.Warn("tasks interrupted by a crash were marked failed", "tasks", failed)
 	}
 	return r, func() { s.Close() }, nil
+}
+
+// configName names where the configuration came from, for messages.
+func configName(cfg *config.Config) string {
+	if cfg.Path == "" {
+		return "the built-in default configuration"
+	}
+	return cfg.Path
 }

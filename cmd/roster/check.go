@@ -56,7 +56,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, fe.Message)
 	}
 	if len(res.Errors) > 0 {
-		fmt.Fprintf(e.stdout, "%s: %d errors; nothing of it would be imported\n", *path, len(res.Errors))
+		fmt.Fprintf(e.stdout, "%s: %s; nothing of it would be imported\n", *path, plural(len(res.Errors), "error"))
 		return exitError{exitFailed}
 	}
 	fmt.Fprintf(e.stdout, "%s: valid, %d people\n", *path, len(res.Records))

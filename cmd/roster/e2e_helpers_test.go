@@ -39,7 +39,7 @@ func (r result) String() string {
 func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ROSTER_CONFIG=") && !strings.HasPrefix(kv, "TZ=") {
+		if !strings.HasPrefix(kv, "ROSTER_CONFIG=") && !strings.HasPrefix(kv, "ROSTER_LISTEN=") && !strings.HasPrefix(kv, "TZ=") {
 			env = append(env, kv)
 		}
 	}

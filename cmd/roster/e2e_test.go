@@ -334,7 +334,7 @@ func scenario(t *testing.T, w *workdir) {
 		}
 		checkState(t, st, ext(13), reconcile.StateActive)
 		wantTask(t, sync(t, 0), "staff", "skipped", countsJSON{})
-		w.want(t, 2, "approve", fmt.Sprint(tk.ID)) // not held any more
+		w.want(t, exitRefused, "approve", fmt.Sprint(tk.ID)) // not held any more
 	})
 
 	step("held task rejected", func(t *testing.T) {
@@ -352,8 +352,15 @@ func scenario(t *testing.T, w *workdir) {
 		if got := w.task(t, 0, "task", fmt.Sprint(tk.ID), "--json"); got.Status != "rejected" {
 			t.Errorf("rejected task shows status %s", got.Status)
 		}
-		w.want(t, 2, "approve", fmt.Sprint(tk.ID))
-		w.want(t, 2, "reject", fmt.Sprint(tk.ID))
+		w.want(t, exitRefused, "approve", fmt.Sprint(tk.ID))
+		r := w.want(t, exitRefused, "reject", fmt.Sprint(tk.ID))
+		if !strings.Contains(r.stderr, "is rejected; only held tasks") || strings.Contains(r.stderr, "usage:") {
+			t.Errorf("rejecting a rejected task:\n%s", r)
+		}
+		// The operator's thinking time is no duration of the task.
+		if r := w.want(t, 0, "task", fmt.Sprint(tk.ID)); !strings.Contains(r.stdout, ": rejected at ") {
+			t.Errorf("a rejected task does not say when it was rejected:\n%s", r)
+		}
 	})
 
 	step("force skips the valve", func(t *testing.T) {
@@ -544,7 +551,7 @@ func scenario(t *testing.T, w *workdir) {
 			t.Errorf("retried user %+v", u)
 		}
 		ids[ext(22)] = st.Users[ext(22)].ID
-		w.want(t, 2, "retry", fmt.Sprint(rt.ID)) // succeeded: nothing to retry
+		w.want(t, exitRefused, "retry", fmt.Sprint(rt.ID)) // succeeded: nothing to retry
 		// The retry ran the file's content: the same file is skipped now.
 		wantTask(t, sync(t, 0), "staff", "skipped", countsJSON{})
 	})
@@ -612,18 +619,19 @@ func scenario(t *testing.T, w *workdir) {
 		sameState(t, "BOM and CRLF", before, after)
 	})
 
-	step("usage and configuration errors exit 2", func(t *testing.T) {
+	step("usage and configuration errors exit 2, what does not exist 4", func(t *testing.T) {
 		before := w.state(t, "staff")
-		r := w.want(t, 2, "sync", "nope", "--json")
-		if !strings.Contains(r.stderr, `no source "nope"`) || r.stdout != "" {
+		r := w.want(t, exitNotFound, "sync", "nope", "--json")
+		if !strings.Contains(r.stderr, `no source "nope"`) || r.stdout != "" || strings.Contains(r.stderr, "usage:") {
 			t.Errorf("unknown source:\n%s", r)
 		}
 		w.want(t, 2, "sync")
 		w.want(t, 2, "sync", "staff", "hr")
 		w.want(t, 2, "sync", "staff", "--bogus")
 		w.want(t, 2, "task", "abc")
-		w.want(t, 2, "task", "999999")
-		w.want(t, 2, "retry", "999999")
+		w.want(t, exitNotFound, "task", "999999")
+		w.want(t, exitNotFound, "retry", "999999")
+		w.want(t, exitNotFound, "approve", "999999")
 		w.want(t, 2, "frobnicate")
 
 		w.write(t, "bad.yaml", "# a typo\nsources:\n  - name: staff\n    type: csv\n    orphans: maybe\n    path: staff.csv\n")
@@ -763,7 +771,11 @@ func TestCheck(t *testing.T) {
 					t.Errorf("%q does not start with `line N, column C (name): `", l)
 				}
 			}
-			if want := fmt.Sprintf("%s: %d errors; nothing of it would be imported", abs, len(golden)); summary != want {
+			count := fmt.Sprintf("%d errors", len(golden))
+			if len(golden) == 1 {
+				count = "1 error"
+			}
+			if want := fmt.Sprintf("%s: %s; nothing of it would be imported", abs, count); summary != want {
 				t.Errorf("summary %q, want %q", summary, want)
 			}
 			if _, err := os.Stat(filepath.Join(dir, "roster.db")); err == nil {
@@ -868,8 +880,16 @@ func TestVersionAndHelp(t *testing.T) {
 	if r := runRoster(t, dir, "", nil); r.code != 2 {
 		t.Errorf("no command:\n%s", r)
 	}
-	if r := runRoster(t, dir, "", nil, "sync", "--help"); r.code != 2 || !strings.Contains(r.stderr, "usage: roster sync") {
-		t.Errorf("sync --help:\n%s", r)
+	for _, cmd := range []string{"serve", "sync", "check", "sources", "tasks", "task", "retry", "approve", "reject", "migrate", "token", "version"} {
+		for _, flag := range []string{"--help", "-h"} {
+			r := runRoster(t, dir, "", nil, cmd, flag)
+			if r.code != 0 || !strings.HasPrefix(r.stdout, "usage: roster "+cmd+" ") || r.stderr != "" {
+				t.Errorf("%s %s: want exit 0 and the usage on stdout:\n%s", cmd, flag, r)
+			}
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("asking for help left %d files in the folder", len(entries))
 	}
 }
 

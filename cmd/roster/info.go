@@ -113,7 +113,7 @@ func runSources(ctx context.Context, e *env, args []string) error {
 	case len(pos) > 0:
 		return usagef("roster sources lists the sources; roster sources retire NAME retires one")
 	}
-	r, closeStore, err := e.open(ctx)
+	r, closeStore, err := e.openExisting(ctx)
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func runTasks(ctx context.Context, e *env, args []string) error {
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	r, closeStore, err := e.open(ctx)
+	r, closeStore, err := e.openExisting(ctx)
 	if err != nil {
 		return err
 	}
@@ -247,7 +247,7 @@ func runTasks(ctx context.Context, e *env, args []string) error {
 			changes += fmt.Sprintf(" adopted %d", c.Adopted)
 		}
 		if len(v.Errors) > 0 {
-			changes = fmt.Sprintf("%d errors", len(v.Errors))
+			changes = plural(len(v.Errors), "error")
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Source, v.Trigger, v.Status, v.CreatedAt.Local().Format(time.DateTime), changes)
 	}
@@ -261,7 +261,7 @@ func runTasks(ctx context.Context, e *env, args []string) error {
 }
 
 func runTask(ctx context.Context, e *env, args []string) error {
-	return withTaskID(ctx, e, "task", args, func(r *tasks.Runner, id int64, asJSON bool) error {
+	return withTaskID(ctx, e, "task", args, true, func(r *tasks.Runner, id int64, asJSON bool) error {
 		t, err := r.Store.GetTask(ctx, id)
 		if err != nil {
 			return fmt.Errorf("%w: %w", tasks.ErrUsage, err)
@@ -281,4 +281,12 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// plural counts n things: "1 error", "2 errors".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -25,13 +25,41 @@ import (
 // or SIGINT exits at once, with code 1; tasks cut off are marked failed at
 // the next start. SIGHUP reloads the configuration (see daemon.Reload).
 // Without a configuration file roster serves the built-in default.
+//
+// The listen address is --listen, else $ROSTER_LISTEN, else the config's
+// listen (so that a demo or a second instance needs no edited file); it
+// holds across reloads.
 func runServe(ctx context.Context, e *env, args []string) error {
-	pos, err := parse(e.flags("serve"), args)
+	fs := e.flags("serve")
+	listen := fs.String("listen", "", "")
+	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 0 {
 		return usagef("serve takes no arguments")
+	}
+	e.serving = true // the log below says when the built-in default is used
+	override, from := *listen, "--listen"
+	if override == "" {
+		override, from = os.Getenv("ROSTER_LISTEN"), "$ROSTER_LISTEN"
+	}
+	// The published tokens are checked against the listen address the
+	// daemon will use, override included.
+	load := func() (*config.Config, error) {
+		cfg, err := e.loadConfig()
+		if err != nil {
+			return nil, err
+		}
+		if override != "" {
+			if err := cfg.SetListen(override, from); err != nil {
+				return nil, fmt.Errorf("%w: %w", errConfig, err)
+			}
+		}
+		if err := config.CheckPublishedTokens(cfg); err != nil {
+			return nil, fmt.Errorf("%w: %w", errConfig, err)
+		}
+		return cfg, nil
 	}
 	// Signals are caught from here on; they are acted upon once the
 	// daemon exists (SIGHUP would otherwise kill roster while it starts).
@@ -39,7 +67,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(sigs)
 
-	cfg, err := e.loadServeConfig()
+	cfg, err := load()
 	if err != nil {
 		return err
 	}
@@ -51,6 +79,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		log.Info("no configuration file: using the built-in default", "dir", cfg.Dir, "listen", cfg.Listen, "store", cfg.Store.DSN)
 	} else {
 		log.Info("configuration loaded", "path", cfg.Path)
+	}
+	if override != "" {
+		log.Info("listen address from "+from, "listen", cfg.Listen)
 	}
 	if !cfg.TLS.Enabled() && !config.IsLoopback(cfg.Listen) {
 		log.Warn("listening beyond loopback without TLS: tokens and directory data cross the network in clear text unless a TLS proxy or mesh in front terminates it (set tls.cert_file and tls.key_file to serve TLS)",
@@ -81,7 +112,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		notify(log, "STATUS=waiting for the database, /readyz answers 503: "+err.Error())
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
+	// The daemon stops when this function's signal handling says so, not
+	// when main's signal context ends: that one is cancelled by the same
+	// SIGTERM, and the daemon would log "stopped" before the line below
+	// said why.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	done := make(chan struct{})
 	defer close(done)
@@ -96,7 +131,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 				case sig == syscall.SIGHUP && !stopping:
 					log.Info("SIGHUP: reloading the configuration")
 					notify(log, "RELOADING=1")
-					d.Reload(ctx, e.loadServeConfig) //nolint:errcheck // Reload logs why it refused
+					d.Reload(ctx, load) //nolint:errcheck // Reload logs why it refused
 					notify(log, "READY=1")
 				case sig == syscall.SIGHUP:
 				case stopping:
@@ -118,17 +153,6 @@ func runServe(ctx context.Context, e *env, args []string) error {
 // loadServeConfig is loadConfig for the daemon, at start and on SIGHUP:
 // a configuration that accepts a token printed in roster's examples is
 // refused as a configuration error (see config.CheckPublishedTokens).
-func (e *env) loadServeConfig() (*config.Config, error) {
-	cfg, err := e.loadConfig()
-	if err != nil {
-		return nil, err
-	}
-	if err := config.CheckPublishedTokens(cfg); err != nil {
-		return nil, fmt.Errorf("%w: %w", errConfig, err)
-	}
-	return cfg, nil
-}
-
 // tellSystemd reports readiness once the daemon's listeners serve, then
 // pings the watchdog at half its interval for as long as the daemon runs
 // (Type=notify and WatchdogSec= in the unit). The process is up then,

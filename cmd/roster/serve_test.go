@@ -59,9 +59,16 @@ type serveProc struct {
 
 func startServeProc(t testing.TB, w *workdir) *serveProc {
 	t.Helper()
-	p := &serveProc{cmd: exec.Command(rosterBin, "serve"), stderr: &syncBuffer{}, exited: make(chan struct{})}
+	return startServeWith(t, w, nil)
+}
+
+// startServeWith starts `roster serve` with extra environment variables
+// and arguments.
+func startServeWith(t testing.TB, w *workdir, env []string, args ...string) *serveProc {
+	t.Helper()
+	p := &serveProc{cmd: exec.Command(rosterBin, append([]string{"serve"}, args...)...), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Dir = w.dir
-	p.cmd.Env = append(cleanEnv(), w.env...)
+	p.cmd.Env = append(append(cleanEnv(), w.env...), env...)
 	p.cmd.Stdout, p.cmd.Stderr = io.Discard, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

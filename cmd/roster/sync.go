@@ -31,7 +31,14 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("name one source")
 	}
-	r, closeStore, err := e.open(ctx)
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	if _, ok := cfg.Source(pos[0]); !ok {
+		return notFoundError{fmt.Sprintf("no source %q in %s", pos[0], configName(cfg))}
+	}
+	r, closeStore, err := e.openConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -58,7 +65,7 @@ func runSync(ctx context.Context, e *env, args []string) error {
 
 // withTaskID parses a command that takes one task id (and --json), opens
 // the store and runs fn.
-func withTaskID(ctx context.Context, e *env, name string, args []string,
+func withTaskID(ctx context.Context, e *env, name string, args []string, readOnly bool,
 	fn func(r *tasks.Runner, id int64, asJSON bool) error) error {
 	fs := e.flags(name)
 	asJSON := fs.Bool("json", false, "")
@@ -73,7 +80,11 @@ func withTaskID(ctx context.Context, e *env, name string, args []string,
 	if err != nil || id <= 0 {
 		return usagef("%q is not a task id", pos[0])
 	}
-	r, closeStore, err := e.open(ctx)
+	open := e.open
+	if readOnly {
+		open = e.openExisting
+	}
+	r, closeStore, err := open(ctx)
 	if err != nil {
 		return err
 	}
@@ -84,7 +95,7 @@ func withTaskID(ctx context.Context, e *env, name string, args []string,
 // taskCommand runs a command that takes a task id and ends in a task.
 func taskCommand(ctx context.Context, e *env, name string, args []string,
 	do func(ctx context.Context, r *tasks.Runner, id int64) (*tasks.Result, error)) error {
-	return withTaskID(ctx, e, name, args, func(r *tasks.Runner, id int64, asJSON bool) error {
+	return withTaskID(ctx, e, name, args, false, func(r *tasks.Runner, id int64, asJSON bool) error {
 		progress := newProgress(e.stdout)
 		r.Progress = progress.update
 		res, err := do(ctx, r, id)
@@ -161,7 +172,11 @@ func writeJSON(w io.Writer, v any) error {
 
 func printTask(w io.Writer, v tasks.View) {
 	took := ""
-	if v.StartedAt != nil && v.FinishedAt != nil {
+	switch {
+	case v.Status == store.StatusRejected && v.FinishedAt != nil:
+		// Started..finished spans the operator's thinking, not work.
+		took = " at " + v.FinishedAt.Local().Format(time.DateTime)
+	case v.StartedAt != nil && v.FinishedAt != nil:
 		took = " in " + v.FinishedAt.Sub(*v.StartedAt).Round(time.Millisecond).String()
 	}
 	fmt.Fprintf(w, "task %d (%s, %s): %s%s\n", v.ID, v.Source, v.Trigger, v.Status, took)

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"image/png"
 	"io"
 	"net"
 	"net/http"
@@ -238,8 +239,8 @@ func (b *browser) resize(width, height int) {
 	b.must(b.call("POST", b.path("/window/rect"), map[string]int{"width": width, "height": height}, nil))
 }
 
-// screenshot saves a PNG of the viewport.
-func (b *browser) screenshot(file string) {
+// screenshotPNG takes a PNG of the viewport.
+func (b *browser) screenshotPNG() []byte {
 	b.t.Helper()
 	var s string
 	b.must(b.call("GET", b.path("/screenshot"), nil, &s))
@@ -250,9 +251,71 @@ func (b *browser) screenshot(file string) {
 	if !bytes.HasPrefix(png, []byte("\x89PNG")) {
 		b.t.Fatalf("screenshot: not a PNG")
 	}
-	if err := os.WriteFile(file, png, 0o644); err != nil {
+	return png
+}
+
+// steadyScript makes what differs from run to run read the same on the
+// page shown (times, user ids), and takes the focus (a blinking caret)
+// away, so that the same page gives the same pixels. Only the text the
+// browser shows changes; the next navigation loads the real page again.
+const steadyScript = `
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+  n.nodeValue = n.nodeValue
+    .replace(/\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC/g, '2026-11-21 10:00:00 UTC')
+    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, '2f1c9a6e-8d4b-4f0a-9c3e-5b7d1e2a4c60');
+}
+if (document.activeElement) { document.activeElement.blur(); }
+return null;`
+
+// steadyScreenshot saves a PNG of the viewport with steadyScript applied,
+// and only when its pixels differ from the file's: an unchanged page
+// leaves the file (tracked in docs/img) as it was. It reports whether it
+// wrote the file.
+func (b *browser) steadyScreenshot(file string) bool {
+	b.t.Helper()
+	b.execute(steadyScript, nil)
+	shot := b.screenshotPNG()
+	if old, err := os.ReadFile(file); err == nil {
+		same, err := samePixels(old, shot)
+		if err != nil {
+			b.t.Fatalf("%s: %v", file, err)
+		}
+		if same {
+			return false
+		}
+	}
+	if err := os.WriteFile(file, shot, 0o644); err != nil {
 		b.t.Fatal(err)
 	}
+	return true
+}
+
+// samePixels reports whether two PNGs show the same image; their bytes
+// may differ (encoders, metadata). A file that is not a PNG differs.
+func samePixels(a, b []byte) (bool, error) {
+	ia, err := png.Decode(bytes.NewReader(a))
+	if err != nil {
+		return false, nil // not a PNG: replace it
+	}
+	ib, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		return false, fmt.Errorf("the new screenshot: %w", err)
+	}
+	if ia.Bounds() != ib.Bounds() {
+		return false, nil
+	}
+	r := ia.Bounds()
+	for y := r.Min.Y; y < r.Max.Y; y++ {
+		for x := r.Min.X; x < r.Max.X; x++ {
+			r1, g1, b1, a1 := ia.At(x, y).RGBA()
+			r2, g2, b2, a2 := ib.At(x, y).RGBA()
+			if r1 != r2 || g1 != g2 || b1 != b2 || a1 != a2 {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 // waitText reloads the page until the text of css contains want.

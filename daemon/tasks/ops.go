@@ -61,7 +61,7 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 		return nil, wrapNotFound(err)
 	}
 	if old.Status != store.StatusFailed && old.Status != store.StatusRunning {
-		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrUsage, id, old.Status)
+		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrState, id, old.Status)
 	}
 	if trigger == "" {
 		trigger = TriggerRetry
@@ -89,7 +89,7 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 		}
 	}
 	if old.Status != store.StatusFailed {
-		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrUsage, id, old.Status)
+		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrState, id, old.Status)
 	}
 
 	retryOf := old.ID
@@ -185,9 +185,9 @@ func (r *Runner) Reject(ctx context.Context, id int64) (*store.Task, error) {
 func (r *Runner) superseded(ctx context.Context, t *store.Task) error {
 	newer, err := r.Store.SupersededBy(ctx, t)
 	if err != nil || newer == nil {
-		return fmt.Errorf("%w: task %d is superseded: a newer task of source %s read newer input, so its plan is out of date; sync again to see the current plan", ErrUsage, t.ID, t.Source)
+		return fmt.Errorf("%w: task %d is superseded: a newer task of source %s read newer input, so its plan is out of date; sync again to see the current plan", ErrState, t.ID, t.Source)
 	}
-	return fmt.Errorf("%w: task %d is superseded by task %d (%s), a newer task of source %s that read newer input, so its plan is out of date; sync again to see the current plan", ErrUsage, t.ID, newer.ID, newer.Status, t.Source)
+	return fmt.Errorf("%w: task %d is superseded by task %d (%s), a newer task of source %s that read newer input, so its plan is out of date; sync again to see the current plan", ErrState, t.ID, newer.ID, newer.Status, t.Source)
 }
 
 // held loads a held task under its source's lock.
@@ -200,7 +200,7 @@ func (r *Runner) held(ctx context.Context, id int64) (*store.Task, *store.HeldPl
 		return nil, nil, nil, nil, r.superseded(ctx, t)
 	}
 	if t.Status != store.StatusHeld {
-		return nil, nil, nil, nil, fmt.Errorf("%w: task %d is %s; only held tasks can be approved or rejected", ErrUsage, id, t.Status)
+		return nil, nil, nil, nil, fmt.Errorf("%w: task %d is %s; only held tasks can be approved or rejected", ErrState, id, t.Status)
 	}
 	var src *config.Source
 	if t.Trigger == TriggerRetire {
@@ -227,7 +227,7 @@ func (r *Runner) held(ctx context.Context, id int64) (*store.Task, *store.HeldPl
 		case t.Status == store.StatusSuperseded:
 			err = r.superseded(ctx, t)
 		default:
-			err = fmt.Errorf("%w: task %d is %s now", ErrUsage, id, t.Status)
+			err = fmt.Errorf("%w: task %d is %s now", ErrState, id, t.Status)
 		}
 		return nil, nil, nil, nil, err
 	}

@@ -200,11 +200,11 @@ func (r *Runner) queueAgain(ctx context.Context, old *store.Task, trigger string
 // the source's queue is applied.
 func (r *Runner) retryPush(ctx context.Context, old *store.Task, trigger string) (*Result, error) {
 	if old.Status != store.StatusFailed {
-		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrUsage, old.ID, old.Status)
+		return nil, fmt.Errorf("%w: task %d is %s; only failed tasks can be retried", ErrState, old.ID, old.Status)
 	}
 	t, err := r.queueAgain(ctx, old, trigger, false)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, fmt.Errorf("%w: task %d has no stored payload to run again", ErrUsage, old.ID)
+		return nil, fmt.Errorf("%w: task %d has no stored payload to run again", ErrState, old.ID)
 	}
 	if err != nil {
 		return nil, err

@@ -40,8 +40,22 @@ const (
 )
 
 // ErrUsage marks requests that cannot run at all (unknown source, wrong
-// type, task in the wrong status); the CLI answers them with exit code 2.
+// type, task in the wrong status, arguments that do not go together).
+// ErrState narrows it down: the CLI answers it with an exit code of its
+// own, the rest of ErrUsage with 2 (a usage error).
 var ErrUsage = errors.New("usage")
+
+// ErrState marks a request that the state of what it names refuses: a
+// task that is not held (approve, reject) or not failed (retry), a source
+// that is disabled, of a type that cannot do it, or no longer configured
+// (a task of a removed source). It is an ErrUsage too, with the same
+// message, so that callers that know only ErrUsage answer it as before.
+var ErrState error = stateError{}
+
+type stateError struct{}
+
+func (stateError) Error() string        { return ErrUsage.Error() }
+func (stateError) Is(target error) bool { return target == ErrUsage }
 
 // Runner runs tasks against one store with one configuration.
 type Runner struct {
@@ -122,18 +136,18 @@ func (r *Runner) log() *slog.Logger {
 func (r *Runner) source(name string) (*config.Source, error) {
 	src, ok := r.Config.Source(name)
 	if !ok {
-		return nil, fmt.Errorf("%w: no source %q in %s", ErrUsage, name, r.configName())
+		return nil, fmt.Errorf("%w: no source %q in %s", ErrState, name, r.configName())
 	}
 	if !src.Enabled {
-		return nil, fmt.Errorf("%w: source %q is disabled (enabled: false)", ErrUsage, name)
+		return nil, fmt.Errorf("%w: source %q is disabled (enabled: false)", ErrState, name)
 	}
 	switch src.Type {
 	case config.TypeCSV, config.TypeHTTP:
 		return src, nil
 	case config.TypePush, config.TypeSCIM:
-		return nil, fmt.Errorf("%w: source %q is a %s source: it receives changes over HTTP and has nothing to sync", ErrUsage, name, src.Type)
+		return nil, fmt.Errorf("%w: source %q is a %s source: it receives changes over HTTP and has nothing to sync", ErrState, name, src.Type)
 	default:
-		return nil, fmt.Errorf("%w: source %q: syncing %s sources is not supported by this version of roster", ErrUsage, name, src.Type)
+		return nil, fmt.Errorf("%w: source %q: syncing %s sources is not supported by this version of roster", ErrState, name, src.Type)
 	}
 }
 
