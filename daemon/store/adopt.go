@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 
 	"github.com/rosterd/roster/daemon/reconcile"
@@ -78,21 +79,39 @@ func scanOthers(rows *sql.Rows, fn func(*reconcile.User)) error {
 // adopted finishes the move of the users a plan adopted (ids by their
 // old owner) after writeUser moved each with its values (in one
 // statement, so that a user's record key is never the old owner's key
-// under the new owner): the old owners' memberships and pending
-// memberships of them go, and each old owner's revision grows, so that a
-// plan of the old owner computed before (a held task) is not applied
-// over them.
+// under the new owner): they leave the old owners' groups (not groups
+// written over SCIM, which hold users of any source) and pending
+// departments, and each old owner's revision grows, so that a plan of the
+// old owner computed before (a held task) is not applied over them. The
+// ids travel as one parameter per jsonChunk, not one statement per batch.
 func (a *applier) adopted(from map[string][]string) error {
 	for src, ids := range from {
-		if err := a.inBatches(ids, `DELETE FROM memberships WHERE group_id IN (SELECT id FROM groups WHERE source = ?) AND member_id IN ?`, src); err != nil {
-			return fmt.Errorf("adopt users of source %s: leave its groups: %w", src, err)
-		}
-		if err := a.inBatches(ids, `DELETE FROM pending_members WHERE source = ? AND member_id IN ?`, src); err != nil {
-			return fmt.Errorf("adopt users of source %s: leave its departments: %w", src, err)
+		for start := 0; start < len(ids); start += jsonChunk {
+			in, list := a.idList(ids[start:min(start+jsonChunk, len(ids))])
+			// Found by member (its index), then kept when the group is
+			// the old owner's: by group, the database would walk every
+			// member of each of the old owner's groups.
+			if err := a.exec(`DELETE FROM memberships WHERE member_type = 'User' AND member_id `+in+`
+				AND EXISTS (SELECT 1 FROM groups g WHERE g.id = memberships.group_id AND g.source = ? AND g.keyed)`, list, src); err != nil {
+				return fmt.Errorf("adopt users of source %s: leave its groups: %w", src, err)
+			}
+			if err := a.exec(`DELETE FROM pending_members WHERE source = ? AND member_id `+in, src, list); err != nil {
+				return fmt.Errorf("adopt users of source %s: leave its departments: %w", src, err)
+			}
 		}
 		if err := a.exec(`UPDATE sources SET revision = revision + 1 WHERE name = ?`, src); err != nil {
 			return fmt.Errorf("adopt users of source %s: record the change there: %w", src, err)
 		}
 	}
 	return nil
+}
+
+// idList is an IN list of ids as one parameter: a JSON array that SQLite
+// reads with json_each, a text[] on PostgreSQL (see StreamTx.in).
+func (a *applier) idList(ids []string) (in string, arg any) {
+	if a.postgres {
+		return `= ANY(CAST(? AS text[]))`, textArray(ids)
+	}
+	doc, _ := json.Marshal(ids) // strings always marshal
+	return `IN (SELECT value FROM json_each(?))`, string(doc)
 }

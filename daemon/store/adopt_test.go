@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/daemon/store"
@@ -67,6 +68,17 @@ func TestAdoptApply(t *testing.T) {
 			t.Fatalf("a refused adoption left %+v", snap)
 		}
 
+		// A group written over SCIM (not keyed; here the old owner's, as
+		// when it is the scim source) holds anna: adoption leaves it.
+		now := time.Now().UTC()
+		if err := s.DB().Exec(`INSERT INTO groups (id, source, external_id, display_name, display_name_key, version, created_at, updated_at, keyed)
+			VALUES ('scim-g', 'old', '', 'Admins', 'admins', 1, ?, ?, FALSE)`, now, now).Error; err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DB().Exec(`INSERT INTO memberships (group_id, member_id, member_type) VALUES ('scim-g', ?, 'User')`, annaID).Error; err != nil {
+			t.Fatal(err)
+		}
+
 		p := reconcile.PlanSnapshot([]sources.Record{rec(1, "n1", "ANNA", "Team")}, func() *reconcile.Snapshot {
 			snap, _ := s.Snapshot(ctx, "new")
 			snap.Foreign, _ = s.ForeignLogins(ctx, "new", []string{"anna"})
@@ -100,8 +112,11 @@ func TestAdoptApply(t *testing.T) {
 			t.Errorf("old's revision %d; it was %d before its own apply and the adoption", after.Revision, old.Revision)
 		}
 		var members int
-		if err := s.DB().Raw(`SELECT COUNT(*) FROM memberships m JOIN groups g ON g.id = m.group_id WHERE g.source = 'old'`).Row().Scan(&members); err != nil || members != 0 {
+		if err := s.DB().Raw(`SELECT COUNT(*) FROM memberships m JOIN groups g ON g.id = m.group_id WHERE g.source = 'old' AND g.keyed`).Row().Scan(&members); err != nil || members != 0 {
 			t.Errorf("old's Sales group keeps %d members (%v)", members, err)
+		}
+		if err := s.DB().Raw(`SELECT COUNT(*) FROM memberships WHERE group_id = 'scim-g' AND member_id = ?`, annaID).Row().Scan(&members); err != nil || members != 1 {
+			t.Errorf("the group written over SCIM lost anna (%d, %v)", members, err)
 		}
 	})
 }
