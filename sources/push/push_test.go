@@ -133,3 +133,31 @@ func TestErrorIndexAndField(t *testing.T) {
 		t.Fatalf("got %+v, want index 1, field email", e)
 	}
 }
+
+// TestEncodeBytes: the stored form of a push, record by record, is what
+// encoding the records as one array gave: custom fields compacted, HTML
+// characters escaped, "no departments" kept, departments after users.
+func TestEncodeBytes(t *testing.T) {
+	p, err := Decode([]byte(`{"sourceName":"hr","dataType":"user","matchKey":"email","records":[
+		{"uid":"1","email":"a@example.com","username":"a<b>","departments":[],"x-team": [ 1, "two" ]},
+		{"uid":"2","email":"b@example.com","departments":["d1",{"uid":"d2","isMain":true}]},
+		{"uid":"3","email":"c@example.com","isDeleted":true}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"sourceName":"hr","dataType":"user","matchKey":"email","records":[` +
+		`{"uid":"1","username":"a\u003cb\u003e","email":"a@example.com","departments":[],"x-team":[1,"two"]},` +
+		`{"uid":"2","email":"b@example.com","departments":[{"uid":"d1"},{"uid":"d2","isMain":true}]},` +
+		`{"uid":"3","email":"c@example.com","isDeleted":true}]}`
+	if string(got) != want {
+		t.Errorf("Encode:\n got %s\nwant %s", got, want)
+	}
+	empty, err := Encode(&Payload{DataType: DataDepartment})
+	if err != nil || string(empty) != `{"dataType":"department","records":[]}` {
+		t.Errorf("an empty payload: %s %v", empty, err)
+	}
+}
