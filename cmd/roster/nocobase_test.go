@@ -245,6 +245,12 @@ func TestNocoBaseParity(t *testing.T) {
 			if code, _, b := e.do(t, tokNocoAdmin, "GET", "/api/v1/groups/no-such-group", ""); code != 404 {
 				t.Errorf("an unknown group: %d %s", code, b)
 			}
+			// The admin scope is needed.
+			for _, tok := range []string{"", tokSCIMRead, tokPushAll} {
+				if code, _, b := e.do(t, tok, "GET", "/api/v1/groups/"+dev.ID, ""); code != 401 && code != 403 {
+					t.Errorf("GET /api/v1/groups/ID with token %q: %d %s", tok, code, b)
+				}
+			}
 
 			// matchKey email and phone find the users NocoBase would.
 			applied(nocoByEmail)

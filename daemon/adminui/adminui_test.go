@@ -627,3 +627,60 @@ func TestSessionCheckDuringWrite(t *testing.T) {
 		}
 	})
 }
+
+// TestUserButtonsAndGroups: the Users page's Activate and Deactivate
+// buttons change a user only with the session's CSRF value and say what
+// they did; the Groups page draws the groups with their member counts.
+func TestUserButtonsAndGroups(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		e := newEnv(t, st)
+		e.write("staff.csv", people(3))
+		c := e.login()
+		token := e.csrf(c)
+		if r := e.post("/admin/sources/staff/sync", url.Values{"csrf": {token}}, c); r.code != http.StatusSeeOther {
+			t.Fatalf("sync: %d %s", r.code, r.body)
+		}
+		users, _, err := st.ListUsers(context.Background(), store.UserFilter{Search: "user2"})
+		if err != nil || len(users) != 1 {
+			t.Fatalf("user2: %+v %v", users, err)
+		}
+		id := users[0].ID
+		state := func() store.UserRow {
+			t.Helper()
+			us, _, err := st.ListUsers(context.Background(), store.UserFilter{Search: "user2"})
+			if err != nil || len(us) != 1 {
+				t.Fatalf("user2: %+v %v", us, err)
+			}
+			return us[0]
+		}
+		if r := e.get("/admin/users", c); !strings.Contains(r.body, `id="deactivate-user2"`) || strings.Contains(r.body, `id="activate-user2"`) {
+			t.Fatalf("the Users page lacks user2's Deactivate button:\n%s", r.body)
+		}
+		if r := e.post("/admin/users/"+id+"/active", url.Values{"active": {"false"}}, c); r.code != http.StatusForbidden || !state().Active {
+			t.Fatalf("deactivate without csrf: %d, user %+v", r.code, state())
+		}
+		if r := e.post("/admin/users/"+id+"/active", url.Values{"csrf": {token}, "active": {"maybe"}}, c); r.code != http.StatusBadRequest {
+			t.Errorf("active=maybe: %d", r.code)
+		}
+		if r := e.post("/admin/users/no-such-user/active", url.Values{"csrf": {token}, "active": {"false"}}, c); r.code != http.StatusNotFound {
+			t.Errorf("an unknown user: %d", r.code)
+		}
+		r := e.post("/admin/users/"+id+"/active", url.Values{"csrf": {token}, "active": {"false"}, "q": {"user"}}, c)
+		if loc := r.header.Get("Location"); r.code != http.StatusSeeOther || loc != "/admin/users?flash=deactivated&q=user" {
+			t.Fatalf("deactivate: %d to %q", r.code, loc)
+		}
+		if u := state(); u.Active || u.StateReason != "admin" {
+			t.Fatalf("user2 after Deactivate: %+v", u)
+		}
+		if r := e.get("/admin/users?flash=deactivated&q=user", c); !strings.Contains(r.body, "The user was deactivated") || !strings.Contains(r.body, `id="activate-user2"`) {
+			t.Errorf("the Users page after Deactivate:\n%s", r.body)
+		}
+		if r := e.post("/admin/users/"+id+"/active", url.Values{"csrf": {token}, "active": {"true"}}, c); r.code != http.StatusSeeOther || !state().Active {
+			t.Fatalf("activate: %d, user %+v", r.code, state())
+		}
+		if r := e.get("/admin/groups", c); r.code != 200 || !strings.Contains(r.body, `id="source-staff"`) ||
+			!strings.Contains(r.body, "Team") || !strings.Contains(r.body, "3 members") {
+			t.Errorf("the Groups page: %d\n%s", r.code, r.body)
+		}
+	})
+}
