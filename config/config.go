@@ -15,6 +15,7 @@ const (
 	TypePush = "push"
 	TypeHTTP = "http"
 	TypeSCIM = "scim"
+	TypeLDAP = "ldap"
 )
 
 // Values of the enumerated source settings.
@@ -196,6 +197,22 @@ type Source struct {
 	Map     map[string]string `yaml:"map"`
 	Timeout Duration          `yaml:"timeout"`
 	Retries int               `yaml:"retries"`
+
+	// ldap (SPEC §3.5); URL, Map, Timeout and Retries as for http, Map
+	// from directory fields and attribute paths to LDAP attributes.
+	StartTLS bool `yaml:"start_tls"`
+	// CAFile is absolute.
+	CAFile       string `yaml:"ca_file"`
+	ServerName   string `yaml:"server_name"`
+	BindDN       string `yaml:"bind_dn"`
+	BindPassword string `yaml:"bind_password"`
+	BaseDN       string `yaml:"base_dn"`
+	UserFilter   string `yaml:"user_filter"`
+	GroupFilter  string `yaml:"group_filter"`
+	// Flavor "" is openldap; PageSize 0 is 500.
+	Flavor    string `yaml:"flavor"`
+	PageSize  int    `yaml:"page_size"`
+	SizeLimit int    `yaml:"size_limit"`
 }
 
 // HTTPAuth is how an http source authenticates; at most one is set.
@@ -357,6 +374,9 @@ func (c *Config) resolve() {
 		s := &c.Sources[i]
 		if s.Type == TypeCSV {
 			s.Path = c.abs(s.Path)
+		}
+		if s.Type == TypeLDAP {
+			s.CAFile = c.abs(s.CAFile)
 		}
 		s.Method = strings.ToUpper(s.Method)
 	}

@@ -28,6 +28,9 @@ type Record struct {
 	// Active is nil when the source does not say; the engine then applies
 	// its own rules (activate_new, orphans, restore).
 	Active *bool
+	// Manager is the ExternalID of the user's manager among the same
+	// source's records (an ldap source resolves the manager's DN), or "".
+	Manager string
 	// Attributes are the values of the attribute paths the source's
 	// configuration maps (csv extra_columns, the http source's map), in
 	// the configuration's order; an empty value leaves its attribute

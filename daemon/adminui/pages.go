@@ -59,7 +59,7 @@ func (h *Handler) showOverview(w http.ResponseWriter, r *http.Request, s *sess, 
 	var rows []sourceRow
 	for _, src := range s.cfg.Sources {
 		row := sourceRow{Name: src.Name, Type: src.Type, Schedule: src.Schedule, Enabled: src.Enabled, Status: "never synced",
-			Syncable:   src.Enabled && (src.Type == config.TypeCSV || src.Type == config.TypeHTTP),
+			Syncable:   src.Enabled && (src.Type == config.TypeCSV || src.Type == config.TypeHTTP || src.Type == config.TypeLDAP),
 			Uploadable: src.Enabled && src.Type == config.TypeCSV}
 		last, err := h.o.Store.LastTask(ctx, src.Name)
 		if err != nil {

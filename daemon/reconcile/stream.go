@@ -53,7 +53,7 @@ func NewStream(in StreamInput, existing []Group, s Settings, newID func() string
 func (st *Stream) Chunk(records []sources.Record, users map[string]*User) *Plan {
 	p := &Plan{Changes: make([]Change, 0, len(records))}
 	for i := range records {
-		planRecord(p, &records[i], users[records[i].ExternalID], st.groups, st.s, st.newID)
+		planRecord(p, &records[i], users[records[i].ExternalID], st.groups, st.s, func(string) string { return st.newID() }, "")
 	}
 	c := &st.Counts
 	c.Created += p.Counts.Created

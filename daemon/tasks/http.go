@@ -105,6 +105,9 @@ func writeRecordsJSON(w io.Writer, recs []sources.Record) error {
 
 // readRaw reads a task's stored input again.
 func (r *Runner) readRaw(ctx context.Context, src *config.Source, path string) (*input, error) {
+	if strings.HasSuffix(path, ".ldif") {
+		return r.readLDIF(src, path)
+	}
 	if !strings.HasSuffix(path, ".json") {
 		return r.readCSV(ctx, src, path, true)
 	}

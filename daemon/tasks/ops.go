@@ -25,6 +25,8 @@ func (r *Runner) dryRun(ctx context.Context, src *config.Source) (*Result, error
 	var err error
 	if src.Type == config.TypeHTTP {
 		in, err = r.fetch(ctx, src)
+	} else if src.Type == config.TypeLDAP {
+		in, err = r.fetchLDAP(ctx, src, nil)
 	} else {
 		in, err = r.readCSV(ctx, src, src.Path, false)
 	}
@@ -104,6 +106,8 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 		in, err = r.readRaw(ctx, src, r.rawPath(old))
 	case src.Type == config.TypeHTTP:
 		in, err = r.fetch(ctx, src)
+	case src.Type == config.TypeLDAP:
+		in, err = r.fetchLDAP(ctx, src, t)
 	default:
 		in, err = r.readCSV(ctx, src, src.Path, false)
 	}

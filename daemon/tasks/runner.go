@@ -100,6 +100,13 @@ type input struct {
 	records     []sources.Record
 	warnings    []string
 	fingerprint string
+	// groups are what an ldap source says of its groups; nil for others.
+	groups *reconcile.Groups
+	// rawKept says that the raw record was written while the input was
+	// read (an ldap source's LDIF); raw, when set, writes it from another
+	// task's (a retry's or an approval's copy of it).
+	rawKept bool
+	raw     func(io.Writer) error
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -118,7 +125,7 @@ func (r *Runner) source(name string) (*config.Source, error) {
 		return nil, fmt.Errorf("%w: source %q is disabled (enabled: false)", ErrUsage, name)
 	}
 	switch src.Type {
-	case config.TypeCSV, config.TypeHTTP:
+	case config.TypeCSV, config.TypeHTTP, config.TypeLDAP:
 		return src, nil
 	case config.TypePush, config.TypeSCIM:
 		return nil, fmt.Errorf("%w: source %q is a %s source: it receives changes over HTTP and has nothing to sync", ErrUsage, name, src.Type)
@@ -176,6 +183,12 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 			return nil, fmt.Errorf("%w: source %q is an http source; only csv sources take a file", ErrUsage, name)
 		}
 		return r.syncHTTP(ctx, src, opt)
+	}
+	if src.Type == config.TypeLDAP {
+		if opt.File != "" {
+			return nil, fmt.Errorf("%w: source %q is an ldap source; only csv sources take a file", ErrUsage, name)
+		}
+		return r.syncLDAP(ctx, src, opt)
 	}
 	if opt.File != "" {
 		if err := r.replaceFile(ctx, src, opt.File); err != nil {
@@ -274,8 +287,16 @@ func (r *Runner) process(ctx context.Context, t *store.Task, src *config.Source,
 	if err := r.hashPasswords(ctx, src.Name, in.records); err != nil {
 		return r.finishFailed(ctx, t, nil, err)
 	}
-	if err := r.writeRaw(t, in.records); err != nil {
-		return r.finishFailed(ctx, t, nil, err)
+	switch {
+	case in.rawKept:
+	case in.raw != nil:
+		if err := r.keepRaw(t, "ldif", in.raw); err != nil {
+			return r.finishFailed(ctx, t, nil, err)
+		}
+	default:
+		if err := r.writeRaw(t, in.records); err != nil {
+			return r.finishFailed(ctx, t, nil, err)
+		}
 	}
 	if err := r.Store.SaveTask(ctx, t); err != nil {
 		return r.finishFailed(ctx, t, nil, transient(err))
@@ -342,7 +363,7 @@ func (r *Runner) plan(ctx context.Context, src *config.Source, in *input, force 
 	if snap.Foreign, err = r.Store.ForeignLogins(ctx, src.Name, keys); err != nil {
 		return nil, err
 	}
-	plan := reconcile.PlanSnapshot(in.records, snap, settings(src, force), newID)
+	plan := reconcile.PlanSnapshotGroups(in.records, in.groups, snap, settings(src, force), newID)
 	plan.Source = src.Name
 	plan.Warnings = append(in.warnings, plan.Warnings...)
 	return plan, nil
