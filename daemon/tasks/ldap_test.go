@@ -348,3 +348,98 @@ sn: Doe
 		}
 	})
 }
+
+// adLDIF holds Active Directory shaped entries in slapd (the AD schema of
+// ldaptest): binary objectGUIDs, sAMAccountName, userAccountControl with
+// a disabled account (514 = NORMAL_ACCOUNT | ACCOUNTDISABLE).
+const adLDIF = `dn: ou=staff,dc=example,dc=com
+objectClass: organizationalUnit
+ou: staff
+
+dn: cn=Jane Doe,ou=staff,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: adUser
+cn: Jane Doe
+sn: Doe
+givenName: Jane
+objectGUID:: /xmWb4aLEdC0LQDAT8lk/w==
+sAMAccountName: jdoe
+userPrincipalName: jane.doe@example.com
+userAccountControl: 512
+department: Research
+
+dn: cn=Bob Smith,ou=staff,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: adUser
+cn: Bob Smith
+sn: Smith
+givenName: Bob
+objectGUID:: AQIDBAUGBwgJCgsMDQ4PEA==
+sAMAccountName: bsmith
+userAccountControl: 514
+manager: cn=Jane Doe,ou=staff,dc=example,dc=com
+
+dn: cn=Research,ou=staff,dc=example,dc=com
+objectClass: groupOfNames
+objectClass: adGroup
+cn: Research
+member: cn=Jane Doe,ou=staff,dc=example,dc=com
+member: cn=Bob Smith,ou=staff,dc=example,dc=com
+`
+
+func TestLDAPActiveDirectoryFlavor(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		srv := ldaptest.Start(t, ldaptest.WithLDIF(adLDIF))
+		r := ldapRunner(t, s, srv, `    flavor: active_directory
+    user_filter: (objectClass=adUser)
+    group_filter: (objectClass=adGroup)
+`)
+		r.Config.Sources[0].BaseDN = "ou=staff,dc=example,dc=com"
+		res, err := r.Sync(t.Context(), "corp", tasks.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Task.Status != store.StatusSucceeded || counts(t, res.Task).Created != 2 {
+			t.Fatalf("sync: %s %s %s", res.Task.Status, res.Task.Counts, res.Task.Errors)
+		}
+		users := ldapUsers(t, s)
+		jane, bob := users["jdoe"], users["bsmith"]
+		if jane.ExternalID != "6f9619ff-8b86-d011-b42d-00c04fc964ff" || jane.State != "active" {
+			t.Errorf("jdoe: %+v", jane)
+		}
+		if bob.ExternalID != "04030201-0605-0807-090a-0b0c0d0e0f10" || bob.Active || bob.State != "inactive" || bob.Manager != jane.ID {
+			t.Errorf("bsmith (disabled, managed by jdoe): %+v", bob)
+		}
+		var dept string
+		if err := s.DB().Raw(`SELECT department FROM users WHERE id = ?`, jane.ID).Row().Scan(&dept); err != nil || dept != "Research" {
+			t.Errorf("department %q %v", dept, err)
+		}
+		if g := ldapGroups(t, s); !slices.Equal(g["Research"], []string{"bsmith", "jdoe"}) {
+			t.Errorf("groups %v", g)
+		}
+
+		// Enabling the account in the directory activates the user.
+		srv.Apply(`dn: cn=Bob Smith,ou=staff,dc=example,dc=com
+changetype: modify
+replace: userAccountControl
+userAccountControl: 512
+`)
+		res, err = r.Sync(t.Context(), "corp", tasks.Options{})
+		if err != nil || res.Task.Status != store.StatusSucceeded {
+			t.Fatalf("second sync: %v %+v", err, res)
+		}
+		if u := ldapUsers(t, s)["bsmith"]; !u.Active || u.State != "active" {
+			t.Errorf("bsmith enabled again: %+v", u)
+		}
+
+		// userPrincipalName as the login, by map.
+		r.Config.Sources[0].Map = map[string]string{"userName": "userPrincipalName"}
+		res, err = r.Sync(t.Context(), "corp", tasks.Options{})
+		if err != nil || res.Task.Status != store.StatusFailed {
+			t.Fatalf("bob has no userPrincipalName: %v %+v", err, res.Task)
+		}
+		if v := tasks.ViewOf(res.Task, nil); !strings.Contains(v.Errors[0].Message, `entry "cn=Bob Smith,ou=staff,dc=example,dc=com" (userName): the entry has no userPrincipalName`) {
+			t.Errorf("missing login: %+v", v.Errors)
+		}
+	})
+}

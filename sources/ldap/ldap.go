@@ -369,6 +369,17 @@ func tlsProblem(err error) (string, bool) {
 	var hn x509.HostnameError
 	var ci x509.CertificateInvalidError
 	var ve *tls.CertificateVerificationError
+	// go-ldap's StartTLS keeps only the text of the handshake's error.
+	if msg := err.Error(); !errors.As(err, &ve) && strings.Contains(msg, "TLS handshake failed") {
+		switch {
+		case strings.Contains(msg, "unknown authority"):
+			return "the server's certificate is not signed by a trusted CA (check ca_file): " + msg, true
+		case strings.Contains(msg, "certificate is valid for") || strings.Contains(msg, "doesn't contain any IP SANs"):
+			return "the server's certificate is not valid for this name (check the url's host or server_name): " + msg, true
+		case strings.Contains(msg, "x509:") || strings.Contains(msg, "certificate"):
+			return "the server's certificate was refused: " + msg, true
+		}
+	}
 	switch {
 	case errors.As(err, &ua):
 		return "the server's certificate is not signed by a trusted CA (check ca_file): " + ua.Error(), true

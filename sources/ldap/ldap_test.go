@@ -136,6 +136,8 @@ sn: Doe
 			`ldap source corp: base_dn "ou=nowhere,dc=example,dc=com" does not exist on the server`},
 		{"unreachable", func(o *ldap.Options) { o.URL = "ldap://127.0.0.1:1"; o.Retries = 1; o.Backoff = time.Millisecond },
 			`ldap source corp: ldap://127.0.0.1:1: connect:`},
+		{"no downgrade", func(o *ldap.Options) { o.StartTLS = true },
+			`ldap source corp: ` + s.URL + `: StartTLS failed, and roster does not fall back to clear text`},
 		{"map", func(o *ldap.Options) { o.Map = map[string]string{"email": "userPassword"} },
 			`ldap source corp: map email: userPassword holds passwords, which roster never reads`},
 	}
