@@ -21,6 +21,9 @@ import (
 // dryRun computes and returns the plan without writing anything: no task,
 // no raw record, no lock (a dry run only reads).
 func (r *Runner) dryRun(ctx context.Context, src *config.Source) (*Result, error) {
+	dry := *r
+	dry.readOnly = true
+	r = &dry
 	var in *input
 	var err error
 	if src.Type == config.TypeHTTP {

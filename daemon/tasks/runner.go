@@ -52,6 +52,9 @@ type Runner struct {
 	Progress func(source, phase string, n int)
 	// Finished, when set, hears about every push task DrainPush ends.
 	Finished func(store.Task)
+	// readOnly is set for a dry run, which plans against a store that may
+	// not know the source yet.
+	readOnly bool
 }
 
 // Options choose how a sync runs.
@@ -353,6 +356,10 @@ func (r *Runner) apply(ctx context.Context, t *store.Task, src *config.Source, p
 
 func (r *Runner) plan(ctx context.Context, src *config.Source, in *input, force bool) (*reconcile.Plan, error) {
 	snap, err := r.Store.Snapshot(ctx, src.Name)
+	if errors.Is(err, store.ErrNotFound) && r.readOnly {
+		// roster check of a source the store has not seen: it owns nothing.
+		snap, err = &reconcile.Snapshot{}, nil
+	}
 	if err != nil {
 		return nil, err
 	}

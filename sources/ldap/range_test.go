@@ -47,7 +47,9 @@ func newRangeServer(t *testing.T, n, step int) *rangeServer {
 	return s
 }
 
-func (s *rangeServer) userDN(i int) string { return fmt.Sprintf("CN=User %d,OU=Staff,DC=example,DC=com", i) }
+func (s *rangeServer) userDN(i int) string {
+	return fmt.Sprintf("CN=User %d,OU=Staff,DC=example,DC=com", i)
+}
 
 func (s *rangeServer) serve(c net.Conn) {
 	defer c.Close()
