@@ -213,6 +213,10 @@ type Source struct {
 	Flavor    string `yaml:"flavor"`
 	PageSize  int    `yaml:"page_size"`
 	SizeLimit int    `yaml:"size_limit"`
+	// FullEvery is how long scheduled syncs may read only what changed
+	// since the last read before one reads everything (finding orphans);
+	// 0 makes every read a full one.
+	FullEvery Duration `yaml:"full_every"`
 }
 
 // HTTPAuth is how an http source authenticates; at most one is set.
@@ -251,6 +255,7 @@ func (s *Source) setDefaults() {
 		Method:            "GET",
 		Timeout:           Duration(30 * time.Second),
 		Retries:           3,
+		FullEvery:         Duration(24 * time.Hour),
 	}
 }
 

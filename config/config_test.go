@@ -118,6 +118,7 @@ func TestGoodFiles(t *testing.T) {
 				MaxRemovals: Removals{Count: 50}, AllowEmpty: true, OnConflict: OnConflictSkip,
 				Path: testdata(t, "imports/staff.csv"), Watch: false, PasswordMinLength: 12,
 				OnDelete: OnDeleteDeactivate, Method: "GET", Timeout: Duration(30 * time.Second), Retries: 3,
+				FullEvery: Duration(24 * time.Hour),
 			})
 			workday, _ := c.Source("workday")
 			equal(t, "workday.Enabled", workday.Enabled, false)
@@ -144,6 +145,7 @@ func TestGoodFiles(t *testing.T) {
 			equal(t, "ad.Map", ad.Map, map[string]string{"userName": "userPrincipalName", "title": "title", "employeeNumber": ""})
 			equal(t, "ad.PageSize", ad.PageSize, 1000)
 			equal(t, "ad.Retries", ad.Retries, 3)
+			equal(t, "ad.FullEvery", ad.FullEvery, Duration(6*time.Hour))
 		}},
 		{"secrets.good.yaml", func(t *testing.T, c *Config) {
 			equal(t, "Listen", c.Listen, "127.0.0.1:9443")

@@ -36,6 +36,9 @@ func (c *collector) validateLDAP(k string, s *Source) {
 		c.check(k+".size_limit", "must not be negative (0 is the server's limit)")
 	}
 	c.positive(k+".timeout", s.Timeout)
+	if s.FullEvery < 0 {
+		c.check(k+".full_every", "must not be negative (0 reads everything every time)")
+	}
 	if s.Retries < 0 {
 		c.check(k+".retries", "must not be negative")
 	}

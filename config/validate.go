@@ -31,7 +31,7 @@ var (
 		TypePush: {"on_delete", "on_conflict", "fields"},
 		TypeSCIM: {},
 		TypeLDAP: append([]string{"url", "start_tls", "ca_file", "server_name", "bind_dn", "bind_password", "base_dn",
-			"user_filter", "group_filter", "flavor", "map", "page_size", "size_limit", "timeout", "retries"}, snapshotKeys...),
+			"user_filter", "group_filter", "flavor", "map", "page_size", "size_limit", "timeout", "retries", "full_every"}, snapshotKeys...),
 	}
 	sourceTypes = []string{TypeCSV, TypePush, TypeHTTP, TypeSCIM, TypeLDAP}
 	// mapFields are the directory fields an http source can fill.

@@ -68,6 +68,10 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 type Groups struct {
 	Names  []string
 	Nested []Nesting
+	// Partial says that the records are the users changed since an
+	// earlier read, not every user: the users absent are no orphans, and
+	// an empty read holds nothing. The groups are still all of them.
+	Partial bool
 }
 
 // Nesting makes the group named Child a member of the group named Parent.
@@ -117,7 +121,11 @@ func PlanSnapshotGroups(records []sources.Record, g *Groups, snap *Snapshot, s S
 	ids := managerIDs(records, byExt, newID)
 
 	// Orphans first: whether a login is free depends on who is deleted.
-	orphans, deleting := planOrphans(p, snap.Users, func(ext string) bool { return present[ext] }, s)
+	isPresent := func(ext string) bool { return present[ext] }
+	if g != nil && g.Partial {
+		isPresent = func(string) bool { return true }
+	}
+	orphans, deleting := planOrphans(p, snap.Users, isPresent, s)
 
 	conflicts := findConflicts(records, byExt, byLogin, snap.Foreign, present, deleting, s.Restore)
 	for i := range records {
@@ -143,6 +151,11 @@ func PlanSnapshotGroups(records []sources.Record, g *Groups, snap *Snapshot, s S
 	}
 	p.Changes = append(p.Changes, orphans...)
 
+	if g != nil && g.Partial {
+		// Only orphans and empty inputs trip the valve, and a changed-only
+		// read has neither.
+		return p
+	}
 	checkHold(p, s)
 	return p
 }
@@ -322,7 +335,7 @@ func managerIDs(records []sources.Record, byExt map[string]*User, newID func() s
 
 // manager is the id of r's manager, or "".
 func (m *managers) manager(r *sources.Record) string {
-	if r.Manager == "" || m.byExt == nil || r.Manager == r.ExternalID {
+	if r.Manager == "" || r.Manager == sources.KeepManager || m.byExt == nil || r.Manager == r.ExternalID {
 		return ""
 	}
 	return m.byExt[r.Manager]
@@ -390,7 +403,9 @@ func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]stri
 		after.Department = f.department
 	}
 	after.Groups = groupKeys(r.Groups)
-	after.Manager = manager
+	if r.Manager != sources.KeepManager {
+		after.Manager = manager
+	}
 	after.PasswordHash = ""
 	if r.PasswordHash != "" && (before == nil || !before.HasPassword) {
 		after.PasswordHash = r.PasswordHash

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/reconcile"
@@ -24,8 +25,9 @@ import (
 
 // fetchLDAP reads an ldap source. With a task, the LDIF goes to the task's
 // raw record; without (a dry run, roster check), nowhere.
-func (r *Runner) fetchLDAP(ctx context.Context, src *config.Source, t *store.Task) (*input, error) {
+func (r *Runner) fetchLDAP(ctx context.Context, src *config.Source, t *store.Task, since string) (*input, error) {
 	o := config.LDAPOptions(src)
+	o.Since = since
 	var res *ldap.Result
 	var readErr error
 	read := func(w io.Writer) error {
@@ -51,13 +53,13 @@ func (r *Runner) fetchLDAP(ctx context.Context, src *config.Source, t *store.Tas
 		}
 		return nil, readErr
 	}
-	r.log().Debug("ldap read", "source", src.Name, "entries", res.Entries, "requests", res.Requests)
+	r.log().Debug("ldap read", "source", src.Name, "entries", res.Entries, "requests", res.Requests, "changed_only", res.Partial)
 	return ldapInput(res, src, t != nil), nil
 }
 
 func ldapInput(res *ldap.Result, src *config.Source, rawKept bool) *input {
 	in := &input{records: res.Records, warnings: res.Warnings, fingerprint: fingerprint(res.SHA256, src), rawKept: rawKept,
-		groups: &reconcile.Groups{Names: res.Groups}}
+		groups: &reconcile.Groups{Names: res.Groups, Partial: res.Partial}, watermark: res.Watermark}
 	for _, n := range res.Nested {
 		in.groups.Nested = append(in.groups.Nested, reconcile.Nesting{Child: n.Child, Parent: n.Parent})
 	}
@@ -95,7 +97,15 @@ func (r *Runner) syncLDAP(ctx context.Context, src *config.Source, opt Options) 
 		return nil, err
 	}
 	opt.started(t)
-	in, err := r.fetchLDAP(ctx, src, t)
+	last, err := r.Store.GetLDAPRead(ctx, src.Name)
+	if err != nil {
+		return r.finishFailed(ctx, t, nil, transient(err))
+	}
+	since := ""
+	if changedOnly(src, opt, last) {
+		since = last.Watermark
+	}
+	in, err := r.fetchLDAP(ctx, src, t, since)
 	if err != nil {
 		// Invalid entries keep their raw record (t.RawRecord) to read the
 		// cause in.
@@ -116,5 +126,22 @@ func (r *Runner) syncLDAP(ctx context.Context, src *config.Source, opt Options) 
 			return &Result{Task: t}, nil
 		}
 	}
-	return r.process(ctx, t, src, in, opt.Force)
+	res, err := r.process(ctx, t, src, in, opt.Force)
+	if err == nil && res.Task.Status == store.StatusSucceeded && in.watermark != "" {
+		if err := r.Store.SaveLDAPRead(ctx, src.Name, in.watermark, since == ""); err != nil {
+			// The sync is applied; the next read starts from the older
+			// watermark, or reads everything.
+			r.log().Warn("could not record where the next changed-only read begins", "source", src.Name, "task", t.ID, "err", err)
+		}
+	}
+	return res, err
+}
+
+// changedOnly reports whether a sync reads only the users changed since
+// the last read: scheduled syncs do, while the last full read is younger
+// than full_every and the server gave a change marker. Manual syncs,
+// retries, dry runs and checks read everything, and so orphans are found.
+func changedOnly(src *config.Source, opt Options, last store.LDAPRead) bool {
+	return opt.Trigger == TriggerSchedule && !opt.Force && src.FullEvery > 0 && last.Watermark != "" &&
+		!last.FullAt.IsZero() && time.Since(last.FullAt) < time.Duration(src.FullEvery)
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/store"
@@ -440,6 +441,78 @@ userAccountControl: 512
 		}
 		if v := tasks.ViewOf(res.Task, nil); !strings.Contains(v.Errors[0].Message, `entry "cn=Bob Smith,ou=staff,dc=example,dc=com" (userName): the entry has no userPrincipalName`) {
 			t.Errorf("missing login: %+v", v.Errors)
+		}
+	})
+}
+
+// TestLDAPChangedOnly: scheduled syncs read only the users changed since
+// the last read (modifyTimestamp, whole seconds, from the last one seen
+// on), until full_every has passed since the last full read, which then
+// finds the orphans the changed-only reads cannot see.
+func TestLDAPChangedOnly(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		srv := ldaptest.Start(t, ldaptest.WithLDIF(corpLDIF))
+		r := ldapRunner(t, s, srv, "    full_every: 1h\n")
+		sync := func(trigger string) *tasks.Result {
+			t.Helper()
+			res, err := r.Sync(t.Context(), "corp", tasks.Options{Trigger: trigger})
+			if err != nil || res.Task.Status != store.StatusSucceeded {
+				t.Fatalf("sync (%s): %v %+v", trigger, err, res)
+			}
+			return res
+		}
+		// A scheduled sync with nothing read before reads everything.
+		if c := counts(t, sync(tasks.TriggerSchedule).Task); c.Created != 4 {
+			t.Fatalf("first sync %+v", c)
+		}
+		jane := ldapUsers(t, s)["jdoe"]
+		nextSecond := func() { time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond))) }
+		nextSecond()
+		srv.Apply("dn: uid=dlee,ou=people,ou=corp,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: Intern\n")
+		sync(tasks.TriggerSchedule) // reads from the load's second on: everyone
+		nextSecond()
+		srv.Apply(`dn: uid=bsmith,ou=people,ou=corp,dc=example,dc=com
+changetype: modify
+replace: title
+title: Staff Engineer
+
+dn: uid=cmueller,ou=people,ou=corp,dc=example,dc=com
+changetype: moddn
+newrdn: uid=cmueller
+deleteoldrdn: 1
+newsuperior: ou=gone,dc=example,dc=com
+`)
+		res := sync(tasks.TriggerSchedule)
+		if c := counts(t, res.Task); c.Updated != 1 || c.Unchanged != 1 || c.Deactivated != 0 {
+			t.Fatalf("changed-only sync read dlee and bsmith only: %+v", c)
+		}
+		raw, err := os.ReadFile(filepath.Join(r.Config.Dir, res.Task.RawRecord))
+		if err != nil || !strings.Contains(string(raw), "# roster-read: changed since ") || strings.Contains(string(raw), "dn: uid=jdoe,") {
+			t.Fatalf("raw record of a changed-only read:\n%s", raw)
+		}
+		users := ldapUsers(t, s)
+		if users["bsmith"].Title != "Staff Engineer" || users["bsmith"].Manager != jane.ID || users["cmueller"].State != "active" {
+			t.Errorf("after the changed-only read: bsmith %+v, cmueller %+v", users["bsmith"], users["cmueller"])
+		}
+		if g := ldapGroups(t, s); !slices.Equal(g["engineering"], []string{"bsmith", "cmueller", "dlee", "jdoe"}) {
+			t.Errorf("a changed-only read changed the memberships of users it did not read: %v", g["engineering"])
+		}
+		// A manual sync reads everything and finds the orphan.
+		if c := counts(t, sync(tasks.TriggerManual).Task); c.Deactivated != 1 {
+			t.Fatalf("full read %+v", c)
+		}
+		// So does a scheduled one once full_every has passed.
+		r.Config.Sources[0].FullEvery = config.Duration(time.Nanosecond)
+		srv.Apply(`dn: uid=cmueller,ou=gone,dc=example,dc=com
+changetype: moddn
+newrdn: uid=cmueller
+deleteoldrdn: 1
+newsuperior: ou=people,ou=corp,dc=example,dc=com
+`)
+		res = sync(tasks.TriggerSchedule)
+		raw, _ = os.ReadFile(filepath.Join(r.Config.Dir, res.Task.RawRecord))
+		if c := counts(t, res.Task); c.Restored != 1 || strings.Contains(string(raw), "changed since") {
+			t.Fatalf("full read after full_every: %+v", c)
 		}
 	})
 }

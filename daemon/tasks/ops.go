@@ -29,7 +29,7 @@ func (r *Runner) dryRun(ctx context.Context, src *config.Source) (*Result, error
 	if src.Type == config.TypeHTTP {
 		in, err = r.fetch(ctx, src)
 	} else if src.Type == config.TypeLDAP {
-		in, err = r.fetchLDAP(ctx, src, nil)
+		in, err = r.fetchLDAP(ctx, src, nil, "")
 	} else {
 		in, err = r.readCSV(ctx, src, src.Path, false)
 	}
@@ -110,7 +110,7 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 	case src.Type == config.TypeHTTP:
 		in, err = r.fetch(ctx, src)
 	case src.Type == config.TypeLDAP:
-		in, err = r.fetchLDAP(ctx, src, t)
+		in, err = r.fetchLDAP(ctx, src, t, "")
 	default:
 		in, err = r.readCSV(ctx, src, src.Path, false)
 	}

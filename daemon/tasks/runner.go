@@ -110,6 +110,8 @@ type input struct {
 	// task's (a retry's or an approval's copy of it).
 	rawKept bool
 	raw     func(io.Writer) error
+	// watermark is where an ldap source's next changed-only read begins.
+	watermark string
 }
 
 func (r *Runner) log() *slog.Logger {

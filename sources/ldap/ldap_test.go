@@ -281,3 +281,45 @@ func FuzzReadLDIF(f *testing.F) {
 		}
 	})
 }
+
+func TestChangedOnlyUSN(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.WithLDIF(`dn: cn=Old,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: adUser
+cn: Old
+sn: Old
+objectGUID:: AAAAAAAAAAAAAAAAAAAAAQ==
+sAMAccountName: old
+uSNChanged: 100
+
+dn: cn=New,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: adUser
+cn: New
+sn: New
+objectGUID:: AAAAAAAAAAAAAAAAAAAAAg==
+sAMAccountName: new
+uSNChanged: 1000
+`))
+	o := openldapOptions(s)
+	o.Flavor, o.UserFilter, o.GroupFilter = ldap.FlavorActiveDirectory, "(objectClass=adUser)", "-"
+	full, err := ldap.Fetch(context.Background(), o, &bytes.Buffer{})
+	if err != nil || len(full.Records) != 2 || full.Partial || full.Watermark != "1000" {
+		t.Fatalf("full read: %v %+v", err, full)
+	}
+	// From uSNChanged 999 on: the entry changed at 1000 only.
+	o.Since = "999"
+	var raw bytes.Buffer
+	changed, err := ldap.Fetch(context.Background(), o, &raw)
+	if err != nil || len(changed.Records) != 1 || changed.Records[0].UserName != "new" || !changed.Partial || changed.Watermark != "1000" {
+		t.Fatalf("changed-only read: %v %+v", err, changed)
+	}
+	again, err := ldap.FromLDIF(o, &raw)
+	if err != nil || !again.Partial || again.Watermark != "1000" || len(again.Records) != 1 {
+		t.Fatalf("changed-only raw record read back: %v %+v", err, again)
+	}
+	o.Since = "1000"
+	if none, err := ldap.Fetch(context.Background(), o, &bytes.Buffer{}); err != nil || len(none.Records) != 0 || none.Watermark != "1000" {
+		t.Fatalf("nothing changed since 1000: %v %+v", err, none)
+	}
+}

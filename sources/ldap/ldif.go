@@ -106,6 +106,17 @@ func (lw *LDIFWriter) Write(kind Kind, e *Entry) error {
 	return nil
 }
 
+// changedMark opens the raw record of a changed-only read (after the
+// version line): the users in it are those changed since the watermark,
+// not every user.
+const changedMark = "# roster-read: changed since "
+
+// MarkChanged says, before any entry, that the record holds the users
+// changed since watermark only.
+func (lw *LDIFWriter) MarkChanged(watermark string) {
+	lw.w.WriteString(changedMark + watermark + "\n")
+}
+
 // Flush writes what is buffered.
 func (lw *LDIFWriter) Flush() error { return lw.w.Flush() }
 

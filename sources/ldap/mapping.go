@@ -44,6 +44,9 @@ type Flavor struct {
 	// GroupName names a group; Members lists its members' DNs.
 	GroupName string
 	Members   []string
+	// ChangeAttr grows whenever an entry changes: what a changed-only
+	// read asks for.
+	ChangeAttr string
 }
 
 // Flavors are the built-in defaults (SPEC §3.5).
@@ -59,6 +62,7 @@ var Flavors = map[string]Flavor{
 		GroupFilter: "(|(objectClass=groupOfNames)(objectClass=groupOfUniqueNames))",
 		GroupName:   "cn",
 		Members:     []string{"member", "uniqueMember"},
+		ChangeAttr:  "modifyTimestamp",
 	},
 	FlavorActiveDirectory: {
 		Map: map[string]string{
@@ -71,6 +75,7 @@ var Flavors = map[string]Flavor{
 		GroupFilter: "(objectClass=group)",
 		GroupName:   "cn",
 		Members:     []string{"member"},
+		ChangeAttr:  "uSNChanged",
 	},
 }
 
@@ -84,9 +89,10 @@ type field struct {
 
 // mapping is a flavor's map with the configuration's entries laid over it.
 type mapping struct {
-	fields    []field
-	groupName string
-	members   []string
+	fields     []field
+	groupName  string
+	members    []string
+	changeAttr string
 }
 
 // compileMapping lays m over the flavor's map: an entry replaces the
@@ -106,7 +112,7 @@ func compileMapping(flavor string, m map[string]string) (*mapping, error) {
 		}
 		merged[k] = strings.TrimSpace(v)
 	}
-	mp := &mapping{groupName: fl.GroupName, members: fl.Members}
+	mp := &mapping{groupName: fl.GroupName, members: fl.Members, changeAttr: fl.ChangeAttr}
 	var bad []string
 	for _, name := range slices.Sorted(maps.Keys(merged)) {
 		a := merged[name]
@@ -204,6 +210,11 @@ type builder struct {
 	groupByDN   map[string]int
 	groupByName map[string]int
 	warnings    []string
+
+	// partial marks a changed-only read; watermark is the highest change
+	// marker seen (or the read's starting one).
+	partial   bool
+	watermark string
 }
 
 type group struct {
@@ -245,6 +256,9 @@ func (b *builder) add(kind Kind, e *Entry) {
 }
 
 func (b *builder) addUser(e *Entry) {
+	if v := e.Values(b.m.changeAttr); len(v) > 0 && laterMark(string(v[0]), b.watermark) {
+		b.watermark = string(v[0])
+	}
 	line := len(b.recs) + 1
 	rec := sources.Record{Line: line}
 	manager := ""
@@ -465,7 +479,7 @@ func (b *builder) finish() *Result {
 		}
 	}
 	b.checkCycles(res.Nested)
-	if outside > 0 {
+	if outside > 0 && !b.partial {
 		b.warn("ldap source %s: %d group members are neither users nor groups this source read (outside base_dn or its filters); they are left out", b.source, outside)
 	}
 	unknown := 0
@@ -477,6 +491,12 @@ func (b *builder) finish() *Result {
 			b.recs[i].Manager = b.recs[j].ExternalID
 			continue
 		}
+		if b.partial {
+			// The manager did not change, so was not read: the user keeps
+			// the manager the directory holds.
+			b.recs[i].Manager = sources.KeepManager
+			continue
+		}
 		unknown++
 	}
 	if unknown > 0 {
@@ -484,7 +504,32 @@ func (b *builder) finish() *Result {
 	}
 	res.Records = b.recs
 	res.Warnings = b.warnings
+	res.Partial, res.Watermark = b.partial, b.watermark
 	return res
+}
+
+// laterMark reports whether the change marker a is later than b: numbers
+// (uSNChanged) by value, times (modifyTimestamp, GeneralizedTime) as text.
+func laterMark(a, b string) bool {
+	if b == "" {
+		return a != ""
+	}
+	if digits(a) && digits(b) {
+		a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+		if len(a) != len(b) {
+			return len(a) > len(b)
+		}
+	}
+	return a > b
+}
+
+func digits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // checkCycles reports groups that are members of themselves through other
