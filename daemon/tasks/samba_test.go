@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"unicode/utf16"
 
@@ -45,9 +46,22 @@ func TestLDAPSamba(t *testing.T) {
 		"manager": {jane}, "userAccountControl": {"514"}})
 	members := []string{jane, bob}
 	for i := range sambaStaff {
-		dn := ad.UserDN("Staff", fmt.Sprintf("Temp %04d", i))
-		ad.Add(c, dn, map[string][]string{"objectClass": {"user"}, "sAMAccountName": {fmt.Sprintf("temp%04d", i)}, "userAccountControl": {"514"}})
-		members = append(members, dn)
+		members = append(members, ad.UserDN("Staff", fmt.Sprintf("Temp %04d", i)))
+	}
+	// Four connections at once: Samba's LDAP server has workers to spare.
+	var wg sync.WaitGroup
+	for w := range 4 {
+		conn := ad.Conn()
+		wg.Go(func() {
+			for i := w; i < sambaStaff; i += 4 {
+				ad.Add(conn, members[2+i], map[string][]string{"objectClass": {"user"},
+					"sAMAccountName": {fmt.Sprintf("temp%04d", i)}, "userAccountControl": {"514"}})
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 	eng := "CN=Engineering," + ou
 	ad.Add(c, eng, map[string][]string{"objectClass": {"group"}, "sAMAccountName": {"engineering"}, "member": {jane, bob}})

@@ -1,6 +1,7 @@
 package ldap_test
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"strings"
@@ -106,4 +107,27 @@ member: CN=A,DC=example,DC=com
 	if len(errs) != len(want) || t.Failed() {
 		t.Errorf("got %d errors: %q", len(errs), errs)
 	}
+}
+
+// FuzzFromLDIF maps arbitrary raw records with both flavors: no panic,
+// and every problem names the source and an entry.
+func FuzzFromLDIF(f *testing.F) {
+	f.Add([]byte("version: 1\n\n# roster-search: users\n\ndn: CN=A,DC=x\nobjectGUID:: /xmWb4aLEdC0LQDAT8lk/w==\nsAMAccountName: a\nuserAccountControl: 514\nmanager: CN=A,DC=x\n\n# roster-search: groups\n\ndn: CN=G,DC=x\ncn: G\nmember: CN=A,DC=x\nmember: CN=G,DC=x\n"))
+	f.Add([]byte("version: 1\n# roster-read: changed since 20261202100000Z\n\ndn: uid=a,dc=x\nentryUUID: 1\nuid: a\nmail: a@\nmanager: ,,=\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, flavor := range []string{ldap.FlavorOpenLDAP, ldap.FlavorActiveDirectory} {
+			o := ldap.Options{Source: "fz", URL: "ldap://dc1", BaseDN: "dc=x", Flavor: flavor}
+			res, err := ldap.FromLDIF(o, bytes.NewReader(data))
+			var verr *sources.ValidationError
+			if errors.As(err, &verr) {
+				for _, e := range verr.Errors {
+					if !strings.HasPrefix(e.Message, "ldap source fz: ") || !strings.Contains(e.Message, "entry ") {
+						t.Fatalf("error without source and entry: %q", e.Message)
+					}
+				}
+			} else if err == nil && res == nil {
+				t.Fatal("no result and no error")
+			}
+		}
+	})
 }
