@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -74,6 +75,12 @@ func BenchmarkLDAPSync100k(b *testing.B) {
 			if err != nil || len(res.Records) != n {
 				b.Fatalf("read: %v", err)
 			}
+			// What the read holds: the records, with the garbage collected.
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "live-after-read-MiB")
+			runtime.KeepAlive(res)
 			b.ReportMetric(took.Seconds(), "read-s")
 			b.ReportMetric(float64(res.Requests), "requests")
 			b.ReportMetric(float64(res.Entries), "entries")
