@@ -41,6 +41,8 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzPasswordNeverInPushErrors ./sources/push/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzRawPages ./daemon/tasks/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzDecodePage ./sources/httpapi/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzReadLDIF ./sources/ldap/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzFromLDIF ./sources/ldap/
 
 # deployment artifacts of deploy/, checked with the tools operators use:
 # systemd-analyze, promtool, strict Kubernetes decoding, a real scrape

@@ -18,6 +18,7 @@ const (
 	TypePush = "push"
 	TypeHTTP = "http"
 	TypeSCIM = "scim"
+	TypeLDAP = "ldap"
 )
 
 // Values of the enumerated source settings.
@@ -248,6 +249,26 @@ type Source struct {
 	Map     map[string]string `yaml:"map"`
 	Timeout Duration          `yaml:"timeout"`
 	Retries int               `yaml:"retries"`
+
+	// ldap (SPEC §3.5); URL, Map, Timeout and Retries as for http, Map
+	// from directory fields and attribute paths to LDAP attributes.
+	StartTLS bool `yaml:"start_tls"`
+	// CAFile is absolute.
+	CAFile       string `yaml:"ca_file"`
+	ServerName   string `yaml:"server_name"`
+	BindDN       string `yaml:"bind_dn"`
+	BindPassword string `yaml:"bind_password"`
+	BaseDN       string `yaml:"base_dn"`
+	UserFilter   string `yaml:"user_filter"`
+	GroupFilter  string `yaml:"group_filter"`
+	// Flavor "" is openldap; PageSize 0 is 500.
+	Flavor    string `yaml:"flavor"`
+	PageSize  int    `yaml:"page_size"`
+	SizeLimit int    `yaml:"size_limit"`
+	// FullEvery is how long scheduled syncs may read only what changed
+	// since the last read before one reads everything (finding orphans);
+	// 0 makes every read a full one.
+	FullEvery Duration `yaml:"full_every"`
 }
 
 // HTTPAuth is how an http source authenticates; at most one is set.
@@ -286,6 +307,7 @@ func (s *Source) setDefaults() {
 		Method:            "GET",
 		Timeout:           Duration(30 * time.Second),
 		Retries:           3,
+		FullEvery:         Duration(24 * time.Hour),
 	}
 }
 
@@ -410,6 +432,9 @@ func (c *Config) resolve() {
 		s := &c.Sources[i]
 		if s.Type == TypeCSV {
 			s.Path = c.abs(s.Path)
+		}
+		if s.Type == TypeLDAP {
+			s.CAFile = c.abs(s.CAFile)
 		}
 		s.Method = strings.ToUpper(s.Method)
 	}

@@ -124,6 +124,7 @@ func TestGoodFiles(t *testing.T) {
 				MaxRemovals: Removals{Count: 50}, AllowEmpty: true, OnConflict: OnConflictSkip,
 				Path: testdata(t, "imports/staff.csv"), Watch: false, PasswordMinLength: 12,
 				OnDelete: OnDeleteDeactivate, Method: "GET", Timeout: Duration(30 * time.Second), Retries: 3,
+				FullEvery: Duration(24 * time.Hour),
 			})
 			workday, _ := c.Source("workday")
 			equal(t, "workday.Enabled", workday.Enabled, false)
@@ -145,6 +146,13 @@ func TestGoodFiles(t *testing.T) {
 			equal(t, "crm.Schedule", crm.Schedule, "")
 			idp, _ := c.Source("idp")
 			equal(t, "idp.Type", idp.Type, TypeSCIM)
+			ad, _ := c.Source("ad")
+			equal(t, "ad.Flavor", ad.Flavor, "active_directory")
+			equal(t, "ad.BindPassword", ad.BindPassword, "ad-bind-password")
+			equal(t, "ad.Map", ad.Map, map[string]string{"userName": "userPrincipalName", "title": "title", "employeeNumber": ""})
+			equal(t, "ad.PageSize", ad.PageSize, 1000)
+			equal(t, "ad.Retries", ad.Retries, 3)
+			equal(t, "ad.FullEvery", ad.FullEvery, Duration(6*time.Hour))
 		}},
 		{"secrets.good.yaml", func(t *testing.T, c *Config) {
 			equal(t, "Listen", c.Listen, "127.0.0.1:9443")
@@ -208,9 +216,9 @@ func TestBadFiles(t *testing.T) {
 			{3, "listn", `unknown key; did you mean "listen"?`},
 			{6, "store.pool_size", "unknown key"},
 			{11, "sources[0].shedule", `did you mean "schedule"?`},
-			{12, "sources[0].url", "is not a setting of csv sources (only of http sources)"},
+			{12, "sources[0].url", "is not a setting of csv sources (only of http or ldap sources)"},
 			{13, "sources[0].on_delete", "(only of push sources)"},
-			{16, "sources[1].schedule", "is not a setting of push sources (only of csv or http sources)"},
+			{16, "sources[1].schedule", "is not a setting of push sources (only of csv, http or ldap sources)"},
 			{17, "sources[1].watch", "is not a setting of push sources"},
 		}},
 		{"many.bad.yaml", []want{
@@ -228,7 +236,7 @@ func TestBadFiles(t *testing.T) {
 			{21, "sources[0].orphans", `"remove" is not valid; use ignore, deactivate or delete`},
 			{22, "sources[1].name", `source name "staff" is already used by sources[0] at line 17`},
 			{27, "sources[3].type", "only one scim source may exist; sources[2] at line 24"},
-			{29, "sources[4].type", `"ftp" is not valid; use csv, push, http or scim`},
+			{29, "sources[4].type", `"ftp" is not valid; use csv, push, http, scim or ldap`},
 		}},
 		{"syntax.bad.yaml", []want{
 			{4, "", "invalid YAML: a tab is used for indentation"},
@@ -297,7 +305,16 @@ func TestBadFiles(t *testing.T) {
 			{6, "sources[0].path", "is required for a csv source"},
 			{7, "sources[1].name", `"bad/name" is not a valid source name`},
 			{12, "sources[3].name", `"staff" differs only in letter case from "Staff" (sources[2] at line 9)`},
-			{14, "sources[4].type", "is required (csv, push, http or scim)"},
+			{14, "sources[4].type", "is required (csv, push, http, scim or ldap)"},
+		}},
+		{"ldap.bad.yaml", []want{
+			{3, "sources[0].base_dn", "is required for an ldap source"},
+			{3, "sources[0].bind_password", "is required with bind_dn"},
+			{5, "sources[0].url", "must begin with ldap:// or ldaps://"},
+			{9, "sources[1].flavor", `"novell" is not valid; use active_directory or openldap`},
+			{12, "sources[2]", `map email: userPassword holds passwords, which roster never reads; map externalId: an LDAP attribute is required`},
+			{21, "sources[3].path", "is not a setting of ldap sources (only of csv sources)"},
+			{23, "sources[3].start_tls", "is for ldap:// URLs"},
 		}},
 		{"multidoc.bad.yaml", []want{
 			{2, "", "holds one YAML document"},

@@ -30,8 +30,10 @@ var (
 		TypeHTTP: append([]string{"url", "method", "headers", "auth", "records", "next", "map", "timeout", "retries"}, snapshotKeys...),
 		TypePush: {"on_delete", "on_conflict", "fields"},
 		TypeSCIM: {},
+		TypeLDAP: append([]string{"url", "start_tls", "ca_file", "server_name", "bind_dn", "bind_password", "base_dn",
+			"user_filter", "group_filter", "flavor", "map", "page_size", "size_limit", "timeout", "retries", "full_every"}, snapshotKeys...),
 	}
-	sourceTypes = []string{TypeCSV, TypePush, TypeHTTP, TypeSCIM}
+	sourceTypes = []string{TypeCSV, TypePush, TypeHTTP, TypeSCIM, TypeLDAP}
 	// mapFields are the directory fields an http source can fill.
 	mapFields = []string{"externalId", "userName", "givenName", "familyName", "email", "phone", "groups", "active"}
 )
@@ -258,6 +260,9 @@ func (c *collector) validateSources(cfg *Config) {
 		case TypeHTTP:
 			c.snapshot(k, s)
 			c.validateHTTP(k, s, cfg.Attributes.Model())
+		case TypeLDAP:
+			c.snapshot(k, s)
+			c.validateLDAP(k, s, cfg.Attributes.Model())
 		case TypePush:
 			c.oneOf(k+".on_delete", s.OnDelete, OnDeleteDeactivate, OnDeleteDelete)
 			c.oneOf(k+".on_conflict", s.OnConflict, OnConflictFail, OnConflictSkip, OnConflictAdopt)

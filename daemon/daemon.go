@@ -607,7 +607,7 @@ func (d *Daemon) pollPushes(ctx context.Context) {
 
 // queued reports whether the daemon runs tasks of a source.
 func queued(src *config.Source) bool {
-	return src.Enabled && (src.Type == config.TypeCSV || src.Type == config.TypeHTTP || src.Type == config.TypePush)
+	return src.Enabled && (src.Type == config.TypeCSV || src.Type == config.TypeHTTP || src.Type == config.TypeLDAP || src.Type == config.TypePush)
 }
 
 // pulled reports whether the daemon syncs a source on a schedule.

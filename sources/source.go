@@ -33,6 +33,10 @@ type Record struct {
 	// Active is nil when the source does not say; the engine then applies
 	// its own rules (activate_new, orphans, restore).
 	Active *bool
+	// Manager is the ExternalID of the user's manager among the same
+	// source's records (an ldap source resolves the manager's DN), "", or
+	// KeepManager.
+	Manager string
 	// Attributes are the values of the attribute paths the source's
 	// configuration maps (csv extra_columns, the http source's map), in
 	// the configuration's order; an empty value leaves its attribute
@@ -45,6 +49,10 @@ type Span struct{ Start, End int64 }
 
 // Empty reports whether the span holds no byte.
 func (s Span) Empty() bool { return s.End <= s.Start }
+
+// KeepManager as a Record's Manager keeps the manager the user has: a
+// changed-only read does not see the unchanged manager it names.
+const KeepManager = "\x00keep"
 
 // Attribute is the value a record gives an attribute path of the
 // directory (SPEC §2.1), such as title or

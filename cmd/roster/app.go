@@ -67,7 +67,7 @@ func init() {
 	commands = []command{
 		{"serve", "[--listen ADDR]", "run the daemon: schedules, file watching, health and metrics (--listen or $ROSTER_LISTEN overrides listen)", runServe},
 		{"sync", "SOURCE [--dry-run] [--force] [--file F] [--json]", "run a sync task of a source now", runSync},
-		{"check", "--csv FILE [--password-min-length N] [--source NAME]", "validate a CSV file without a database (--source: with that csv source's extra_columns)", runCheck},
+		{"check", "--csv FILE [--password-min-length N] [--source NAME] | --source LDAP-SOURCE", "validate a CSV file without a database (--source: with that csv source's extra_columns); or bind to an ldap source, read it and print what a sync would plan, writing nothing", runCheck},
 		{"sources", "[--json] | retire NAME [--orphans deactivate|delete] [--json]", "list the sources (configured and retired) with their state, counts and last task; retire: plan the removal of a retired source's users as a held task", runSources},
 		{"tasks", "[--source S] [--status X] [--limit N] [--offset N] [--json]", "list tasks, newest first", runTasks},
 		{"task", "ID [--json]", "show one task with its errors and, when held, its plan", runTask},

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/daemon/tasks"
 	"github.com/rosterd/roster/sources/csv"
 )
 
@@ -24,8 +28,10 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	}
 	if *path == "" && len(pos) == 1 {
 		*path = pos[0]
+	} else if *path == "" && len(pos) == 0 && *source != "" {
+		return checkSource(ctx, e, *source)
 	} else if *path == "" || len(pos) > 0 {
-		return usagef("name one file with --csv")
+		return usagef("name one file with --csv, or an ldap source with --source")
 	}
 	opts := csv.Options{PasswordMinLength: *minLen}
 	if *source != "" {
@@ -35,7 +41,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		}
 		src, ok := cfg.Source(*source)
 		if !ok || src.Type != config.TypeCSV {
-			return usagef("the config has no csv source %q", *source)
+			return usagef("the config has no csv source %q (--csv checks a file for a csv source)", *source)
 		}
 		opts.Extra, opts.PasswordMinLength = src.ExtraColumns, src.PasswordMinLength
 		opts.Check = cfg.Attributes.Model().Check
@@ -61,4 +67,82 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "%s: valid, %d people\n", *path, len(res.Records))
 	return nil
+}
+
+// checkSource binds to an ldap source's server, reads it and prints what a
+// sync would plan, writing nothing: the plan is made against the
+// configured store when it exists (opened as it is: no migration, no
+// source registered, no task), and against an empty directory otherwise.
+func checkSource(ctx context.Context, e *env, name string) error {
+	cfg, err := e.loadConfig()
+	if err != nil {
+		return err
+	}
+	src, ok := cfg.Source(name)
+	switch {
+	case !ok:
+		return usagef("the config has no source %q", name)
+	case src.Type == config.TypeCSV:
+		return usagef("source %q is a csv source: check a file for it with --csv FILE --source %s", name, name)
+	case src.Type != config.TypeLDAP:
+		return usagef("source %q is a %s source; --source alone checks ldap sources", name, src.Type)
+	}
+	s, note, closeStore, err := openForCheck(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	r := &tasks.Runner{Store: s, Config: cfg, Log: e.logger(cfg)}
+	res, err := r.Sync(ctx, name, tasks.Options{Trigger: tasks.TriggerManual, DryRun: true})
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		fmt.Fprintf(e.stdout, "%s: %s", name, note)
+	}
+	return printDryRun(e.stdout, name, res, false)
+}
+
+// openForCheck opens the configured store when it exists and is migrated,
+// and otherwise an empty store in a temporary folder, removed on Close,
+// with a note saying so.
+func openForCheck(ctx context.Context, cfg *config.Config) (*store.Store, string, func(), error) {
+	if cfg.Store.Driver != store.SQLite || sqliteExists(cfg.Store.DSN) {
+		s, err := store.Open(ctx, cfg.Store.Driver, cfg.Store.DSN)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		v, err := s.SchemaVersion(ctx)
+		if err == nil && v == store.Latest() {
+			return s, "", func() { s.Close() }, nil
+		}
+		s.Close()
+		if err != nil {
+			return nil, "", nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "roster-check-")
+	if err != nil {
+		return nil, "", nil, err
+	}
+	s, err := store.Open(ctx, store.SQLite, filepath.Join(dir, "empty.db"))
+	if err == nil {
+		_, err = s.Migrate(ctx)
+	}
+	if err != nil {
+		if s != nil {
+			s.Close()
+		}
+		os.RemoveAll(dir)
+		return nil, "", nil, err
+	}
+	return s, "the store is empty, not migrated or not there yet: planned against an empty directory\n",
+		func() { s.Close(); os.RemoveAll(dir) }, nil
+}
+
+// sqliteExists reports whether an SQLite DSN names a file that exists.
+func sqliteExists(dsn string) bool {
+	path, _, _ := strings.Cut(strings.TrimPrefix(dsn, "file:"), "?")
+	_, err := os.Stat(path)
+	return err == nil
 }

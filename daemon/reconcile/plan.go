@@ -41,6 +41,9 @@ type User struct {
 	// department it names, kept so that a later title follows.
 	Department    string `json:"department,omitempty"`
 	DepartmentUID string `json:"departmentUid,omitempty"`
+	// Manager is the id of the user's manager (an ldap source's), "" for
+	// none.
+	Manager string `json:"manager,omitempty"`
 	// Attrs is the user's attribute document (package attrs) in its
 	// canonical encoding, "" when empty: two users have the same
 	// attributes when their Attrs are equal.

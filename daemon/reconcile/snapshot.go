@@ -48,6 +48,9 @@ type Snapshot struct {
 	// their group keys.
 	Users  []User
 	Groups []Group
+	// Nested are the memberships of the source's groups in its groups
+	// (MemberType MemberGroup; UserID is the member group's id).
+	Nested []Membership
 	// Foreign maps the login keys of the incoming records that users of
 	// other sources hold (not deleted) to a description of the holder.
 	Foreign map[string]string
@@ -64,6 +67,31 @@ const minRemovalsToHold = 5
 // (unique ids and logins); problems that need the directory, such as a
 // login held by another source, end up in Plan.Errors.
 func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID func() string) *Plan {
+	return PlanSnapshotGroups(records, nil, snap, s, newID)
+}
+
+// Groups is what a source says of its groups beyond its records'
+// memberships: every group's name (groups without users too) and which
+// group is a member of which (an ldap source's nested groups). Nested
+// must form no cycle.
+type Groups struct {
+	Names  []string
+	Nested []Nesting
+	// Partial says that the records are the users changed since an
+	// earlier read, not every user: the users absent are no orphans, and
+	// an empty read holds nothing. The groups are still all of them.
+	Partial bool
+}
+
+// Nesting makes the group named Child a member of the group named Parent.
+type Nesting struct {
+	Child, Parent string
+}
+
+// PlanSnapshotGroups is PlanSnapshot for a source that also lists its
+// groups and nests them (g may be nil), and whose records may name their
+// manager (Record.Manager, the manager's ExternalID).
+func PlanSnapshotGroups(records []sources.Record, g *Groups, snap *Snapshot, s Settings, newID func() string) *Plan {
 	p := &Plan{Revision: snap.Revision, Records: len(records)}
 
 	byExt := make(map[string]*User, len(snap.Users))
@@ -91,10 +119,32 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 	p.Changes = make([]Change, 0, creates)
 	p.MembershipAdds = make([]Membership, 0, joins)
 
-	groups := planGroups(p, groupNames(records), snap.Groups, s.Orphans != OrphansIgnore, newID)
+	names := groupNames(records)
+	if g != nil {
+		names = append(names, g.Names...)
+	}
+	groups := planGroups(p, names, snap.Groups, s.Orphans != OrphansIgnore, newID)
+	if g != nil {
+		planNested(p, g.Nested, snap.Nested, groups)
+	}
+	ids := managerIDs(records, byExt, newID)
+	if s.Adopt && ids.byExt != nil {
+		// An adopted user keeps its id, which its reports name.
+		for i := range records {
+			if h, ok := snap.Adoptable[Key(records[i].UserName)]; ok && byExt[records[i].ExternalID] == nil {
+				ext := records[i].ExternalID
+				ids.byExt[ext] = h.ID
+				delete(ids.fresh, ext)
+			}
+		}
+	}
 
 	// Orphans first: whether a login is free depends on who is deleted.
-	orphans, deleting := planOrphans(p, snap.Users, func(ext string) bool { return present[ext] }, s)
+	isPresent := func(ext string) bool { return present[ext] }
+	if g != nil && g.Partial {
+		isPresent = func(string) bool { return true }
+	}
+	orphans, deleting := planOrphans(p, snap.Users, isPresent, s)
 
 	conflicts := findConflicts(records, byExt, byLogin, snap.Foreign, present, deleting, s.Restore)
 	for i := range records {
@@ -103,7 +153,7 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 		if ok && s.Adopt {
 			if holder, found := snap.Adoptable[Key(r.UserName)]; found {
 				if byExt[r.ExternalID] == nil {
-					planAdopt(p, r, &holder, groups, s)
+					planAdopt(p, r, &holder, groups, s, ids.manager(r))
 					continue
 				}
 				conflict += fmt.Sprintf(", who is not adopted because id %q already belongs to a user of this source", r.ExternalID)
@@ -126,10 +176,15 @@ func PlanSnapshot(records []sources.Record, snap *Snapshot, s Settings, newID fu
 			p.Counts.Skipped++
 			continue
 		}
-		planRecord(p, r, byExt[r.ExternalID], groups, s, newID)
+		planRecord(p, r, byExt[r.ExternalID], groups, s, ids.id(newID), ids.manager(r))
 	}
 	p.Changes = append(p.Changes, orphans...)
 
+	if g != nil && g.Partial {
+		// Only orphans and empty inputs trip the valve, and a changed-only
+		// read has neither.
+		return p
+	}
 	checkHold(p, s)
 	return p
 }
@@ -303,12 +358,94 @@ func groupNames(records []sources.Record) []string {
 	return names
 }
 
+// managers resolves the Manager of records to user ids. The ids of new
+// users are chosen before they are planned, so that a report can name a
+// manager created in the same plan.
+type managers struct {
+	byExt map[string]string
+	fresh map[string]string // ExternalID → id chosen for a new user
+}
+
+func managerIDs(records []sources.Record, byExt map[string]*User, newID func() string) *managers {
+	m := &managers{}
+	for i := range records {
+		if records[i].Manager == "" {
+			continue
+		}
+		if m.byExt == nil {
+			m.byExt = map[string]string{}
+			m.fresh = map[string]string{}
+			for ext, u := range byExt {
+				m.byExt[ext] = u.ID
+			}
+			for j := range records {
+				if ext := records[j].ExternalID; byExt[ext] == nil {
+					id := newID()
+					m.byExt[ext], m.fresh[ext] = id, id
+				}
+			}
+		}
+		break
+	}
+	return m
+}
+
+// manager is the id of r's manager, or "".
+func (m *managers) manager(r *sources.Record) string {
+	if r.Manager == "" || r.Manager == sources.KeepManager || m.byExt == nil || r.Manager == r.ExternalID {
+		return ""
+	}
+	return m.byExt[r.Manager]
+}
+
+// id gives new users the id chosen for them.
+func (m *managers) id(newID func() string) func(ext string) string {
+	return func(ext string) string {
+		if id, ok := m.fresh[ext]; ok {
+			return id
+		}
+		return newID()
+	}
+}
+
+// planNested plans the memberships of groups in groups: want by name,
+// had by id.
+func planNested(p *Plan, want []Nesting, had []Membership, ids map[string]string) {
+	wanted := map[[2]string]bool{}
+	for _, n := range want {
+		child, okc := ids[Key(n.Child)]
+		parent, okp := ids[Key(n.Parent)]
+		if !okc || !okp || child == parent {
+			continue
+		}
+		wanted[[2]string{parent, child}] = true
+	}
+	have := map[[2]string]bool{}
+	for _, m := range had {
+		k := [2]string{m.GroupID, m.UserID}
+		have[k] = true
+		if !wanted[k] {
+			p.MembershipRemoves = append(p.MembershipRemoves, Membership{GroupID: m.GroupID, UserID: m.UserID, MemberType: MemberGroup})
+		}
+	}
+	keys := make([][2]string, 0, len(wanted))
+	for k := range wanted {
+		if !have[k] {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b [2]string) int { return strings.Compare(a[0]+"|"+a[1], b[0]+"|"+b[1]) })
+	for _, k := range keys {
+		p.MembershipAdds = append(p.MembershipAdds, Membership{GroupID: k[0], UserID: k[1], MemberType: MemberGroup})
+	}
+}
+
 // planAdopt plans a record that takes over holder, the user of another
 // source that holds its login: the user keeps its id and becomes the
 // source's, with the record's values. The old owner's reasons for an
 // inactive user (an orphan, its own say-so) go with it; an operator's
 // choice and a pending activation stay.
-func planAdopt(p *Plan, r *sources.Record, holder *User, groups map[string]string, s Settings) {
+func planAdopt(p *Plan, r *sources.Record, holder *User, groups map[string]string, s Settings, manager string) {
 	before := *holder
 	before.Groups = nil // the old owner's groups are not the source's
 	after := before
@@ -317,7 +454,7 @@ func planAdopt(p *Plan, r *sources.Record, holder *User, groups map[string]strin
 	if before.StateReason == ReasonOrphan || before.StateReason == ReasonSource {
 		after.Active, after.State, after.StateReason = true, StateActive, ""
 	}
-	planFields(&after, r, &before, s)
+	planFields(&after, r, &before, s, manager)
 	after.Department = fieldsOf(r, s).department
 	if r.Active != nil && !*r.Active && after.StateReason != ReasonAdmin {
 		after.Active, after.State, after.StateReason = false, StateInactive, ReasonSource
@@ -332,8 +469,8 @@ func planAdopt(p *Plan, r *sources.Record, holder *User, groups map[string]strin
 }
 
 // planFields sets on after the values record r gives a user whose state
-// before was (nil for a new one).
-func planFields(after *User, r *sources.Record, before *User, s Settings) {
+// before was (nil for a new one); manager is the id of its manager.
+func planFields(after *User, r *sources.Record, before *User, s Settings, manager string) {
 	after.ExternalID = r.ExternalID
 	after.UserName = r.UserName
 	after.GivenName = r.GivenName
@@ -347,6 +484,9 @@ func planFields(after *User, r *sources.Record, before *User, s Settings) {
 		after.Department = f.department
 	}
 	after.Groups = groupKeys(r.Groups)
+	if r.Manager != sources.KeepManager {
+		after.Manager = manager
+	}
 	after.PasswordHash = ""
 	if r.PasswordHash != "" && (before == nil || !before.HasPassword) {
 		after.PasswordHash = r.PasswordHash
@@ -354,20 +494,21 @@ func planFields(after *User, r *sources.Record, before *User, s Settings) {
 	}
 }
 
-// planRecord plans one valid record whose login is free.
-func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]string, s Settings, newID func() string) {
+// planRecord plans one valid record whose login is free; newID gives a
+// new user its id by ExternalID, and manager is the id of its manager.
+func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]string, s Settings, newID func(ext string) string, manager string) {
 	after := User{State: StateActive, Active: true}
 	if before != nil {
 		after = *before
 	}
-	planFields(&after, r, before, s)
+	planFields(&after, r, before, s, manager)
 
 	c := Change{Line: r.Line, Before: before}
 	sourceSaysInactive := r.Active != nil && !*r.Active
 	switch {
 	case before == nil:
 		c.Action = Create
-		after.ID = newID()
+		after.ID = newID(r.ExternalID)
 		setNewState(&after, s.ActivateNew, sourceSaysInactive)
 		p.Counts.Created++
 	case before.State == StateDeleted || (before.State == StateInactive && before.StateReason == ReasonOrphan):
@@ -507,6 +648,7 @@ func changedFields(a, b *User) []string {
 	add("externalId", a.ExternalID != b.ExternalID)
 	add("employeeNumber", a.EmployeeNumber != b.EmployeeNumber)
 	add("department", a.Department != b.Department)
+	add("manager", a.Manager != b.Manager)
 	add("attributes", a.Attrs != b.Attrs)
 	add("active", a.Active != b.Active)
 	add("password", b.PasswordHash != "")

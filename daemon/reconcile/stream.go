@@ -59,10 +59,10 @@ func (st *Stream) Chunk(records []sources.Record, users map[string]*User, adopta
 	for i := range records {
 		r := &records[i]
 		if holder := adoptable[Key(r.UserName)]; holder != nil && st.s.Adopt && users[r.ExternalID] == nil {
-			planAdopt(p, r, holder, st.groups, st.s)
+			planAdopt(p, r, holder, st.groups, st.s, "")
 			continue
 		}
-		planRecord(p, r, users[r.ExternalID], st.groups, st.s, st.newID)
+		planRecord(p, r, users[r.ExternalID], st.groups, st.s, func(string) string { return st.newID() }, "")
 	}
 	c := &st.Counts
 	c.Created += p.Counts.Created

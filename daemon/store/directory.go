@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -80,6 +81,23 @@ func (s *Store) Snapshot(ctx context.Context, source string) (*reconcile.Snapsho
 			return nil, err
 		}
 		memberOf[uid] = append(memberOf[uid], groupKey[gid])
+	}
+	rows.Close()
+
+	// Groups nested in the source's groups (an ldap source's).
+	rows, err = db.Raw(`SELECT m.group_id, m.member_id FROM memberships m JOIN groups g ON g.id = m.group_id
+		WHERE g.source = ? AND m.member_type = 'Group'`, source).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("read nested groups of %s: %w", source, err)
+	}
+	for rows.Next() {
+		var m reconcile.Membership
+		if err := rows.Scan(&m.GroupID, &m.UserID); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		m.MemberType = reconcile.MemberGroup
+		snap.Nested = append(snap.Nested, m)
 	}
 	rows.Close()
 
@@ -321,6 +339,9 @@ func (a *applier) apply(p *reconcile.Plan) error {
 	if err := a.createUsers(creates); err != nil {
 		return err
 	}
+	if err := a.managers(creates); err != nil {
+		return err
+	}
 
 	for _, m := range p.MembershipRemoves {
 		if err := a.exec(`DELETE FROM memberships WHERE group_id = ? AND member_id = ?`, m.GroupID, m.UserID); err != nil {
@@ -461,6 +482,10 @@ func (a *applier) writeUser(c reconcile.Change) error {
 		sets += `, password_hash = ?`
 		args = append(args, u.PasswordHash)
 	}
+	if c.Before.Manager != u.Manager {
+		sets += `, manager = ?`
+		args = append(args, u.Manager)
+	}
 	where := ` WHERE id = ?`
 	args = append(args, u.ID)
 	if c.Action == reconcile.Adopt {
@@ -520,6 +545,24 @@ func (a *applier) createUsers(users []*reconcile.User) error {
 		return err
 	}
 	return a.insertContacts("user_phone_numbers", users, func(u *reconcile.User) string { return u.Phone })
+}
+
+// managers sets the manager of created users that have one (an ldap
+// source's), one statement per manager: a manager has many reports, and
+// the bulk inserts of every source stay as they are.
+func (a *applier) managers(users []*reconcile.User) error {
+	reports := map[string][]string{}
+	for _, u := range users {
+		if u.Manager != "" {
+			reports[u.Manager] = append(reports[u.Manager], u.ID)
+		}
+	}
+	for _, m := range slices.Sorted(maps.Keys(reports)) {
+		if err := a.inBatches(reports[m], `UPDATE users SET manager = ? WHERE id IN ?`, m); err != nil {
+			return fmt.Errorf("set managers: %w", err)
+		}
+	}
+	return nil
 }
 
 // jsonChunk is how many rows one SQLite json_each insert carries.

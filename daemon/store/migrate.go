@@ -244,6 +244,16 @@ var migrations = []migration{
 			SELECT 1 FROM tasks n WHERE n.source = tasks.source AND n.id > tasks.id
 				AND n.status IN ('succeeded', 'skipped', 'held') AND NOT n.dry_run)`,
 	}, nil, nil},
+	// Where an ldap source's changed-only reads begin (SPEC §3.5): the
+	// highest uSNChanged or modifyTimestamp of its last read applied, and
+	// when its last full read was applied.
+	{10, "ldap sources: changed-only reads", []string{
+		`CREATE TABLE ldap_reads (
+			source TEXT PRIMARY KEY,
+			watermark TEXT NOT NULL DEFAULT '',
+			full_at {{ts}}
+		)`,
+	}, nil, nil},
 }
 
 // Latest is the schema version this build needs.

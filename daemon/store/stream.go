@@ -165,7 +165,7 @@ func (st *StreamTx) EachUser(fn func(*reconcile.User) error) error {
 	for rows.Next() {
 		u = reconcile.User{}
 		if err := rows.Scan(&u.ID, &u.ExternalID, &u.UserName, &u.GivenName, &u.FamilyName, &u.DisplayName,
-			&u.EmployeeNumber, &u.Department, &doc, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone, &ids); err != nil {
+			&u.EmployeeNumber, &u.Department, &doc, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone, &u.Manager, &ids); err != nil {
 			return fmt.Errorf("read users of %s: %w", st.a.source, err)
 		}
 		if u.Attrs, err = canonicalAttrs(doc); err != nil {
@@ -256,7 +256,7 @@ func (a textArray) Value() (driver.Value, error) {
 const (
 	snapshotColumns = `u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
 		u.employee_number, u.department, NULLIF(u.attrs, '{}'), u.active, u.state, u.state_reason, u.password_hash <> '',
-		COALESCE(e.value, ''), COALESCE(p.value, '')`
+		COALESCE(e.value, ''), COALESCE(p.value, ''), u.manager`
 	snapshotJoins = ` FROM users u
 		LEFT JOIN user_emails e ON e.user_id = u.id AND e."primary"
 		LEFT JOIN user_phone_numbers p ON p.user_id = u.id AND p."primary"`
@@ -272,7 +272,7 @@ func scanUsers(rows *sql.Rows, fn func(*reconcile.User) error) error {
 	for rows.Next() {
 		u = reconcile.User{}
 		if err := rows.Scan(&u.ID, &u.ExternalID, &u.UserName, &u.GivenName, &u.FamilyName, &u.DisplayName,
-			&u.EmployeeNumber, &u.Department, &doc, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone); err != nil {
+			&u.EmployeeNumber, &u.Department, &doc, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone, &u.Manager); err != nil {
 			return fmt.Errorf("read users: %w", err)
 		}
 		if u.Attrs, err = canonicalAttrs(doc); err != nil {

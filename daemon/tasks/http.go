@@ -259,6 +259,9 @@ type rawRecord struct {
 // readRaw reads a task's stored input again: a csv file, or an http
 // source's pages (or, from before pages were kept, its mapped records).
 func (r *Runner) readRaw(ctx context.Context, src *config.Source, path string) (*input, error) {
+	if strings.HasSuffix(path, ".ldif") {
+		return r.readLDIF(src, path)
+	}
 	if !strings.HasSuffix(path, ".json") {
 		return r.readCSV(ctx, src, path, true)
 	}

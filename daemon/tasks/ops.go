@@ -21,10 +21,15 @@ import (
 // dryRun computes and returns the plan without writing anything: no task,
 // no raw record, no lock (a dry run only reads).
 func (r *Runner) dryRun(ctx context.Context, src *config.Source) (*Result, error) {
+	dry := *r
+	dry.readOnly = true
+	r = &dry
 	var in *input
 	var err error
 	if src.Type == config.TypeHTTP {
 		in, err = r.fetch(ctx, src, nil)
+	} else if src.Type == config.TypeLDAP {
+		in, err = r.fetchLDAP(ctx, src, nil, "")
 	} else {
 		in, err = r.readCSV(ctx, src, src.Path, false)
 	}
@@ -108,6 +113,8 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 		in, err = r.readRaw(ctx, src, r.rawPath(old))
 	case src.Type == config.TypeHTTP:
 		in, err = r.fetchKept(ctx, t, src)
+	case src.Type == config.TypeLDAP:
+		in, err = r.fetchLDAP(ctx, src, t, "")
 	default:
 		in, err = r.readCSV(ctx, src, src.Path, false)
 	}

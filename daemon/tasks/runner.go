@@ -67,6 +67,9 @@ type Runner struct {
 	Progress func(source, phase string, n int)
 	// Finished, when set, hears about every push task DrainPush ends.
 	Finished func(store.Task)
+	// readOnly is set for a dry run, which plans against a store that may
+	// not know the source yet.
+	readOnly bool
 }
 
 // Options choose how a sync runs.
@@ -122,8 +125,15 @@ type input struct {
 	// password, which its raw record leaves out.
 	redact []sources.Span
 	// rawKept says the raw record was written while the input was read
-	// (the pages of an http source).
+	// (the pages of an http source, an ldap source's LDIF); raw, when
+	// set, writes it from another task's (a retry's or an approval's copy
+	// of it).
 	rawKept bool
+	raw     func(io.Writer) error
+	// groups are what an ldap source says of its groups; nil for others.
+	groups *reconcile.Groups
+	// watermark is where an ldap source's next changed-only read begins.
+	watermark string
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -142,7 +152,7 @@ func (r *Runner) source(name string) (*config.Source, error) {
 		return nil, fmt.Errorf("%w: source %q is disabled (enabled: false)", ErrState, name)
 	}
 	switch src.Type {
-	case config.TypeCSV, config.TypeHTTP:
+	case config.TypeCSV, config.TypeHTTP, config.TypeLDAP:
 		return src, nil
 	case config.TypePush, config.TypeSCIM:
 		return nil, fmt.Errorf("%w: source %q is a %s source: it receives changes over HTTP and has nothing to sync", ErrState, name, src.Type)
@@ -200,6 +210,12 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 			return nil, fmt.Errorf("%w: source %q is an http source; only csv sources take a file", ErrUsage, name)
 		}
 		return r.syncHTTP(ctx, src, opt)
+	}
+	if src.Type == config.TypeLDAP {
+		if opt.File != "" {
+			return nil, fmt.Errorf("%w: source %q is an ldap source; only csv sources take a file", ErrUsage, name)
+		}
+		return r.syncLDAP(ctx, src, opt)
 	}
 	if opt.File != "" {
 		if err := r.replaceFile(ctx, src, opt.File); err != nil {
@@ -363,6 +379,10 @@ func (r *Runner) apply(ctx context.Context, t *store.Task, src *config.Source, p
 
 func (r *Runner) plan(ctx context.Context, src *config.Source, in *input, force bool) (*reconcile.Plan, error) {
 	snap, err := r.Store.Snapshot(ctx, src.Name)
+	if errors.Is(err, store.ErrNotFound) && r.readOnly {
+		// roster check of a source the store has not seen: it owns nothing.
+		snap, err = &reconcile.Snapshot{}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -382,7 +402,7 @@ func (r *Runner) plan(ctx context.Context, src *config.Source, in *input, force 
 			return nil, err
 		}
 	}
-	plan := reconcile.PlanSnapshot(in.records, snap, settings(src, force, r.Config.Attributes.Model()), newID)
+	plan := reconcile.PlanSnapshotGroups(in.records, in.groups, snap, settings(src, force, r.Config.Attributes.Model()), newID)
 	plan.Source = src.Name
 	plan.Warnings = append(in.warnings, plan.Warnings...)
 	return plan, nil
@@ -604,6 +624,8 @@ func (r *Runner) writeRaw(t *store.Task, src *config.Source, in *input) error {
 	switch {
 	case in.rawKept:
 		return nil
+	case in.raw != nil:
+		return r.keepRaw(t, "ldif", in.raw)
 	case in.origin == "":
 		return fmt.Errorf("keep the raw record: the input of task %d has no file to copy", t.ID)
 	}

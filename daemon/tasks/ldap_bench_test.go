@@ -1,0 +1,151 @@
+package tasks_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/daemon/store/storetest"
+	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources/ldap"
+	"github.com/rosterd/roster/sources/ldap/ldaptest"
+)
+
+// corpDirectory is the LDIF of n people under ou=people,ou=corp, each with
+// a manager (the first person of their hundred), and 1,000 groups that
+// hold them all.
+func corpDirectory(n int) string {
+	var b strings.Builder
+	b.Grow(n * 400)
+	b.WriteString("dn: ou=corp,dc=example,dc=com\nobjectClass: organizationalUnit\nou: corp\n\n")
+	b.WriteString("dn: ou=people,ou=corp,dc=example,dc=com\nobjectClass: organizationalUnit\nou: people\n\n")
+	b.WriteString("dn: ou=groups,ou=corp,dc=example,dc=com\nobjectClass: organizationalUnit\nou: groups\n\n")
+	for i := range n {
+		fmt.Fprintf(&b, "dn: uid=user%07d,ou=people,ou=corp,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: user%07d\n"+
+			"cn: Given%d Family%d\ngivenName: Given%d\nsn: Family%d\nmail: user%07d@example.com\ntitle: Title %d\n",
+			i, i, i, i, i, i, i, i%50)
+		if m := i - i%100; m != i {
+			fmt.Fprintf(&b, "manager: uid=user%07d,ou=people,ou=corp,dc=example,dc=com\n", m)
+		}
+		b.WriteString("\n")
+	}
+	groups := min(1000, n)
+	for g := range groups {
+		fmt.Fprintf(&b, "dn: cn=Group%03d,ou=groups,ou=corp,dc=example,dc=com\nobjectClass: groupOfNames\ncn: Group%03d\n", g, g)
+		for i := g; i < n; i += groups {
+			fmt.Fprintf(&b, "member: uid=user%07d,ou=people,ou=corp,dc=example,dc=com\n", i)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
+}
+
+// BenchmarkLDAPSync100k reads 100,000 people and 1,000 groups from slapd
+// (ROSTER_BENCH_USERS changes the size): the read alone (time, LDAP
+// requests, peak heap), then on each store the initial sync, an unchanged
+// re-sync (read again, skipped) and a forced one. Run with -benchtime=1x.
+func BenchmarkLDAPSync100k(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("ROSTER_BENCH_USERS")); err == nil && v > 0 {
+		n = v
+	}
+	start := time.Now()
+	srv := ldaptest.Start(b, ldaptest.WithLDIF(corpDirectory(n)))
+	b.Logf("slapd loaded %d people in %s", n, time.Since(start).Round(time.Millisecond))
+	src := &config.Source{Name: "corp", Type: config.TypeLDAP, URL: srv.URL, BindDN: ldaptest.RootDN, BindPassword: ldaptest.RootPassword,
+		BaseDN: "ou=corp,dc=example,dc=com", Timeout: config.Duration(5 * time.Minute)}
+
+	b.Run("read", func(b *testing.B) {
+		for range b.N {
+			var res *ldap.Result
+			var err error
+			start := time.Now()
+			heap := peakHeap(func() { res, err = ldap.Fetch(context.Background(), config.LDAPOptions(src, nil), io.Discard) })
+			took := time.Since(start)
+			if err != nil || len(res.Records) != n {
+				b.Fatalf("read: %v", err)
+			}
+			// What the read holds: the records, with the garbage collected.
+			runtime.GC()
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "live-after-read-MiB")
+			runtime.KeepAlive(res)
+			b.ReportMetric(took.Seconds(), "read-s")
+			b.ReportMetric(float64(res.Requests), "requests")
+			b.ReportMetric(float64(res.Entries), "entries")
+			b.ReportMetric(heap, "peak-heap-MiB")
+		}
+	})
+	for _, driver := range storetest.Drivers {
+		b.Run(driver, func(b *testing.B) {
+			for range b.N {
+				s := storetest.Open(b, driver)
+				r := ldapBenchRunner(b, s, srv)
+				ctx := context.Background()
+				var res *tasks.Result
+				var err error
+				start := time.Now()
+				heap := peakHeap(func() { res, err = r.Sync(ctx, "corp", tasks.Options{}) })
+				initial := time.Since(start)
+				if err != nil || res.Task.Status != store.StatusSucceeded || res.Plan.Counts.Created != n {
+					b.Fatalf("initial sync: %v %+v", err, res.Task)
+				}
+				start = time.Now()
+				if res, err = r.Sync(ctx, "corp", tasks.Options{}); err != nil || res.Task.Status != store.StatusSkipped {
+					b.Fatalf("unchanged sync: %v %+v", err, res.Task)
+				}
+				unchanged := time.Since(start)
+				start = time.Now()
+				if res, err = r.Sync(ctx, "corp", tasks.Options{Force: true}); err != nil || res.Task.Status != store.StatusSucceeded {
+					b.Fatalf("forced sync: %v %+v", err, res.Task)
+				}
+				forced := time.Since(start)
+				b.ReportMetric(initial.Seconds(), "initial-s")
+				b.ReportMetric(unchanged.Seconds(), "unchanged-s")
+				b.ReportMetric(forced.Seconds(), "forced-unchanged-s")
+				b.ReportMetric(heap, "peak-heap-MiB")
+			}
+		})
+	}
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		b.Logf("peak RSS of the benchmark process: %d MiB", ru.Maxrss/1024)
+	}
+}
+
+func ldapBenchRunner(b *testing.B, s *store.Store, srv *ldaptest.Server) *tasks.Runner {
+	dir := b.TempDir()
+	path := dir + "/roster.yaml"
+	if err := os.WriteFile(path, []byte(`log:
+  dir: log
+sources:
+  - name: corp
+    type: ldap
+    url: `+srv.URL+`
+    bind_dn: `+ldaptest.RootDN+`
+    bind_password: `+ldaptest.RootPassword+`
+    base_dn: ou=corp,dc=example,dc=com
+    timeout: 5m
+`), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.SyncSources(b.Context(), []string{"corp"}, []string{"ldap"}); err != nil {
+		b.Fatal(err)
+	}
+	return &tasks.Runner{Store: s, Config: cfg, Log: slog.New(slog.DiscardHandler)}
+}

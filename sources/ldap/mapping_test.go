@@ -1,0 +1,133 @@
+package ldap_test
+
+import (
+	"bytes"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/rosterd/roster/sources"
+	"github.com/rosterd/roster/sources/ldap"
+)
+
+func fromLDIF(t *testing.T, flavor, ldif string) (*ldap.Result, []string) {
+	t.Helper()
+	o := ldap.Options{Source: "ad", URL: "ldap://dc1", BaseDN: "dc=example,dc=com", Flavor: flavor}
+	res, err := ldap.FromLDIF(o, strings.NewReader(ldif))
+	var verr *sources.ValidationError
+	if err != nil && !errors.As(err, &verr) {
+		t.Fatal(err)
+	}
+	var msgs []string
+	if verr != nil {
+		for _, e := range verr.Errors {
+			msgs = append(msgs, e.Message)
+		}
+	}
+	return res, msgs
+}
+
+func TestActiveDirectoryMap(t *testing.T) {
+	res, errs := fromLDIF(t, ldap.FlavorActiveDirectory, `version: 1
+
+# roster-search: users
+
+dn: CN=Jane Doe,OU=Staff,DC=example,DC=com
+objectGUID:: /xmWb4aLEdC0LQDAT8lk/w==
+sAMAccountName: jdoe
+givenName: Jane
+sn: Doe
+userAccountControl: 512
+
+dn: CN=Bob Smith,OU=Staff,DC=example,DC=com
+objectGUID:: AQIDBAUGBwgJCgsMDQ4PEA==
+sAMAccountName: bsmith
+userAccountControl: 514
+manager: cn=jane doe,ou=staff,dc=example,dc=com
+`)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	jane, bob := res.Records[0], res.Records[1]
+	if jane.ExternalID != "6f9619ff-8b86-d011-b42d-00c04fc964ff" || jane.UserName != "jdoe" || jane.Active == nil || !*jane.Active {
+		t.Errorf("jane: %+v", jane)
+	}
+	if bob.ExternalID != "04030201-0605-0807-090a-0b0c0d0e0f10" || bob.Active == nil || *bob.Active {
+		t.Errorf("bob (userAccountControl 514, ACCOUNTDISABLE): %+v", bob)
+	}
+	if bob.Manager != jane.ExternalID {
+		t.Errorf("a manager DN in another case names jane: %q", bob.Manager)
+	}
+}
+
+func TestMapErrors(t *testing.T) {
+	_, errs := fromLDIF(t, ldap.FlavorActiveDirectory, `version: 1
+
+dn: CN=Short,DC=example,DC=com
+objectGUID:: AQID
+sAMAccountName: short
+
+dn: CN=NoGUID,DC=example,DC=com
+sAMAccountName: noguid
+
+dn: CN=Twin,DC=example,DC=com
+objectGUID:: /xmWb4aLEdC0LQDAT8lk/w==
+sAMAccountName: twin
+userAccountControl: lots
+
+dn: CN=Twin Again,DC=example,DC=com
+objectGUID:: /xmWb4aLEdC0LQDAT8lk/w==
+sAMAccountName: twin2
+mail: not-an-address
+
+# roster-search: groups
+
+dn: CN=A,DC=example,DC=com
+cn: A
+member: CN=B,DC=example,DC=com
+
+dn: CN=B,DC=example,DC=com
+cn: B
+member: CN=A,DC=example,DC=com
+`)
+	want := []string{
+		`ldap source ad: entry "CN=Short,DC=example,DC=com" (externalId): the objectGUID is not readable: it holds 3 bytes, not 16`,
+		`ldap source ad: entry "CN=NoGUID,DC=example,DC=com" (externalId): the entry has no objectGUID`,
+		`ldap source ad: entry "CN=Twin,DC=example,DC=com" (active): userAccountControl "lots" is not a number`,
+		`ldap source ad: entry "CN=Twin Again,DC=example,DC=com" (externalId): objectGUID "6f9619ff-8b86-d011-b42d-00c04fc964ff" is already the id of entry "CN=Twin,DC=example,DC=com"`,
+		`ldap source ad: entry "CN=Twin Again,DC=example,DC=com" (email): "not-an-address" is not a valid e-mail address`,
+		`ldap source ad: group entry "CN=A,DC=example,DC=com" (group): the groups nest in a circle (A is a member of B is a member of A); SCIM groups cannot`,
+	}
+	for _, w := range want {
+		if !slices.Contains(errs, w) {
+			t.Errorf("missing error %q", w)
+		}
+	}
+	if len(errs) != len(want) || t.Failed() {
+		t.Errorf("got %d errors: %q", len(errs), errs)
+	}
+}
+
+// FuzzFromLDIF maps arbitrary raw records with both flavors: no panic,
+// and every problem names the source and an entry.
+func FuzzFromLDIF(f *testing.F) {
+	f.Add([]byte("version: 1\n\n# roster-search: users\n\ndn: CN=A,DC=x\nobjectGUID:: /xmWb4aLEdC0LQDAT8lk/w==\nsAMAccountName: a\nuserAccountControl: 514\nmanager: CN=A,DC=x\n\n# roster-search: groups\n\ndn: CN=G,DC=x\ncn: G\nmember: CN=A,DC=x\nmember: CN=G,DC=x\n"))
+	f.Add([]byte("version: 1\n# roster-read: changed since 20261202100000Z\n\ndn: uid=a,dc=x\nentryUUID: 1\nuid: a\nmail: a@\nmanager: ,,=\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, flavor := range []string{ldap.FlavorOpenLDAP, ldap.FlavorActiveDirectory} {
+			o := ldap.Options{Source: "fz", URL: "ldap://dc1", BaseDN: "dc=x", Flavor: flavor}
+			res, err := ldap.FromLDIF(o, bytes.NewReader(data))
+			var verr *sources.ValidationError
+			if errors.As(err, &verr) {
+				for _, e := range verr.Errors {
+					if !strings.HasPrefix(e.Message, "ldap source fz: ") || !strings.Contains(e.Message, "entry ") {
+						t.Fatalf("error without source and entry: %q", e.Message)
+					}
+				}
+			} else if err == nil && res == nil {
+				t.Fatal("no result and no error")
+			}
+		}
+	})
+}
