@@ -63,7 +63,7 @@ func scanOthers(rows *sql.Rows, fn func(*reconcile.User)) error {
 		var u reconcile.User
 		var doc []byte
 		if err := rows.Scan(&u.ID, &u.ExternalID, &u.UserName, &u.GivenName, &u.FamilyName, &u.DisplayName,
-			&u.EmployeeNumber, &u.Department, &doc, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone,
+			&u.EmployeeNumber, &u.Department, &doc, &u.Active, &u.State, &u.StateReason, &u.HasPassword, &u.Email, &u.Phone, &u.Manager,
 			&u.Source); err != nil {
 			return err
 		}
