@@ -264,6 +264,9 @@ func Fetch(ctx context.Context, o Options, raw io.Writer) (*Result, error) {
 		b.add(kind, e)
 		return nil
 	}
+	if clearTextBind(r.u, o.StartTLS, o.BindPassword) {
+		b.warn("ldap source %s: the bind password went to %s in clear text; use ldaps:// or start_tls: true", o.Source, r.u.Host)
+	}
 	if err := r.search(ctx, conn, KindUser, userF, r.m.userAttributes(r.m.changeAttr), each); err != nil {
 		return nil, err
 	}
@@ -325,6 +328,19 @@ func (r *reader) changedFilter(since string) string {
 		}
 	}
 	return fmt.Sprintf("(&%s(%s>=%s))", r.userF, a, goldap.EscapeFilter(since))
+}
+
+// clearTextBind reports a password sent without TLS to another machine
+// (a server on the loopback interface is this machine).
+func clearTextBind(u *url.URL, startTLS bool, password string) bool {
+	if u.Scheme != "ldap" || startTLS || password == "" {
+		return false
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); ip != nil {
+		return !ip.IsLoopback()
+	}
+	return !strings.EqualFold(host, "localhost")
 }
 
 // connect dials and binds, retrying what may pass.
