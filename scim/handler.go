@@ -21,8 +21,11 @@
 //     and cursor.
 //   - Without sortBy, resources come in id order, which is creation
 //     order for roster's UUIDv7 ids, so pages are stable. Sorting is
-//     offered on the attributes listed by the Sort constants; others are
-//     400 invalidValue.
+//     offered on every attribute with a value the filters compare
+//     (custom attributes included); others are 400 invalidValue.
+//   - The User resource type is Options.Users: with custom attributes
+//     (SPEC §2.1) it has a third schema, an optional extension; a user
+//     carries its URN in schemas when it has values there.
 //   - Cursors never expire; see cursor.go.
 //   - Lists are written resource by resource as they are encoded, so an
 //     answer is never held whole (and carries no Content-Length). A

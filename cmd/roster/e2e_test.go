@@ -379,15 +379,15 @@ func scenario(t *testing.T, w *workdir) {
 		w.write(t, "staff.csv", csvOf(without(cur, exts(1, 6)...)))
 		w.want(t, 3, "sync", "staff", "--dry-run")
 		// The forced sync superseded the held task: it waits for nobody
-		// any more, and approving it is refused, naming the newer task,
-		// and changes nothing.
+		// any more, and approving it is refused (exit 5: a wrong state),
+		// naming the newer task, and changes nothing.
 		if got := w.task(t, 0, "task", fmt.Sprint(stale.ID), "--json"); got.Status != "superseded" {
 			t.Errorf("the held task after a newer sync succeeded: status %s, want superseded", got.Status)
 		}
 		if held := w.tasks(t, "--status", "held"); len(held) != 0 {
 			t.Errorf("tasks --status held lists %+v after the forced sync", held)
 		}
-		r := w.want(t, 2, "approve", fmt.Sprint(stale.ID))
+		r := w.want(t, 5, "approve", fmt.Sprint(stale.ID))
 		if want := fmt.Sprintf("task %d is superseded by task %d", stale.ID, tk.ID); !strings.Contains(r.stderr, want) || !strings.Contains(r.stderr, "sync again") {
 			t.Errorf("approving a superseded task says:\n%s\nwant it to say %q and to sync again", r.stderr, want)
 		}

@@ -183,6 +183,12 @@ func TestSCIMCustomAttributes(t *testing.T) {
 			t.Errorf("after PUT: %v", m[customURN])
 		}
 
+		// Removing the extension removes every custom value.
+		m = want(t, e.do("PATCH", "/scim/v2/Users/"+id, writeTok, patchOps(`{"op":"remove","path":"`+customURN+`"}`)), 200, "", "")
+		if _, ok := m[customURN]; ok || strings.Contains(fmt.Sprint(m["schemas"]), customURN) {
+			t.Errorf("after removing the extension: %v", m)
+		}
+
 		// Discovery lists the schema and the extension.
 		sch := want(t, e.do("GET", "/scim/v2/Schemas/"+customURN, readTok, ""), 200, "", "")
 		if n := len(sch["attributes"].([]any)); n != 9 {

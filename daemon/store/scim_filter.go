@@ -15,10 +15,12 @@ import (
 
 // This file turns a SCIM filter AST into a parameterised SQL condition
 // that SQLite and PostgreSQL both evaluate. Values only ever travel as
-// bind parameters; attribute names never reach the SQL text: they are
-// looked up in a fixed table (scimUsers, scimGroups) whose entries are SQL
-// fragments written here, and a name the table lacks is a
-// *scim.FilterError.
+// bind parameters; attribute names a client writes never reach the SQL
+// text: they are looked up in a fixed table (scimUsers, scimGroups) whose
+// entries are SQL fragments written here, or, for custom attributes, in
+// the User resource type's schema, whose names the configuration declared
+// and scim_custom.go checks again (RFC 7643 ATTRNAME) before quoting them
+// in a JSON path; a name neither has is a *scim.FilterError.
 //
 // The rules, per RFC 7643 §2 and §7 and the schema in scim/schema:
 //

@@ -387,6 +387,9 @@ func TestSCIMFilterEveryAttribute(t *testing.T) {
 			`emails[primary eq true]`: "full", `addresses[primary eq true and locality eq "Berlin"]`: "full",
 			`addresses.primary eq true`: "full", `roles[primary eq true]`: "full", `ims[primary eq true]`: "",
 			`addresses[type eq "home" and locality sw "pots"]`: "full", `addresses[type eq "home" and region pr]`: "",
+			// Terms on two JSON-held multi-valued attributes, or'd: each reads its own values.
+			`ims.value eq "mara@xmpp.example.com" or roles.value eq "nope"`: "full",
+			`roles.value eq "nope" or ims.value eq "mara@xmpp.example.com"`: "full",
 		} {
 			q := "filter=" + url.QueryEscape("("+f+`) and userName sw "zz-"`) + "&sortBy=userName"
 			if got := list(q); got != wantIDs {

@@ -203,3 +203,31 @@ func TestCustomColumns(t *testing.T) {
 		}
 	}
 }
+
+// TestPushCustomFields maps NocoBase custom fields to custom attributes on
+// both stores: values are stored by type (a JSON number or text), a
+// value not of the type fails the push naming the record and the field.
+func TestPushCustomFields(t *testing.T) {
+	const urn = "urn:ietf:params:scim:schemas:extension:roster:2.0:User" // the default
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		r := pushRunner(t, s, "fields: {lvl: floor, away: \""+urn+":remote\"}\nattributes:\n  custom: [{name: floor, type: integer}, {name: remote, type: boolean}]")
+		ctx := context.Background()
+		task := pushNow(t, r, `{"dataType":"user","records":[{"uid":"1","username":"jweiss","lvl":7,"away":"TRUE"}]}`)
+		if task.Status != store.StatusSucceeded {
+			t.Fatalf("push: %s %s", task.Status, task.Errors)
+		}
+		users := scim.UserType(&r.Config.Attributes)
+		f, err := filter.Parse(`floor gt 6 and remote eq true`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page, err := s.SCIMFor(users).Users(ctx, scim.Query{Count: 5, Filter: f})
+		if err != nil || len(page.Resources) != 1 || page.Resources[0].UserName != "jweiss" {
+			t.Fatalf("the pushed custom values as SCIM filters them: %+v %v", page, err)
+		}
+		task = pushNow(t, r, `{"dataType":"user","records":[{"uid":"1","lvl":"seven"}]}`)
+		if task.Status != store.StatusFailed || !strings.Contains(task.Errors, `records[0] (lvl): \"seven\" is not an integer`) {
+			t.Errorf("a value not of the type: %s %s", task.Status, task.Errors)
+		}
+	})
+}

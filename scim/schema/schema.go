@@ -1,4 +1,4 @@
-// Package schema describes the SCIM resources roster serves: the User (core and enterprise extension) and Group schemas with every attribute's characteristics, and the discovery documents generated from them.
+// Package schema describes the SCIM resources roster serves: the User (core, enterprise extension and, when the configuration declares them, custom attributes in an extension of their own) and Group schemas with every attribute's characteristics, the resource types that carry them, and the discovery documents generated from them.
 package schema
 
 import "strings"

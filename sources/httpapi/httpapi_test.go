@@ -910,3 +910,32 @@ func TestCheck(t *testing.T) {
 		t.Error("a bad next pointer passed")
 	}
 }
+
+// TestFetchCheck: Options.Check checks the values of mapped attribute
+// paths beyond sources.CheckAttribute (the daemon passes the custom
+// attributes' types), and a refused value fails the read naming the record
+// and the path.
+func TestFetchCheck(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `[{"id":"1","login":"ann","lvl":"3"},{"id":"2","login":"bo","lvl":"three"}]`)
+	}))
+	defer srv.Close()
+	o := fastOpts(srv.URL)
+	o.Map = map[string]string{"externalId": "/id", "userName": "/login", "floor": "/lvl"}
+	o.Check = func(path, v string) string {
+		if path == "floor" && strings.Trim(v, "0123456789") != "" {
+			return "is not an integer"
+		}
+		return ""
+	}
+	_, err := Fetch(context.Background(), o)
+	var verr *sources.ValidationError
+	if !errors.As(err, &verr) || !strings.Contains(err.Error(), `record 2 (floor): "three" is not an integer`) || strings.Contains(err.Error(), "record 1") {
+		t.Fatalf("Fetch = %v, want record 2's floor refused", err)
+	}
+	o.Check = nil
+	if _, err := Fetch(context.Background(), o); err != nil {
+		t.Fatalf("without Check: %v", err)
+	}
+}
