@@ -63,8 +63,20 @@ func startServeProc(t testing.TB, w *workdir) *serveProc {
 }
 
 // startServeWith starts `roster serve` with extra environment variables
-// and arguments.
+// and arguments, and waits until it is ready: roster listens before its
+// database answers (and before it migrates a new one), so a test that
+// reads the store with the CLI right after the start would otherwise find
+// none.
 func startServeWith(t testing.TB, w *workdir, env []string, args ...string) *serveProc {
+	t.Helper()
+	p := launchServe(t, w, env, args...)
+	p.waitReady(t)
+	return p
+}
+
+// launchServe starts `roster serve` and returns once it listens, ready or
+// not (its database may not answer yet).
+func launchServe(t testing.TB, w *workdir, env []string, args ...string) *serveProc {
 	t.Helper()
 	p := &serveProc{cmd: exec.Command(rosterBin, append([]string{"serve"}, args...)...), stderr: &syncBuffer{}, exited: make(chan struct{})}
 	p.cmd.Dir = w.dir
@@ -147,7 +159,7 @@ func (p *serveProc) signalAndWait(t testing.TB, sig syscall.Signal, timeout time
 	}
 }
 
-func (p *serveProc) get(t *testing.T, path string) (int, string) {
+func (p *serveProc) get(t testing.TB, path string) (int, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -161,7 +173,7 @@ func (p *serveProc) get(t *testing.T, path string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func (p *serveProc) waitReady(t *testing.T) {
+func (p *serveProc) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {

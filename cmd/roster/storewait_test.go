@@ -32,7 +32,7 @@ func TestServeWaitsForTheDatabase(t *testing.T) {
 	w.dsn = u.String()
 	w.write(t, "staff.csv", csvOf(basePeople()))
 	w.write(t, "roster.yaml", serveConfig(w, "  - name: api\n    type: push\n"))
-	p := startServeProc(t, w)
+	p := launchServe(t, w, nil)
 
 	p.waitLog(t, 30*time.Second, func(l map[string]any) bool {
 		return l["msg"] == "the database does not answer: /healthz is served, /readyz and every other route answer 503 until it does" &&
@@ -89,7 +89,7 @@ func TestServeStopsWhileWaitingForTheDatabase(t *testing.T) {
 	w.dsn = "postgres://roster@" + closedPort(t) + "/roster?sslmode=disable"
 	w.write(t, "staff.csv", csvOf(basePeople()))
 	w.write(t, "roster.yaml", serveConfig(w, ""))
-	p := startServeProc(t, w)
+	p := launchServe(t, w, nil)
 	p.waitLog(t, 30*time.Second, func(l map[string]any) bool { return l["attempt"] == float64(1) })
 	start := time.Now()
 	if code := p.signalAndWait(t, syscall.SIGTERM, 30*time.Second); code != 0 {
