@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -85,6 +86,10 @@ type field struct {
 	name      string
 	ldap      string
 	attribute bool
+	// multi marks a path that takes all the values of the LDAP attribute
+	// (attrs.Path.Multi); binary marks x509Certificates, whose DER values
+	// SCIM carries in base64.
+	multi, binary bool
 }
 
 // mapping is a flavor's map with the configuration's entries laid over it.
@@ -132,11 +137,13 @@ func compileMapping(flavor string, m map[string]string, model *attrs.Model, chec
 		if i := slices.IndexFunc(Fields, func(s string) bool { return strings.EqualFold(s, name) }); i >= 0 {
 			f.name = Fields[i]
 		} else {
-			if _, err := attrs.ParsePath(name, model); err != nil {
+			p, err := attrs.ParsePath(name, model)
+			if err != nil {
 				bad = append(bad, fmt.Sprintf("map %s: %v", name, err))
 				continue
 			}
-			f.attribute = true
+			f.attribute, f.multi = true, p.Multi()
+			f.binary = strings.HasPrefix(strings.ToLower(name), "x509certificates")
 		}
 		mp.fields = append(mp.fields, f)
 	}
@@ -270,6 +277,13 @@ func (b *builder) addUser(e *Entry) {
 			b.uniqueID(line, e.DN, rec.ExternalID, f)
 			continue
 		}
+		if f.multi {
+			rec.Attributes = b.multi(line, e.DN, f, vals, rec.Attributes)
+			continue
+		}
+		if f.binary && len(vals) > 0 && !utf8.Valid(vals[0]) {
+			vals = [][]byte{[]byte(base64.StdEncoding.EncodeToString(vals[0]))}
+		}
 		s, ok := b.text(line, e.DN, f, vals)
 		if !ok {
 			continue
@@ -322,6 +336,35 @@ func (b *builder) addUser(e *Entry) {
 	b.managers = append(b.managers, manager)
 	b.byDN[normDN(e.DN)] = len(b.recs) - 1
 	b.entryDN = append(b.entryDN, e.DN)
+}
+
+// multi appends to attributes a value for each of the LDAP attribute's
+// values: the path takes them all (sources.Attribute). The values of an
+// LDAP attribute are a set whose order a server need not keep (RFC 4511
+// §4.1.7), so they go sorted: a read in another order changes nothing.
+// An entry without the attribute gives one empty value, which leaves the
+// path unassigned.
+func (b *builder) multi(line int, dn string, f field, vals [][]byte, attributes []sources.Attribute) []sources.Attribute {
+	n := len(attributes)
+	for _, v := range vals {
+		if f.binary && !utf8.Valid(v) {
+			v = []byte(base64.StdEncoding.EncodeToString(v))
+		}
+		s, ok := b.text(line, dn, f, [][]byte{v})
+		if !ok || s == "" {
+			continue
+		}
+		if why := b.m.check.Check(f.name, s); why != "" {
+			b.fail(line, dn, f.name, "%s %s", sources.QuoteValue(s), why)
+			continue
+		}
+		attributes = append(attributes, sources.Attribute{Path: f.name, Value: s})
+	}
+	slices.SortFunc(attributes[n:], func(a, b sources.Attribute) int { return strings.Compare(a.Value, b.Value) })
+	if len(attributes) == n {
+		attributes = append(attributes, sources.Attribute{Path: f.name})
+	}
+	return attributes
 }
 
 // dnOf is the DN of record line.
