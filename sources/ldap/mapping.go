@@ -210,6 +210,7 @@ type builder struct {
 	managers []string // by record index: the manager's DN, normalised
 	entryDN  []string // by record index: the entry's DN as read
 	warned   map[string]bool
+	interned map[string]string // managers' DNs, normalised
 	ids      map[string]int
 	logins   map[string]int
 	errs     []sources.FieldError
@@ -289,9 +290,16 @@ func (b *builder) addUser(e *Entry) {
 			continue
 		}
 		if f.attribute {
+			// An absent or empty value is left out: a snapshot leaves its
+			// path unassigned either way, and the read holds every record
+			// (a slot each for the flavor's five default paths was a third
+			// of a record's memory).
+			if s == "" {
+				continue
+			}
 			if why := b.m.check.Check(f.name, s); why != "" {
 				b.fail(line, e.DN, f.name, "%s %s", sources.QuoteValue(s), why)
-				s = ""
+				continue
 			}
 			rec.Attributes = append(rec.Attributes, sources.Attribute{Path: f.name, Value: s})
 			continue
@@ -328,7 +336,7 @@ func (b *builder) addUser(e *Entry) {
 			rec.Active = b.active(line, e.DN, f, s)
 		case FieldManager:
 			if s != "" {
-				manager = normDN(s)
+				manager = b.intern(normDN(s))
 			}
 		}
 	}
@@ -342,8 +350,8 @@ func (b *builder) addUser(e *Entry) {
 // values: the path takes them all (sources.Attribute). The values of an
 // LDAP attribute are a set whose order a server need not keep (RFC 4511
 // §4.1.7), so they go sorted: a read in another order changes nothing.
-// An entry without the attribute gives one empty value, which leaves the
-// path unassigned.
+// An entry without the attribute gives none, which leaves the path
+// unassigned.
 func (b *builder) multi(line int, dn string, f field, vals [][]byte, attributes []sources.Attribute) []sources.Attribute {
 	n := len(attributes)
 	for _, v := range vals {
@@ -361,10 +369,21 @@ func (b *builder) multi(line int, dn string, f field, vals [][]byte, attributes 
 		attributes = append(attributes, sources.Attribute{Path: f.name, Value: s})
 	}
 	slices.SortFunc(attributes[n:], func(a, b sources.Attribute) int { return strings.Compare(a.Value, b.Value) })
-	if len(attributes) == n {
-		attributes = append(attributes, sources.Attribute{Path: f.name})
-	}
 	return attributes
+}
+
+// intern returns the copy of s the builder holds already, if any: many
+// people share a manager, and each manager's DN is then held once, not
+// once per person, until the read ends.
+func (b *builder) intern(s string) string {
+	if b.interned == nil {
+		b.interned = map[string]string{}
+	}
+	if v, ok := b.interned[s]; ok {
+		return v
+	}
+	b.interned[s] = s
+	return s
 }
 
 // dnOf is the DN of record line.
