@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -68,6 +70,11 @@ func inNetns(argv []string) (name string, args []string, err error) {
 	ip, err := lookPath("ip")
 	if err != nil {
 		return "", nil, err
+	}
+	// A container without CAP_SYS_ADMIN may not make namespaces: say so
+	// before Samba is started, rather than seeing it end.
+	if out, err := exec.Command(unshare, "--net", "--", ip, "link", "set", "lo", "up").CombinedOutput(); err != nil {
+		return "", nil, fmt.Errorf("unshare --net fails here (%v: %s)", err, strings.TrimSpace(string(out)))
 	}
 	script := `"$0" link set lo up && exec "$@"`
 	return unshare, append([]string{"--net", "--", "/bin/sh", "-c", script, ip}, argv...), nil
