@@ -1,6 +1,7 @@
 package ldap
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -205,18 +206,17 @@ type builder struct {
 	source string
 	m      *mapping
 	recs   []sources.Record
-	// byDN maps a user's normalised DN to its record index.
-	byDN     map[string]int
-	managers []string // by record index: the manager's DN, normalised
+	// byDN maps a user's DN to its record index.
+	byDN     map[dnKey]int
+	managers []dnKey  // by record index: the manager's DN (zero: none)
 	entryDN  []string // by record index: the entry's DN as read
 	warned   map[string]bool
-	interned map[string]string // managers' DNs, normalised
 	ids      map[string]int
 	logins   map[string]int
 	errs     []sources.FieldError
 
 	groups      []group
-	groupByDN   map[string]int
+	groupByDN   map[dnKey]int
 	groupByName map[string]int
 	warnings    []string
 
@@ -228,12 +228,25 @@ type builder struct {
 
 type group struct {
 	dn, name string
-	members  []string // normalised DNs
+	members  []dnKey
 }
 
 func newBuilder(source string, m *mapping) *builder {
-	return &builder{source: source, m: m, byDN: map[string]int{}, ids: map[string]int{}, logins: map[string]int{},
-		groupByDN: map[string]int{}, groupByName: map[string]int{}}
+	return &builder{source: source, m: m, byDN: map[dnKey]int{}, ids: map[string]int{}, logins: map[string]int{},
+		groupByDN: map[dnKey]int{}, groupByName: map[string]int{}}
+}
+
+// dnKey identifies a DN: the first 16 bytes of the SHA-256 of its normal
+// form (normDN). The read indexes every user and group by DN and keeps
+// every manager's and member's DN until it resolves them; 16 bytes each
+// instead of the DN's text (some 60) is a fifth of what the read holds
+// besides the records, and two DNs that differ share a key with a
+// probability of 2^-128 per pair, which no directory comes near.
+type dnKey [16]byte
+
+func keyOf(dn string) dnKey {
+	sum := sha256.Sum256([]byte(normDN(dn)))
+	return dnKey(sum[:16])
 }
 
 // normDN is the key of a DN: its RFC 4514 normal form, case-folded. A DN
@@ -270,7 +283,7 @@ func (b *builder) addUser(e *Entry) {
 	}
 	line := len(b.recs) + 1
 	rec := sources.Record{Line: line}
-	manager := ""
+	var manager dnKey
 	for _, f := range b.m.fields {
 		vals := e.Values(f.ldap)
 		if f.name == FieldExternalID && strings.EqualFold(f.ldap, "objectGUID") {
@@ -336,13 +349,13 @@ func (b *builder) addUser(e *Entry) {
 			rec.Active = b.active(line, e.DN, f, s)
 		case FieldManager:
 			if s != "" {
-				manager = b.intern(normDN(s))
+				manager = keyOf(s)
 			}
 		}
 	}
 	b.recs = append(b.recs, rec)
 	b.managers = append(b.managers, manager)
-	b.byDN[normDN(e.DN)] = len(b.recs) - 1
+	b.byDN[keyOf(e.DN)] = len(b.recs) - 1
 	b.entryDN = append(b.entryDN, e.DN)
 }
 
@@ -370,20 +383,6 @@ func (b *builder) multi(line int, dn string, f field, vals [][]byte, attributes 
 	}
 	slices.SortFunc(attributes[n:], func(a, b sources.Attribute) int { return strings.Compare(a.Value, b.Value) })
 	return attributes
-}
-
-// intern returns the copy of s the builder holds already, if any: many
-// people share a manager, and each manager's DN is then held once, not
-// once per person, until the read ends.
-func (b *builder) intern(s string) string {
-	if b.interned == nil {
-		b.interned = map[string]string{}
-	}
-	if v, ok := b.interned[s]; ok {
-		return v
-	}
-	b.interned[s] = s
-	return s
 }
 
 // dnOf is the DN of record line.
@@ -513,11 +512,11 @@ func (b *builder) addGroup(e *Entry) {
 	g := group{dn: e.DN, name: name}
 	for _, m := range b.m.members {
 		for _, v := range e.Values(m) {
-			g.members = append(g.members, normDN(string(v)))
+			g.members = append(g.members, keyOf(string(v)))
 		}
 	}
 	b.groupByName[key] = len(b.groups)
-	b.groupByDN[normDN(e.DN)] = len(b.groups)
+	b.groupByDN[keyOf(e.DN)] = len(b.groups)
 	b.groups = append(b.groups, g)
 }
 
@@ -547,7 +546,7 @@ func (b *builder) finish() *Result {
 	}
 	unknown := 0
 	for i, m := range b.managers {
-		if m == "" {
+		if m == (dnKey{}) {
 			continue
 		}
 		if j, ok := b.byDN[m]; ok && b.recs[j].ExternalID != "" {
