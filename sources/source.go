@@ -56,7 +56,10 @@ const KeepManager = "\x00keep"
 
 // Attribute is the value a record gives an attribute path of the
 // directory (SPEC §2.1), such as title or
-// addresses[type eq "work"].locality.
+// addresses[type eq "work"].locality. Attributes of one path that follow
+// each other in a record are the values of a path that names all the
+// values of a multi-valued attribute (attrs.Path.Multi, such as roles);
+// for any other path the last one counts.
 type Attribute struct {
 	Path  string
 	Value string

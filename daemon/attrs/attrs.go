@@ -112,8 +112,28 @@ type Path struct {
 	Text   string
 	Column Column
 	set    func(d *Doc, v string)
+	// add, set for a path that names all the values of a multi-valued
+	// attribute, appends one value.
+	add func(d *Doc, v string)
 	// custom is the custom attribute the path names, if it does.
 	custom *Custom
+}
+
+// Multi reports whether the path names all the values of a multi-valued
+// attribute (roles, entitlements.value, a multi_valued custom attribute),
+// so that a source with several values for it gives each (Add).
+func (p Path) Multi() bool { return p.add != nil }
+
+// Add puts v at the path in d as one more value when the path is Multi,
+// leaving out a value d already holds there; otherwise it is Set.
+func (p Path) Add(d *Doc, v string) {
+	if p.add == nil {
+		p.Set(d, v)
+		return
+	}
+	if v != "" {
+		p.add(d, v)
+	}
 }
 
 // Set puts v at the path in d; a column path leaves d alone, and so does
@@ -188,6 +208,10 @@ var addressParts = map[string]func(a *Address) *string{
 //     urn:example:params:scim:schemas:extension:roster:2.0:User:costCentreCode;
 //     its value is converted by the attribute's type (Custom.Value), and
 //     a multi-valued one gets the value as its only value;
+//   - all the values of a multi-valued attribute of the common shape
+//     that have no type: roles, entitlements.value, ims, photos.value,
+//     x509Certificates.value (Multi; a source with several values gives
+//     each with Add);
 //   - a value of a multi-valued attribute chosen by its type, as SCIM
 //     filtered paths write it: roles[type eq "job"].value,
 //     addresses[type eq "work"].locality; the value whose type comes
@@ -235,6 +259,22 @@ func ParsePath(text string, m *Model) (Path, error) {
 			}
 			d.Custom[c.Key()] = x
 		}
+		if c.MultiValued {
+			p.add = func(d *Doc, v string) {
+				x, err := c.Value(v)
+				if err != nil {
+					return // the source checked its values (Model.Check)
+				}
+				old, _ := d.Custom[c.Key()].([]any)
+				if slices.Contains(old, x) {
+					return
+				}
+				if d.Custom == nil {
+					d.Custom = map[string]any{}
+				}
+				d.Custom[c.Key()] = append(old, x)
+			}
+		}
 		return p, nil
 	}
 	if custom {
@@ -263,6 +303,10 @@ func ParsePath(text string, m *Model) (Path, error) {
 		}
 		if f, ok := scalars[full]; ok {
 			p.set = func(d *Doc, v string) { *f(d) = v }
+			return p, nil
+		}
+		if f, ok := plurals[key]; ok && (sub == "" || strings.EqualFold(sub, "value")) {
+			allValues(&p, f)
 			return p, nil
 		}
 		return p, fmt.Errorf("%q is not an attribute a source can fill: %s", text, whyNot(full))
@@ -311,6 +355,27 @@ func ParsePath(text string, m *Model) (Path, error) {
 		}
 	}
 	return p, nil
+}
+
+// allValues makes p the path of all the values of a multi-valued
+// attribute that have no type (roles, entitlements.value): Set makes v
+// the only one, Add appends it. Values with a type belong to the typed
+// paths (roles[type eq "job"].value), which these leave alone.
+func allValues(p *Path, f func(d *Doc) *[]Value) {
+	untyped := func(x Value) bool { return x.Type == "" }
+	p.set = func(d *Doc, v string) {
+		vs := f(d)
+		*vs = slices.DeleteFunc(*vs, untyped)
+		if v != "" {
+			*vs = append(*vs, Value{Value: v})
+		}
+	}
+	p.add = func(d *Doc, v string) {
+		vs := f(d)
+		if !slices.ContainsFunc(*vs, func(x Value) bool { return untyped(x) && x.Value == v }) {
+			*vs = append(*vs, Value{Value: v})
+		}
+	}
 }
 
 // Lookup is ParsePath for a path used again and again, such as the paths

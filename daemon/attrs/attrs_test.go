@@ -189,3 +189,64 @@ func FuzzParsePath(f *testing.F) {
 		}
 	})
 }
+
+// TestMultiPaths: a path without a type names all the untyped values of a
+// multi-valued attribute; Add gives one more (a value held already is not
+// repeated), Set makes the only one, Unset removes them and leaves the
+// values with a type, which belong to typed paths.
+func TestMultiPaths(t *testing.T) {
+	model := testModel()
+	for _, c := range []struct {
+		path string
+		want string // the document after Add of "a", "b", "a", or the error
+	}{
+		{"roles", `{"roles":[{"value":"a"},{"value":"b"}]}`},
+		{"Entitlements.Value", `{"entitlements":[{"value":"a"},{"value":"b"}]}`},
+		{"ims", `{"ims":[{"value":"a"},{"value":"b"}]}`},
+		{"photos.value", `{"photos":[{"value":"a"},{"value":"b"}]}`},
+		{"x509Certificates.value", `{"x509Certificates":[{"value":"a"},{"value":"b"}]}`},
+		{"badge", `{"custom":{"badge":["a","b"]}}`},
+		{"roles.display", "not an attribute a source can fill"},
+		{"emails", "not an attribute a source can fill"},
+	} {
+		p, err := model.Lookup(c.path)
+		if !strings.HasPrefix(c.want, "{") {
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s: error %v, want it to say %q", c.path, err, c.want)
+			}
+			continue
+		}
+		if err != nil || !p.Multi() {
+			t.Errorf("%s: multi %v, %v", c.path, p.Multi(), err)
+			continue
+		}
+		var d attrs.Doc
+		for _, v := range []string{"a", "b", "a", ""} {
+			p.Add(&d, v)
+		}
+		if got, _ := d.Encode(); got != c.want {
+			t.Errorf("%s: %s, want %s", c.path, got, c.want)
+		}
+		p.Set(&d, "c")
+		if got, _ := d.Encode(); !strings.Contains(got, `"c"`) || strings.Contains(got, `"a"`) {
+			t.Errorf("%s set: %s", c.path, got)
+		}
+		p.Unset(&d)
+		if got, _ := d.Encode(); got != "" {
+			t.Errorf("%s unset: %s", c.path, got)
+		}
+	}
+	// Typed values stay when the untyped ones go.
+	typed, _ := model.Lookup(`roles[type eq "job"].value`)
+	all, _ := model.Lookup("roles")
+	if typed.Multi() {
+		t.Error("a typed path takes one value")
+	}
+	var d attrs.Doc
+	typed.Set(&d, "lead")
+	all.Add(&d, "x")
+	all.Unset(&d)
+	if got, _ := d.Encode(); got != `{"roles":[{"value":"lead","type":"job","primary":true}]}` {
+		t.Errorf("after unsetting roles: %s", got)
+	}
+}

@@ -682,8 +682,8 @@ func mergeAttributes(u *User, values []sources.Attribute, m *attrs.Model) {
 	if err != nil {
 		doc = attrs.Doc{} // the store hands the engine only documents it wrote
 	}
-	for _, a := range values {
-		setAttribute(u, &doc, a, m)
+	for i, a := range values {
+		setAttribute(u, &doc, a, i > 0 && values[i-1].Path == a.Path, m)
 	}
 	u.Attrs, _ = doc.Encode()
 }

@@ -596,9 +596,9 @@ func fieldsOf(r *sources.Record, s Settings) recordFields {
 	}
 	if len(r.Attributes) > 0 {
 		var doc attrs.Doc
-		for _, a := range r.Attributes {
+		for i, a := range r.Attributes {
 			if a.Value != "" { // a snapshot's empty cell leaves the attribute unassigned
-				setAttribute(&u, &doc, a, s.Attributes)
+				setAttribute(&u, &doc, a, i > 0 && r.Attributes[i-1].Path == a.Path, s.Attributes)
 			}
 		}
 		u.Attrs, _ = doc.Encode() // a Doc of strings always encodes
@@ -608,8 +608,10 @@ func fieldsOf(r *sources.Record, s Settings) recordFields {
 }
 
 // setAttribute gives u the value of one attribute path: a column of the
-// user, or a place in its document doc ("" unassigns it there).
-func setAttribute(u *User, doc *attrs.Doc, a sources.Attribute, m *attrs.Model) {
+// user, or a place in its document doc ("" unassigns it there). more
+// marks a further value of the path before it (sources.Attribute), which
+// a multi-valued path adds to the ones before.
+func setAttribute(u *User, doc *attrs.Doc, a sources.Attribute, more bool, m *attrs.Model) {
 	p, err := m.Lookup(a.Path)
 	if err != nil {
 		return
@@ -626,6 +628,10 @@ func setAttribute(u *User, doc *attrs.Doc, a sources.Attribute, m *attrs.Model) 
 	case attrs.Department:
 		u.Department = a.Value
 	default:
+		if more && p.Multi() {
+			p.Add(doc, a.Value)
+			return
+		}
 		p.Unset(doc)
 		p.Set(doc, a.Value)
 	}

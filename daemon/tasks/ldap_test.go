@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/attrs"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
 	"github.com/rosterd/roster/daemon/tasks"
@@ -513,6 +514,86 @@ newsuperior: ou=people,ou=corp,dc=example,dc=com
 		raw, _ = os.ReadFile(filepath.Join(r.Config.Dir, res.Task.RawRecord))
 		if c := counts(t, res.Task); c.Restored != 1 || strings.Contains(string(raw), "changed since") {
 			t.Fatalf("full read after full_every: %+v", c)
+		}
+	})
+}
+
+// TestLDAPMultiValued: LDAP attributes with several values fill
+// multi-valued attributes with all of them (roles, entitlements, a
+// multi_valued custom attribute), sorted; a value removed in the
+// directory goes at the next sync, and a user without the attribute has
+// none.
+func TestLDAPMultiValued(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		srv := ldaptest.Start(t, ldaptest.WithLDIF(corpLDIF+`
+dn: uid=emulti,ou=people,ou=corp,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: emulti
+cn: Eve Multi
+givenName: Eve
+sn: Multi
+employeeType: lead
+employeeType: on-call
+businessCategory: vpn
+businessCategory: payroll
+ou: Berlin
+ou: Remote
+`))
+		r := ldapRunner(t, s, srv, `    map:
+      roles: employeeType
+      entitlements.value: businessCategory
+      sites: ou
+attributes:
+  custom:
+    - name: sites
+      type: string
+      multi_valued: true
+`)
+		doc := func(login string) string {
+			t.Helper()
+			var raw string
+			if err := s.DB().Raw(`SELECT attrs FROM users WHERE source = 'corp' AND user_name = ?`, login).Row().Scan(&raw); err != nil {
+				t.Fatal(err)
+			}
+			d, err := attrs.Decode([]byte(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.Title = ""
+			out, _ := d.Encode()
+			return out
+		}
+		res, err := r.Sync(t.Context(), "corp", tasks.Options{})
+		if err != nil || res.Task.Status != store.StatusSucceeded {
+			t.Fatalf("sync: %v %+v", err, res)
+		}
+		want := `{"entitlements":[{"value":"payroll"},{"value":"vpn"}],"roles":[{"value":"lead"},{"value":"on-call"}],"custom":{"sites":["Berlin","Remote"]}}`
+		if got := doc("emulti"); got != want {
+			t.Errorf("emulti: %s\nwant %s", got, want)
+		}
+		if got := doc("jdoe"); got != "" {
+			t.Errorf("jdoe has none of the attributes: %s", got)
+		}
+		srv.Apply(`dn: uid=emulti,ou=people,ou=corp,dc=example,dc=com
+changetype: modify
+delete: employeeType
+employeeType: lead
+-
+delete: businessCategory
+-
+add: ou
+ou: Paris
+`)
+		res, err = r.Sync(t.Context(), "corp", tasks.Options{})
+		if err != nil || res.Task.Status != store.StatusSucceeded {
+			t.Fatalf("second sync: %v %+v", err, res)
+		}
+		if c := counts(t, res.Task); c.Updated != 1 {
+			t.Errorf("second sync counts %+v", c)
+		}
+		want = `{"roles":[{"value":"on-call"}],"custom":{"sites":["Berlin","Paris","Remote"]}}`
+		if got := doc("emulti"); got != want {
+			t.Errorf("emulti after the change: %s\nwant %s", got, want)
 		}
 	})
 }

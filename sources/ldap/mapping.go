@@ -1,6 +1,8 @@
 package ldap
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -85,6 +87,10 @@ type field struct {
 	name      string
 	ldap      string
 	attribute bool
+	// multi marks a path that takes all the values of the LDAP attribute
+	// (attrs.Path.Multi); binary marks x509Certificates, whose DER values
+	// SCIM carries in base64.
+	multi, binary bool
 }
 
 // mapping is a flavor's map with the configuration's entries laid over it.
@@ -132,11 +138,13 @@ func compileMapping(flavor string, m map[string]string, model *attrs.Model, chec
 		if i := slices.IndexFunc(Fields, func(s string) bool { return strings.EqualFold(s, name) }); i >= 0 {
 			f.name = Fields[i]
 		} else {
-			if _, err := attrs.ParsePath(name, model); err != nil {
+			p, err := attrs.ParsePath(name, model)
+			if err != nil {
 				bad = append(bad, fmt.Sprintf("map %s: %v", name, err))
 				continue
 			}
-			f.attribute = true
+			f.attribute, f.multi = true, p.Multi()
+			f.binary = strings.HasPrefix(strings.ToLower(name), "x509certificates")
 		}
 		mp.fields = append(mp.fields, f)
 	}
@@ -198,9 +206,9 @@ type builder struct {
 	source string
 	m      *mapping
 	recs   []sources.Record
-	// byDN maps a user's normalised DN to its record index.
-	byDN     map[string]int
-	managers []string // by record index: the manager's DN, normalised
+	// byDN maps a user's DN to its record index.
+	byDN     map[dnKey]int
+	managers []dnKey  // by record index: the manager's DN (zero: none)
 	entryDN  []string // by record index: the entry's DN as read
 	warned   map[string]bool
 	ids      map[string]int
@@ -208,7 +216,7 @@ type builder struct {
 	errs     []sources.FieldError
 
 	groups      []group
-	groupByDN   map[string]int
+	groupByDN   map[dnKey]int
 	groupByName map[string]int
 	warnings    []string
 
@@ -220,12 +228,25 @@ type builder struct {
 
 type group struct {
 	dn, name string
-	members  []string // normalised DNs
+	members  []dnKey
 }
 
 func newBuilder(source string, m *mapping) *builder {
-	return &builder{source: source, m: m, byDN: map[string]int{}, ids: map[string]int{}, logins: map[string]int{},
-		groupByDN: map[string]int{}, groupByName: map[string]int{}}
+	return &builder{source: source, m: m, byDN: map[dnKey]int{}, ids: map[string]int{}, logins: map[string]int{},
+		groupByDN: map[dnKey]int{}, groupByName: map[string]int{}}
+}
+
+// dnKey identifies a DN: the first 16 bytes of the SHA-256 of its normal
+// form (normDN). The read indexes every user and group by DN and keeps
+// every manager's and member's DN until it resolves them; 16 bytes each
+// instead of the DN's text (some 60) is a fifth of what the read holds
+// besides the records, and two DNs that differ share a key with a
+// probability of 2^-128 per pair, which no directory comes near.
+type dnKey [16]byte
+
+func keyOf(dn string) dnKey {
+	sum := sha256.Sum256([]byte(normDN(dn)))
+	return dnKey(sum[:16])
 }
 
 // normDN is the key of a DN: its RFC 4514 normal form, case-folded. A DN
@@ -262,7 +283,7 @@ func (b *builder) addUser(e *Entry) {
 	}
 	line := len(b.recs) + 1
 	rec := sources.Record{Line: line}
-	manager := ""
+	var manager dnKey
 	for _, f := range b.m.fields {
 		vals := e.Values(f.ldap)
 		if f.name == FieldExternalID && strings.EqualFold(f.ldap, "objectGUID") {
@@ -270,14 +291,28 @@ func (b *builder) addUser(e *Entry) {
 			b.uniqueID(line, e.DN, rec.ExternalID, f)
 			continue
 		}
+		if f.multi {
+			rec.Attributes = b.multi(line, e.DN, f, vals, rec.Attributes)
+			continue
+		}
+		if f.binary && len(vals) > 0 && !utf8.Valid(vals[0]) {
+			vals = [][]byte{[]byte(base64.StdEncoding.EncodeToString(vals[0]))}
+		}
 		s, ok := b.text(line, e.DN, f, vals)
 		if !ok {
 			continue
 		}
 		if f.attribute {
+			// An absent or empty value is left out: a snapshot leaves its
+			// path unassigned either way, and the read holds every record
+			// (a slot each for the flavor's five default paths was a third
+			// of a record's memory).
+			if s == "" {
+				continue
+			}
 			if why := b.m.check.Check(f.name, s); why != "" {
 				b.fail(line, e.DN, f.name, "%s %s", sources.QuoteValue(s), why)
-				s = ""
+				continue
 			}
 			rec.Attributes = append(rec.Attributes, sources.Attribute{Path: f.name, Value: s})
 			continue
@@ -314,14 +349,40 @@ func (b *builder) addUser(e *Entry) {
 			rec.Active = b.active(line, e.DN, f, s)
 		case FieldManager:
 			if s != "" {
-				manager = normDN(s)
+				manager = keyOf(s)
 			}
 		}
 	}
 	b.recs = append(b.recs, rec)
 	b.managers = append(b.managers, manager)
-	b.byDN[normDN(e.DN)] = len(b.recs) - 1
+	b.byDN[keyOf(e.DN)] = len(b.recs) - 1
 	b.entryDN = append(b.entryDN, e.DN)
+}
+
+// multi appends to attributes a value for each of the LDAP attribute's
+// values: the path takes them all (sources.Attribute). The values of an
+// LDAP attribute are a set whose order a server need not keep (RFC 4511
+// §4.1.7), so they go sorted: a read in another order changes nothing.
+// An entry without the attribute gives none, which leaves the path
+// unassigned.
+func (b *builder) multi(line int, dn string, f field, vals [][]byte, attributes []sources.Attribute) []sources.Attribute {
+	n := len(attributes)
+	for _, v := range vals {
+		if f.binary && !utf8.Valid(v) {
+			v = []byte(base64.StdEncoding.EncodeToString(v))
+		}
+		s, ok := b.text(line, dn, f, [][]byte{v})
+		if !ok || s == "" {
+			continue
+		}
+		if why := b.m.check.Check(f.name, s); why != "" {
+			b.fail(line, dn, f.name, "%s %s", sources.QuoteValue(s), why)
+			continue
+		}
+		attributes = append(attributes, sources.Attribute{Path: f.name, Value: s})
+	}
+	slices.SortFunc(attributes[n:], func(a, b sources.Attribute) int { return strings.Compare(a.Value, b.Value) })
+	return attributes
 }
 
 // dnOf is the DN of record line.
@@ -451,11 +512,11 @@ func (b *builder) addGroup(e *Entry) {
 	g := group{dn: e.DN, name: name}
 	for _, m := range b.m.members {
 		for _, v := range e.Values(m) {
-			g.members = append(g.members, normDN(string(v)))
+			g.members = append(g.members, keyOf(string(v)))
 		}
 	}
 	b.groupByName[key] = len(b.groups)
-	b.groupByDN[normDN(e.DN)] = len(b.groups)
+	b.groupByDN[keyOf(e.DN)] = len(b.groups)
 	b.groups = append(b.groups, g)
 }
 
@@ -485,7 +546,7 @@ func (b *builder) finish() *Result {
 	}
 	unknown := 0
 	for i, m := range b.managers {
-		if m == "" {
+		if m == (dnKey{}) {
 			continue
 		}
 		if j, ok := b.byDN[m]; ok && b.recs[j].ExternalID != "" {

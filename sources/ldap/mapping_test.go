@@ -131,3 +131,53 @@ func FuzzFromLDIF(f *testing.F) {
 		}
 	})
 }
+
+// TestMultiValuedMap: a path naming all the values of a multi-valued
+// attribute gets every value of the LDAP attribute, in order, as
+// consecutive attributes of the record; a binary certificate is base64;
+// a path that takes one value gets the first, with a warning; an entry
+// without the attribute gives no value (unassigned).
+func TestMultiValuedMap(t *testing.T) {
+	o := ldap.Options{Source: "corp", URL: "ldap://dc1", BaseDN: "dc=example,dc=com", Flavor: ldap.FlavorOpenLDAP,
+		Map: map[string]string{"roles": "employeeType", "entitlements.value": "businessCategory",
+			"x509Certificates.value": "userCertificate", `addresses[type eq "work"].locality`: "l"}}
+	res, err := ldap.FromLDIF(o, strings.NewReader(`version: 1
+
+dn: uid=a,dc=example,dc=com
+entryUUID: 1
+uid: a
+employeeType: lead
+employeeType:  staff 
+businessCategory: vpn
+userCertificate:: MIIBAgMEBQ==
+l: Berlin
+l: Potsdam
+
+dn: uid=b,dc=example,dc=com
+entryUUID: 2
+uid: b
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := func(r sources.Record) []string {
+		var out []string
+		for _, a := range r.Attributes {
+			if _, mapped := o.Map[a.Path]; mapped { // not the flavor's defaults
+				out = append(out, a.Path+"="+a.Value)
+			}
+		}
+		return out
+	}
+	wantA := []string{`addresses[type eq "work"].locality=Berlin`, "entitlements.value=vpn", "roles=lead", "roles=staff",
+		"x509Certificates.value=MIIBAgMEBQ=="}
+	if g := got(res.Records[0]); !slices.Equal(g, wantA) {
+		t.Errorf("a: %q, want %q", g, wantA)
+	}
+	if g := got(res.Records[1]); len(g) != 0 {
+		t.Errorf("b, who has none of the attributes: %q", g)
+	}
+	if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "l has 2 values") {
+		t.Errorf("warnings %q", res.Warnings)
+	}
+}

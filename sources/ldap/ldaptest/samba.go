@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,7 +20,8 @@ import (
 
 // Samba is a running Samba Active Directory domain controller.
 type Samba struct {
-	// URL is ldaps://127.0.0.1 (Samba refuses simple binds without TLS).
+	// URL is ldaps://127.0.0.1:PORT (Samba refuses simple binds without
+	// TLS), a proxy to Samba's port 636 in its network namespace.
 	URL    string
 	BaseDN string // DC=example,DC=test
 	// AdminDN and AdminPassword bind as the domain's administrator.
@@ -30,10 +33,14 @@ type Samba struct {
 }
 
 // StartSamba provisions a domain controller for the realm EXAMPLE.TEST in
-// the test's temporary folder and starts it on the loopback interface, or
-// skips the test saying why it cannot: Samba's AD DC is not installed, it
-// needs root, and it listens on the fixed ports 389 and 636, which must
-// be free. Provisioning takes half a minute or more.
+// the test's temporary folder and starts it, or skips the test saying why
+// it cannot: Samba's AD DC is not installed, or it needs root. Samba's LDAP
+// server listens on 389 and 636 and no setting moves it (the ports are
+// fixed in its source, ldap_server.c), so it runs in a network namespace of
+// its own (unshare --net), where those ports, and Kerberos's and SMB's,
+// are free whatever else runs: overlapping tests and a directory server
+// on the machine do not meet. The test reaches it through a proxy on a
+// free port of 127.0.0.1 (URL). Provisioning takes half a minute or more.
 func StartSamba(t testing.TB) *Samba {
 	t.Helper()
 	skip := func(why string) {
@@ -54,20 +61,6 @@ func StartSamba(t testing.TB) *Samba {
 	}
 	if os.Geteuid() != 0 {
 		skip("a domain controller must run as root")
-	}
-	// A domain controller of an earlier test may still be ending.
-	for _, port := range []string{"389", "636"} {
-		for wait := 0; ; wait++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+port)
-			if err == nil {
-				l.Close()
-				break
-			}
-			if wait == 30 {
-				skip("port " + port + " on 127.0.0.1 is taken (Samba cannot listen on another)")
-			}
-			time.Sleep(time.Second)
-		}
 	}
 	dir := t.TempDir()
 	const password = "Roster-Test-Passw0rd!"
@@ -97,7 +90,11 @@ func StartSamba(t testing.TB) *Samba {
 		t.Fatalf("samba-tool domain provision: %v\n%s", err, tail)
 	}
 	var log bytes.Buffer
-	cmd := exec.Command(samba, "-i", "-s", filepath.Join(dir, "dc", "etc", "smb.conf"), "--debuglevel=1")
+	name, args, err := inNetns([]string{samba, "-i", "-s", filepath.Join(dir, "dc", "etc", "smb.conf"), "--debuglevel=1"})
+	if err != nil {
+		skip("it needs a network namespace of its own, as it listens on the fixed ports 389 and 636, and " + err.Error())
+	}
+	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	// Its own process group: Samba's worker processes end with it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -116,7 +113,8 @@ func StartSamba(t testing.TB) *Samba {
 		syscall.Kill(pgid, syscall.SIGKILL)
 		<-exited
 	})
-	s := &Samba{URL: "ldaps://127.0.0.1", BaseDN: "DC=example,DC=test", AdminDN: "CN=Administrator,CN=Users,DC=example,DC=test",
+	proxy := proxyInto(t, cmd.Process.Pid, "127.0.0.1:636", exited)
+	s := &Samba{URL: "ldaps://" + proxy, BaseDN: "DC=example,DC=test", AdminDN: "CN=Administrator,CN=Users,DC=example,DC=test",
 		AdminPassword: password, CAFile: caFile, t: t}
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -172,4 +170,91 @@ func (s *Samba) Add(c *goldap.Conn, dn string, attrs map[string][]string) {
 // UserDN is the DN of a user created by AddUser.
 func (s *Samba) UserDN(ou, name string) string {
 	return fmt.Sprintf("CN=%s,OU=%s,%s", name, ou, s.BaseDN)
+}
+
+// proxyInto listens on a free port of 127.0.0.1 and connects each
+// connection to addr in the network namespace of process pid; it returns
+// the address it listens on. It stops with the test.
+func proxyInto(t testing.TB, pid int, addr string, exited <-chan struct{}) string {
+	t.Helper()
+	// The namespace exists once unshare has made it and run sh in it;
+	// until then /proc/PID/ns/net is the machine's.
+	self, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
+		if err == nil && ns != self {
+			break
+		}
+		select {
+		case <-exited:
+			t.Fatal("samba ended before its network namespace was made")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d has no network namespace of its own after 10s: %v", pid, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	dial, stop, err := netnsDialer(pid)
+	if err != nil {
+		t.Fatalf("enter the network namespace of samba: %v", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		stop()
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		l.Close()
+		wg.Wait()
+		stop()
+	})
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				up, err := dial(addr)
+				if err != nil {
+					return // the client sees the connection close, and retries
+				}
+				defer up.Close()
+				done := make(chan struct{}, 2)
+				pipe := func(dst, src net.Conn) {
+					io.Copy(dst, src)
+					// Either side ending ends both.
+					dst.Close()
+					src.Close()
+					done <- struct{}{}
+				}
+				go pipe(up, c)
+				go pipe(c, up)
+				<-done
+				<-done
+			})
+		}
+	})
+	return l.Addr().String()
+}
+
+// lookPath finds a command on PATH or in the system folders, which a
+// user's PATH may leave out.
+func lookPath(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s is not installed", name)
 }
