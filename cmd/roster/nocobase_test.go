@@ -117,6 +117,11 @@ func TestNocoBaseParity(t *testing.T) {
 				}
 				return tk.ID
 			}
+			// The one payload NocoBase's documentation of this API
+			// (handbook/user-data-sync, "Synchronizing User Data via HTTP
+			// API") writes out, verbatim; the others below follow its
+			// UserRecord and DepartmentRecord tables field by field.
+			applied(`{"dataType":"user","records":[]}`)
 			applied(nocoDepartments)
 			usersTask := applied(nocoUsers)
 			if tk := e.waitDone(t, usersTask); !strings.Contains(tk.Warnings, "employeeCode") {
