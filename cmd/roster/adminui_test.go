@@ -51,16 +51,23 @@ func TestAdminUIBrowser(t *testing.T) {
 	w.write(t, "staff.csv", csvOf(people))
 	// hr's file is invalid: its first sync at start fails.
 	w.write(t, "hr.csv", "h1,Ann,Able,ann,ann@example.com,,\nh2,Ben,Baker,ben,ben@,,\nh3,Cy,Cole,,cy@example.com,,\n")
-	w.write(t, "roster.yaml", fmt.Sprintf("listen: 127.0.0.1:0\nlog:\n  dir: log\n  format: json\n"+
-		"store:\n  driver: sqlite\n  dsn: %s\ntokens:\n  - name: ops\n    hash: %s\n    scopes: [admin]\n"+
-		"  - name: pusher\n    hash: "+pushHash+"\n    scopes: [\"push:api\"]\n"+
-		"sources:\n  - name: staff\n    type: csv\n    path: staff.csv\n    watch: false\n    schedule: \"@daily\"\n"+
-		"  - name: hr\n    type: csv\n    path: hr.csv\n    watch: false\n  - name: api\n    type: push\n",
-		yamlQuote(w.dsn), hash))
+	config := func(sources string) string {
+		return fmt.Sprintf("listen: 127.0.0.1:0\nlog:\n  dir: log\n  format: json\n"+
+			"store:\n  driver: sqlite\n  dsn: %s\ntokens:\n  - name: ops\n    hash: %s\n    scopes: [admin]\n"+
+			"  - name: pusher\n    hash: "+pushHash+"\n    scopes: [\"push:api\"]\n"+
+			"sources:\n  - name: staff\n    type: csv\n    path: staff.csv\n    watch: false\n    schedule: \"@daily\"\n"+
+			"  - name: api\n    type: push\n"+sources, yamlQuote(w.dsn), hash)
+	}
+	w.write(t, "roster.yaml", config(""))
 	p := startServeProc(t, w)
 	p.waitReady(t)
-	// Both start-up syncs have ended.
 	waitTask(t, w, p, "the first sync of staff", func(tk taskJSON) bool { return tk.Status == "succeeded" })
+	// hr joins by a reload once staff's first sync has ended, so that the
+	// tasks are numbered alike in every run (the pictures show them).
+	w.write(t, "roster.yaml", config("  - name: hr\n    type: csv\n    path: hr.csv\n    watch: false\n"))
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
 	var hrFailed taskJSON
 	deadline := time.Now().Add(60 * time.Second)
 	for hrFailed.ID == 0 {
