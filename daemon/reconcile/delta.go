@@ -132,9 +132,12 @@ func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta 
 	// Other sources' users first: where one of them shares an e-mail or a
 	// phone number with a user of the source, the source's own is found.
 	d.sharedBy = map[[2]string]int{}
+	// The snapshot's users are indexed where they are, not copied: a
+	// change copies the user it changes (after := *before), and nothing
+	// writes through the index.
 	for i := range snap.Others {
-		u := snap.Others[i]
-		d.index(&u)
+		u := &snap.Others[i]
+		d.index(u)
 		if u.Email != "" {
 			d.sharedBy[[2]string{push.MatchEmail, strings.ToLower(u.Email)}]++
 		}
@@ -143,8 +146,8 @@ func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta 
 		}
 	}
 	for i := range snap.Users {
-		u := snap.Users[i]
-		d.index(&u)
+		u := &snap.Users[i]
+		d.index(u)
 		if u.State != StateDeleted {
 			d.plan.Total++
 		}
