@@ -47,7 +47,7 @@ func TestPushStreamIsPlanPush(t *testing.T) {
 		{"uid":"10","isDeleted":true,"email":"user10@example.com"},
 		{"uid":"11","username":"gus","email":"gus@example.com"},
 		{"uid":"13","username":"ivy","email":"ivy@example.com"},
-		{"uid":"8","username":"eve","email":"eve@example.com","nickName":"Eve","departments":["d-9","d-2"]},
+		{"uid":"8","username":"eve","email":"eve@example.com","nickname":"Eve","departments":["d-9","d-2"]},
 		{"uid":"9","email":"fay@example.com"}
 	]}`
 	for _, skip := range []bool{false, true} {
