@@ -17,9 +17,13 @@ type PushStream struct {
 	next     int
 }
 
-// NewPushStream starts planning the user payload p against snap.
+// NewPushStream starts planning the user payload p against snap. snap
+// becomes the stream's own: the users it changes take their new state in
+// snap's Users (and Others, when adopted), so that a large push holds each
+// user once; the caller must not read them afterwards.
 func NewPushStream(p *push.Payload, snap *DeltaSnapshot, s DeltaSettings, newID func() string) *PushStream {
 	d := newDelta(snap, s, newID)
+	d.reuse = true
 	d.plan.Records = len(p.Users)
 	return &PushStream{d: d, users: p.Users, matchKey: p.MatchKey}
 }
