@@ -192,6 +192,12 @@ func (h *handler) accept(r *http.Request, cfg *config.Config, source *string, no
 	if f != nil {
 		return nil, nil, f
 	}
+	// A body announced as larger than the limit is refused before a byte
+	// of it is read; a chunked one is read up to the limit (the daemon
+	// bounds it), as its size is known only then.
+	if limit := int64(cfg.Limits.PushBody); r.ContentLength > limit {
+		return nil, nil, fail(http.StatusRequestEntityTooLarge, "the payload is larger than limits.push_body (%s); nothing was stored", config.ByteSize(limit))
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError

@@ -159,3 +159,64 @@ func TestNocoBaseOutcome(t *testing.T) {
 		})
 	}
 }
+
+// countingBody is a request body that counts what the handler read of it.
+type countingBody struct {
+	r    *strings.Reader
+	read int
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read += n
+	return n, err
+}
+
+func (b *countingBody) Close() error { return nil }
+
+// TestPushBodyOverLimit: a push announced (Content-Length) as larger than
+// limits.push_body is refused with 413 before any of it is read; a chunked
+// one, whose size nobody announced, is read up to the limit and refused
+// with the same answer.
+func TestPushBodyOverLimit(t *testing.T) {
+	const limit = 1 << 10
+	cfg := config.Default(t.TempDir())
+	cfg.Limits.PushBody = limit
+	sum := sha256.Sum256([]byte(secret))
+	cfg.Tokens = []config.Token{{Name: "hr", Hash: "sha256:" + hex.EncodeToString(sum[:]), Scopes: []string{"push:*"}}}
+	cfg.Sources = []config.Source{{Name: "api", Type: config.TypePush, Enabled: true}}
+	f := &fakeTasks{tasks: map[int64]*store.Task{}}
+	h := pushapi.New(pushapi.Options{Config: func() *config.Config { return cfg }, Accept: f.accept, Task: f.task})
+	big := `{"dataType": "user", "records": [{"uid": "1", "username": "` + strings.Repeat("a", 4*limit) + `"}]}`
+	for _, tc := range []struct {
+		name     string
+		length   int64
+		readMost int
+	}{
+		{"announced", int64(len(big)), 0},
+		{"chunked", -1, limit + 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body := &countingBody{r: strings.NewReader(big)}
+			req := httptest.NewRequest("POST", "/api/userData:push", nil)
+			req.Header.Set("Authorization", "Bearer "+secret)
+			req.ContentLength = tc.length
+			w := httptest.NewRecorder()
+			// The daemon bounds every push body so (daemon.HandleUpload).
+			req.Body = http.MaxBytesReader(w, body, limit)
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusRequestEntityTooLarge {
+				t.Fatalf("status %d, want 413: %s", w.Code, w.Body)
+			}
+			if !strings.Contains(w.Body.String(), "larger than limits.push_body (1KiB)") {
+				t.Errorf("answer does not name the limit: %s", w.Body)
+			}
+			if body.read > tc.readMost {
+				t.Errorf("read %d bytes of the body, want at most %d", body.read, tc.readMost)
+			}
+			if len(f.tasks) != 0 {
+				t.Errorf("%d pushes stored, want none", len(f.tasks))
+			}
+		})
+	}
+}

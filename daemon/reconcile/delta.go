@@ -112,6 +112,10 @@ type delta struct {
 	// by uid, for the cycle check once every record is planned.
 	parentSet map[string]*push.Department
 
+	// reuse lets keep write a changed user's new state over its old one
+	// in the snapshot (NewPushStream's snapshot is the stream's own).
+	reuse bool
+
 	// work counts the steps of the loops whose length depends on the
 	// payload or the directory, so that tests hold planning to linear
 	// time without a clock.
@@ -132,9 +136,12 @@ func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta 
 	// Other sources' users first: where one of them shares an e-mail or a
 	// phone number with a user of the source, the source's own is found.
 	d.sharedBy = map[[2]string]int{}
+	// The snapshot's users are indexed where they are, not copied: a
+	// change copies the user it changes (after := *before), and nothing
+	// writes through the index.
 	for i := range snap.Others {
-		u := snap.Others[i]
-		d.index(&u)
+		u := &snap.Others[i]
+		d.index(u)
 		if u.Email != "" {
 			d.sharedBy[[2]string{push.MatchEmail, strings.ToLower(u.Email)}]++
 		}
@@ -143,8 +150,8 @@ func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta 
 		}
 	}
 	for i := range snap.Users {
-		u := snap.Users[i]
-		d.index(&u)
+		u := &snap.Users[i]
+		d.index(u)
 		if u.State != StateDeleted {
 			d.plan.Total++
 		}
@@ -374,11 +381,29 @@ func (d *delta) user(r *push.User, matchKey string) {
 		d.plan.Counts.Updated++
 	}
 	c.After = after
-	d.plan.Changes = append(d.plan.Changes, c)
+	d.keep(&c, before)
+}
+
+// keep records the change c of the user that was before (nil for a
+// create) and makes the user findable by its new keys. With d.reuse the
+// new state takes the place of the old in the snapshot, which the delta
+// then owns, and c.Before becomes a copy of the old state, released with
+// the part that holds c: a push planned in parts holds one copy of each
+// user it changes, not two.
+func (d *delta) keep(c *Change, before *User) {
 	if before != nil {
 		d.unindex(before)
 	}
-	d.index(&after)
+	if d.reuse && before != nil {
+		old := *before
+		c.Before = &old
+		*before = c.After
+		d.index(before)
+	} else {
+		after := c.After
+		d.index(&after)
+	}
+	d.plan.Changes = append(d.plan.Changes, *c)
 }
 
 // loginTaken says why login may not be used by the user who had before,
@@ -424,9 +449,7 @@ func (d *delta) remove(r *push.User, before *User) {
 		return
 	}
 	c.After = after
-	d.plan.Changes = append(d.plan.Changes, c)
-	d.unindex(before)
-	d.index(&after)
+	d.keep(&c, before)
 }
 
 // departments makes the user's memberships the record's list: existing

@@ -32,15 +32,37 @@ type StreamTx struct {
 // holds the source's row from its first statement, so SCIM writes to the
 // source's users wait for it instead of racing the parts.
 func (s *Store) ApplyStream(ctx context.Context, source, fingerprint string, t *Task, fn func(*StreamTx) error) error {
+	return s.applyStream(ctx, source, fingerprint, -1, t, fn)
+}
+
+// ApplyAt is ApplyStream for parts planned against the source's revision
+// before the transaction began (a push's, see reconcile.PushStream): it
+// refuses with ErrConflict, writing nothing, when the source changed
+// since, as ApplyTask does. The source's fingerprint is cleared, as
+// ApplyTask does for a push.
+func (s *Store) ApplyAt(ctx context.Context, source string, revision int64, t *Task, fn func(*StreamTx) error) error {
+	return s.applyStream(ctx, source, "", revision, t, fn)
+}
+
+// applyStream is ApplyStream, and ApplyAt when revision is not negative.
+func (s *Store) applyStream(ctx context.Context, source, fingerprint string, revision int64, t *Task, fn func(*StreamTx) error) error {
 	now := time.Now().UTC()
 	var written int64
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		res := tx.Exec(`UPDATE sources SET revision = revision + 1, last_fingerprint = ?, last_success_at = ? WHERE name = ?`,
-			fingerprint, now, source)
+		update, args := `UPDATE sources SET revision = revision + 1, last_fingerprint = ?, last_success_at = ? WHERE name = ?`,
+			[]any{fingerprint, now, source}
+		if revision >= 0 {
+			update, args = update+` AND revision = ?`, append(args, revision)
+		}
+		res := tx.Exec(update, args...)
 		if res.Error != nil {
 			return fmt.Errorf("apply the plan: %w", res.Error)
 		}
-		if res.RowsAffected != 1 {
+		switch {
+		case res.RowsAffected == 1:
+		case revision >= 0:
+			return ErrConflict
+		default:
 			return fmt.Errorf("source %s: %w", source, ErrNotFound)
 		}
 		if s.driver == SQLite {

@@ -250,18 +250,91 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 	if err != nil {
 		return r.finishFailed(ctx, t, nil, transient(err))
 	}
-	plan := reconcile.PlanPush(p, snap, reconcile.DeltaSettings{OnDelete: src.OnDelete,
+	set := reconcile.DeltaSettings{OnDelete: src.OnDelete,
 		SkipConflicts: src.OnConflict == config.OnConflictSkip, Adopt: src.OnConflict == config.OnConflictAdopt,
-		Attributes: r.Config.Attributes.Model()}, newID)
-	plan.Source = src.Name
-	if len(unmapped) > 0 {
-		plan.Warnings = append(plan.Warnings, fmt.Sprintf("custom fields that no entry of the source's fields maps were not stored "+
-			"(they are in the raw record): %s", strings.Join(unmapped, ", ")))
+		Attributes: r.Config.Attributes.Model()}
+	warn := func(plan *reconcile.Plan) {
+		if len(unmapped) > 0 {
+			plan.Warnings = append(plan.Warnings, fmt.Sprintf("custom fields that no entry of the source's fields maps were not stored "+
+				"(they are in the raw record): %s", strings.Join(unmapped, ", ")))
+		}
 	}
+	if p.DataType == push.DataUser {
+		return r.applyPushParts(ctx, src, t, reconcile.NewPushStream(p, snap, set, newID), warn)
+	}
+	plan := reconcile.PlanPush(p, snap, set, newID)
+	plan.Source = src.Name
+	warn(plan)
 	if len(plan.Errors) > 0 {
 		return r.finishFailed(ctx, t, plan, &sources.ValidationError{Errors: plan.Errors})
 	}
 	return r.apply(ctx, t, src, plan, "")
+}
+
+// pushPart is how many records of a user payload are planned and written
+// at a time: the plan held at once is that of pushPart records, whatever
+// the size of the push.
+const pushPart = 5000
+
+// errPushRefused rolls back the parts of a push written before a record
+// turned out to be in error.
+var errPushRefused = errors.New("the push has errors")
+
+// applyPushParts plans and applies a user payload a part at a time, in
+// one transaction (SPEC §4.1): all of it or, when a record is in error or
+// the database fails, nothing. Once a record is in error no more part is
+// written, but every record is still planned, so that the task lists
+// every error, as a plan computed whole does.
+func (r *Runner) applyPushParts(ctx context.Context, src *config.Source, t *store.Task, ps *reconcile.PushStream, warn func(*reconcile.Plan)) (*Result, error) {
+	summary := ps.Summary()
+	summary.Source = src.Name
+	began := time.Now()
+	done := *t
+	// The store stamps finished_at in the apply's transaction, after the
+	// last part is written (store.Task.BeforeSave).
+	done.Status, done.FinishedAt = store.StatusSucceeded, nil
+	warned, applied := false, 0
+	err := r.Store.ApplyAt(ctx, src.Name, summary.Revision, &done, func(tx *store.StreamTx) error {
+		for part := ps.Next(pushPart); part != nil; part = ps.Next(pushPart) {
+			if len(summary.Errors) > 0 {
+				continue
+			}
+			part.Source = src.Name
+			if err := tx.Apply(part); err != nil {
+				return err
+			}
+			applied += len(part.Changes)
+			if r.Progress != nil {
+				r.Progress(src.Name, "apply", applied)
+			}
+		}
+		warn(summary)
+		warned = true
+		if len(summary.Errors) > 0 {
+			return errPushRefused
+		}
+		done.Counts, done.Warnings = mustJSON(summary.Counts), mustJSON(nonNil(summary.Warnings))
+		return nil
+	})
+	r.log().Debug("plan applied", "source", src.Name, "task", t.ID, "changes", applied, "parts", true, "took", time.Since(began))
+	if !warned {
+		warn(summary)
+	}
+	switch {
+	case errors.Is(err, errPushRefused):
+		return r.finishFailed(ctx, t, summary, &sources.ValidationError{Errors: summary.Errors})
+	case errors.Is(err, store.ErrConflict):
+		return r.finishFailed(ctx, t, summary, transient(fmt.Errorf("%w; the task can be retried", err)))
+	case err != nil:
+		if store.IsTransient(err) {
+			err = transient(err)
+		}
+		return r.finishFailed(ctx, t, summary, err)
+	}
+	*t = done
+	r.log().Info("task succeeded", "source", t.Source, "task", t.ID, "counts", t.Counts)
+	r.expire(ctx)
+	return &Result{Task: t, Plan: summary}, nil
 }
 
 func pushKeys(p *push.Payload) store.PushKeys {
