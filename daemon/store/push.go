@@ -383,46 +383,38 @@ func (s *Store) pushUserIDs(ctx context.Context, source string, keys PushKeys) (
 	return ids, nil
 }
 
+// groupPairs adds the rows of q, pairs of a user id and a department
+// uid, to into by user.
+func groupPairs(q *gorm.DB, into map[string][]string) error {
+	rows, err := q.Rows()
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var uid, dept string
+		if err := rows.Scan(&uid, &dept); err != nil {
+			return err
+		}
+		into[uid] = append(into[uid], dept)
+	}
+	return rows.Err()
+}
+
 func (s *Store) pushUsers(ctx context.Context, source string, ids []string, snap *reconcile.DeltaSnapshot) error {
 	db := s.db.WithContext(ctx)
 	batch := max(s.batchRows(), 500)
 	groups, owns := map[string][]string{}, map[string][]string{}
 	for start := 0; start < len(ids); start += batch {
 		chunk := ids[start:min(start+batch, len(ids))]
-		rows, err := db.Raw(`SELECT user_id, dept_uid FROM department_owners WHERE user_id IN ? AND source = ?`, chunk, source).Rows()
-		if err != nil {
+		if err := groupPairs(db.Raw(`SELECT user_id, dept_uid FROM department_owners WHERE user_id IN ? AND source = ?`, chunk, source), owns); err != nil {
 			return err
 		}
-		for rows.Next() {
-			var uid, dept string
-			if err := rows.Scan(&uid, &dept); err != nil {
-				rows.Close()
-				return err
-			}
-			owns[uid] = append(owns[uid], dept)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
+		if err := groupPairs(db.Raw(`SELECT m.member_id, g.external_id FROM memberships m JOIN groups g ON g.id = m.group_id
+			WHERE m.member_id IN ? AND g.source = ?`, chunk, source), groups); err != nil {
 			return err
 		}
-		rows, err = db.Raw(`SELECT m.member_id, g.external_id FROM memberships m JOIN groups g ON g.id = m.group_id
-			WHERE m.member_id IN ? AND g.source = ?`, chunk, source).Rows()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var uid, dept string
-			if err := rows.Scan(&uid, &dept); err != nil {
-				rows.Close()
-				return err
-			}
-			groups[uid] = append(groups[uid], dept)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		rows, err = db.Raw(`SELECT u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
+		rows, err := db.Raw(`SELECT u.id, u.external_id, u.user_name, u.given_name, u.family_name, u.display_name,
 				u.employee_number, u.department, u.department_uid, u.active, u.state, u.state_reason, u.password_hash <> '',
 				COALESCE(e.value, ''), COALESCE(p.value, ''), NULLIF(u.attrs, '{}')
 			FROM users u
