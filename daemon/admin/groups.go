@@ -16,16 +16,8 @@ func (h *Handler) listGroups(w http.ResponseWriter, r *http.Request, _ *call) er
 	if !validText(f.Source) {
 		return errorf(http.StatusBadRequest, "source=%q is not a source name: it is not valid UTF-8 or holds NUL", f.Source)
 	}
-	var err error
-	if q.Has("limit") {
-		if f.Limit, err = intParam(q.Get("limit"), "limit", 1, MaxLimit); err != nil {
-			return err
-		}
-	}
-	if q.Has("offset") {
-		if f.Offset, err = intParam(q.Get("offset"), "offset", 0, -1); err != nil {
-			return err
-		}
+	if err := paging(q, &f.Limit, &f.Offset); err != nil {
+		return err
 	}
 	items, total, err := h.o.Store.ListGroups(r.Context(), f)
 	if err != nil {

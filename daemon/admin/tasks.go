@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,16 +33,8 @@ func (h *Handler) listTasks(w http.ResponseWriter, r *http.Request, _ *call) err
 	if f.Status != "" && !slices.Contains(statuses, f.Status) {
 		return errorf(http.StatusBadRequest, "status=%q is not a task status; use one of %s", f.Status, strings.Join(statuses, ", "))
 	}
-	var err error
-	if q.Has("limit") {
-		if f.Limit, err = intParam(q.Get("limit"), "limit", 1, MaxLimit); err != nil {
-			return err
-		}
-	}
-	if q.Has("offset") {
-		if f.Offset, err = intParam(q.Get("offset"), "offset", 0, -1); err != nil {
-			return err
-		}
+	if err := paging(q, &f.Limit, &f.Offset); err != nil {
+		return err
 	}
 	list, total, err := h.o.Store.ListTasks(r.Context(), f)
 	if err != nil {
@@ -181,4 +174,21 @@ func (h *Handler) rejectTask(w http.ResponseWriter, r *http.Request, c *call) er
 	return h.taskAction(w, r, c, "rejected", store.StatusHeld, func(ctx context.Context, rn *tasks.Runner, id int64) (*store.Task, error) {
 		return rn.Reject(ctx, id)
 	})
+}
+
+// paging reads a list's limit (1 to MaxLimit) and offset parameters into
+// limit and offset, which keep their values when a parameter is absent.
+func paging(q url.Values, limit, offset *int) error {
+	var err error
+	if q.Has("limit") {
+		if *limit, err = intParam(q.Get("limit"), "limit", 1, MaxLimit); err != nil {
+			return err
+		}
+	}
+	if q.Has("offset") {
+		if *offset, err = intParam(q.Get("offset"), "offset", 0, -1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
