@@ -656,7 +656,17 @@ func Encode(p *Payload) ([]byte, error) {
 	out.Write(head[:len(head)-len("]}")])
 	n := 0
 	add := func(rec any) error {
-		b, err := json.Marshal(rec)
+		var b []byte
+		var err error
+		if raw, ok := rec.(json.RawMessage); ok {
+			// Compacted, but not HTML-escaped as json.Marshal would:
+			// custom fields keep their bytes ("&" stays "&").
+			var c bytes.Buffer
+			err = json.Compact(&c, raw)
+			b = c.Bytes()
+		} else {
+			b, err = json.Marshal(rec)
+		}
 		if err != nil {
 			return err
 		}
