@@ -286,6 +286,7 @@ var migrations = []migration{
 			name TEXT PRIMARY KEY,
 			position_xid BIGINT NOT NULL DEFAULT 0,
 			position_seq BIGINT NOT NULL DEFAULT 0,
+			compared_at {{ts}},
 			created_at {{ts}} NOT NULL
 		)`,
 		`CREATE TABLE sink_ids (

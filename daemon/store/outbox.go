@@ -247,3 +247,57 @@ func (s *Store) SetServiceID(ctx context.Context, sink, kind, id, serviceID stri
 	}
 	return nil
 }
+
+// TryLockSink takes the sink's delivery lock if it is free, or returns
+// ErrLocked: one replica delivers a sink at a time, and the lock goes
+// with the process that held it, as a source's does.
+func (s *Store) TryLockSink(ctx context.Context, sink string) (Unlock, error) {
+	return s.tryLock(ctx, "sink/"+sink)
+}
+
+// SinkCompared returns when the sink's last full comparison with its
+// service finished, zero before the first.
+func (s *Store) SinkCompared(ctx context.Context, sink string) (time.Time, error) {
+	var at sql.NullTime
+	err := s.db.WithContext(ctx).Raw(`SELECT compared_at FROM sinks WHERE name = ?`, sink).Row().Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, fmt.Errorf("sink %s: %w", sink, ErrNotFound)
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read sink %s: %w", sink, err)
+	}
+	return at.Time, nil
+}
+
+// SetSinkCompared records that a full comparison of the sink finished.
+func (s *Store) SetSinkCompared(ctx context.Context, sink string, at time.Time) error {
+	if err := s.db.WithContext(ctx).Exec(`UPDATE sinks SET compared_at = ? WHERE name = ?`, at.UTC(), sink).Error; err != nil {
+		return fmt.Errorf("record the comparison of sink %s: %w", sink, err)
+	}
+	return nil
+}
+
+// UserSource returns the source of a user, and whether the user is a
+// tombstone; ErrNotFound when there is no such row (purged).
+func (s *Store) UserSource(ctx context.Context, id string) (source string, deleted bool, err error) {
+	var state string
+	err = s.db.WithContext(ctx).Raw(`SELECT source, state FROM users WHERE id = ?`, id).Row().Scan(&source, &state)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, fmt.Errorf("user %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read user %s: %w", id, err)
+	}
+	return source, state == "deleted", nil
+}
+
+// GroupParents returns the ids of the groups that hold the group as a
+// member.
+func (s *Store) GroupParents(ctx context.Context, id string) ([]string, error) {
+	var ids []string
+	err := s.db.WithContext(ctx).Raw(`SELECT group_id FROM memberships WHERE member_id = ? AND member_type = 'Group' ORDER BY group_id`, id).Scan(&ids).Error
+	if err != nil {
+		return nil, fmt.Errorf("read the groups holding %s: %w", id, err)
+	}
+	return ids, nil
+}
