@@ -275,3 +275,30 @@ func TestOutboxWaitsForOlderTransactions(t *testing.T) {
 		t.Fatalf("after the older transaction committed: %v", got)
 	}
 }
+
+// TestSinkLockExcludes checks that one holder at a time delivers a sink,
+// that a sink's lock is not a source's of the same name, and that it is
+// free again once released.
+func TestSinkLockExcludes(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		unlock, err := s.TryLockSink(ctx, "wiki")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.TryLockSink(ctx, "wiki"); !errors.Is(err, store.ErrLocked) {
+			t.Fatalf("second TryLockSink = %v, want ErrLocked", err)
+		}
+		src, err := s.TryLockSource(ctx, "wiki")
+		if err != nil {
+			t.Fatalf("the source of the same name is blocked: %v", err)
+		}
+		src()
+		unlock()
+		again, err := s.TryLockSink(ctx, "wiki")
+		if err != nil {
+			t.Fatalf("after unlock: %v", err)
+		}
+		again()
+	})
+}
