@@ -244,6 +244,9 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, reg prometheus.R
 		return nil, err
 	}
 	d.metrics = m
+	if d.sinks.metrics, err = newSinkMetrics(reg, st, d.Config, log, m.scrapeTimeout); err != nil {
+		return nil, err
+	}
 	d.routes()
 	if err := d.mountSCIM(reg); err != nil {
 		return nil, err

@@ -2,12 +2,19 @@ package daemon
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"log/slog"
 	"reflect"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/sinks"
+	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/scim"
 )
 
@@ -17,6 +24,7 @@ const trimEvery = time.Minute
 // sinkSet runs the configured sinks (SPEC §12), one goroutine each; each
 // delivers only while it holds its sink's lock.
 type sinkSet struct {
+	metrics *sinkMetrics
 	mu      sync.Mutex
 	ctx     context.Context // Run's; nil until the store is up
 	running map[string]*runningSink
@@ -95,9 +103,100 @@ func (d *Daemon) updateSinks(cfg *config.Config) error {
 		if err != nil {
 			return err
 		}
+		if d.sinks.metrics != nil {
+			s.Observe = d.sinks.metrics.observe
+		}
 		ctx, cancel := context.WithCancel(d.sinks.ctx)
 		d.sinks.running[name] = &runningSink{cfg: sc, cancel: cancel}
 		d.sinks.wg.Go(func() { s.Run(ctx) })
 	}
 	return nil
+}
+
+// sinkMetrics are the roster_sink_* series (SPEC §12): counters of what
+// this process delivered, and the state of every sink read from the store
+// at scrape time, whichever replica delivers it.
+type sinkMetrics struct {
+	delivered               *prometheus.CounterVec
+	failed                  *prometheus.CounterVec
+	store                   *store.Store
+	cfg                     func() *config.Config
+	log                     *slog.Logger
+	timeout                 time.Duration
+	lag, queue, quarantined *prometheus.Desc
+}
+
+func newSinkMetrics(reg prometheus.Registerer, st *store.Store, cfg func() *config.Config, log *slog.Logger, timeout time.Duration) (*sinkMetrics, error) {
+	m := &sinkMetrics{
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roster_sink_delivered_total",
+			Help: "Users and groups delivered to the sink's service by this process, by action (created, adopted, updated, deactivated, deleted).",
+		}, []string{"sink", "action"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roster_sink_failed_total",
+			Help: "Failures of the sink in this process: resources the service refused, and runs that stopped on a failing or unreachable service.",
+		}, []string{"sink", "kind"}),
+		store: st, cfg: cfg, log: log, timeout: timeout,
+		lag: prometheus.NewDesc("roster_sink_lag_seconds",
+			"Age of the oldest change the sink has not delivered yet, 0 when it has delivered every change; read at scrape time.", []string{"sink"}, nil),
+		queue: prometheus.NewDesc("roster_sink_queue",
+			"Changes recorded for the sink and not delivered yet, read at scrape time.", []string{"sink"}, nil),
+		quarantined: prometheus.NewDesc("roster_sink_quarantined",
+			"1 while the sink is in quarantine (its service failed "+strconv.Itoa(sinks.QuarantineAfter)+" runs in a row), else 0.", []string{"sink"}, nil),
+	}
+	for _, c := range []prometheus.Collector{m.delivered, m.failed, m} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("daemon: register sink metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// observe counts one step of a sink.
+func (m *sinkMetrics) observe(sink string, c sinks.Counts, err error) {
+	for action, n := range map[string]int{"created": c.Created, "adopted": c.Adopted, "updated": c.Updated,
+		"deactivated": c.Deactivated, "deleted": c.Deleted} {
+		if n > 0 {
+			m.delivered.WithLabelValues(sink, action).Add(float64(n))
+		}
+	}
+	if c.Failed > 0 {
+		m.failed.WithLabelValues(sink, "resource").Add(float64(c.Failed))
+	}
+	if err != nil {
+		m.failed.WithLabelValues(sink, "run").Inc()
+	}
+}
+
+func (m *sinkMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- m.lag
+	ch <- m.queue
+	ch <- m.quarantined
+}
+
+func (m *sinkMetrics) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.timeout)
+	defer cancel()
+	for _, sc := range m.cfg().Sinks {
+		st, err := m.store.Sink(ctx, sc.Name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // not registered yet: the store was not up
+		}
+		if err != nil {
+			m.log.Warn("metrics: could not read a sink's state", "sink", sc.Name, "err", err)
+			ch <- prometheus.NewInvalidMetric(m.queue, err)
+			return
+		}
+		lag := 0.0
+		if !st.Oldest.IsZero() {
+			lag = max(time.Since(st.Oldest).Seconds(), 0)
+		}
+		quarantined := 0.0
+		if st.Failures >= sinks.QuarantineAfter {
+			quarantined = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, lag, sc.Name)
+		ch <- prometheus.MustNewConstMetric(m.queue, prometheus.GaugeValue, float64(st.Queue), sc.Name)
+		ch <- prometheus.MustNewConstMetric(m.quarantined, prometheus.GaugeValue, quarantined, sc.Name)
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,10 +48,22 @@ func TestSinksRunAndReload(t *testing.T) {
 
 		dir := t.TempDir()
 		writeFile(t, filepath.Join(dir, "staff.csv"), people(30))
-		sinkYAML := fmt.Sprintf("sinks:\n  - name: svc\n    url: %s/scim/v2\n    auth: {bearer: %s}\n    interval: 200ms\n", srv.URL, tok)
+		sinkYAML := fmt.Sprintf("sinks:\n  - name: svc\n    url: %s/scim/v2\n    auth: {bearer: %s}\n    interval: 200ms\n    limits: {rate: 0}\n", srv.URL, tok)
 		cfg := loadConfig(t, dir, staffConfig("watch: false")+sinkYAML)
 		h := startConfig(t, st, cfg)
 		eventually(t, time.Minute, "the sink did not deliver the directory", func() bool { return len(held()) == 30 })
+
+		// 30 users and their group.
+		eventually(t, 30*time.Second, "the sink's metrics", func() bool {
+			_, body := h.get("/metrics")
+			return strings.Contains(body, `roster_sink_delivered_total{action="created",sink="svc"} 31`+"\n") &&
+				strings.Contains(body, `roster_sink_queue{sink="svc"} 0`+"\n") &&
+				strings.Contains(body, `roster_sink_lag_seconds{sink="svc"} 0`+"\n") &&
+				strings.Contains(body, `roster_sink_quarantined{sink="svc"} 0`+"\n")
+		})
+		if state, err := st.Sink(ctx, "svc"); err != nil || state.LastRunAt.IsZero() || state.Failures != 0 {
+			t.Fatalf("the sink's recorded run: %+v, %v", state, err)
+		}
 
 		// user30 leaves: deactivated on the service.
 		writeFile(t, filepath.Join(dir, "staff.csv"), people(29))

@@ -8,8 +8,14 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 )
 
-// maxBackoff bounds the wait after repeated failed steps.
+// maxBackoff bounds the wait after repeated failed steps; a sink in
+// quarantine waits that long between attempts.
 const maxBackoff = 30 * time.Minute
+
+// QuarantineAfter is how many failed steps in a row put a sink in
+// quarantine: it then tries its service only every half hour, until a
+// step succeeds.
+const QuarantineAfter = 5
 
 // Run delivers the sink until ctx ends. One replica delivers a sink at a
 // time: Run waits for the sink's lock, which another replica (or, on
@@ -34,20 +40,44 @@ func (s *Sink) Run(ctx context.Context) {
 
 func (s *Sink) deliver(ctx context.Context, interval time.Duration) {
 	failures := 0
+	if st, err := s.store.Sink(ctx, s.cfg.Name); err == nil {
+		failures = st.Failures // a quarantine outlives a restart
+	}
 	for ctx.Err() == nil {
 		c, err := s.Step(ctx)
+		s.log.Debug("step", "counts", c, "err", err)
+		if ctx.Err() != nil {
+			return
+		}
 		if c != (Counts{}) {
 			s.log.Info("delivered", "created", c.Created, "adopted", c.Adopted, "updated", c.Updated,
 				"deactivated", c.Deactivated, "deleted", c.Deleted, "failed", c.Failed)
 		}
+		if s.Observe != nil {
+			s.Observe(s.cfg.Name, c, err)
+		}
+		failure := ""
 		wait := interval
-		switch {
-		case err != nil && ctx.Err() == nil:
+		if err != nil {
+			failure = err.Error()
 			failures++
 			wait = min(interval<<min(failures, 16), maxBackoff)
-			s.log.Warn("delivery failed; trying again later", "error", err, "failures", failures, "retry_in", wait)
-		case err == nil:
+			if failures >= QuarantineAfter {
+				wait = maxBackoff
+			}
+			if failures == QuarantineAfter {
+				s.log.Error("the service keeps failing: the sink is in quarantine and tries again every "+maxBackoff.String(), "error", err, "failures", failures)
+			} else {
+				s.log.Warn("delivery failed; trying again later", "error", err, "failures", failures, "retry_in", wait)
+			}
+		} else {
+			if failures >= QuarantineAfter {
+				s.log.Info("the service answers again: the sink left quarantine")
+			}
 			failures = 0
+		}
+		if rerr := s.store.RecordSinkRun(ctx, s.cfg.Name, failure); rerr != nil && ctx.Err() == nil {
+			s.log.Warn("could not record the sink's run", "error", rerr)
 		}
 		sleep(ctx, wait)
 	}

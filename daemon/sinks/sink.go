@@ -61,6 +61,8 @@ type Sink struct {
 	// Errors are the per-resource failures of the last step, with the
 	// service's answer.
 	Errors []string
+	// Observe, when set, hears how each step of Run ended (metrics).
+	Observe func(sink string, c Counts, err error)
 }
 
 // New returns the sink cfg describes, reading the directory through dir

@@ -287,6 +287,9 @@ var migrations = []migration{
 			position_xid BIGINT NOT NULL DEFAULT 0,
 			position_seq BIGINT NOT NULL DEFAULT 0,
 			compared_at {{ts}},
+			failures INTEGER NOT NULL DEFAULT 0,
+			last_error TEXT NOT NULL DEFAULT '',
+			last_run_at {{ts}},
 			created_at {{ts}} NOT NULL
 		)`,
 		`CREATE TABLE sink_ids (

@@ -48,6 +48,12 @@ type SinkState struct {
 	Queue int64
 	// Oldest is when the oldest of them was written; zero when Queue is 0.
 	Oldest time.Time
+	// Failures counts the failed runs since the last one that succeeded;
+	// LastError is the last failure's reason, "" after a success.
+	Failures  int
+	LastError string
+	// LastRunAt is when the last run ended; zero before the first.
+	LastRunAt time.Time
 }
 
 // RegisterSinks makes the sinks table hold exactly names. A sink new to
@@ -163,7 +169,13 @@ func (s *Store) SetSinkPosition(ctx context.Context, sink string, p Position) er
 func (s *Store) Sink(ctx context.Context, name string) (SinkState, error) {
 	st := SinkState{Name: name}
 	db := s.db.WithContext(ctx)
-	err := db.Raw(`SELECT position_xid, position_seq FROM sinks WHERE name = ?`, name).Row().Scan(&st.Position.XID, &st.Position.Seq)
+	var last sql.NullTime
+	err := db.Raw(`SELECT position_xid, position_seq, failures, last_error, last_run_at FROM sinks WHERE name = ?`, name).Row().
+		Scan(&st.Position.XID, &st.Position.Seq, &st.Failures, &st.LastError, &last)
+	st.LastRunAt = last.Time.UTC()
+	if !last.Valid {
+		st.LastRunAt = time.Time{}
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, fmt.Errorf("sink %s: %w", name, ErrNotFound)
 	}
@@ -300,4 +312,28 @@ func (s *Store) GroupParents(ctx context.Context, id string) ([]string, error) {
 		return nil, fmt.Errorf("read the groups holding %s: %w", id, err)
 	}
 	return ids, nil
+}
+
+// SinkNames lists the registered sinks, by name.
+func (s *Store) SinkNames(ctx context.Context) ([]string, error) {
+	var names []string
+	if err := s.db.WithContext(ctx).Raw(`SELECT name FROM sinks ORDER BY name`).Scan(&names).Error; err != nil {
+		return nil, fmt.Errorf("list the sinks: %w", err)
+	}
+	return names, nil
+}
+
+// RecordSinkRun records how a run of the sink ended: failure is "" for a
+// success, which resets the failure count, or the reason it failed.
+func (s *Store) RecordSinkRun(ctx context.Context, sink, failure string) error {
+	q := `UPDATE sinks SET failures = 0, last_error = '', last_run_at = ? WHERE name = ?`
+	args := []any{time.Now().UTC(), sink}
+	if failure != "" {
+		q = `UPDATE sinks SET failures = failures + 1, last_error = ?, last_run_at = ? WHERE name = ?`
+		args = append([]any{failure}, args...)
+	}
+	if err := s.db.WithContext(ctx).Exec(q, args...).Error; err != nil {
+		return fmt.Errorf("record the run of sink %s: %w", sink, err)
+	}
+	return nil
 }

@@ -193,6 +193,25 @@ func TestOutboxRecordsEveryPath(t *testing.T) {
 			t.Fatalf("position moved back from %+v to %+v", st.Position, again.Position)
 		}
 
+		// Runs: failures count up until one succeeds.
+		for range 2 {
+			if err := s.RecordSinkRun(ctx, "crm", "GET /ServiceProviderConfig: the service answered 503"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if st, _ := s.Sink(ctx, "crm"); st.Failures != 2 || st.LastError == "" || st.LastRunAt.IsZero() {
+			t.Fatalf("after two failed runs: %+v", st)
+		}
+		if err := s.RecordSinkRun(ctx, "crm", ""); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := s.Sink(ctx, "crm"); st.Failures != 0 || st.LastError != "" {
+			t.Fatalf("after a run that succeeded: %+v", st)
+		}
+		if names, err := s.SinkNames(ctx); err != nil || !slices.Equal(names, []string{"crm", "wiki"}) {
+			t.Fatalf("SinkNames = %v, %v", names, err)
+		}
+
 		// The id map, and what removing a sink drops.
 		if err := s.SetServiceID(ctx, "crm", store.KindUser, u1, "svc-1"); err != nil {
 			t.Fatal(err)
