@@ -206,6 +206,28 @@ func TestSinkToAnotherRoster(t *testing.T) {
 			if strings.Contains(logs, sinkToken) {
 				t.Fatal("a log holds the sink's token")
 			}
+
+			// The operator's view, once roster has stopped.
+			var rows []struct {
+				Name      string  `json:"name"`
+				State     string  `json:"state"`
+				Queue     int64   `json:"queue"`
+				Lag       float64 `json:"lag_seconds"`
+				LastRunAt *string `json:"last_run_at"`
+			}
+			if err := json.Unmarshal([]byte(up.want(t, 0, "sinks", "--json").stdout), &rows); err != nil {
+				t.Fatal(err)
+			}
+			if len(rows) != 1 || rows[0].Name != "svc" || rows[0].State != "ok" || rows[0].Queue != 0 || rows[0].Lag != 0 || rows[0].LastRunAt == nil {
+				t.Fatalf("roster sinks: %+v", rows)
+			}
+			if out := up.want(t, 0, "sink", "svc").stdout; !strings.Contains(out, "state:      ok") || !strings.Contains(out, "queue:      0 changes") {
+				t.Fatalf("roster sink svc:\n%s", out)
+			}
+			up.want(t, 4, "sink", "nosuch")
+			if out := up.want(t, 0, "sinks").stdout; strings.Contains(out, sinkToken) || !strings.Contains(out, "svc") {
+				t.Fatalf("roster sinks:\n%s", out)
+			}
 		})
 	}
 }
