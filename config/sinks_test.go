@@ -30,3 +30,24 @@ func TestParseRate(t *testing.T) {
 		t.Errorf("String() = %q", s)
 	}
 }
+
+// FuzzParseRate checks that any text either parses to a finite rate that
+// prints back to the same rate, or is refused.
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"10/s", "600/m", "1e9/h", "0", " 2.5 / s ", "-1", "NaN/s", "Inf", "1/"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := ParseRate(s)
+		if err != nil {
+			return
+		}
+		if r < 0 || float64(r) > 1e9 {
+			t.Fatalf("ParseRate(%q) = %v", s, r)
+		}
+		again, err := ParseRate(r.String())
+		if err != nil || again != r {
+			t.Fatalf("ParseRate(%q) = %v, which prints as %q and parses to %v, %v", s, r, r.String(), again, err)
+		}
+	})
+}
