@@ -225,6 +225,9 @@ func TestSinkToAnotherRoster(t *testing.T) {
 				t.Fatalf("roster sink svc:\n%s", out)
 			}
 			up.want(t, 4, "sink", "nosuch")
+			if r := up.want(t, 4, "sink", "svc", "--approve"); !strings.Contains(r.stderr, "holds no removals") {
+				t.Fatalf("approving a sink that holds nothing:\n%s", r)
+			}
 			if out := up.want(t, 0, "sinks").stdout; strings.Contains(out, sinkToken) || !strings.Contains(out, "svc") {
 				t.Fatalf("roster sinks:\n%s", out)
 			}

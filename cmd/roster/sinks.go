@@ -20,11 +20,13 @@ type sinkRow struct {
 	// "not started" (configured, not registered by a roster serve yet).
 	State string `json:"state"`
 	// LagSeconds is the age of the oldest change not delivered yet.
-	LagSeconds float64    `json:"lag_seconds"`
-	Queue      int64      `json:"queue"`
-	Failures   int        `json:"failures"`
-	LastError  string     `json:"last_error,omitempty"`
-	LastRunAt  *time.Time `json:"last_run_at"`
+	LagSeconds float64 `json:"lag_seconds"`
+	Queue      int64   `json:"queue"`
+	Failures   int     `json:"failures"`
+	LastError  string  `json:"last_error,omitempty"`
+	// Held says why the sink waits for an operator (max_removals).
+	Held      string     `json:"held,omitempty"`
+	LastRunAt *time.Time `json:"last_run_at"`
 }
 
 func sinkRowOf(ctx context.Context, st *store.Store, name string, enabled bool) (sinkRow, error) {
@@ -39,13 +41,15 @@ func sinkRowOf(ctx context.Context, st *store.Store, name string, enabled bool) 
 		}
 		return row, err
 	}
-	row.Queue, row.Failures, row.LastError = s.Queue, s.Failures, s.LastError
+	row.Queue, row.Failures, row.LastError, row.Held = s.Queue, s.Failures, s.LastError, s.Held
 	if !s.Oldest.IsZero() {
 		row.LagSeconds = math.Max(time.Since(s.Oldest).Seconds(), 0)
 	}
 	switch {
 	case !enabled:
 		row.State = "disabled"
+	case s.Held != "" && !s.Approved:
+		row.State = "held"
 	case s.LastRunAt.IsZero():
 		row.State = "never run"
 	case s.Failures >= sinks.QuarantineAfter:
@@ -97,10 +101,11 @@ func runSinks(ctx context.Context, e *env, args []string) error {
 	return tw.Flush()
 }
 
-// runSink shows one sink.
+// runSink shows one sink, or approves the removals it holds.
 func runSink(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("sink")
 	asJSON := fs.Bool("json", false, "")
+	approve := fs.Bool("approve", false, "")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -117,12 +122,23 @@ func runSink(ctx context.Context, e *env, args []string) error {
 	if !ok {
 		return notFoundError{fmt.Sprintf("no sink %q is configured", pos[0])}
 	}
+	if *approve {
+		if err := r.Store.ApproveSinkRemovals(ctx, sc.Name); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return notFoundError{fmt.Sprintf("sink %s holds no removals to approve", sc.Name)}
+			}
+			return err
+		}
+	}
 	row, err := sinkRowOf(ctx, r.Store, sc.Name, sc.Enabled)
 	if err != nil {
 		return err
 	}
 	if *asJSON {
 		return writeJSON(e.stdout, row)
+	}
+	if row.Held != "" {
+		fmt.Fprintf(e.stdout, "held:       %s\n", row.Held)
 	}
 	fmt.Fprintf(e.stdout, "sink %s\nstate:      %s\nlag:        %s\nqueue:      %d changes\nfailures:   %d in a row\nlast run:   %s\nlast error: %s\n",
 		row.Name, row.State, lag(row.LagSeconds), row.Queue, row.Failures, lastRun(row.LastRunAt), dash(row.LastError))

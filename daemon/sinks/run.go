@@ -53,6 +53,11 @@ func (s *Sink) deliver(ctx context.Context, interval time.Duration) {
 			s.log.Info("delivered", "created", c.Created, "adopted", c.Adopted, "updated", c.Updated,
 				"deactivated", c.Deactivated, "deleted", c.Deleted, "failed", c.Failed)
 		}
+		if errors.Is(err, ErrHeld) {
+			// Waiting for an operator is no failure of the service.
+			s.log.Warn("delivery held for an operator", "error", err)
+			err = nil
+		}
 		if s.Observe != nil {
 			s.Observe(s.cfg.Name, c, err)
 		}

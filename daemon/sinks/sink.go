@@ -123,13 +123,74 @@ func (s *Sink) Step(ctx context.Context) (Counts, error) {
 				groups = append(groups, ch.ResourceID)
 			}
 		}
+		release, err := s.checkRemovals(ctx, users)
+		if err != nil {
+			return c, err
+		}
 		if err := s.deliverAll(ctx, users, groups, &c); err != nil {
 			return c, err
+		}
+		if release {
+			if err := s.store.HoldSink(ctx, s.cfg.Name, ""); err != nil {
+				return c, err
+			}
 		}
 		if err := s.store.SetSinkPosition(ctx, s.cfg.Name, changes[len(changes)-1].Position); err != nil {
 			return c, err
 		}
 	}
+}
+
+// ErrHeld is returned by Step while the sink waits for an operator: the
+// users it would deactivate or delete next exceed its max_removals.
+var ErrHeld = errors.New("held for an operator")
+
+// checkRemovals holds the sink when the users of a batch that would leave
+// the service (deactivated or deleted) exceed max_removals of those it
+// holds, unless an operator approved them; release reports that an
+// approved hold is to be lifted once the batch is delivered.
+func (s *Sink) checkRemovals(ctx context.Context, users []string) (release bool, err error) {
+	n := 0
+	for _, id := range users {
+		sid, err := s.store.ServiceID(ctx, s.cfg.Name, store.KindUser, id)
+		if err != nil || sid == "" {
+			if err != nil {
+				return false, err
+			}
+			continue
+		}
+		in, err := s.inScope(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if !in {
+			n++
+		}
+	}
+	st, err := s.store.Sink(ctx, s.cfg.Name)
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return st.Held != "", nil
+	}
+	total, err := s.store.SinkServiceUsers(ctx, s.cfg.Name)
+	if err != nil {
+		return false, err
+	}
+	if limit := s.cfg.MaxRemovals.Limit(int(total)); n <= limit || st.Approved {
+		return st.Held != "", nil
+	}
+	verb := "deactivate"
+	if s.cfg.OnRemove == config.OnRemoveDelete {
+		verb = "delete"
+	}
+	reason := fmt.Sprintf("the next delivery would %s %d of the %d users the service holds, more than max_removals %s; approve with roster sink %s --approve",
+		verb, n, total, s.cfg.MaxRemovals, s.cfg.Name)
+	if err := s.store.HoldSink(ctx, s.cfg.Name, reason); err != nil {
+		return false, err
+	}
+	return false, fmt.Errorf("sink %s: %w: %s", s.cfg.Name, ErrHeld, reason)
 }
 
 // readConfig asks the service whether it takes PATCH.

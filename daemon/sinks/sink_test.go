@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -305,7 +306,7 @@ func (u *upstream) want(removed map[string]bool, deleted bool) map[string]held {
 func sinkConfig(url string) config.Sink {
 	return config.Sink{Name: "svc", Enabled: true, URL: url + "/scim/v2", Auth: config.HTTPAuth{Bearer: token},
 		Scope: config.SinkScope{Groups: config.SinkGroupsMembers}, OnRemove: config.OnRemoveDeactivate,
-		Interval: config.Duration(time.Second), Limits: config.SinkLimits{Concurrency: 4, Timeout: config.Duration(10 * time.Second)}}
+		Interval: config.Duration(time.Second), MaxRemovals: config.Removals{Percent: 100, IsPercent: true}, Limits: config.SinkLimits{Concurrency: 4, Timeout: config.Duration(10 * time.Second)}}
 }
 
 // step steps the sink until its queue is empty: on PostgreSQL a write
@@ -534,6 +535,57 @@ func TestSinkScope(t *testing.T) {
 		step(t, sink, st)
 		if u := svc.users()["user00001"]; u.Active {
 			t.Fatalf("a user who left the scope is still active on the service")
+		}
+	})
+}
+
+// TestSinkHoldsRemovals checks max_removals: a delivery that would
+// deactivate more users than it allows changes nothing on the service
+// until an operator approves it, and then goes through once.
+func TestSinkHoldsRemovals(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		ctx := context.Background()
+		up := newUpstream(t, st, 20)
+		svc := newService(t, store.SQLite)
+		if err := st.RegisterSinks(ctx, []string{"svc"}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := sinkConfig(svc.srv.URL)
+		cfg.MaxRemovals = config.Removals{Count: 2}
+		sink, err := sinks.New(cfg, st, st.SCIM(), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		step(t, sink, st)
+		up.recs = up.recs[:17] // three leave: more than 2
+		up.apply()
+		if _, err := sink.Step(ctx); !errors.Is(err, sinks.ErrHeld) {
+			t.Fatalf("Step with 3 removals and max_removals 2 = %v, want ErrHeld", err)
+		}
+		if u := svc.users()["user00019"]; !u.Active {
+			t.Fatal("a held delivery deactivated a user")
+		}
+		state, _ := st.Sink(ctx, "svc")
+		if !strings.Contains(state.Held, "deactivate 3 of the 20 users") || state.Queue == 0 {
+			t.Fatalf("held state: %+v", state)
+		}
+		if err := st.ApproveSinkRemovals(ctx, "svc"); err != nil {
+			t.Fatal(err)
+		}
+		if c := step(t, sink, st); c.Deactivated != 3 {
+			t.Fatalf("after approval: %+v", c)
+		}
+		if state, _ := st.Sink(ctx, "svc"); state.Held != "" || state.Approved {
+			t.Fatalf("the hold outlived its delivery: %+v", state)
+		}
+		// Within the limit, nothing is held.
+		up.recs = up.recs[:15]
+		up.apply()
+		if c := step(t, sink, st); c.Deactivated != 2 {
+			t.Fatalf("two removals: %+v", c)
+		}
+		if err := st.ApproveSinkRemovals(ctx, "svc"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("approving a sink that is not held = %v", err)
 		}
 	})
 }

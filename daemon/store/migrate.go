@@ -290,6 +290,8 @@ var migrations = []migration{
 			failures INTEGER NOT NULL DEFAULT 0,
 			last_error TEXT NOT NULL DEFAULT '',
 			last_run_at {{ts}},
+			held TEXT NOT NULL DEFAULT '',
+			approved BOOLEAN NOT NULL DEFAULT FALSE,
 			created_at {{ts}} NOT NULL
 		)`,
 		`CREATE TABLE sink_ids (

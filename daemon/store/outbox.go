@@ -54,6 +54,12 @@ type SinkState struct {
 	LastError string
 	// LastRunAt is when the last run ended; zero before the first.
 	LastRunAt time.Time
+	// Held says why the sink waits for an operator ("" when it does
+	// not): its next removals exceed max_removals. Approved is set when
+	// the operator let them go; the sink then delivers them and is
+	// released.
+	Held     string
+	Approved bool
 }
 
 // RegisterSinks makes the sinks table hold exactly names. A sink new to
@@ -170,8 +176,8 @@ func (s *Store) Sink(ctx context.Context, name string) (SinkState, error) {
 	st := SinkState{Name: name}
 	db := s.db.WithContext(ctx)
 	var last sql.NullTime
-	err := db.Raw(`SELECT position_xid, position_seq, failures, last_error, last_run_at FROM sinks WHERE name = ?`, name).Row().
-		Scan(&st.Position.XID, &st.Position.Seq, &st.Failures, &st.LastError, &last)
+	err := db.Raw(`SELECT position_xid, position_seq, failures, last_error, last_run_at, held, approved FROM sinks WHERE name = ?`, name).Row().
+		Scan(&st.Position.XID, &st.Position.Seq, &st.Failures, &st.LastError, &last, &st.Held, &st.Approved)
 	st.LastRunAt = last.Time.UTC()
 	if !last.Valid {
 		st.LastRunAt = time.Time{}
@@ -336,4 +342,40 @@ func (s *Store) RecordSinkRun(ctx context.Context, sink, failure string) error {
 		return fmt.Errorf("record the run of sink %s: %w", sink, err)
 	}
 	return nil
+}
+
+// HoldSink records that the sink waits for an operator, and why; ""
+// releases it and spends any approval.
+func (s *Store) HoldSink(ctx context.Context, sink, reason string) error {
+	q := `UPDATE sinks SET held = ? WHERE name = ?`
+	if reason == "" {
+		q = `UPDATE sinks SET held = ?, approved = FALSE WHERE name = ?`
+	}
+	if err := s.db.WithContext(ctx).Exec(q, reason, sink).Error; err != nil {
+		return fmt.Errorf("record the hold of sink %s: %w", sink, err)
+	}
+	return nil
+}
+
+// ApproveSinkRemovals lets the held sink deliver the removals it holds;
+// ErrNotFound when the sink is not held.
+func (s *Store) ApproveSinkRemovals(ctx context.Context, sink string) error {
+	res := s.db.WithContext(ctx).Exec(`UPDATE sinks SET approved = TRUE WHERE name = ? AND held <> ''`, sink)
+	if res.Error != nil {
+		return fmt.Errorf("approve the removals of sink %s: %w", sink, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("sink %s is not held: %w", sink, ErrNotFound)
+	}
+	return nil
+}
+
+// SinkServiceUsers counts the users the sink's service holds for roster.
+func (s *Store) SinkServiceUsers(ctx context.Context, sink string) (int64, error) {
+	var n int64
+	err := s.db.WithContext(ctx).Raw(`SELECT COUNT(*) FROM sink_ids WHERE sink = ? AND kind = ?`, sink, KindUser).Row().Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count the users of sink %s: %w", sink, err)
+	}
+	return n, nil
 }
