@@ -262,10 +262,14 @@ var migrations = []migration{
 	// purges. Only the kind and id are kept: a sink reads the resource as
 	// it is when it delivers, so several changes cost one delivery.
 	// Nothing is recorded while no sink is registered, so that a roster
-	// without sinks pays one look-up per statement (PostgreSQL) or row
-	// (SQLite) and no write; a new sink starts with a full comparison
-	// anyway. On PostgreSQL the triggers run once per statement over its
-	// transition table, not once per row: a sync inserts users in batches.
+	// without sinks pays nothing measurable; a new sink starts with a full
+	// comparison anyway. On SQLite the per-row triggers test for a sink
+	// first. On PostgreSQL the triggers run once per statement over its
+	// transition table, not once per row (a sync inserts users in
+	// batches), but the server fills the transition tables of every
+	// statement whether the function then writes or not, so this migration
+	// creates only the functions: the triggers exist only while a sink is
+	// registered (Store.RegisterSinks creates and drops them).
 	// PostgreSQL hands out seq at insert, not at commit, so a reader
 	// could pass a seq whose transaction commits later; entries are
 	// therefore read in (xid, seq) order and only those of transactions
@@ -315,12 +319,6 @@ var migrations = []migration{
 			END IF;
 			RETURN NULL;
 		END $$`,
-		`CREATE TRIGGER users_outbox_insert AFTER INSERT ON users REFERENCING NEW TABLE AS new_rows
-			FOR EACH STATEMENT EXECUTE PROCEDURE roster_outbox_users()`,
-		`CREATE TRIGGER users_outbox_update AFTER UPDATE ON users REFERENCING NEW TABLE AS new_rows
-			FOR EACH STATEMENT EXECUTE PROCEDURE roster_outbox_users()`,
-		`CREATE TRIGGER users_outbox_delete AFTER DELETE ON users REFERENCING OLD TABLE AS old_rows
-			FOR EACH STATEMENT EXECUTE PROCEDURE roster_outbox_users()`,
 		`CREATE FUNCTION roster_outbox_groups() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
 			IF EXISTS (SELECT 1 FROM sinks) THEN
@@ -332,12 +330,6 @@ var migrations = []migration{
 			END IF;
 			RETURN NULL;
 		END $$`,
-		`CREATE TRIGGER groups_outbox_insert AFTER INSERT ON groups REFERENCING NEW TABLE AS new_rows
-			FOR EACH STATEMENT EXECUTE PROCEDURE roster_outbox_groups()`,
-		`CREATE TRIGGER groups_outbox_update AFTER UPDATE ON groups REFERENCING NEW TABLE AS new_rows
-			FOR EACH STATEMENT EXECUTE PROCEDURE roster_outbox_groups()`,
-		`CREATE TRIGGER groups_outbox_delete AFTER DELETE ON groups REFERENCING OLD TABLE AS old_rows
-			FOR EACH STATEMENT EXECUTE PROCEDURE roster_outbox_groups()`,
 		`CREATE FUNCTION roster_outbox_memberships() RETURNS trigger LANGUAGE plpgsql AS $$
 		BEGIN
 			IF EXISTS (SELECT 1 FROM sinks) THEN
@@ -349,12 +341,6 @@ var migrations = []migration{
 			END IF;
 			RETURN NULL;
 		END $$`,
-		`CREATE TRIGGER memberships_outbox_insert AFTER INSERT ON memberships REFERENCING NEW TABLE AS new_rows
-			FOR EACH STATEMENT EXECUTE PROCEDURE roster_outbox_memberships()`,
-		`CREATE TRIGGER memberships_outbox_update AFTER UPDATE ON memberships REFERENCING NEW TABLE AS new_rows
-			FOR EACH STATEMENT EXECUTE PROCEDURE roster_outbox_memberships()`,
-		`CREATE TRIGGER memberships_outbox_delete AFTER DELETE ON memberships REFERENCING OLD TABLE AS old_rows
-			FOR EACH STATEMENT EXECUTE PROCEDURE roster_outbox_memberships()`,
 	}, []string{
 		`CREATE TRIGGER users_outbox_insert AFTER INSERT ON users WHEN EXISTS (SELECT 1 FROM sinks)
 			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('User', NEW.id, CURRENT_TIMESTAMP); END`,

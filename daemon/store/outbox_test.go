@@ -122,9 +122,11 @@ func TestOutboxRecordsEveryPath(t *testing.T) {
 		if _, err := s.Sink(ctx, "wiki"); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("Sink of an unregistered sink = %v", err)
 		}
+		wantTriggers(t, s, false)
 		if err := s.RegisterSinks(ctx, []string{"wiki", "crm"}); err != nil {
 			t.Fatal(err)
 		}
+		wantTriggers(t, s, true)
 		wantSet(t, "after registering", deliver(t, s, "wiki"))
 
 		// A snapshot sync: carl arrives in group "ops", anna changes.
@@ -246,13 +248,113 @@ func TestOutboxRecordsEveryPath(t *testing.T) {
 		if _, err := s.TrimOutbox(ctx); err != nil {
 			t.Fatal(err)
 		}
+		wantTriggers(t, s, false)
 		if _, err := s.SetActiveByAdmin(ctx, u1, true); err != nil {
 			t.Fatal(err)
 		}
 		if n := outboxRows(t, s); n != 0 {
 			t.Fatalf("%d outbox rows with no sink registered", n)
 		}
+
+		// A sink registered again records again: a sync, an operator, a
+		// SCIM write.
+		if err := s.RegisterSinks(ctx, []string{"wiki"}); err != nil {
+			t.Fatal(err)
+		}
+		wantTriggers(t, s, true)
+		if err := s.Apply(ctx, "staff", plan(t, s, "staff", []sources.Record{rec(1, "1", "anna"), rec(2, "2", "bob", "ops")}, set, ids), "fp5"); err != nil {
+			t.Fatal(err)
+		}
+		// anna renamed back, bob restored and in "ops" again, which carl's
+		// removal deleted: a new group.
+		if got := deliver(t, s, "wiki"); len(got) != 3 || !got["User/"+u1] || !got["User/"+u2] {
+			t.Fatalf("sync after registering again: outbox holds %v, want anna, bob and the new ops", got)
+		}
+		if _, err := s.SetActiveByAdmin(ctx, u2, true); err != nil {
+			t.Fatal(err)
+		}
+		wantSet(t, "operator after registering again", deliver(t, s, "wiki"), "User/"+u2)
+		a = e.do("POST", "/scim/v2/Groups", writeTok, `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:Group"],"displayName":"Again"}`)
+		again, _ := want(t, a, http.StatusCreated, "", "")["id"].(string)
+		wantSet(t, "scim write after registering again", deliver(t, s, "wiki"), "Group/"+again)
 	})
+}
+
+// outboxTriggers counts PostgreSQL's outbox triggers in the store's
+// schema.
+func outboxTriggers(t *testing.T, s *store.Store) int64 {
+	t.Helper()
+	var n int64
+	if err := s.DB().Raw(`SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+		WHERE c.relnamespace = current_schema()::regnamespace AND t.tgname LIKE '%\_outbox\_%'`).Row().Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// wantTriggers checks that PostgreSQL's outbox triggers, three on each of
+// users, groups and memberships, exist when on and not at all otherwise:
+// with no sink a statement must not pay for its transition tables.
+// SQLite's triggers always exist and test for a sink per row.
+func wantTriggers(t *testing.T, s *store.Store, on bool) {
+	t.Helper()
+	if s.Driver() != store.Postgres {
+		return
+	}
+	want := int64(0)
+	if on {
+		want = 9
+	}
+	if n := outboxTriggers(t, s); n != want {
+		t.Fatalf("%d outbox triggers on PostgreSQL, want %d", n, want)
+	}
+}
+
+// TestOutboxTriggersFollowSinksAcrossReplicas checks that two replicas
+// registering and forgetting sinks at the same time leave the triggers
+// present exactly when a sink is: without the sinks lock, one forgetting
+// its last sink could drop them while the other registers a first one.
+func TestOutboxTriggersFollowSinksAcrossReplicas(t *testing.T) {
+	dsn := storetest.DSN(t, store.Postgres)
+	ctx := context.Background()
+	open := func() *store.Store {
+		s, err := store.Open(ctx, store.Postgres, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if _, err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := open(), open()
+	wantTriggers(t, a, false)
+	for i := range 20 {
+		errs := make(chan error, 2)
+		go func() { errs <- a.RegisterSinks(ctx, []string{"wiki"}) }()
+		go func() { errs <- b.RegisterSinks(ctx, nil) }()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		names, err := a.SinkNames(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := outboxTriggers(t, a); (len(names) > 0) != (n == 9) || n != 0 && n != 9 {
+			t.Fatalf("round %d: sinks %v with %d outbox triggers", i, names, n)
+		}
+	}
+	if err := b.RegisterSinks(ctx, []string{"crm"}); err != nil {
+		t.Fatal(err)
+	}
+	wantTriggers(t, a, true)
+	if err := a.RegisterSinks(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	wantTriggers(t, b, false)
 }
 
 // TestOutboxWaitsForOlderTransactions checks PostgreSQL's horizon: an
