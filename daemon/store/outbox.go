@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 )
 
@@ -69,7 +70,30 @@ type SinkState struct {
 // holding back the outbox's retention; with no sink left the triggers
 // record nothing (on PostgreSQL they are dropped, see pgOutboxTriggers).
 func (s *Store) RegisterSinks(ctx context.Context, names []string) error {
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	var err error
+	// Creating or dropping PostgreSQL's triggers locks users, groups and
+	// memberships one after the other; a write transaction that holds one
+	// of them and waits for another can deadlock with it, and the server
+	// then aborts one of the two. The registration is worth another try:
+	// it reads the sinks afresh each time.
+	for range 3 {
+		if err = s.registerSinks(ctx, names); !isDeadlock(err) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("register the sinks: %w", err)
+	}
+	return nil
+}
+
+func isDeadlock(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "40P01"
+}
+
+func (s *Store) registerSinks(ctx context.Context, names []string) error {
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if s.driver == Postgres {
 			// Replicas register their sinks at start: one at a time, so
 			// that one dropping the triggers for the last sink it forgets
@@ -118,10 +142,6 @@ func (s *Store) RegisterSinks(ctx context.Context, names []string) error {
 		}
 		return s.syncOutboxTriggers(tx)
 	})
-	if err != nil {
-		return fmt.Errorf("register the sinks: %w", err)
-	}
-	return nil
 }
 
 // pgOutboxTriggers are the outbox's triggers on PostgreSQL (the functions
