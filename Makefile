@@ -27,6 +27,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzRead ./sources/csv/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzPasswordNeverInErrors ./sources/csv/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzParse ./config/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzParseRate ./config/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzPlanSnapshot ./daemon/reconcile/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzStreamMatchesWhole ./daemon/reconcile/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzLookupPath ./scim/schema/

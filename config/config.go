@@ -70,6 +70,8 @@ type Config struct {
 	Sources       []Source `yaml:"sources"`
 	// Attributes declares the custom attributes (SPEC §2.1).
 	Attributes Attributes `yaml:"attributes"`
+	// Sinks are the downstream SCIM services roster provisions (SPEC §12).
+	Sinks []Sink `yaml:"sinks"`
 }
 
 // Attributes are the custom attributes of users, served in a User

@@ -19,6 +19,7 @@ var testEnv = map[string]string{
 	"ROSTER_TEST_PGPASSWORD": "pa$$word",
 	"ROSTER_TEST_RETRIES":    "7",
 	"ROSTER_TEST_CLIENT_ID":  "roster-client",
+	"WIKI_SCIM_TOKEN":        "wiki-scim-token",
 }
 
 func setEnv(t *testing.T, env map[string]string) {
@@ -100,6 +101,9 @@ func TestGoodFiles(t *testing.T) {
 			equal(t, "hr.Timeout", hr.Timeout, Duration(30*time.Second))
 			equal(t, "hr.Method", hr.Method, "GET")
 			equal(t, "Attributes.Custom", c.Attributes.Custom, []CustomAttribute{{Name: "costCentreCode", Type: "string"}})
+			equal(t, "Sinks[0].Auth", c.Sinks[0].Auth, HTTPAuth{Bearer: "wiki-scim-token"})
+			equal(t, "Sinks[0].Scope.Sources", c.Sinks[0].Scope.Sources, []string{"staff", "hr"})
+			equal(t, "Sinks[0].Limits", c.Sinks[0].Limits, SinkLimits{Rate: 10, Concurrency: 4, Timeout: Duration(30 * time.Second)})
 			m := c.Attributes.Model()
 			equal(t, "Model.URN", m.URN, "urn:example:params:scim:schemas:extension:roster:2.0:User")
 			if m != c.Attributes.Model() {
@@ -166,6 +170,34 @@ func TestGoodFiles(t *testing.T) {
 			})
 			equal(t, "hr.Auth.OAuth2.ClientID", hr.Auth.OAuth2.ClientID, "roster-client")
 			equal(t, "hr.Auth.OAuth2.ClientSecret", hr.Auth.OAuth2.ClientSecret, "oauth-client-secret")
+		}},
+		{"sinks.good.yaml", func(t *testing.T, c *Config) {
+			equal(t, "len(Sinks)", len(c.Sinks), 3)
+			wiki, _ := c.Sink("wiki")
+			equal(t, "wiki", *wiki, Sink{
+				Name: "wiki", Enabled: true, URL: "https://wiki.example.com/scim/v2",
+				Scope: SinkScope{Groups: SinkGroupsMembers}, OnRemove: OnRemoveDeactivate,
+				Interval: Duration(time.Minute), MaxRemovals: Removals{Percent: 10, IsPercent: true},
+				Limits: SinkLimits{Rate: 10, Concurrency: 4, Timeout: Duration(30 * time.Second)},
+			})
+			crm, _ := c.Sink("crm")
+			equal(t, "crm", *crm, Sink{
+				Name: "crm", Enabled: false, URL: "http://127.0.0.1:9000/scim",
+				Auth: HTTPAuth{OAuth2: &OAuth2{TokenURL: "https://login.example.com/token", ClientID: "roster",
+					ClientSecret: "oauth-client-secret", Scopes: []string{"scim"}}},
+				Scope: SinkScope{Sources: []string{"staff"}, Filter: `active eq true and title sw "Sales"`, Groups: SinkGroupsAll},
+				Map: map[string]string{"userName": "userName", "title": "title",
+					"costCentreCode": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter"},
+				OnRemove: OnRemoveDelete, Interval: Duration(30 * time.Second), MaxRemovals: Removals{Count: 25},
+				Limits: SinkLimits{Rate: 10, Concurrency: 1, Timeout: Duration(5 * time.Second)},
+			})
+			chat, _ := c.Sink("chat")
+			equal(t, "chat.Auth", chat.Auth, HTTPAuth{Basic: &BasicAuth{Username: "roster", Password: "hr-bearer-token"}})
+			equal(t, "chat.Scope.Groups", chat.Scope.Groups, SinkGroupsNone)
+			equal(t, "chat.Limits.Rate", chat.Limits.Rate, Rate(0))
+			if _, ok := c.Sink("nobody"); ok {
+				t.Error("Sink found a sink that is not configured")
+			}
 		}},
 		{"anchors.good.yaml", func(t *testing.T, c *Config) {
 			equal(t, "len(Sources)", len(c.Sources), 2)
@@ -337,6 +369,23 @@ func TestBadFiles(t *testing.T) {
 			{9, "attributes.custom[4].type", `"binary" is not valid; use string, boolean, integer, decimal, dateTime or reference`},
 			{10, "attributes.custom[5].type", "is required"},
 			{15, "sources[0].extra_columns[0]", `the schema "urn:example:other:2.0:User" is not one roster serves`},
+		}},
+		{"sinks.bad.yaml", []want{
+			{4, "sinks[0].name", "is required"},
+			{4, "sinks[0].url", "must be an http or https URL"},
+			{6, "sinks[1].url", `must be an http or https URL, not scheme "ftp"`},
+			{7, "sinks[1].auth", "set only one of bearer, basic and oauth2"},
+			{8, "sinks[1].scope.sources[1]", `"nobody" names no configured source`},
+			{8, "sinks[1].scope.filter", "invalid filter at position"},
+			{8, "sinks[1].scope.groups", `"some" is not valid; use members, all or none`},
+			{9, "sinks[1].map.shoeSize", "it is in no schema roster serves"},
+			{9, "sinks[1].map.title", "must name the attribute the service gives it"},
+			{10, "sinks[1].on_remove", `"archive" is not valid; use deactivate or delete`},
+			{11, "sinks[1].interval", "must be greater than zero"},
+			{12, "sinks[1].limits.rate", "the unit after \"/\" is s, m or h"},
+			{12, "sinks[1].limits.concurrency", "must be at least 1"},
+			{13, "sinks[2].name", `sink name "CRM" is already used by sinks[1] at line 5`},
+			{15, "sinks[2].colour", "unknown key"},
 		}},
 		{"customurn.bad.yaml", []want{
 			{3, "attributes.custom_schema", `does not start with "urn:"`},

@@ -77,6 +77,7 @@ func validate(cfg *Config, c *collector) {
 	c.validateAttributes(&cfg.Attributes)
 	c.validateSources(cfg)
 	c.validateTokens(cfg)
+	c.validateSinks(cfg)
 }
 
 // fixedURNs are the schemas and messages roster serves itself; the custom
@@ -402,35 +403,8 @@ func (c *collector) validateHTTP(k string, s *Source, model *attrs.Model) {
 	}
 
 	a, ak := s.Auth, k+".auth"
-	methods := 0
-	if a.Bearer != "" {
-		methods++
-	}
-	if a.Basic != nil {
-		methods++
-		if a.Basic.Username == "" {
-			c.check(ak+".basic.username", "is required for basic auth")
-		}
-	}
-	if a.OAuth2 != nil {
-		methods++
-		o := ak + ".oauth2"
-		if a.OAuth2.TokenURL == "" {
-			c.check(o+".token_url", "is required for oauth2")
-		} else {
-			c.httpURL(o+".token_url", a.OAuth2.TokenURL)
-		}
-		if a.OAuth2.ClientID == "" {
-			c.check(o+".client_id", "is required for oauth2")
-		}
-		if a.OAuth2.ClientSecret == "" {
-			c.check(o+".client_secret", "is required for oauth2")
-		}
-	}
-	if methods > 1 {
-		c.check(ak, "set only one of bearer, basic and oauth2")
-	}
-	if methods > 0 {
+	c.auth(ak, a)
+	if a.Bearer != "" || a.Basic != nil || a.OAuth2 != nil {
 		for name := range s.Headers {
 			if strings.EqualFold(name, "Authorization") {
 				c.check(ak, "set either auth or an Authorization header, not both")

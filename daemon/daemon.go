@@ -167,6 +167,7 @@ type Daemon struct {
 	// every few seconds during an outage logs it once, not every time.
 	notReadyLogged atomic.Pointer[string]
 	watching       watchSet // the watcher's files, with their own lock
+	sinks          sinkSet  // the sinks delivering, with their own lock
 
 	// mu guards the fields below. Lock order: watching.mu, then mu, then
 	// a queue's mu.
@@ -243,6 +244,9 @@ func New(cfg *config.Config, st *store.Store, log *slog.Logger, reg prometheus.R
 		return nil, err
 	}
 	d.metrics = m
+	if d.sinks.metrics, err = newSinkMetrics(reg, st, d.Config, log, m.scrapeTimeout); err != nil {
+		return nil, err
+	}
 	d.routes()
 	if err := d.mountSCIM(reg); err != nil {
 		return nil, err
@@ -365,6 +369,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	d.stop(servers, cancelTasks)
 	watchers.Wait()
+	d.sinks.wg.Wait()
 	if runErr == nil {
 		d.log.Info("stopped")
 	}
@@ -472,6 +477,9 @@ func (d *Daemon) startParts(ctx, taskCtx context.Context, watchers *sync.WaitGro
 	d.updateQueues(cfg)
 	d.reschedule(cfg)
 	d.mu.Unlock()
+	if err := d.startSinks(ctx, cfg); err != nil {
+		return err
+	}
 	watchers.Go(func() { d.pollPushes(ctx) })
 	watchers.Go(func() { d.recoverOutages(ctx) })
 	watchers.Go(func() { d.watch(ctx) })

@@ -69,6 +69,9 @@ func (d *Daemon) Reload(ctx context.Context, load func() (*config.Config, error)
 
 	if up {
 		d.revokeSessions(ctx, old, cfg)
+		if err := d.updateSinks(cfg); err != nil {
+			d.log.Error("reload: the sinks could not be updated; they run as before", "err", err)
+		}
 	}
 	if d.LogLevel != nil {
 		d.LogLevel.Set(cfg.Log.SlogLevel())

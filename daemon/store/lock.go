@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"os"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -114,7 +115,7 @@ func (s *Store) tryAdvisoryLock(ctx context.Context, name string) (Unlock, error
 // file, so two tasks in one process exclude each other too.
 func (s *Store) tryFileLock(name string) (Unlock, error) {
 	dir := s.path + ".locks"
-	if err := os.MkdirAll(dir+"/source", 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Dir(dir+"/"+name), 0o700); err != nil {
 		return nil, fmt.Errorf("create the lock folder: %w", err)
 	}
 	f, err := os.OpenFile(dir+"/"+name, os.O_CREATE|os.O_RDWR, 0o600)

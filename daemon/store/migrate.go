@@ -254,6 +254,113 @@ var migrations = []migration{
 			full_at {{ts}}
 		)`,
 	}, nil, nil},
+	// The transactional outbox of outbound provisioning (SPEC §12,
+	// docs/sinks.md). Triggers record the id of every user and group that
+	// a statement changes (a membership is a change of its group), in the
+	// statement's own transaction, whichever path wrote it: snapshot and
+	// streamed syncs, adopt, pushes, SCIM writes, operators, retire,
+	// purges. Only the kind and id are kept: a sink reads the resource as
+	// it is when it delivers, so several changes cost one delivery.
+	// Nothing is recorded while no sink is registered, so that a roster
+	// without sinks pays nothing measurable; a new sink starts with a full
+	// comparison anyway. On SQLite the per-row triggers test for a sink
+	// first. On PostgreSQL the triggers run once per statement over its
+	// transition table, not once per row (a sync inserts users in
+	// batches), but the server fills the transition tables of every
+	// statement whether the function then writes or not, so this migration
+	// creates only the functions: the triggers exist only while a sink is
+	// registered (Store.RegisterSinks creates and drops them).
+	// PostgreSQL hands out seq at insert, not at commit, so a reader
+	// could pass a seq whose transaction commits later; entries are
+	// therefore read in (xid, seq) order and only those of transactions
+	// older than every running one (see Store.Changes). On SQLite, one
+	// writer at a time, xid is 0 and seq is commit order. sinks holds
+	// each sink's position (the last entry delivered), and sink_ids the
+	// id of each delivered resource on the service.
+	{11, "outbox and sinks", []string{
+		`CREATE TABLE outbox (
+			seq {{id}},
+			xid BIGINT NOT NULL DEFAULT 0,
+			kind TEXT NOT NULL,
+			resource_id TEXT NOT NULL,
+			at {{ts}} NOT NULL
+		)`,
+		`CREATE INDEX outbox_order ON outbox (xid, seq)`,
+		`CREATE TABLE sinks (
+			name TEXT PRIMARY KEY,
+			position_xid BIGINT NOT NULL DEFAULT 0,
+			position_seq BIGINT NOT NULL DEFAULT 0,
+			compared_at {{ts}},
+			failures INTEGER NOT NULL DEFAULT 0,
+			last_error TEXT NOT NULL DEFAULT '',
+			last_run_at {{ts}},
+			held TEXT NOT NULL DEFAULT '',
+			approved BOOLEAN NOT NULL DEFAULT FALSE,
+			created_at {{ts}} NOT NULL
+		)`,
+		`CREATE TABLE sink_ids (
+			sink TEXT NOT NULL,
+			kind TEXT NOT NULL,
+			resource_id TEXT NOT NULL,
+			service_id TEXT NOT NULL,
+			PRIMARY KEY (sink, kind, resource_id)
+		)`,
+	}, []string{
+		`ALTER TABLE outbox ALTER COLUMN resource_id TYPE TEXT COLLATE "C"`,
+		`ALTER TABLE sink_ids ALTER COLUMN resource_id TYPE TEXT COLLATE "C"`,
+		`CREATE FUNCTION roster_outbox_users() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF EXISTS (SELECT 1 FROM sinks) THEN
+				IF TG_OP = 'DELETE' THEN
+					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'User', id, now() FROM old_rows;
+				ELSE
+					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'User', id, now() FROM new_rows;
+				END IF;
+			END IF;
+			RETURN NULL;
+		END $$`,
+		`CREATE FUNCTION roster_outbox_groups() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF EXISTS (SELECT 1 FROM sinks) THEN
+				IF TG_OP = 'DELETE' THEN
+					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'Group', id, now() FROM old_rows;
+				ELSE
+					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'Group', id, now() FROM new_rows;
+				END IF;
+			END IF;
+			RETURN NULL;
+		END $$`,
+		`CREATE FUNCTION roster_outbox_memberships() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF EXISTS (SELECT 1 FROM sinks) THEN
+				IF TG_OP = 'DELETE' THEN
+					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'Group', group_id, now() FROM old_rows;
+				ELSE
+					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'Group', group_id, now() FROM new_rows;
+				END IF;
+			END IF;
+			RETURN NULL;
+		END $$`,
+	}, []string{
+		`CREATE TRIGGER users_outbox_insert AFTER INSERT ON users WHEN EXISTS (SELECT 1 FROM sinks)
+			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('User', NEW.id, CURRENT_TIMESTAMP); END`,
+		`CREATE TRIGGER users_outbox_update AFTER UPDATE ON users WHEN EXISTS (SELECT 1 FROM sinks)
+			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('User', NEW.id, CURRENT_TIMESTAMP); END`,
+		`CREATE TRIGGER users_outbox_delete AFTER DELETE ON users WHEN EXISTS (SELECT 1 FROM sinks)
+			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('User', OLD.id, CURRENT_TIMESTAMP); END`,
+		`CREATE TRIGGER groups_outbox_insert AFTER INSERT ON groups WHEN EXISTS (SELECT 1 FROM sinks)
+			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', NEW.id, CURRENT_TIMESTAMP); END`,
+		`CREATE TRIGGER groups_outbox_update AFTER UPDATE ON groups WHEN EXISTS (SELECT 1 FROM sinks)
+			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', NEW.id, CURRENT_TIMESTAMP); END`,
+		`CREATE TRIGGER groups_outbox_delete AFTER DELETE ON groups WHEN EXISTS (SELECT 1 FROM sinks)
+			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', OLD.id, CURRENT_TIMESTAMP); END`,
+		`CREATE TRIGGER memberships_outbox_insert AFTER INSERT ON memberships WHEN EXISTS (SELECT 1 FROM sinks)
+			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', NEW.group_id, CURRENT_TIMESTAMP); END`,
+		`CREATE TRIGGER memberships_outbox_update AFTER UPDATE ON memberships WHEN EXISTS (SELECT 1 FROM sinks)
+			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', NEW.group_id, CURRENT_TIMESTAMP); END`,
+		`CREATE TRIGGER memberships_outbox_delete AFTER DELETE ON memberships WHEN EXISTS (SELECT 1 FROM sinks)
+			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', OLD.group_id, CURRENT_TIMESTAMP); END`,
+	}},
 }
 
 // Latest is the schema version this build needs.

@@ -92,7 +92,8 @@ func peakHeap(fn func()) float64 {
 // primary key and a unique login index). Run with -benchtime=1x;
 // ROSTER_BENCH_USERS changes the size, ROSTER_BENCH_HEAPPROF=file writes
 // a heap profile at the peak, ROSTER_BENCH_WHOLE=1 plans every file whole
-// instead of streaming it.
+// instead of streaming it, ROSTER_BENCH_SINK=1 registers a sink first so
+// that every change is recorded in the outbox (migration 11) too.
 func BenchmarkSync100k(b *testing.B) {
 	n := 100_000
 	if v, err := strconv.Atoi(os.Getenv("ROSTER_BENCH_USERS")); err == nil && v > 0 {
@@ -113,6 +114,11 @@ func BenchmarkSync100k(b *testing.B) {
 					r.Config.Limits.StreamFrom = 1 << 50 // plan every file whole, to compare
 				}
 				ctx := context.Background()
+				if os.Getenv("ROSTER_BENCH_SINK") != "" {
+					if err := s.RegisterSinks(ctx, []string{"bench"}); err != nil {
+						b.Fatal(err)
+					}
+				}
 				var res *tasks.Result
 				var err error
 				start := time.Now()

@@ -1,0 +1,556 @@
+// Package sinks provisions roster's directory into downstream SCIM 2.0
+// services (SPEC §12, docs/sinks.md). A Sink follows the store's outbox:
+// it reads each changed user or group as it is now, decides whether the
+// sink's scope holds it, and creates, updates, deactivates or deletes it
+// on the service, in plain RFC 7644. Delivery is at least once: the
+// position in the outbox moves only after what it covers was delivered,
+// and every request is one that can be repeated without harm.
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rosterd/roster/config"
+	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/scim"
+	"github.com/rosterd/roster/scim/filter"
+)
+
+// Schema URNs of what a sink sends.
+const (
+	userURN  = "urn:ietf:params:scim:schemas:core:2.0:User"
+	groupURN = "urn:ietf:params:scim:schemas:core:2.0:Group"
+	patchURN = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+	listURN  = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+)
+
+// batch is how many outbox entries one step reads at a time.
+const batch = 500
+
+// Counts are what one delivery did, by action.
+type Counts struct {
+	Created     int `json:"created"`
+	Adopted     int `json:"adopted"`
+	Updated     int `json:"updated"`
+	Deactivated int `json:"deactivated"`
+	Deleted     int `json:"deleted"`
+	Failed      int `json:"failed"`
+}
+
+// Sink delivers one configured sink.
+type Sink struct {
+	cfg    config.Sink
+	store  *store.Store
+	dir    scim.Directory
+	client *client
+	log    *slog.Logger
+	scope  filter.Expr
+
+	// patch is whether the service takes PATCH (its
+	// /ServiceProviderConfig), read once per Run.
+	patch   bool
+	checked bool
+	// Errors are the per-resource failures of the last step, with the
+	// service's answer.
+	Errors []string
+	// Observe, when set, hears how each step of Run ended (metrics).
+	Observe func(sink string, c Counts, err error)
+}
+
+// New returns the sink cfg describes, reading the directory through dir
+// (the store's SCIM view). httpClient may be nil.
+func New(cfg config.Sink, st *store.Store, dir scim.Directory, httpClient *http.Client, log *slog.Logger) (*Sink, error) {
+	s := &Sink{cfg: cfg, store: st, dir: dir, client: newClient(cfg, httpClient), log: log.With("sink", cfg.Name)}
+	if cfg.Scope.Filter != "" {
+		f, err := filter.Parse(cfg.Scope.Filter)
+		if err != nil {
+			return nil, fmt.Errorf("sink %s: scope.filter: %w", cfg.Name, err)
+		}
+		s.scope = f
+	}
+	return s, nil
+}
+
+// Step delivers what is due: the first full comparison when the sink has
+// never finished one, then the outbox up to its end.
+func (s *Sink) Step(ctx context.Context) (Counts, error) {
+	var c Counts
+	s.Errors = nil
+	if !s.checked {
+		if err := s.readConfig(ctx); err != nil {
+			return c, err
+		}
+	}
+	compared, err := s.store.SinkCompared(ctx, s.cfg.Name)
+	if err != nil {
+		return c, err
+	}
+	if compared.IsZero() {
+		if err := s.compare(ctx, &c); err != nil {
+			return c, err
+		}
+		if err := s.store.SetSinkCompared(ctx, s.cfg.Name, time.Now()); err != nil {
+			return c, err
+		}
+	}
+	for {
+		st, err := s.store.Sink(ctx, s.cfg.Name)
+		if err != nil {
+			return c, err
+		}
+		changes, err := s.store.Changes(ctx, st.Position, batch)
+		if err != nil || len(changes) == 0 {
+			return c, err
+		}
+		var users, groups []string
+		seen := map[string]bool{}
+		for _, ch := range changes {
+			if seen[ch.Kind+"/"+ch.ResourceID] {
+				continue
+			}
+			seen[ch.Kind+"/"+ch.ResourceID] = true
+			if ch.Kind == store.KindUser {
+				users = append(users, ch.ResourceID)
+			} else {
+				groups = append(groups, ch.ResourceID)
+			}
+		}
+		release, err := s.checkRemovals(ctx, users)
+		if err != nil {
+			return c, err
+		}
+		if err := s.deliverAll(ctx, users, groups, &c); err != nil {
+			return c, err
+		}
+		if release {
+			if err := s.store.HoldSink(ctx, s.cfg.Name, ""); err != nil {
+				return c, err
+			}
+		}
+		if err := s.store.SetSinkPosition(ctx, s.cfg.Name, changes[len(changes)-1].Position); err != nil {
+			return c, err
+		}
+	}
+}
+
+// ErrHeld is returned by Step while the sink waits for an operator: the
+// users it would deactivate or delete next exceed its max_removals.
+var ErrHeld = errors.New("held for an operator")
+
+// checkRemovals holds the sink when the users of a batch that would leave
+// the service (deactivated or deleted) exceed max_removals of those it
+// holds, unless an operator approved them; release reports that an
+// approved hold is to be lifted once the batch is delivered.
+func (s *Sink) checkRemovals(ctx context.Context, users []string) (release bool, err error) {
+	n := 0
+	for _, id := range users {
+		sid, err := s.store.ServiceID(ctx, s.cfg.Name, store.KindUser, id)
+		if err != nil || sid == "" {
+			if err != nil {
+				return false, err
+			}
+			continue
+		}
+		in, err := s.inScope(ctx, id)
+		if err != nil {
+			return false, err
+		}
+		if !in {
+			n++
+		}
+	}
+	st, err := s.store.Sink(ctx, s.cfg.Name)
+	if err != nil {
+		return false, err
+	}
+	if n == 0 {
+		return st.Held != "", nil
+	}
+	total, err := s.store.SinkServiceUsers(ctx, s.cfg.Name)
+	if err != nil {
+		return false, err
+	}
+	if limit := s.cfg.MaxRemovals.Limit(int(total)); n <= limit || st.Approved {
+		return st.Held != "", nil
+	}
+	verb := "deactivate"
+	if s.cfg.OnRemove == config.OnRemoveDelete {
+		verb = "delete"
+	}
+	reason := fmt.Sprintf("the next delivery would %s %d of the %d users the service holds, more than max_removals %s; approve with roster sink %s --approve",
+		verb, n, total, s.cfg.MaxRemovals, s.cfg.Name)
+	if err := s.store.HoldSink(ctx, s.cfg.Name, reason); err != nil {
+		return false, err
+	}
+	return false, fmt.Errorf("sink %s: %w: %s", s.cfg.Name, ErrHeld, reason)
+}
+
+// readConfig asks the service whether it takes PATCH.
+func (s *Sink) readConfig(ctx context.Context) error {
+	var spc struct {
+		Patch struct {
+			Supported bool `json:"supported"`
+		} `json:"patch"`
+	}
+	if err := s.client.do(ctx, http.MethodGet, "/ServiceProviderConfig", nil, &spc); err != nil {
+		return fmt.Errorf("sink %s: read the service's configuration: %w", s.cfg.Name, err)
+	}
+	s.patch, s.checked = spc.Patch.Supported, true
+	return nil
+}
+
+// compare delivers every user and group of the directory: on first
+// contact the service's own users are matched and adopted, and what
+// drifted is put right.
+func (s *Sink) compare(ctx context.Context, c *Counts) error {
+	var users, groups []string
+	var after *scim.Position
+	for {
+		page, err := s.dir.Users(ctx, scim.Query{Count: batch, Cursor: true, After: after})
+		if err != nil {
+			return fmt.Errorf("sink %s: list the users: %w", s.cfg.Name, err)
+		}
+		for _, u := range page.Resources {
+			users = append(users, u.ID)
+		}
+		if after = page.Next; after == nil {
+			break
+		}
+	}
+	for after = nil; ; {
+		page, err := s.dir.Groups(ctx, scim.Query{Count: batch, Cursor: true, After: after})
+		if err != nil {
+			return fmt.Errorf("sink %s: list the groups: %w", s.cfg.Name, err)
+		}
+		for _, g := range page.Resources {
+			groups = append(groups, g.ID)
+		}
+		if after = page.Next; after == nil {
+			break
+		}
+	}
+	return s.deliverAll(ctx, users, groups, c)
+}
+
+// deliverAll delivers users, then groups (whose members must exist on
+// the service first). A resource the service refuses is counted and
+// reported and does not stop the others; a failing or unreachable service
+// stops the step, so that the position does not move past what it lost.
+func (s *Sink) deliverAll(ctx context.Context, users, groups []string, c *Counts) error {
+	for _, id := range users {
+		if err := s.deliverUser(ctx, id, c); err != nil {
+			if err := s.failed(err, c); err != nil {
+				return err
+			}
+		}
+	}
+	queued := map[string]bool{}
+	for _, id := range groups {
+		queued[id] = true
+	}
+	for i := 0; i < len(groups); i++ {
+		created, err := s.deliverGroup(ctx, groups[i], c)
+		if err != nil {
+			if err := s.failed(err, c); err != nil {
+				return err
+			}
+			continue
+		}
+		if !created {
+			continue
+		}
+		// A group new on the service may bring its parents into scope,
+		// or complete their members.
+		parents, err := s.store.GroupParents(ctx, groups[i])
+		if err != nil {
+			return err
+		}
+		for _, p := range parents {
+			if !queued[p] || slices.Index(groups, p) < i {
+				queued[p] = true
+				groups = append(groups, p)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *Sink) failed(err error, c *Counts) error {
+	if transient(err) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var se *ServiceError
+	if !errors.As(err, &se) {
+		return err // the store, not the service
+	}
+	c.Failed++
+	s.Errors = append(s.Errors, err.Error())
+	s.log.Warn("the service refused a resource", "error", err)
+	return nil
+}
+
+// inScope reports whether the sink's scope holds the user.
+func (s *Sink) inScope(ctx context.Context, id string) (bool, error) {
+	source, deleted, err := s.store.UserSource(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || deleted {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if len(s.cfg.Scope.Sources) > 0 && !slices.Contains(s.cfg.Scope.Sources, source) {
+		return false, nil
+	}
+	if s.scope == nil {
+		return true, nil
+	}
+	f, err := filter.Parse("id eq " + quote(id) + " and (" + s.cfg.Scope.Filter + ")")
+	if err != nil {
+		return false, fmt.Errorf("sink %s: scope.filter: %w", s.cfg.Name, err)
+	}
+	page, err := s.dir.Users(ctx, scim.Query{Filter: f})
+	if err != nil {
+		return false, fmt.Errorf("sink %s: scope.filter: %w", s.cfg.Name, err)
+	}
+	return page.Total > 0, nil
+}
+
+// deliverUser makes the service hold the user as the directory does, or
+// not at all.
+func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
+	sid, err := s.store.ServiceID(ctx, s.cfg.Name, store.KindUser, id)
+	if err != nil {
+		return err
+	}
+	in, err := s.inScope(ctx, id)
+	if err != nil {
+		return err
+	}
+	var u *scim.User
+	if in {
+		if u, err = s.dir.User(ctx, id, scim.Include{Emails: true, PhoneNumbers: true}); errors.Is(err, scim.ErrNotFound) {
+			in = false
+		} else if err != nil {
+			return fmt.Errorf("sink %s: read user %s: %w", s.cfg.Name, id, err)
+		}
+	}
+	if !in {
+		return s.removeUser(ctx, id, sid, c)
+	}
+	body, err := s.userBody(ctx, u)
+	if err != nil {
+		return err
+	}
+	if sid == "" {
+		if sid, err = s.match(ctx, "/Users", "userName", u.UserName); err == nil && sid == "" && u.ExternalID != "" {
+			sid, err = s.match(ctx, "/Users", "externalId", u.ExternalID)
+		}
+		if err != nil {
+			return err
+		}
+		if sid == "" {
+			return s.create(ctx, "/Users", store.KindUser, id, body, &c.Created)
+		}
+		c.Adopted++
+		if err := s.store.SetServiceID(ctx, s.cfg.Name, store.KindUser, id, sid); err != nil {
+			return err
+		}
+	}
+	return s.update(ctx, "/Users/", store.KindUser, id, sid, body, &c.Updated, &c.Created)
+}
+
+// removeUser applies on_remove to a user the service holds.
+func (s *Sink) removeUser(ctx context.Context, id, sid string, c *Counts) error {
+	if sid == "" {
+		return nil
+	}
+	path := "/Users/" + url.PathEscape(sid)
+	if s.cfg.OnRemove == config.OnRemoveDelete {
+		err := s.client.do(ctx, http.MethodDelete, path, nil, nil)
+		if err != nil && !isStatus(err, http.StatusNotFound) {
+			return err
+		}
+		c.Deleted++
+		return s.store.SetServiceID(ctx, s.cfg.Name, store.KindUser, id, "")
+	}
+	var err error
+	if s.patch {
+		err = s.client.do(ctx, http.MethodPatch, path, patchReplace(map[string]any{"active": false}), nil)
+	} else {
+		var held map[string]any
+		if err = s.client.do(ctx, http.MethodGet, path, nil, &held); err == nil {
+			delete(held, "meta")
+			held["active"] = false
+			err = s.client.do(ctx, http.MethodPut, path, held, nil)
+		}
+	}
+	if isStatus(err, http.StatusNotFound) {
+		// Gone from the service already: nothing left to deactivate.
+		return s.store.SetServiceID(ctx, s.cfg.Name, store.KindUser, id, "")
+	}
+	if err == nil {
+		c.Deactivated++
+	}
+	return err
+}
+
+// deliverGroup makes the service hold the group with its members that
+// the service holds, or not at all. It reports whether the group was
+// created on the service.
+func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, error) {
+	sid, err := s.store.ServiceID(ctx, s.cfg.Name, store.KindGroup, id)
+	if err != nil {
+		return false, err
+	}
+	var members []map[string]any
+	g, err := s.dir.Group(ctx, id, scim.Include{Members: true})
+	in := err == nil && s.cfg.Scope.Groups != config.SinkGroupsNone
+	if err != nil && !errors.Is(err, scim.ErrNotFound) {
+		return false, fmt.Errorf("sink %s: read group %s: %w", s.cfg.Name, id, err)
+	}
+	if in {
+		for _, m := range g.Members {
+			kind := store.KindUser
+			if m.Type == "Group" {
+				kind = store.KindGroup
+			}
+			msid, err := s.store.ServiceID(ctx, s.cfg.Name, kind, m.Value)
+			if err != nil {
+				return false, err
+			}
+			if msid != "" {
+				members = append(members, map[string]any{"value": msid, "type": m.Type})
+			}
+		}
+		if s.cfg.Scope.Groups == config.SinkGroupsMembers && len(members) == 0 {
+			in = false
+		}
+	}
+	if !in {
+		if sid == "" {
+			return false, nil
+		}
+		err := s.client.do(ctx, http.MethodDelete, "/Groups/"+url.PathEscape(sid), nil, nil)
+		if err != nil && !isStatus(err, http.StatusNotFound) {
+			return false, err
+		}
+		c.Deleted++
+		return false, s.store.SetServiceID(ctx, s.cfg.Name, store.KindGroup, id, "")
+	}
+	body := map[string]any{"schemas": []string{groupURN}, "displayName": g.DisplayName, "members": members}
+	if members == nil {
+		body["members"] = []any{}
+	}
+	if g.ExternalID != "" {
+		body["externalId"] = g.ExternalID
+	}
+	if sid == "" {
+		if sid, err = s.match(ctx, "/Groups", "displayName", g.DisplayName); err != nil {
+			return false, err
+		}
+		if sid == "" {
+			err := s.create(ctx, "/Groups", store.KindGroup, id, body, &c.Created)
+			return err == nil, err
+		}
+		c.Adopted++
+		if err := s.store.SetServiceID(ctx, s.cfg.Name, store.KindGroup, id, sid); err != nil {
+			return false, err
+		}
+	}
+	return false, s.update(ctx, "/Groups/", store.KindGroup, id, sid, body, &c.Updated, &c.Created)
+}
+
+// match looks the service up for a resource whose attr equals value and
+// returns its id, "" when it holds none.
+func (s *Sink) match(ctx context.Context, path, attr, value string) (string, error) {
+	q := url.Values{"filter": {fmt.Sprintf("%s eq %s", attr, quote(value))}, "count": {"2"}}
+	var list struct {
+		Resources []struct {
+			ID string `json:"id"`
+		} `json:"Resources"`
+	}
+	if err := s.client.do(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &list); err != nil {
+		return "", err
+	}
+	if len(list.Resources) == 0 {
+		return "", nil
+	}
+	return list.Resources[0].ID, nil
+}
+
+// create posts the resource and records the id the service gave it.
+func (s *Sink) create(ctx context.Context, path, kind, id string, body map[string]any, n *int) error {
+	var made struct {
+		ID string `json:"id"`
+	}
+	if err := s.client.do(ctx, http.MethodPost, path, body, &made); err != nil {
+		return err
+	}
+	if made.ID == "" {
+		return &ServiceError{Method: http.MethodPost, Path: path, Status: http.StatusCreated, Detail: "the answer has no id"}
+	}
+	*n++
+	return s.store.SetServiceID(ctx, s.cfg.Name, kind, id, made.ID)
+}
+
+// update replaces the resource's attributes on the service, with PATCH
+// when the service takes it; a resource the service lost is created
+// again.
+func (s *Sink) update(ctx context.Context, prefix, kind, id, sid string, body map[string]any, updated, created *int) error {
+	path := prefix + url.PathEscape(sid)
+	var err error
+	if s.patch {
+		value := make(map[string]any, len(body))
+		for k, v := range body {
+			if k != "schemas" {
+				value[k] = v
+			}
+		}
+		err = s.client.do(ctx, http.MethodPatch, path, patchReplace(value), nil)
+	} else {
+		err = s.client.do(ctx, http.MethodPut, path, body, nil)
+	}
+	if isStatus(err, http.StatusNotFound) {
+		return s.create(ctx, strings.TrimSuffix(prefix, "/"), kind, id, body, created)
+	}
+	if err == nil {
+		*updated++
+	}
+	return err
+}
+
+func patchReplace(value map[string]any) map[string]any {
+	return map[string]any{"schemas": []string{patchURN}, "Operations": []any{map[string]any{"op": "replace", "value": value}}}
+}
+
+func isStatus(err error, status int) bool {
+	var se *ServiceError
+	return errors.As(err, &se) && se.Status == status
+}
+
+// quote writes a SCIM filter string (RFC 7644 §3.4.2.2: JSON strings).
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r < 0x20:
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
