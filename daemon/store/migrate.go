@@ -341,26 +341,7 @@ var migrations = []migration{
 			END IF;
 			RETURN NULL;
 		END $$`,
-	}, []string{
-		`CREATE TRIGGER users_outbox_insert AFTER INSERT ON users WHEN EXISTS (SELECT 1 FROM sinks)
-			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('User', NEW.id, CURRENT_TIMESTAMP); END`,
-		`CREATE TRIGGER users_outbox_update AFTER UPDATE ON users WHEN EXISTS (SELECT 1 FROM sinks)
-			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('User', NEW.id, CURRENT_TIMESTAMP); END`,
-		`CREATE TRIGGER users_outbox_delete AFTER DELETE ON users WHEN EXISTS (SELECT 1 FROM sinks)
-			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('User', OLD.id, CURRENT_TIMESTAMP); END`,
-		`CREATE TRIGGER groups_outbox_insert AFTER INSERT ON groups WHEN EXISTS (SELECT 1 FROM sinks)
-			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', NEW.id, CURRENT_TIMESTAMP); END`,
-		`CREATE TRIGGER groups_outbox_update AFTER UPDATE ON groups WHEN EXISTS (SELECT 1 FROM sinks)
-			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', NEW.id, CURRENT_TIMESTAMP); END`,
-		`CREATE TRIGGER groups_outbox_delete AFTER DELETE ON groups WHEN EXISTS (SELECT 1 FROM sinks)
-			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', OLD.id, CURRENT_TIMESTAMP); END`,
-		`CREATE TRIGGER memberships_outbox_insert AFTER INSERT ON memberships WHEN EXISTS (SELECT 1 FROM sinks)
-			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', NEW.group_id, CURRENT_TIMESTAMP); END`,
-		`CREATE TRIGGER memberships_outbox_update AFTER UPDATE ON memberships WHEN EXISTS (SELECT 1 FROM sinks)
-			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', NEW.group_id, CURRENT_TIMESTAMP); END`,
-		`CREATE TRIGGER memberships_outbox_delete AFTER DELETE ON memberships WHEN EXISTS (SELECT 1 FROM sinks)
-			BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('Group', OLD.group_id, CURRENT_TIMESTAMP); END`,
-	}},
+	}, nil},
 }
 
 // Latest is the schema version this build needs.

@@ -68,7 +68,7 @@ type SinkState struct {
 // found by its first full comparison, what commits later is recorded for
 // it. A sink no longer named loses its position and id map, and stops
 // holding back the outbox's retention; with no sink left the triggers
-// record nothing (on PostgreSQL they are dropped, see pgOutboxTriggers).
+// record nothing (on PostgreSQL they are dropped, see outboxTriggers).
 func (s *Store) RegisterSinks(ctx context.Context, names []string) error {
 	var err error
 	// Creating or dropping PostgreSQL's triggers locks users, groups and
@@ -144,13 +144,13 @@ func (s *Store) registerSinks(ctx context.Context, names []string) error {
 	})
 }
 
-// pgOutboxTriggers are the outbox's triggers on PostgreSQL (the functions
-// are migration 11's). They exist only while a sink is registered: the
-// server fills a statement's transition tables whenever such a trigger
-// exists, which made a 100,000-user sync about a quarter slower with no
-// sink to record for (docs/sinks.md). SQLite's per-row triggers test for
-// a sink before doing anything, and stay.
-var pgOutboxTriggers = []struct{ table, name, event, transition, function string }{
+// outboxTriggers are the outbox's triggers (PostgreSQL's functions are
+// migration 11's). They exist only while a sink is registered: PostgreSQL
+// fills a statement's transition tables whenever such a trigger exists,
+// which made a 100,000-user sync about a quarter slower with no sink to
+// record for, and SQLite's per-row triggers would still test for a sink
+// on every row written (docs/sinks.md).
+var outboxTriggers = []struct{ table, name, event, transition, function string }{
 	{"users", "users_outbox_insert", "INSERT", "NEW TABLE AS new_rows", "roster_outbox_users"},
 	{"users", "users_outbox_update", "UPDATE", "NEW TABLE AS new_rows", "roster_outbox_users"},
 	{"users", "users_outbox_delete", "DELETE", "OLD TABLE AS old_rows", "roster_outbox_users"},
@@ -162,7 +162,7 @@ var pgOutboxTriggers = []struct{ table, name, event, transition, function string
 	{"memberships", "memberships_outbox_delete", "DELETE", "OLD TABLE AS old_rows", "roster_outbox_memberships"},
 }
 
-// syncOutboxTriggers makes PostgreSQL's outbox triggers exist exactly
+// syncOutboxTriggers makes the outbox triggers exist exactly
 // when the sinks table, as tx sees it, has a row; it runs in the
 // transaction that changes that table, under the sinks lock. Creating a
 // trigger waits for the transactions writing to its table and holds
@@ -171,37 +171,64 @@ var pgOutboxTriggers = []struct{ table, name, event, transition, function string
 // first full comparison. Nothing is done when the triggers already match,
 // so a restart with the same sinks locks no table.
 func (s *Store) syncOutboxTriggers(tx *gorm.DB) error {
-	if s.driver != Postgres {
-		return nil
-	}
 	var sinks, present int64
 	if err := tx.Raw(`SELECT COUNT(*) FROM sinks`).Row().Scan(&sinks); err != nil {
 		return fmt.Errorf("count the sinks: %w", err)
 	}
-	names := make([]string, len(pgOutboxTriggers))
-	for i, t := range pgOutboxTriggers {
+	names := make([]string, len(outboxTriggers))
+	for i, t := range outboxTriggers {
 		names[i] = t.name
 	}
-	if err := tx.Raw(`SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-		WHERE c.relnamespace = current_schema()::regnamespace AND t.tgname IN ?`, names).Row().Scan(&present); err != nil {
+	lookup := `SELECT COUNT(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+		WHERE c.relnamespace = current_schema()::regnamespace AND t.tgname IN ?`
+	if s.driver != Postgres {
+		lookup = `SELECT COUNT(*) FROM sqlite_master WHERE type = 'trigger' AND name IN ?`
+	}
+	if err := tx.Raw(lookup, names).Row().Scan(&present); err != nil {
 		return fmt.Errorf("look up the outbox triggers: %w", err)
 	}
 	switch {
-	case sinks > 0 && present != int64(len(pgOutboxTriggers)):
-		for _, t := range pgOutboxTriggers {
-			if err := tx.Exec(`CREATE OR REPLACE TRIGGER ` + t.name + ` AFTER ` + t.event + ` ON ` + t.table +
-				` REFERENCING ` + t.transition + ` FOR EACH STATEMENT EXECUTE FUNCTION ` + t.function + `()`).Error; err != nil {
+	case sinks > 0 && present != int64(len(outboxTriggers)):
+		for _, t := range outboxTriggers {
+			if err := tx.Exec(s.outboxTrigger(t.name, t.event, t.table, t.transition, t.function)).Error; err != nil {
 				return fmt.Errorf("create the outbox trigger %s: %w", t.name, err)
 			}
 		}
 	case sinks == 0 && present > 0:
-		for _, t := range pgOutboxTriggers {
-			if err := tx.Exec(`DROP TRIGGER IF EXISTS ` + t.name + ` ON ` + t.table).Error; err != nil {
+		for _, t := range outboxTriggers {
+			drop := `DROP TRIGGER IF EXISTS ` + t.name
+			if s.driver == Postgres {
+				drop += ` ON ` + t.table
+			}
+			if err := tx.Exec(drop).Error; err != nil {
 				return fmt.Errorf("drop the outbox trigger %s: %w", t.name, err)
 			}
 		}
 	}
 	return nil
+}
+
+// outboxTrigger is the statement that creates an outbox trigger: on
+// PostgreSQL one per statement over its transition table (function does
+// the insert), on SQLite one per row that inserts itself.
+func (s *Store) outboxTrigger(name, event, table, transition, function string) string {
+	if s.driver == Postgres {
+		return `CREATE OR REPLACE TRIGGER ` + name + ` AFTER ` + event + ` ON ` + table +
+			` REFERENCING ` + transition + ` FOR EACH STATEMENT EXECUTE FUNCTION ` + function + `()`
+	}
+	kind, id := "User", "id"
+	switch table {
+	case "groups":
+		kind = "Group"
+	case "memberships":
+		kind, id = "Group", "group_id"
+	}
+	row := "NEW"
+	if event == "DELETE" {
+		row = "OLD"
+	}
+	return `CREATE TRIGGER IF NOT EXISTS ` + name + ` AFTER ` + event + ` ON ` + table +
+		` BEGIN INSERT INTO outbox (kind, resource_id, at) VALUES ('` + kind + `', ` + row + `.` + id + `, CURRENT_TIMESTAMP); END`
 }
 
 // outboxEnd is the position before every entry a reader has not been
