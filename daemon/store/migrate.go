@@ -308,40 +308,30 @@ var migrations = []migration{
 	}, []string{
 		`ALTER TABLE outbox ALTER COLUMN resource_id TYPE TEXT COLLATE "C"`,
 		`ALTER TABLE sink_ids ALTER COLUMN resource_id TYPE TEXT COLLATE "C"`,
-		`CREATE FUNCTION roster_outbox_users() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN
-			IF EXISTS (SELECT 1 FROM sinks) THEN
-				IF TG_OP = 'DELETE' THEN
-					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'User', id, now() FROM old_rows;
-				ELSE
-					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'User', id, now() FROM new_rows;
-				END IF;
-			END IF;
-			RETURN NULL;
-		END $$`,
-		`CREATE FUNCTION roster_outbox_groups() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN
-			IF EXISTS (SELECT 1 FROM sinks) THEN
-				IF TG_OP = 'DELETE' THEN
-					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'Group', id, now() FROM old_rows;
-				ELSE
-					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'Group', id, now() FROM new_rows;
-				END IF;
-			END IF;
-			RETURN NULL;
-		END $$`,
-		`CREATE FUNCTION roster_outbox_memberships() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN
-			IF EXISTS (SELECT 1 FROM sinks) THEN
-				IF TG_OP = 'DELETE' THEN
-					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'Group', group_id, now() FROM old_rows;
-				ELSE
-					INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), 'Group', group_id, now() FROM new_rows;
-				END IF;
-			END IF;
-			RETURN NULL;
-		END $$`,
+		outboxFunction("roster_outbox_users", "User", "id"),
+		outboxFunction("roster_outbox_groups", "Group", "id"),
+		outboxFunction("roster_outbox_memberships", "Group", "group_id"),
 	}, nil},
+}
+
+// outboxFunction is the PostgreSQL trigger function name that records,
+// once per statement, the resource of kind that each row written names
+// in its column id (see outboxTriggers).
+func outboxFunction(name, kind, id string) string {
+	insert := func(rows string) string {
+		return `INSERT INTO outbox (xid, kind, resource_id, at) SELECT DISTINCT txid_current(), '` + kind + `', ` + id + `, now() FROM ` + rows + `;`
+	}
+	return `CREATE FUNCTION ` + name + `() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF EXISTS (SELECT 1 FROM sinks) THEN
+				IF TG_OP = 'DELETE' THEN
+					` + insert("old_rows") + `
+				ELSE
+					` + insert("new_rows") + `
+				END IF;
+			END IF;
+			RETURN NULL;
+		END $$`
 }
 
 // Latest is the schema version this build needs.

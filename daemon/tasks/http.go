@@ -90,22 +90,37 @@ func (r *Runner) syncHTTP(ctx context.Context, src *config.Source, opt Options) 
 		return r.finishFailed(ctx, t, nil, err)
 	}
 	if !opt.Force {
-		state, err := r.Store.GetSource(ctx, src.Name)
-		if err != nil {
-			return r.finishFailed(ctx, t, nil, transient(err))
-		}
-		if state.LastFingerprint == in.fingerprint {
-			os.Remove(r.rawPath(t))
-			t.Status, t.Fingerprint, t.RawRecord = store.StatusSkipped, in.fingerprint, ""
-			t.Warnings = mustJSON(append(nonNil(in.warnings), "the upstream data is unchanged since the last successful sync"))
-			if err := r.Store.SaveTask(ctx, t); err != nil {
-				return nil, err
-			}
-			r.log().Info("sync skipped: input unchanged", "source", src.Name, "task", t.ID)
-			return &Result{Task: t}, nil
+		if res, skipped, err := r.skipUnchanged(ctx, t, src, in, "the upstream data", true); skipped || err != nil {
+			return res, err
 		}
 	}
 	return r.process(ctx, t, src, in, opt.Force)
+}
+
+// skipUnchanged records t as skipped when in is what the source's last
+// successful sync read (what names the input in the task's warning), and
+// reports whether it did; dropRaw removes the raw record written while
+// the input was read.
+func (r *Runner) skipUnchanged(ctx context.Context, t *store.Task, src *config.Source, in *input, what string, dropRaw bool) (*Result, bool, error) {
+	state, err := r.Store.GetSource(ctx, src.Name)
+	if err != nil {
+		res, err := r.finishFailed(ctx, t, nil, transient(err))
+		return res, true, err
+	}
+	if state.LastFingerprint != in.fingerprint {
+		return nil, false, nil
+	}
+	if dropRaw {
+		os.Remove(r.rawPath(t))
+		t.RawRecord = ""
+	}
+	t.Status, t.Fingerprint = store.StatusSkipped, in.fingerprint
+	t.Warnings = mustJSON(append(nonNil(in.warnings), what+" is unchanged since the last successful sync"))
+	if err := r.Store.SaveTask(ctx, t); err != nil {
+		return nil, true, err
+	}
+	r.log().Info("sync skipped: input unchanged", "source", src.Name, "task", t.ID)
+	return &Result{Task: t}, true, nil
 }
 
 // fetchKept fetches src's snapshot for task t, keeping the pages as its

@@ -112,18 +112,8 @@ func (r *Runner) syncLDAP(ctx context.Context, src *config.Source, opt Options) 
 		return r.finishFailed(ctx, t, nil, err)
 	}
 	if !opt.Force {
-		state, err := r.Store.GetSource(ctx, src.Name)
-		if err != nil {
-			return r.finishFailed(ctx, t, nil, transient(err))
-		}
-		if state.LastFingerprint == in.fingerprint {
-			t.Status, t.Fingerprint = store.StatusSkipped, in.fingerprint
-			t.Warnings = mustJSON(append(nonNil(in.warnings), "the directory is unchanged since the last successful sync"))
-			if err := r.Store.SaveTask(ctx, t); err != nil {
-				return nil, err
-			}
-			r.log().Info("sync skipped: input unchanged", "source", src.Name, "task", t.ID)
-			return &Result{Task: t}, nil
+		if res, skipped, err := r.skipUnchanged(ctx, t, src, in, "the directory", false); skipped || err != nil {
+			return res, err
 		}
 	}
 	res, err := r.process(ctx, t, src, in, opt.Force)
