@@ -185,7 +185,7 @@ var daemonWatchSettle = daemon.DefaultPollInterval + daemon.DefaultDebounce + 2*
 
 // TestReadOnlyCommandsCreateNoStore: sources, tasks and task in a folder
 // (or on a PostgreSQL schema) without a store exit 4 with a clear error and
-// create nothing; without a config they say on stderr that the built-in
+// create nothing, as does a refused sync of a disabled source; without a config they say on stderr that the built-in
 // default is in use. Once a sync made the store they read it.
 func TestReadOnlyCommandsCreateNoStore(t *testing.T) {
 	readOnly := [][]string{{"sources"}, {"tasks"}, {"task", "1"}, {"sources", "--json"}}
@@ -214,6 +214,12 @@ func TestReadOnlyCommandsCreateNoStore(t *testing.T) {
 					t.Errorf("no store:\n%s", r)
 				}
 			}
+			// A disabled source refuses a sync (its state, not the usage)
+			// before the store is opened, so the refusal creates nothing.
+			w.write(t, "roster.yaml", w.read(t, "roster.yaml")+"  - name: off\n    type: csv\n    path: off.csv\n    enabled: false\n")
+			if r := w.want(t, exitRefused, "sync", "off"); !strings.Contains(r.stderr, "disabled") || strings.Contains(r.stderr, "usage:") {
+				t.Errorf("sync of a disabled source:\n%s", r)
+			}
 			if ok, err := store.Exists(t.Context(), driver, w.dsn); err != nil || ok {
 				t.Fatalf("after the read-only commands a store exists (%v, %v)", ok, err)
 			}
@@ -235,11 +241,6 @@ func TestReadOnlyCommandsCreateNoStore(t *testing.T) {
 			w.want(t, exitOK, "sources")
 			w.want(t, exitOK, "task", "1")
 			w.want(t, exitNotFound, "task", "2")
-			// A disabled source refuses a sync: its state, not the usage.
-			w.write(t, "roster.yaml", w.read(t, "roster.yaml")+"  - name: off\n    type: csv\n    path: off.csv\n    enabled: false\n")
-			if r := w.want(t, exitRefused, "sync", "off"); !strings.Contains(r.stderr, "disabled") || strings.Contains(r.stderr, "usage:") {
-				t.Errorf("sync of a disabled source:\n%s", r)
-			}
 		})
 	}
 }

@@ -35,8 +35,13 @@ func runSync(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := cfg.Source(pos[0]); !ok {
+	src, ok := cfg.Source(pos[0])
+	if !ok {
 		return notFoundError{fmt.Sprintf("no source %q in %s", pos[0], configName(cfg))}
+	}
+	if !src.Enabled {
+		// Refused before the store is opened: a refusal creates nothing.
+		return fmt.Errorf("%w: source %q is disabled (enabled: false)", tasks.ErrState, pos[0])
 	}
 	r, closeStore, err := e.openConfig(ctx, cfg)
 	if err != nil {
