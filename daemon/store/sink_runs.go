@@ -72,8 +72,8 @@ type ResourceFail struct {
 	Detail string `json:"detail"`
 }
 
-// AddSinkRun records a run and sets its ID. A held run that did nothing,
-// after a held run of the same reason, extends that run (Repeats, its
+// AddSinkRun records a run and sets its ID. A held run that did nothing
+// and that no operator asked for, after a held run of the same reason, extends that run (Repeats, its
 // end) and takes its ID, so a sink waiting for an operator all day keeps
 // one row.
 func (s *Store) AddSinkRun(ctx context.Context, r *SinkRun) error {
@@ -91,7 +91,8 @@ func (s *Store) AddSinkRun(ctx context.Context, r *SinkRun) error {
 	db := s.db.WithContext(ctx)
 	start, end := r.StartedAt.UTC(), r.FinishedAt.UTC()
 	return db.Transaction(func(tx *gorm.DB) error {
-		if r.Status == SinkRunHeld && r.Counts == (SinkRunCounts{}) && len(r.Errors) == 0 {
+		if r.Status == SinkRunHeld && r.Counts == (SinkRunCounts{}) && len(r.Errors) == 0 &&
+			(r.Trigger == SinkTriggerInterval || r.Trigger == SinkTriggerRetry) {
 			var last struct {
 				ID     int64
 				Status string
