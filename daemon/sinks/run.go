@@ -121,13 +121,14 @@ func (s *Sink) RunStep(ctx context.Context, trigger string) (store.SinkRun, Coun
 		run.Status, run.Error = store.SinkRunFailed, err.Error()
 		failure = err.Error()
 	}
+	// The state first: whoever sees the run sees the state it left.
+	if rerr := s.store.RecordSinkRun(ctx, s.cfg.Name, failure); rerr != nil {
+		s.log.Warn("could not record the sink's state", "error", rerr)
+	}
 	if recordable(run) {
 		if rerr := s.store.AddSinkRun(ctx, &run); rerr != nil {
 			s.log.Warn("could not record the sink's run", "error", rerr)
 		}
-	}
-	if rerr := s.store.RecordSinkRun(ctx, s.cfg.Name, failure); rerr != nil {
-		s.log.Warn("could not record the sink's state", "error", rerr)
 	}
 	return run, c, err
 }
