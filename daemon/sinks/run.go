@@ -103,8 +103,11 @@ func (s *Sink) RunStep(ctx context.Context, trigger string) (store.SinkRun, Coun
 	}
 	start := time.Now()
 	c, err := s.Step(ctx)
-	run := store.SinkRun{Sink: s.cfg.Name, Trigger: trigger, Status: store.SinkRunOK, StartedAt: start, FinishedAt: time.Now(),
+	run := store.SinkRun{Sink: s.cfg.Name, Trigger: trigger, Status: store.SinkRunOK, StartedAt: start.UTC(), FinishedAt: time.Now().UTC(),
 		Counts: store.SinkRunCounts(c), Errors: s.Fails}
+	if run.Errors == nil {
+		run.Errors = []store.ResourceFail{} // as the store reads it back
+	}
 	s.log.Debug("step", "counts", c, "err", err)
 	if ctx.Err() != nil {
 		return run, c, err // stopped, not ended: the next run does it again
