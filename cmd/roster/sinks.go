@@ -163,7 +163,8 @@ func runSinkNow(ctx context.Context, e *env, r *tasks.Runner, sc *config.Sink) (
 		if err != nil {
 			return store.SinkRun{}, err
 		}
-		run, _, err := s.RunStep(ctx, store.SinkTriggerOperator)
+		// Step's error is the run's: printed with it, and its exit code.
+		run, _, _ := s.RunStep(ctx, store.SinkTriggerOperator)
 		if ctx.Err() != nil {
 			return run, ctx.Err()
 		}
