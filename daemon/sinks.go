@@ -57,6 +57,14 @@ func (d *Daemon) startSinks(ctx context.Context, cfg *config.Config) error {
 			} else if n > 0 {
 				d.log.Debug("outbox trimmed", "entries", n)
 			}
+			// A sink's runs are kept as long as tasks are (tasks.keep),
+			// and at most store.MaxSinkRuns of each sink.
+			keep := time.Duration(d.Config().Tasks.Keep)
+			if n, err := d.store.ExpireSinkRuns(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+				d.log.Warn("could not expire old sink runs", "err", err)
+			} else if n > 0 {
+				d.log.Debug("sink runs expired", "runs", n)
+			}
 		}
 	})
 	return nil

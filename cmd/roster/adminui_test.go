@@ -288,6 +288,53 @@ func TestAdminUIBrowser(t *testing.T) {
 	}
 	shot("groups")
 
+	// A sink joins by a reload: its first run is recorded with what it
+	// created and the user the service refused; Run now runs it again.
+	// Its interval is an hour, so that the runs are the same in every run
+	// of the test (the pictures show them).
+	svc := pickyService(t, "user05")
+	w.write(t, "roster.yaml", config("  - name: hr\n    type: csv\n    path: hr.csv\n    watch: false\n")+
+		"sinks:\n  - name: wiki\n    url: "+svc.URL+"/scim/v2\n    auth: {bearer: e2e-browser-sink-token}\n    interval: 1h\n")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitSinkRun := func(id int64) {
+		t.Helper()
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			var v sinkViewJSON
+			if err := json.Unmarshal([]byte(w.run(t, "sink", "wiki", "--json").stdout), &v); err == nil && v.LastRun != nil && v.LastRun.ID >= id {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("run %d of the sink is not recorded after 60s; the log:\n%s", id, p.stderr)
+			}
+		}
+	}
+	waitSinkRun(1)
+	b.navigate(p.base + "/admin")
+	b.find(`header nav a[href="/admin/sinks"]`).click()
+	b.waitURL("/admin/sinks")
+	if got := b.text("#sink-wiki"); !strings.Contains(got, "ok") || !strings.Contains(got, "#1") {
+		t.Fatalf("wiki on the Sinks page: %q", got)
+	}
+	shot("sinks")
+	b.find(`#sink-wiki a[href="/admin/sinks/wiki"]`).click()
+	b.waitURL("/admin/sinks/wiki")
+	if got := b.text("#errors-1"); !strings.Contains(got, "POST /Users") || !strings.Contains(got, "userName user05 is reserved on this service") {
+		t.Fatalf("the refused user on the sink's page: %q", got)
+	}
+	b.find("#run").click()
+	b.waitURL("/admin/sinks/wiki?flash=sinkrun")
+	waitSinkRun(2)
+	b.navigate(p.base + "/admin/sinks/wiki")
+	if got := b.text("#run-2"); !strings.Contains(got, "operator") || !strings.Contains(got, "ok") {
+		t.Fatalf("the run asked for on the sink's page: %q", got)
+	}
+	shot("sink")
+	if strings.Contains(b.text("main"), "e2e-browser-sink-token") || strings.Contains(b.text("main"), svc.URL) {
+		t.Fatal("the sink's page shows its token or URL")
+	}
+
 	// On a phone.
 	b.viewport(390, 844)
 	b.navigate(p.base + "/admin")
@@ -301,7 +348,7 @@ func TestAdminUIBrowser(t *testing.T) {
 		t.Fatalf("after logout /admin went to %s", u)
 	}
 
-	for _, name := range []string{"login", "overview", "upload-errors", "task", "tasks", "task-failed", "task-held", "users", "groups", "overview-phone"} {
+	for _, name := range []string{"login", "overview", "upload-errors", "task", "tasks", "task-failed", "task-held", "users", "groups", "sinks", "sink", "overview-phone"} {
 		f, err := os.Open(filepath.Join(screenshotDir, "admin-"+name+".png"))
 		if err != nil {
 			t.Fatal(err)

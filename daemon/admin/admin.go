@@ -11,6 +11,11 @@
 //	POST  /api/v1/tasks/{id}/approve      apply a held task's plan
 //	POST  /api/v1/tasks/{id}/reject       discard a held task's plan
 //	PATCH /api/v1/users/{id}              {"active": false} or {"active": true}
+//	GET   /api/v1/sinks                   the sinks with their state, lag, queue and last run
+//	GET   /api/v1/sinks/{name}            one sink with its runs, newest first (limit, offset)
+//	GET   /api/v1/sinks/{name}/runs/{id}  one run of a sink with the resources the service refused
+//	POST  /api/v1/sinks/{name}/approve    let a sink held by max_removals deliver its removals
+//	POST  /api/v1/sinks/{name}/run        ask the replica delivering a sink to run it now (202)
 //
 // Every answer is JSON. A task is the object of SPEC §8.1 ([tasks.View]);
 // lists are {"items": [...], "total": N}; errors are
@@ -143,6 +148,11 @@ func New(o Options) *Handler {
 	h.route("/api/v1/users/{id}", bodySmall, method{http.MethodPatch, h.patchUser})
 	h.route("/api/v1/groups", bodySmall, method{http.MethodGet, h.listGroups})
 	h.route("/api/v1/groups/{id}", bodySmall, method{http.MethodGet, h.getGroup})
+	h.route("/api/v1/sinks", bodySmall, method{http.MethodGet, h.listSinks})
+	h.route("/api/v1/sinks/{name}", bodySmall, method{http.MethodGet, h.getSink})
+	h.route("/api/v1/sinks/{name}/runs/{id}", bodySmall, method{http.MethodGet, h.getSinkRun})
+	h.route("/api/v1/sinks/{name}/approve", bodySmall, method{http.MethodPost, h.approveSink})
+	h.route("/api/v1/sinks/{name}/run", bodySmall, method{http.MethodPost, h.runSink})
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusNotFound,
 			Message: fmt.Sprintf("no admin API endpoint at %s: see the README's \"Admin API\" section", r.URL.Path)})

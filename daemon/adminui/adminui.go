@@ -1,8 +1,9 @@
 // Package adminui serves roster's admin web page at /admin (SPEC §7): the
 // sources with their state, a Sync button and, for csv sources, a file
 // upload; the tasks with their status, counts and errors, a Retry button on
-// failed tasks and the plan of a held task with Approve and Reject; and the
-// directory's users with a search box.
+// failed tasks and the plan of a held task with Approve and Reject; the
+// directory's users with a search box; and the sinks with their state and
+// runs, with Run now and, for a held sink, Approve.
 //
 // The page is rendered on the server with html/template and works without
 // JavaScript. It does what the admin API (package admin) does, through the
@@ -176,6 +177,9 @@ func New(o Options) *Handler {
 	h.mux.Handle("GET /admin/users/{id}", h.page(h.userPage))
 	h.mux.Handle("POST /admin/users/{id}/active", h.action(h.setActive))
 	h.mux.Handle("GET /admin/groups", h.page(h.groupTree))
+	h.mux.Handle("GET /admin/sinks", h.page(h.sinkList))
+	h.mux.Handle("GET /admin/sinks/{name}", h.page(h.sinkPage))
+	h.mux.Handle("POST /admin/sinks/{name}/{action}", h.action(h.sinkAction))
 	h.mux.HandleFunc("/admin/", func(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Error: "There is no page at this address."})
 	})

@@ -48,13 +48,16 @@ type uploadErrors struct {
 	Errors  []sources.FieldError
 }
 
-var pageNames = []string{"login", "error", "overview", "tasks", "task", "users", "user", "groups"}
+var pageNames = []string{"login", "error", "overview", "tasks", "task", "users", "user", "groups", "sinks", "sink"}
 
 func parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
 		"when":   when,
 		"counts": countsText,
 		"plural": plural,
+		"lag":    lagText,
+		"int":    func(n int64) int { return int(n) },
+		"add":    func(a, b int) int { return a + b },
 	}
 	out := map[string]*template.Template{}
 	for _, p := range pageNames {
@@ -92,6 +95,8 @@ var flashes = map[string]string{
 	"rejected":       "The held plan was rejected; nothing was written.",
 	"retire":         "The retirement is planned and held: read who it removes, then approve or reject it.",
 	"loggedout":      "You are logged out.",
+	"sinkrun":        "The sink was asked to run now: the replica delivering it starts within about a second (after a step it is in); reload to see the run.",
+	"sinkapproved":   "The held removals were approved: the sink delivers them within about a second.",
 	"activated":      "The user was activated; syncs of its source keep that while the user is in the source.",
 	"deactivated":    "The user was deactivated; syncs of its source keep that while the user is in the source.",
 }
@@ -141,4 +146,9 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// lagText shows a sink's lag in whole seconds.
+func lagText(seconds float64) string {
+	return (time.Duration(seconds) * time.Second).String()
 }

@@ -59,8 +59,9 @@ type Sink struct {
 	patch   bool
 	checked bool
 	// Errors are the per-resource failures of the last step, with the
-	// service's answer.
+	// service's answer; Fails the same, by resource, for the sink's runs.
 	Errors []string
+	Fails  []store.ResourceFail
 	// Observe, when set, hears how each step of Run ended (metrics).
 	Observe func(sink string, c Counts, err error)
 }
@@ -83,7 +84,7 @@ func New(cfg config.Sink, st *store.Store, dir scim.Directory, httpClient *http.
 // never finished one, then the outbox up to its end.
 func (s *Sink) Step(ctx context.Context) (Counts, error) {
 	var c Counts
-	s.Errors = nil
+	s.Errors, s.Fails = nil, nil
 	if !s.checked {
 		if err := s.readConfig(ctx); err != nil {
 			return c, err
@@ -247,7 +248,7 @@ func (s *Sink) compare(ctx context.Context, c *Counts) error {
 func (s *Sink) deliverAll(ctx context.Context, users, groups []string, c *Counts) error {
 	for _, id := range users {
 		if err := s.deliverUser(ctx, id, c); err != nil {
-			if err := s.failed(err, c); err != nil {
+			if err := s.failed(err, c, store.KindUser, id); err != nil {
 				return err
 			}
 		}
@@ -259,7 +260,7 @@ func (s *Sink) deliverAll(ctx context.Context, users, groups []string, c *Counts
 	for i := 0; i < len(groups); i++ {
 		created, err := s.deliverGroup(ctx, groups[i], c)
 		if err != nil {
-			if err := s.failed(err, c); err != nil {
+			if err := s.failed(err, c, store.KindGroup, groups[i]); err != nil {
 				return err
 			}
 			continue
@@ -283,7 +284,7 @@ func (s *Sink) deliverAll(ctx context.Context, users, groups []string, c *Counts
 	return nil
 }
 
-func (s *Sink) failed(err error, c *Counts) error {
+func (s *Sink) failed(err error, c *Counts, kind, id string) error {
 	if transient(err) || errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -293,6 +294,7 @@ func (s *Sink) failed(err error, c *Counts) error {
 	}
 	c.Failed++
 	s.Errors = append(s.Errors, err.Error())
+	s.refused(kind, id, se)
 	s.log.Warn("the service refused a resource", "error", err)
 	return nil
 }

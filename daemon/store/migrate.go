@@ -312,6 +312,34 @@ var migrations = []migration{
 		outboxFunction("roster_outbox_groups", "Group", "id"),
 		outboxFunction("roster_outbox_memberships", "Group", "group_id"),
 	}, nil},
+	// The runs of each sink (SPEC §12, docs/sinks.md): one row per
+	// delivery step that did something, failed or was held (a held step
+	// seen again is counted on its row, not added), with its counts, the
+	// first per-resource errors with the service's answer (a JSON array)
+	// and the failure. run_requested is an operator's "run now", which
+	// the replica delivering the sink polls for.
+	{12, "sink runs", []string{
+		`CREATE TABLE sink_runs (
+			id {{id}},
+			sink TEXT NOT NULL,
+			trigger TEXT NOT NULL,
+			status TEXT NOT NULL,
+			started_at {{ts}} NOT NULL,
+			finished_at {{ts}} NOT NULL,
+			repeats INTEGER NOT NULL DEFAULT 0,
+			created INTEGER NOT NULL DEFAULT 0,
+			adopted INTEGER NOT NULL DEFAULT 0,
+			updated INTEGER NOT NULL DEFAULT 0,
+			deactivated INTEGER NOT NULL DEFAULT 0,
+			deleted INTEGER NOT NULL DEFAULT 0,
+			failed INTEGER NOT NULL DEFAULT 0,
+			errors TEXT NOT NULL DEFAULT '[]',
+			error TEXT NOT NULL DEFAULT ''
+		)`,
+		`CREATE INDEX sink_runs_sink ON sink_runs (sink, id)`,
+		`CREATE INDEX sink_runs_finished ON sink_runs (finished_at)`,
+		`ALTER TABLE sinks ADD COLUMN run_requested {{ts}}`,
+	}, nil, nil},
 }
 
 // outboxFunction is the PostgreSQL trigger function name that records,
