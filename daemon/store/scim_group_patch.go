@@ -1,0 +1,274 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/rosterd/roster/daemon/reconcile"
+	"github.com/rosterd/roster/scim"
+	"github.com/rosterd/roster/scim/patch"
+)
+
+var _ scim.GroupPatcher = (*scimWriter)(nil)
+
+// PatchGroup applies a PATCH to a group of source: the member edits as
+// inserts and deletes of memberships, in order, without reading the
+// members (a replace of all members reads them a piece at a time), so
+// that its memory is bounded by the PATCH, not by the group. The version
+// moves only when a row changed.
+func (w *scimWriter) PatchGroup(ctx context.Context, source, id string, p *scim.GroupPatch, ifMatch string, inc scim.Include) (*scim.Group, error) {
+	err := w.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		version, err := groupRow(tx, source, id, ifMatch)
+		if err != nil {
+			return err
+		}
+		var name, ext string
+		if err := tx.Raw(`SELECT display_name, external_id FROM groups WHERE id = ?`, id).Row().Scan(&name, &ext); err != nil {
+			return fmt.Errorf("read group %s: %w", id, err)
+		}
+		changed := name != p.DisplayName || (p.ExternalID != "" && p.ExternalID != ext)
+		nested := false
+		for _, e := range p.Members {
+			n, groups, err := editMembers(tx, id, e)
+			if err != nil {
+				return err
+			}
+			changed = changed || n > 0
+			nested = nested || groups
+		}
+		if !changed {
+			return nil // RFC 7644 §3.5.2: no change, no new version
+		}
+		sets := `display_name = ?, display_name_key = ?, version = version + 1, updated_at = ?`
+		args := []any{p.DisplayName, reconcile.Key(p.DisplayName), time.Now().UTC()}
+		if p.ExternalID != "" {
+			sets += `, external_id = ?`
+			args = append(args, p.ExternalID)
+		}
+		res := tx.Exec(`UPDATE groups SET `+sets+` WHERE id = ? AND version = ?`, append(args, id, version)...)
+		if res.Error != nil {
+			return fmt.Errorf("update group %q: %w", p.DisplayName, res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return fmt.Errorf("group %q: %w", id, scim.ErrPreconditionFailed)
+		}
+		if nested {
+			if err := checkNesting(tx, id); err != nil {
+				return err
+			}
+		}
+		return bumpRevision(tx, source)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return w.s.SCIM().Group(ctx, id, inc)
+}
+
+// editMembers carries out one member edit on group id: it returns how
+// many memberships it wrote and whether it added a group.
+func editMembers(tx *gorm.DB, id string, e scim.MemberEdit) (int64, bool, error) {
+	switch {
+	case e.Op == patch.OpRemove && e.All:
+		res := tx.Exec(`DELETE FROM memberships WHERE group_id = ?`, id)
+		if res.Error != nil {
+			return 0, false, fmt.Errorf("remove the members of group %s: %w", id, res.Error)
+		}
+		return res.RowsAffected, false, nil
+	case e.Op == patch.OpRemove:
+		n, err := removeMembers(tx, id, e.Members)
+		if err == nil && n == 0 && e.NoTarget != nil {
+			err = e.NoTarget
+		}
+		return n, false, err
+	case e.Op == patch.OpReplace:
+		n, err := keepOnlyMembers(tx, id, e.Members)
+		if err != nil {
+			return 0, false, err
+		}
+		added, groups, err := addMembers(tx, id, e.Members)
+		return n + added, groups, err
+	case e.Op == patch.OpAdd:
+		return addMembers(tx, id, e.Members)
+	}
+	return 0, false, fmt.Errorf("group %s: unknown member operation %q", id, e.Op)
+}
+
+// presentMembers returns those of ids that are members of group id. With
+// fold, ids are compared ignoring case, as PATCH compares member values
+// (members.value is not caseExact); that reads the group's memberships
+// in the database, so it is asked only for ids not found exactly.
+func presentMembers(tx *gorm.DB, id string, ids []string, fold bool) ([]string, error) {
+	q := `SELECT member_id FROM memberships WHERE group_id = ? AND member_id IN ?`
+	if fold {
+		q = `SELECT member_id FROM memberships WHERE group_id = ? AND LOWER(member_id) IN ?`
+		lower := make([]string, len(ids))
+		for i, v := range ids {
+			lower[i] = strings.ToLower(v)
+		}
+		ids = lower
+	}
+	var found []string
+	if err := tx.Raw(q, id, ids).Scan(&found).Error; err != nil {
+		return nil, fmt.Errorf("read members of group %s: %w", id, err)
+	}
+	return found, nil
+}
+
+// removeMembers removes the members of group id whose ids are those of
+// ms, ignoring case; the others are no error.
+func removeMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, error) {
+	var n int64
+	for c := range slices.Chunk(ms, memberChunk) {
+		ids := make([]string, len(c))
+		for i, m := range c {
+			ids[i] = m.Value
+		}
+		found, err := presentMembers(tx, id, ids, false)
+		if err != nil {
+			return 0, err
+		}
+		if rest := missing(ids, found); len(rest) > 0 {
+			more, err := presentMembers(tx, id, rest, true)
+			if err != nil {
+				return 0, err
+			}
+			found = append(found, more...)
+		}
+		if len(found) == 0 {
+			continue
+		}
+		res := tx.Exec(`DELETE FROM memberships WHERE group_id = ? AND member_id IN ?`, id, found)
+		if res.Error != nil {
+			return 0, fmt.Errorf("remove members of group %s: %w", id, res.Error)
+		}
+		n += res.RowsAffected
+	}
+	return n, nil
+}
+
+// missing returns the ids not in found, exactly compared.
+func missing(ids, found []string) []string {
+	var out []string
+	for _, v := range ids {
+		if !slices.Contains(found, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// keepOnlyMembers removes the members of group id that ms does not name,
+// reading the memberships a piece at a time (by primary key range) so
+// that a group of any size costs one piece of memory.
+func keepOnlyMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, error) {
+	keep := make(map[string]bool, len(ms))
+	for _, m := range ms {
+		keep[m.Value] = true
+	}
+	var n int64
+	after := ""
+	for {
+		var piece []string
+		if err := tx.Raw(`SELECT member_id FROM memberships WHERE group_id = ? AND member_id > ? ORDER BY member_id LIMIT ?`,
+			id, after, scim.MemberPiece).Scan(&piece).Error; err != nil {
+			return 0, fmt.Errorf("read members of group %s: %w", id, err)
+		}
+		var drop []string
+		for _, m := range piece {
+			if !keep[m] {
+				drop = append(drop, m)
+			}
+		}
+		for c := range slices.Chunk(drop, memberChunk) {
+			res := tx.Exec(`DELETE FROM memberships WHERE group_id = ? AND member_id IN ?`, id, c)
+			if res.Error != nil {
+				return 0, fmt.Errorf("remove members of group %s: %w", id, res.Error)
+			}
+			n += res.RowsAffected
+		}
+		if len(piece) < scim.MemberPiece {
+			return n, nil
+		}
+		after = piece[len(piece)-1]
+	}
+}
+
+// addMembers adds the members of ms that group id does not hold yet,
+// checking only those; it returns how many it added and whether one is
+// a group. A member already there, whatever type it is given, is no
+// change, as RFC 7644 §3.5.2 has it.
+func addMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, bool, error) {
+	var n int64
+	groups := false
+	for c := range slices.Chunk(ms, memberChunk) {
+		ids := make([]string, len(c))
+		for i, m := range c {
+			if m.Value == id {
+				return 0, false, &scim.MemberError{Detail: fmt.Sprintf("group %q cannot be a member of itself", id)}
+			}
+			ids[i] = m.Value
+		}
+		found, err := presentMembers(tx, id, ids, false)
+		if err != nil {
+			return 0, false, err
+		}
+		var add []scim.MemberWrite
+		for _, m := range c {
+			if !slices.Contains(found, m.Value) {
+				add = append(add, m)
+			}
+		}
+		if len(add) == 0 {
+			continue
+		}
+		types, err := memberTypes(tx, add)
+		if err != nil {
+			return 0, false, err
+		}
+		var b strings.Builder
+		args := make([]any, 0, 3*len(add))
+		for _, m := range add {
+			typ := types[m.Value]
+			if typ == "" {
+				// A member given in another case than stored is there
+				// already (members.value is not caseExact).
+				if again, err := presentMembers(tx, id, []string{m.Value}, true); err != nil || len(again) > 0 {
+					if err != nil {
+						return 0, false, err
+					}
+					continue
+				}
+			}
+			if typ == "" || (m.Type != "" && m.Type != typ) {
+				kind := "user or group"
+				if m.Type != "" {
+					kind = strings.ToLower(m.Type)
+				}
+				return 0, false, &scim.MemberError{Detail: fmt.Sprintf("member %q is no %s of the directory", m.Value, kind)}
+			}
+			if b.Len() > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?)")
+			args = append(args, id, m.Value, typ)
+			groups = groups || typ == "Group"
+		}
+		if b.Len() == 0 {
+			continue
+		}
+		// ON CONFLICT: a concurrent PATCH adding the same member makes this
+		// one a no-op rather than a failure.
+		res := tx.Exec(`INSERT INTO memberships (group_id, member_id, member_type) VALUES `+b.String()+` ON CONFLICT DO NOTHING`, args...)
+		if res.Error != nil {
+			return 0, false, fmt.Errorf("add members to group %s: %w", id, res.Error)
+		}
+		n += res.RowsAffected
+	}
+	return n, groups, nil
+}
