@@ -32,16 +32,16 @@ func (w *scimWriter) PatchGroup(ctx context.Context, source, id string, p *scim.
 			return fmt.Errorf("read group %s: %w", id, err)
 		}
 		changed := name != p.DisplayName || (p.ExternalID != "" && p.ExternalID != ext)
+		d := newMemberDelta(p.Members)
 		nested := false
 		for _, e := range p.Members {
-			n, groups, err := editMembers(tx, id, e)
+			groups, err := d.edit(tx, id, e)
 			if err != nil {
 				return err
 			}
-			changed = changed || n > 0
 			nested = nested || groups
 		}
-		if !changed {
+		if !changed && !d.changed() {
 			return nil // RFC 7644 §3.5.2: no change, no new version
 		}
 		sets := `display_name = ?, display_name_key = ?, version = version + 1, updated_at = ?`
@@ -70,35 +70,77 @@ func (w *scimWriter) PatchGroup(ctx context.Context, source, id string, p *scim.
 	return w.s.SCIM().Group(ctx, id, inc)
 }
 
-// editMembers carries out one member edit on group id: it returns how
-// many memberships it wrote and whether it added a group.
-func editMembers(tx *gorm.DB, id string, e scim.MemberEdit) (int64, bool, error) {
+// memberDelta carries out the member edits of one PATCH and tells
+// whether they changed the memberships once all are done: an add and a
+// remove of the same member cancel out, and such a PATCH leaves the
+// version alone as one that changes nothing does. It holds what the
+// PATCH names, not the group: a stored member removed counts until the
+// PATCH adds it back, and once more are removed than the PATCH names
+// values, they cannot all come back, so the change is sure and nothing
+// more is tracked.
+type memberDelta struct {
+	values  int             // member values the PATCH names
+	net     map[string]int8 // +1 added, -1 removed, by member id
+	removed int             // entries of net at -1
+	sure    bool
+}
+
+func newMemberDelta(edits []scim.MemberEdit) *memberDelta {
+	d := &memberDelta{net: map[string]int8{}}
+	for _, e := range edits {
+		d.values += len(e.Members)
+	}
+	return d
+}
+
+// record notes that member id was added (+1) or removed (-1).
+func (d *memberDelta) record(id string, sign int8) {
+	if d.sure {
+		return
+	}
+	old := d.net[id]
+	v := old + sign
+	if v == 0 {
+		delete(d.net, id)
+	} else {
+		d.net[id] = v
+	}
 	switch {
-	case e.Op == patch.OpRemove && e.All:
-		res := tx.Exec(`DELETE FROM memberships WHERE group_id = ?`, id)
-		if res.Error != nil {
-			return 0, false, fmt.Errorf("remove the members of group %s: %w", id, res.Error)
+	case old == -1:
+		d.removed--
+	case v == -1:
+		d.removed++
+	}
+	if d.removed > d.values {
+		d.sure, d.net = true, nil
+	}
+}
+
+func (d *memberDelta) changed() bool { return d.sure || len(d.net) > 0 }
+
+// edit carries out one member edit on group id; it returns whether it
+// added a group.
+func (d *memberDelta) edit(tx *gorm.DB, id string, e scim.MemberEdit) (bool, error) {
+	switch e.Op {
+	case patch.OpRemove:
+		if e.All {
+			return false, d.keepOnly(tx, id, nil)
 		}
-		return res.RowsAffected, false, nil
-	case e.Op == patch.OpRemove:
-		n, err := removeMembers(tx, id, e.Members)
+		n, err := d.remove(tx, id, e.Members)
 		if err == nil && n == 0 && e.NoTarget != nil {
 			err = e.NoTarget
 		}
-		return n, false, err
-	case e.Op == patch.OpReplace:
-		n, err := keepOnlyMembers(tx, id, e.Members)
-		if err != nil {
-			return 0, false, err
+		return false, err
+	case patch.OpReplace:
+		if err := d.keepOnly(tx, id, e.Members); err != nil {
+			return false, err
 		}
-		added, groups, err := addMembers(tx, id, e.Members)
-		return n + added, groups, err
-	case e.Op == patch.OpAdd:
-		return addMembers(tx, id, e.Members)
+		return d.add(tx, id, e.Members)
+	case patch.OpAdd:
+		return d.add(tx, id, e.Members)
 	}
-	return 0, false, fmt.Errorf("group %s: unknown member operation %q", id, e.Op)
+	return false, fmt.Errorf("group %s: unknown member operation %q", id, e.Op)
 }
-
 // presentMembers returns those of ids that are members of group id. With
 // fold, ids are compared ignoring case, as PATCH compares member values
 // (members.value is not caseExact); that reads the group's memberships
@@ -122,7 +164,7 @@ func presentMembers(tx *gorm.DB, id string, ids []string, fold bool) ([]string, 
 
 // removeMembers removes the members of group id whose ids are those of
 // ms, ignoring case; the others are no error.
-func removeMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, error) {
+func (d *memberDelta) remove(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, error) {
 	var n int64
 	for c := range slices.Chunk(ms, memberChunk) {
 		ids := make([]string, len(c))
@@ -138,7 +180,10 @@ func removeMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, error)
 			if err != nil {
 				return 0, err
 			}
+			// Two values may name one member in different cases.
 			found = append(found, more...)
+			slices.Sort(found)
+			found = slices.Compact(found)
 		}
 		if len(found) == 0 {
 			continue
@@ -148,6 +193,9 @@ func removeMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, error)
 			return 0, fmt.Errorf("remove members of group %s: %w", id, res.Error)
 		}
 		n += res.RowsAffected
+		for _, m := range found {
+			d.record(m, -1)
+		}
 	}
 	return n, nil
 }
@@ -163,21 +211,27 @@ func missing(ids, found []string) []string {
 	return out
 }
 
-// keepOnlyMembers removes the members of group id that ms does not name,
+// keepOnly removes the members of group id that ms does not name,
 // reading the memberships a piece at a time (by primary key range) so
-// that a group of any size costs one piece of memory.
-func keepOnlyMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, error) {
+// that a group of any size costs one piece of memory; once the change
+// is sure and ms is empty, it deletes them all at once.
+func (d *memberDelta) keepOnly(tx *gorm.DB, id string, ms []scim.MemberWrite) error {
+	if d.sure && len(ms) == 0 {
+		if err := tx.Exec(`DELETE FROM memberships WHERE group_id = ?`, id).Error; err != nil {
+			return fmt.Errorf("remove the members of group %s: %w", id, err)
+		}
+		return nil
+	}
 	keep := make(map[string]bool, len(ms))
 	for _, m := range ms {
 		keep[m.Value] = true
 	}
-	var n int64
 	after := ""
 	for {
 		var piece []string
 		if err := tx.Raw(`SELECT member_id FROM memberships WHERE group_id = ? AND member_id > ? ORDER BY member_id LIMIT ?`,
 			id, after, scim.MemberPiece).Scan(&piece).Error; err != nil {
-			return 0, fmt.Errorf("read members of group %s: %w", id, err)
+			return fmt.Errorf("read members of group %s: %w", id, err)
 		}
 		var drop []string
 		for _, m := range piece {
@@ -186,37 +240,36 @@ func keepOnlyMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, erro
 			}
 		}
 		for c := range slices.Chunk(drop, memberChunk) {
-			res := tx.Exec(`DELETE FROM memberships WHERE group_id = ? AND member_id IN ?`, id, c)
-			if res.Error != nil {
-				return 0, fmt.Errorf("remove members of group %s: %w", id, res.Error)
+			if err := tx.Exec(`DELETE FROM memberships WHERE group_id = ? AND member_id IN ?`, id, c).Error; err != nil {
+				return fmt.Errorf("remove members of group %s: %w", id, err)
 			}
-			n += res.RowsAffected
+			for _, m := range c {
+				d.record(m, -1)
+			}
 		}
 		if len(piece) < scim.MemberPiece {
-			return n, nil
+			return nil
 		}
 		after = piece[len(piece)-1]
 	}
 }
 
-// addMembers adds the members of ms that group id does not hold yet,
-// checking only those; it returns how many it added and whether one is
-// a group. A member already there, whatever type it is given, is no
-// change, as RFC 7644 §3.5.2 has it.
-func addMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, bool, error) {
-	var n int64
+// add adds the members of ms that group id does not hold yet, checking
+// only those; it returns whether one is a group. A member already there,
+// whatever type it is given, is no change, as RFC 7644 §3.5.2 has it.
+func (d *memberDelta) add(tx *gorm.DB, id string, ms []scim.MemberWrite) (bool, error) {
 	groups := false
 	for c := range slices.Chunk(ms, memberChunk) {
 		ids := make([]string, len(c))
 		for i, m := range c {
 			if m.Value == id {
-				return 0, false, &scim.MemberError{Detail: fmt.Sprintf("group %q cannot be a member of itself", id)}
+				return false, &scim.MemberError{Detail: fmt.Sprintf("group %q cannot be a member of itself", id)}
 			}
 			ids[i] = m.Value
 		}
 		found, err := presentMembers(tx, id, ids, false)
 		if err != nil {
-			return 0, false, err
+			return false, err
 		}
 		var add []scim.MemberWrite
 		for _, m := range c {
@@ -229,7 +282,7 @@ func addMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, bool, err
 		}
 		types, err := memberTypes(tx, add)
 		if err != nil {
-			return 0, false, err
+			return false, err
 		}
 		var b strings.Builder
 		args := make([]any, 0, 3*len(add))
@@ -240,7 +293,7 @@ func addMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, bool, err
 				// already (members.value is not caseExact).
 				if again, err := presentMembers(tx, id, []string{m.Value}, true); err != nil || len(again) > 0 {
 					if err != nil {
-						return 0, false, err
+						return false, err
 					}
 					continue
 				}
@@ -250,7 +303,7 @@ func addMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, bool, err
 				if m.Type != "" {
 					kind = strings.ToLower(m.Type)
 				}
-				return 0, false, &scim.MemberError{Detail: fmt.Sprintf("member %q is no %s of the directory", m.Value, kind)}
+				return false, &scim.MemberError{Detail: fmt.Sprintf("member %q is no %s of the directory", m.Value, kind)}
 			}
 			if b.Len() > 0 {
 				b.WriteString(", ")
@@ -263,12 +316,16 @@ func addMembers(tx *gorm.DB, id string, ms []scim.MemberWrite) (int64, bool, err
 			continue
 		}
 		// ON CONFLICT: a concurrent PATCH adding the same member makes this
-		// one a no-op rather than a failure.
-		res := tx.Exec(`INSERT INTO memberships (group_id, member_id, member_type) VALUES `+b.String()+` ON CONFLICT DO NOTHING`, args...)
-		if res.Error != nil {
-			return 0, false, fmt.Errorf("add members to group %s: %w", id, res.Error)
+		// one a no-op rather than a failure; RETURNING names the rows
+		// written.
+		var added []string
+		if err := tx.Raw(`INSERT INTO memberships (group_id, member_id, member_type) VALUES `+b.String()+
+			` ON CONFLICT DO NOTHING RETURNING member_id`, args...).Scan(&added).Error; err != nil {
+			return false, fmt.Errorf("add members to group %s: %w", id, err)
 		}
-		n += res.RowsAffected
+		for _, m := range added {
+			d.record(m, +1)
+		}
 	}
-	return n, groups, nil
+	return groups, nil
 }
