@@ -141,6 +141,7 @@ func (d *memberDelta) edit(tx *gorm.DB, id string, e scim.MemberEdit) (bool, err
 	}
 	return false, fmt.Errorf("group %s: unknown member operation %q", id, e.Op)
 }
+
 // presentMembers returns those of ids that are members of group id. With
 // fold, ids are compared ignoring case, as PATCH compares member values
 // (members.value is not caseExact); that reads the group's memberships
