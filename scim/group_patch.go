@@ -35,11 +35,15 @@ type GroupPatch struct {
 type MemberEdit struct {
 	// Op is patch.OpAdd (add the Members that are not members yet),
 	// patch.OpReplace (the members become Members, never empty) or
-	// patch.OpRemove (remove Members, compared by Value, every member when
-	// All).
+	// patch.OpRemove (remove Members, compared by Value, or the members
+	// Where selects, or every member when All).
 	Op      string
 	Members []MemberWrite
 	All     bool
+	// Where, for a remove through a value filter other than value eq,
+	// selects the members to remove; the writer runs it over the members,
+	// as GET answers them, a piece at a time.
+	Where func(Reference) bool
 	// NoTarget, for a remove through a value filter, is the error to
 	// return when none of Members is a member (RFC 7644 §3.5.2); nil when
 	// removing non-members is no error.
@@ -52,8 +56,8 @@ type MemberEdit struct {
 // applied to the group without its members. Memory is bounded by the
 // PATCH whatever the size of the group; the answer streams the members,
 // when asked for, as GET does. A request whose member operations need
-// the members' values (a filter other than value eq, a sub-attribute
-// path) is applied to the whole group instead.
+// the members held together (a sub-attribute path, an add or replace
+// through a filter) is applied to the whole group instead.
 func (h *Handler) patchGroup(w http.ResponseWriter, r *http.Request, gw GroupWriter, id string) {
 	if err := h.checkGroupOwner(r, gw, id); err != nil {
 		h.fail(w, r, err)
@@ -107,8 +111,9 @@ func (h *Handler) patchGroup(w http.ResponseWriter, r *http.Request, gw GroupWri
 		return
 	}
 	p := &GroupPatch{DisplayName: g.DisplayName, ExternalID: g.ExternalID}
+	base := h.base(r)
 	for _, e := range edits {
-		me, err := memberEdit(e)
+		me, err := h.memberEdit(e, base)
 		if err != nil {
 			h.fail(w, r, err)
 			return
@@ -126,10 +131,22 @@ func (h *Handler) patchGroup(w http.ResponseWriter, r *http.Request, gw GroupWri
 
 // memberEdit turns a patch.Edit on members into a MemberEdit, checking
 // each member as a PUT's members are checked.
-func memberEdit(e patch.Edit) (MemberEdit, error) {
-	me := MemberEdit{Op: e.Op, All: e.Op == patch.OpRemove && len(e.Values) == 0}
+func (h *Handler) memberEdit(e patch.Edit, base string) (MemberEdit, error) {
+	me := MemberEdit{Op: e.Op, All: e.Op == patch.OpRemove && len(e.Values) == 0 && e.Match == nil}
 	if e.Filtered {
 		me.NoTarget = e.NoTarget()
+	}
+	if match := e.Match; match != nil {
+		me.Where = func(m Reference) bool {
+			g := Group{Members: []Reference{m}}
+			h.finishGroup(&g, base)
+			m = g.Members[0]
+			v := map[string]any{"value": m.Value, "$ref": m.Ref, "type": m.Type}
+			if m.Display != "" {
+				v["display"] = m.Display
+			}
+			return match(v)
+		}
 	}
 	seen := map[string]bool{}
 	for _, v := range e.Values {

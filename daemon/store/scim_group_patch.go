@@ -126,7 +126,13 @@ func (d *memberDelta) edit(tx *gorm.DB, id string, e scim.MemberEdit) (bool, err
 		if e.All {
 			return false, d.keepOnly(tx, id, nil)
 		}
-		n, err := d.remove(tx, id, e.Members)
+		var n int64
+		var err error
+		if e.Where != nil {
+			n, err = d.removeWhere(tx, id, e.Where)
+		} else {
+			n, err = d.remove(tx, id, e.Members)
+		}
 		if err == nil && n == 0 && e.NoTarget != nil {
 			err = e.NoTarget
 		}
@@ -199,6 +205,54 @@ func (d *memberDelta) remove(tx *gorm.DB, id string, ms []scim.MemberWrite) (int
 		}
 	}
 	return n, nil
+}
+
+// removeWhere removes the members of group id that where selects,
+// reading them as GET answers them, a piece at a time.
+func (d *memberDelta) removeWhere(tx *gorm.DB, id string, where func(scim.Reference) bool) (int64, error) {
+	var n int64
+	after := ""
+	for {
+		rows, err := tx.Raw(scimMembersQuery+`
+			WHERE m.group_id = ? AND m.member_id > ? AND (m.member_type <> 'User' OR mu.state <> 'deleted')
+			ORDER BY m.member_id LIMIT ?`, id, after, scim.MemberPiece).Rows()
+		if err != nil {
+			return 0, fmt.Errorf("read members of group %s: %w", id, err)
+		}
+		read := 0
+		var drop []string
+		for rows.Next() {
+			var gid string
+			var r scim.Reference
+			if err := rows.Scan(&gid, &r.Value, &r.Type, &r.Display); err != nil {
+				rows.Close()
+				return 0, fmt.Errorf("read members of group %s: %w", id, err)
+			}
+			read++
+			after = r.Value
+			if where(r) {
+				drop = append(drop, r.Value)
+			}
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return 0, fmt.Errorf("read members of group %s: %w", id, err)
+		}
+		for c := range slices.Chunk(drop, memberChunk) {
+			res := tx.Exec(`DELETE FROM memberships WHERE group_id = ? AND member_id IN ?`, id, c)
+			if res.Error != nil {
+				return 0, fmt.Errorf("remove members of group %s: %w", id, res.Error)
+			}
+			n += res.RowsAffected
+			for _, m := range c {
+				d.record(m, -1)
+			}
+		}
+		if read < scim.MemberPiece {
+			return n, nil
+		}
+	}
 }
 
 // missing returns the ids not in found, exactly compared.

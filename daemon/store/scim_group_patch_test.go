@@ -77,7 +77,10 @@ func TestSCIMGroupPatchSemantics(t *testing.T) {
 			{"remove every member of none", `{"op":"remove","path":"members"}`, "", 200, "", "", nil, false, false},
 			{"path-less replace (Okta)", `{"op":"replace","value":{"id":"` + team + `","displayName":"Team 2","members":[{"value":"` + anna + `"}]}}`, "", 200, "", "", []string{anna}, true, false},
 			{"a stale If-Match", add(bob), `W/"1"`, 412, "", "", []string{anna}, false, false},
-			{"a filter on type (whole group)", add(carla) + `,{"op":"remove","path":"members[type eq \"User\" and value eq \"` + anna + `\"]"}`, "", 200, "", "", []string{carla}, true, false},
+			{"remove through a filter on type and value", add(carla) + `,{"op":"remove","path":"members[type eq \"User\" and value eq \"` + anna + `\"]"}`, "", 200, "", "", []string{carla}, true, false},
+			{"remove through a filter on display, none", `{"op":"remove","path":"members[display eq \"nobody\"]"}`, "", 400, "noTarget", "matches no value", []string{carla}, false, false},
+			{"remove through a filter on $ref", add(anna, leads) + `,{"op":"remove","path":"members[$ref ew \"/Groups/` + leads + `\" or display sw \"G1\"]"}`, "", 200, "", "", []string{carla}, false, true},
+			{"replace through a filter (whole group)", `{"op":"replace","path":"members[value eq \"` + carla + `\"]","value":{"value":"` + anna + `"}}`, "", 200, "", "", []string{anna}, true, false},
 		} {
 			v := e.groupVersion(team)
 			header := []string{}
@@ -111,7 +114,7 @@ func TestSCIMGroupPatchSemantics(t *testing.T) {
 		// A current If-Match is a write like any other.
 		a := e.do("PATCH", "/scim/v2/Groups/"+team, writeTok, fmt.Sprintf(patchOp, add(bob)), "If-Match", fmt.Sprintf(`W/"%d"`, e.groupVersion(team)))
 		want(t, a, http.StatusOK, "", "")
-		if !slices.Equal(storedMembers(t, s, team), sorted(bob, carla)) {
+		if !slices.Equal(storedMembers(t, s, team), sorted(anna, bob)) {
 			t.Errorf("after a PATCH with a current If-Match: %v", storedMembers(t, s, team))
 		}
 	})

@@ -16,14 +16,19 @@ type Edit struct {
 	Index int
 	// Op is OpAdd (add Values that are not there yet), OpReplace (the
 	// attribute becomes Values, which is never empty) or OpRemove (remove
-	// Values; every value when Values is nil).
+	// Values, or the values Match selects; every value when both are
+	// nil).
 	Op string
 	// Values are the values in wire form, read-only sub-attributes
 	// dropped, repeats dropped. A remove's values each have "value".
 	Values []map[string]any
-	// Filtered marks a remove through a value filter of "value eq"
-	// terms: unlike a remove that carries values, it is 400 noTarget
-	// when none of Values is there (§3.5.2); NoTarget is that error.
+	// Match, for a remove through any other value filter, selects the
+	// values to remove, given in wire form (value, type, display, $ref).
+	// The caller runs it over the values a piece at a time.
+	Match func(v map[string]any) bool
+	// Filtered marks a remove through a value filter: unlike a remove
+	// that carries values, it is 400 noTarget when it removes nothing
+	// (§3.5.2); NoTarget is that error.
 	Filtered bool
 	// Text names the target as error details do.
 	Text string
@@ -43,10 +48,9 @@ func (e Edit) NoTarget() *scimerr.Error {
 // errors are those Apply gives, in request order.
 //
 // split is false, and doc unchanged, when an operation on attr needs the
-// values themselves: a sub-attribute path, an add or replace through a
-// value filter, a remove through a filter that is not "value eq" terms
-// joined by or, or a remove carrying values without "value". The caller
-// then applies the request to the whole resource with Apply.
+// values held together: a sub-attribute path, an add or replace through
+// a value filter, or a remove carrying values without "value". The
+// caller then applies the request to the whole resource with Apply.
 func ApplyExcept(doc map[string]any, rt schema.ResourceType, ops []Operation, attr string) (edits []Edit, split bool, err error) {
 	if _, ok := rt.SchemaByURN(rt.Schema); !ok {
 		return nil, false, scimerr.InvalidPath(fmt.Sprintf("resource type %q has no known schema", rt.Name))
@@ -85,12 +89,17 @@ func (p *patcher) edit(op string, t *target, val any, withValue bool) *scimerr.E
 		p.unsplit = true
 		return nil
 	case t.filter != nil:
-		vs, ok := valueTerms(a, t.filter)
-		if op != OpRemove || !ok {
+		if op != OpRemove {
 			p.unsplit = true
 			return nil
 		}
-		e.Values, e.Filtered = vs, true
+		e.Filtered = true
+		if vs, ok := valueTerms(a, t.filter); ok {
+			e.Values = vs
+			break
+		}
+		f := t.filter
+		e.Match = func(v map[string]any) bool { return match(a, f, v) }
 	case op == OpRemove && !withValue:
 	case op == OpRemove:
 		given, err := coerce(a, val, t.text)

@@ -28,11 +28,14 @@ func carryOut(members []any, edits []patch.Edit) ([]any, error) {
 	for _, e := range edits {
 		switch e.Op {
 		case patch.OpRemove:
-			if e.Values == nil {
+			n := len(out)
+			switch {
+			case e.Match != nil:
+				out = slices.DeleteFunc(out, func(o any) bool { return e.Match(o.(map[string]any)) })
+			case e.Values == nil:
 				out = nil
 				continue
 			}
-			n := len(out)
 			for _, v := range e.Values {
 				out = slices.DeleteFunc(out, func(o any) bool { return value(o) == value(v) })
 			}
@@ -101,8 +104,11 @@ func TestApplyExcept(t *testing.T) {
 		{"members of another type", `{"op":"add","path":"members","value":[1]}`, true, 0},
 		{"a member's display", `{"op":"replace","path":"members[value eq \"u1\"].display","value":"x"}`, true, 0},
 		{"a member's value", `{"op":"remove","path":"members.value"}`, true, 0},
-		{"remove by type", `{"op":"remove","path":"members[type eq \"User\"]"}`, false, 0},
-		{"remove by and", `{"op":"remove","path":"members[value eq \"u1\" and type eq \"User\"]"}`, false, 0},
+		{"remove by type", `{"op":"remove","path":"members[type eq \"User\"]"}`, true, 1},
+		{"remove by and", `{"op":"remove","path":"members[value eq \"u1\" and type eq \"User\"]"}`, true, 1},
+		{"remove by display", `{"op":"remove","path":"members[display sw \"b\"]"}`, true, 1},
+		{"remove by display, none", `{"op":"remove","path":"members[display eq \"Zed\"]"}`, true, 1},
+		{"remove by not", `{"op":"remove","path":"members[not (value eq \"u1\")]"}`, true, 1},
 		{"replace by filter", `{"op":"replace","path":"members[value eq \"u1\"]","value":{"value":"u3"}}`, false, 0},
 		{"add by filter", `{"op":"add","path":"members[value eq \"u3\"]","value":{"type":"User"}}`, false, 0},
 		{"add a type", `{"op":"add","path":"members.type","value":"User"}`, false, 0},
