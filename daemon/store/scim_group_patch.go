@@ -370,16 +370,20 @@ func (d *memberDelta) add(tx *gorm.DB, id string, ms []scim.MemberWrite) (bool, 
 		if b.Len() == 0 {
 			continue
 		}
-		// ON CONFLICT: a concurrent PATCH adding the same member makes this
-		// one a no-op rather than a failure; RETURNING names the rows
-		// written.
-		var added []string
-		if err := tx.Raw(`INSERT INTO memberships (group_id, member_id, member_type) VALUES `+b.String()+
-			` ON CONFLICT DO NOTHING RETURNING member_id`, args...).Scan(&added).Error; err != nil {
-			return false, fmt.Errorf("add members to group %s: %w", id, err)
+		// ON CONFLICT: a member a concurrent write added since it was
+		// looked for makes this no failure; the change is then taken as
+		// sure, so that the version check after it answers 412 unless
+		// nothing moved.
+		res := tx.Exec(`INSERT INTO memberships (group_id, member_id, member_type) VALUES `+b.String()+` ON CONFLICT DO NOTHING`, args...)
+		if res.Error != nil {
+			return false, fmt.Errorf("add members to group %s: %w", id, res.Error)
 		}
-		for _, m := range added {
-			d.record(m, +1)
+		if res.RowsAffected != int64(len(args)/3) {
+			d.sure, d.net = true, nil
+			continue
+		}
+		for i := 1; i < len(args); i += 3 {
+			d.record(args[i].(string), +1)
 		}
 	}
 	return groups, nil
