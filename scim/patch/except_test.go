@@ -120,54 +120,82 @@ func TestApplyExcept(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			whole := decodeJSON(t, groupDoc)
-			wantErr := patch.Apply(whole, schema.Groups, req.Operations)
-
-			doc := decodeJSON(t, groupDoc)
-			members := doc["members"].([]any)
-			delete(doc, "members")
-			before := decodeJSON(t, groupDoc)
-			delete(before, "members")
-			edits, split, err := patch.ApplyExcept(doc, schema.Groups, req.Operations, "members")
+			edits, split, err := exceptMatchesApply(t, req.Operations)
 			if err == nil && split != c.split {
 				t.Fatalf("split %v, want %v", split, c.split)
 			}
-			if err == nil && !split {
-				if !reflect.DeepEqual(doc, before) {
-					t.Fatalf("not split, yet the doc changed: %s", show(doc))
-				}
-				return
-			}
-			var got []any
-			if err == nil {
-				if len(edits) != c.edits {
-					t.Errorf("%d edits, want %d: %+v", len(edits), c.edits, edits)
-				}
-				got, err = carryOut(members, edits)
-			}
-			if !sameError(err, wantErr) {
-				t.Fatalf("error %v, want %v", err, wantErr)
-			}
-			if err != nil {
-				return
-			}
-			wantMembers := membersOf(whole)
-			delete(whole, "members")
-			if !reflect.DeepEqual(doc, whole) {
-				t.Errorf("the group without members:\n%s\nwant\n%s", show(doc), show(whole))
-			}
-			if g := membersOf(map[string]any{"members": got}); !slices.Equal(g, wantMembers) {
-				t.Errorf("members %v, want %v", g, wantMembers)
-			}
-			for _, e := range edits {
-				for _, v := range e.Values {
-					if _, ok := v["display"]; ok {
-						t.Errorf("edit %+v keeps the read-only display", e)
-					}
-				}
+			if err == nil && split && len(edits) != c.edits {
+				t.Errorf("%d edits, want %d: %+v", len(edits), c.edits, edits)
 			}
 		})
 	}
+}
+
+// exceptMatchesApply applies ops to groupDoc twice, with Apply and with
+// ApplyExcept and carryOut, and fails unless both give the same group
+// and the same error; an unsplit request must leave the document alone.
+func exceptMatchesApply(t *testing.T, ops []patch.Operation) ([]patch.Edit, bool, error) {
+	t.Helper()
+	whole := decodeJSON(t, groupDoc)
+	wantErr := patch.Apply(whole, schema.Groups, ops)
+
+	doc := decodeJSON(t, groupDoc)
+	members := doc["members"].([]any)
+	delete(doc, "members")
+	before := decodeJSON(t, groupDoc)
+	delete(before, "members")
+	edits, split, err := patch.ApplyExcept(doc, schema.Groups, ops, "members")
+	if err == nil && !split {
+		if !reflect.DeepEqual(doc, before) {
+			t.Fatalf("not split, yet the doc changed: %s", show(doc))
+		}
+		return edits, split, nil
+	}
+	var got []any
+	if err == nil {
+		got, err = carryOut(members, edits)
+	}
+	if !sameError(err, wantErr) {
+		t.Fatalf("error %v, want Apply's %v", err, wantErr)
+	}
+	if err != nil {
+		return edits, split, err
+	}
+	wantMembers := membersOf(whole)
+	delete(whole, "members")
+	if !reflect.DeepEqual(doc, whole) {
+		t.Errorf("the group without members:\n%s\nwant\n%s", show(doc), show(whole))
+	}
+	if g := membersOf(map[string]any{"members": got}); !slices.Equal(g, wantMembers) {
+		t.Errorf("members %v, want %v", g, wantMembers)
+	}
+	for _, e := range edits {
+		for _, v := range e.Values {
+			if _, ok := v["display"]; ok {
+				t.Errorf("edit %+v keeps the read-only display", e)
+			}
+		}
+	}
+	return edits, split, nil
+}
+
+// FuzzApplyExcept: whatever the request, ApplyExcept and its edits
+// carried out leave a group as Apply leaves it, errors included, or
+// leave the request to Apply.
+func FuzzApplyExcept(f *testing.F) {
+	for _, c := range groupCases {
+		f.Add(body(c.ops))
+	}
+	f.Add(body(`{"op":"remove","path":"members[value eq \"U2\" or display sw \"a\"]"},{"op":"add","path":"members","value":"u2"}`))
+	f.Add(body(`{"op":"replace","value":{"members":[{"value":"u9","type":"Group"}],"displayName":"x"}},{"op":"remove","path":"members","value":{"value":"u9"}}`))
+	f.Add(body(`{"op":"remove","path":"members[not (type eq \"User\")]"},{"op":"replace","path":"members","value":null}`))
+	f.Fuzz(func(t *testing.T, in string) {
+		req, err := patch.Decode(strings.NewReader(in), 50)
+		if err != nil {
+			return
+		}
+		exceptMatchesApply(t, req.Operations)
+	})
 }
 
 func sameError(got, want error) bool {
