@@ -17,10 +17,11 @@ import (
 var _ scim.GroupPatcher = (*scimWriter)(nil)
 
 // PatchGroup applies a PATCH to a group of source: the member edits as
-// inserts and deletes of memberships, in order, without reading the
-// members (a replace of all members reads them a piece at a time), so
-// that its memory is bounded by the PATCH, not by the group. The version
-// moves only when a row changed.
+// inserts and deletes of memberships, in order, without holding the
+// members (a replace or remove of all members, or a remove through a
+// filter, reads them a piece at a time), so that its memory is bounded
+// by the PATCH, not by the group. The version moves only when the PATCH
+// changed something, net.
 func (w *scimWriter) PatchGroup(ctx context.Context, source, id string, p *scim.GroupPatch, ifMatch string, inc scim.Include) (*scim.Group, error) {
 	err := w.s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		version, err := groupRow(tx, source, id, ifMatch)
