@@ -37,6 +37,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzSCIMFilterComplement ./daemon/store/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzApply ./scim/patch/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzResource ./scim/patch/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzApplyExcept ./scim/patch/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzParsePath ./daemon/attrs/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzDecode ./sources/push/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzPasswordNeverInPushErrors ./sources/push/

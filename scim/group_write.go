@@ -89,6 +89,9 @@ func (h *Handler) groupWriteError(err error, id string) error {
 	var ue *UniquenessError
 	var oe *OwnerError
 	var me *MemberError
+	if se, ok := noTargetError(err); ok {
+		return se
+	}
 	switch {
 	case errors.As(err, &ue):
 		return scimerr.Uniqueness(ue.Detail)
@@ -147,27 +150,36 @@ func decodeGroup(b []byte) (*GroupWrite, error) {
 	}
 	seen := map[string]bool{}
 	for _, m := range body.Members {
-		value := strings.TrimSpace(m.Value)
-		if value == "" {
-			return nil, scimerr.InvalidValue("a value of members has no value")
+		mw, err := m.write()
+		if err != nil {
+			return nil, err
 		}
-		var typ string
-		switch t := strings.TrimSpace(m.Type); {
-		case t == "":
-		case strings.EqualFold(t, schema.Users.Name):
-			typ = schema.Users.Name
-		case strings.EqualFold(t, schema.Groups.Name):
-			typ = schema.Groups.Name
-		default:
-			return nil, scimerr.InvalidValue(fmt.Sprintf("member %q has type %q; it is User or Group", value, t))
-		}
-		if seen[value] {
+		if seen[mw.Value] {
 			continue
 		}
-		seen[value] = true
-		g.Members = append(g.Members, MemberWrite{Value: value, Type: typ})
+		seen[mw.Value] = true
+		g.Members = append(g.Members, mw)
 	}
 	return g, nil
+}
+
+// write checks a member as a client wrote it.
+func (m memberBody) write() (MemberWrite, error) {
+	value := strings.TrimSpace(m.Value)
+	if value == "" {
+		return MemberWrite{}, scimerr.InvalidValue("a value of members has no value")
+	}
+	var typ string
+	switch t := strings.TrimSpace(m.Type); {
+	case t == "":
+	case strings.EqualFold(t, schema.Users.Name):
+		typ = schema.Users.Name
+	case strings.EqualFold(t, schema.Groups.Name):
+		typ = schema.Groups.Name
+	default:
+		return MemberWrite{}, scimerr.InvalidValue(fmt.Sprintf("member %q has type %q; it is User or Group", value, t))
+	}
+	return MemberWrite{Value: value, Type: typ}, nil
 }
 
 // groupProjection is the projection the request's attributes and
@@ -247,21 +259,13 @@ func (h *Handler) deleteGroup(w http.ResponseWriter, r *http.Request, gw GroupWr
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// patchGroup answers PATCH /Groups/{id}: the group is loaded as a
-// document with its members, the operations are applied to it, and the
-// result is written as PUT would write it, guarded by the version read.
-// The writer stores only the memberships that changed, so adding one
-// member to a large group writes one row.
-func (h *Handler) patchGroup(w http.ResponseWriter, r *http.Request, gw GroupWriter, id string) {
-	if err := h.checkGroupOwner(r, gw, id); err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	req, err := readBody(h, w, r, decodePatch)
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
+// patchWholeGroup answers PATCH /Groups/{id} when the writer cannot
+// patch members or an operation needs the members' values (see
+// patch.ApplyExcept): the group is loaded as a document with every
+// member, the operations are applied to it, and the result is written as
+// PUT would write it, guarded by the version read. The writer stores
+// only the memberships that changed, but the group is held whole.
+func (h *Handler) patchWholeGroup(w http.ResponseWriter, r *http.Request, gw GroupWriter, id string, req *patch.Request) {
 	cur, err := h.dir.Group(r.Context(), id, Include{Members: true})
 	if err == nil {
 		err = h.readPendingMembers(r.Context(), cur)

@@ -188,9 +188,9 @@ func (h *Handler) answerOneGroup(w http.ResponseWriter, r *http.Request, status 
 }
 
 // readPendingMembers reads every member of a group whose members the
-// Directory left pending into Members. PATCH needs them all: it applies
-// its operations to the whole group and writes the result back, so a
-// group read in part would lose the rest.
+// Directory left pending into Members. A PATCH applied to the whole
+// group (patchWholeGroup) needs them all: it writes the result back, so
+// a group read in part would lose the rest.
 func (h *Handler) readPendingMembers(ctx context.Context, g *Group) error {
 	if !g.MembersPending {
 		return nil

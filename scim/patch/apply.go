@@ -17,6 +17,13 @@ import (
 type patcher struct {
 	rt  schema.ResourceType
 	doc map[string]any
+	// except, for ApplyExcept, is the attribute whose operations become
+	// edits; index is the operation being applied, and unsplit marks one
+	// that cannot become an Edit.
+	except  *schema.Attribute
+	index   int
+	edits   []Edit
+	unsplit bool
 }
 
 func (p *patcher) apply(op Operation) *scimerr.Error {
@@ -143,6 +150,9 @@ func (p *patcher) applyPath(op string, path *filter.Path, val any, withValue, pa
 	}
 	if sub != nil && sub.Mutability == schema.Immutable && op != OpAdd {
 		return scimerr.Mutability(fmt.Sprintf("%s is immutable; add or remove the whole value instead", t.text))
+	}
+	if p.except != nil && a == p.except {
+		return p.edit(op, t, val, withValue)
 	}
 	switch op {
 	case OpRemove:

@@ -3,7 +3,9 @@ package patch
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -66,7 +68,10 @@ func coerceOne(a *schema.Attribute, v any, text string) (any, *scimerr.Error) {
 			return nil, bad("an object")
 		}
 		out := make(map[string]any, len(m))
-		for k, sv := range m {
+		// In key order, so that the same value fails the same way every
+		// time.
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			sv := m[k]
 			sub, ok := a.Sub(k)
 			if !ok {
 				return nil, scimerr.InvalidPath(fmt.Sprintf("%s has no sub-attribute %q", a.Name, clip(k)))
