@@ -106,6 +106,12 @@ func TestAdminUIBrowser(t *testing.T) {
 		t.Fatalf("hr on the overview: %q", got)
 	}
 	shot("overview")
+	// On a laptop's 1280 px the overview fits: no table scrolls sideways.
+	var wide []string
+	b.execute(`return [...document.querySelectorAll(".scroll")].filter(e => e.scrollWidth > e.clientWidth).map(e => e.scrollWidth + ">" + e.clientWidth);`, &wide)
+	if len(wide) > 0 {
+		t.Errorf("at 1280 px the overview scrolls sideways (scroll width > width): %v", wide)
+	}
 
 	// An invalid upload lists every error; the file stays.
 	bad := filepath.Join(t.TempDir(), "staff-bad.csv")
