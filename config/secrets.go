@@ -54,3 +54,18 @@ func (c *collector) validateSecrets(s Secrets) {
 		c.check("secrets.key", "is not a 32-byte key: write 64 hex digits or 32 bytes in base64, such as the output of openssl rand -base64 32 (the value is not repeated here)")
 	}
 }
+
+// PasswordSinks names the enabled sinks that ask for initial passwords;
+// none when secrets.key is not set.
+func (c *Config) PasswordSinks() []string {
+	var names []string
+	if c.Secrets.KeyBytes() == nil {
+		return nil
+	}
+	for _, s := range c.Sinks {
+		if s.Enabled && s.Passwords {
+			names = append(names, s.Name)
+		}
+	}
+	return names
+}

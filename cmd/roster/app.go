@@ -282,6 +282,12 @@ func (e *env) openConfig(ctx context.Context, cfg *config.Config) (*tasks.Runner
 		s.Close()
 		return nil, nil, err
 	}
+	// A sync run here creates users as the daemon's would: their
+	// initial passwords are kept for the sinks that ask for them.
+	if err := s.KeepInitialPasswords(cfg.Secrets.KeyBytes(), cfg.PasswordSinks()); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
 	var names, types []string
 	for _, src := range cfg.Sources {
 		names, types = append(names, src.Name), append(types, src.Type)

@@ -63,6 +63,10 @@ type Sink struct {
 	Errors []string
 	// Observe, when set, hears how each step of Run ended (metrics).
 	Observe func(sink string, c Counts, err error)
+
+	// warnedKey is set once the sink warned that secrets.key no longer
+	// opens a kept password (passwords.go).
+	warnedKey bool
 }
 
 // New returns the sink cfg describes, reading the directory through dir
@@ -357,10 +361,13 @@ func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
 			return err
 		}
 		if sid == "" {
-			return s.create(ctx, "/Users", store.KindUser, id, body, &c.Created)
+			return s.createUser(ctx, id, body, c)
 		}
 		c.Adopted++
 		if err := s.store.SetServiceID(ctx, s.cfg.Name, store.KindUser, id, sid); err != nil {
+			return err
+		}
+		if err := s.passwordDone(ctx, id); err != nil {
 			return err
 		}
 	}
@@ -370,7 +377,7 @@ func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
 // removeUser applies on_remove to a user the service holds.
 func (s *Sink) removeUser(ctx context.Context, id, sid string, c *Counts) error {
 	if sid == "" {
-		return nil
+		return s.passwordDone(ctx, id)
 	}
 	path := "/Users/" + url.PathEscape(sid)
 	if s.cfg.OnRemove == config.OnRemoveDelete {
