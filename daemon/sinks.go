@@ -111,6 +111,7 @@ func (d *Daemon) updateSinks(cfg *config.Config) error {
 		if err != nil {
 			return err
 		}
+		s.Users = &users
 		if d.sinks.metrics != nil {
 			s.Observe = d.sinks.metrics.observe
 		}

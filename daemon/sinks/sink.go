@@ -22,6 +22,7 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/scim"
 	"github.com/rosterd/roster/scim/filter"
+	"github.com/rosterd/roster/scim/schema"
 )
 
 // Schema URNs of what a sink sends.
@@ -63,6 +64,10 @@ type Sink struct {
 	Errors []string
 	// Observe, when set, hears how each step of Run ended (metrics).
 	Observe func(sink string, c Counts, err error)
+
+	// Users, when set, is the User resource type with the configured
+	// custom attributes, which are then sent (body.go).
+	Users *schema.ResourceType
 
 	// warnedKey is set once the sink warned that secrets.key no longer
 	// opens a kept password (passwords.go).
