@@ -106,6 +106,7 @@ func runSink(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("sink")
 	asJSON := fs.Bool("json", false, "")
 	approve := fs.Bool("approve", false, "")
+	dryRun := fs.Bool("dry-run", false, "")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -121,6 +122,9 @@ func runSink(ctx context.Context, e *env, args []string) error {
 	sc, ok := r.Config.Sink(pos[0])
 	if !ok {
 		return notFoundError{fmt.Sprintf("no sink %q is configured", pos[0])}
+	}
+	if *dryRun {
+		return sinkDryRun(ctx, e, r.Store, r.Config, sc, *asJSON)
 	}
 	if *approve {
 		if err := r.Store.ApproveSinkRemovals(ctx, sc.Name); err != nil {

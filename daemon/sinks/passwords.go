@@ -15,7 +15,7 @@ import (
 // wiped for this sink once the service has the user.
 func (s *Sink) createUser(ctx context.Context, id string, body map[string]any, c *Counts) error {
 	pw := ""
-	if s.cfg.Passwords {
+	if s.cfg.Passwords && s.dry == nil {
 		var err error
 		pw, err = s.store.InitialPassword(ctx, s.cfg.Name, id)
 		switch {
@@ -47,7 +47,7 @@ func (s *Sink) createUser(ctx context.Context, id string, body map[string]any, c
 // passwordDone tells the store that the sink needs the user's initial
 // password no more.
 func (s *Sink) passwordDone(ctx context.Context, id string) error {
-	if !s.cfg.Passwords {
+	if !s.cfg.Passwords || s.dry != nil {
 		return nil
 	}
 	return s.store.InitialPasswordDone(ctx, s.cfg.Name, id)

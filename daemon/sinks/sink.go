@@ -69,6 +69,10 @@ type Sink struct {
 	// custom attributes, which are then sent (body.go).
 	Users *schema.ResourceType
 
+	// dry, during DryRun, holds what the run would have written; nil
+	// otherwise (dryrun.go).
+	dry *dryRun
+
 	// warnedKey is set once the sink warned that secrets.key no longer
 	// opens a kept password (passwords.go).
 	warnedKey bool
@@ -161,7 +165,7 @@ var ErrHeld = errors.New("held for an operator")
 func (s *Sink) checkRemovals(ctx context.Context, users []string) (release bool, err error) {
 	n := 0
 	for _, id := range users {
-		sid, err := s.store.ServiceID(ctx, s.cfg.Name, store.KindUser, id)
+		sid, err := s.serviceID(ctx, s.cfg.Name, store.KindUser, id)
 		if err != nil || sid == "" {
 			if err != nil {
 				return false, err
@@ -196,6 +200,9 @@ func (s *Sink) checkRemovals(ctx context.Context, users []string) (release bool,
 	}
 	reason := fmt.Sprintf("the next delivery would %s %d of the %d users the service holds, more than max_removals %s; approve with roster sink %s --approve",
 		verb, n, total, s.cfg.MaxRemovals, s.cfg.Name)
+	if s.dry != nil {
+		return false, s.dry.hold(reason)
+	}
 	if err := s.store.HoldSink(ctx, s.cfg.Name, reason); err != nil {
 		return false, err
 	}
@@ -335,7 +342,7 @@ func (s *Sink) inScope(ctx context.Context, id string) (bool, error) {
 // deliverUser makes the service hold the user as the directory does, or
 // not at all.
 func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
-	sid, err := s.store.ServiceID(ctx, s.cfg.Name, store.KindUser, id)
+	sid, err := s.serviceID(ctx, s.cfg.Name, store.KindUser, id)
 	if err != nil {
 		return err
 	}
@@ -369,7 +376,7 @@ func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
 			return s.createUser(ctx, id, body, c)
 		}
 		c.Adopted++
-		if err := s.store.SetServiceID(ctx, s.cfg.Name, store.KindUser, id, sid); err != nil {
+		if err := s.setServiceID(ctx, s.cfg.Name, store.KindUser, id, sid); err != nil {
 			return err
 		}
 		if err := s.passwordDone(ctx, id); err != nil {
@@ -391,7 +398,7 @@ func (s *Sink) removeUser(ctx context.Context, id, sid string, c *Counts) error 
 			return err
 		}
 		c.Deleted++
-		return s.store.SetServiceID(ctx, s.cfg.Name, store.KindUser, id, "")
+		return s.setServiceID(ctx, s.cfg.Name, store.KindUser, id, "")
 	}
 	var err error
 	if s.patch {
@@ -406,7 +413,7 @@ func (s *Sink) removeUser(ctx context.Context, id, sid string, c *Counts) error 
 	}
 	if isStatus(err, http.StatusNotFound) {
 		// Gone from the service already: nothing left to deactivate.
-		return s.store.SetServiceID(ctx, s.cfg.Name, store.KindUser, id, "")
+		return s.setServiceID(ctx, s.cfg.Name, store.KindUser, id, "")
 	}
 	if err == nil {
 		c.Deactivated++
@@ -418,7 +425,7 @@ func (s *Sink) removeUser(ctx context.Context, id, sid string, c *Counts) error 
 // the service holds, or not at all. It reports whether the group was
 // created on the service.
 func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, error) {
-	sid, err := s.store.ServiceID(ctx, s.cfg.Name, store.KindGroup, id)
+	sid, err := s.serviceID(ctx, s.cfg.Name, store.KindGroup, id)
 	if err != nil {
 		return false, err
 	}
@@ -434,7 +441,7 @@ func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, er
 			if m.Type == "Group" {
 				kind = store.KindGroup
 			}
-			msid, err := s.store.ServiceID(ctx, s.cfg.Name, kind, m.Value)
+			msid, err := s.serviceID(ctx, s.cfg.Name, kind, m.Value)
 			if err != nil {
 				return false, err
 			}
@@ -455,7 +462,7 @@ func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, er
 			return false, err
 		}
 		c.Deleted++
-		return false, s.store.SetServiceID(ctx, s.cfg.Name, store.KindGroup, id, "")
+		return false, s.setServiceID(ctx, s.cfg.Name, store.KindGroup, id, "")
 	}
 	body := map[string]any{"schemas": []string{groupURN}, "displayName": g.DisplayName, "members": members}
 	if members == nil {
@@ -473,7 +480,7 @@ func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, er
 			return err == nil, err
 		}
 		c.Adopted++
-		if err := s.store.SetServiceID(ctx, s.cfg.Name, store.KindGroup, id, sid); err != nil {
+		if err := s.setServiceID(ctx, s.cfg.Name, store.KindGroup, id, sid); err != nil {
 			return false, err
 		}
 	}
@@ -510,7 +517,7 @@ func (s *Sink) create(ctx context.Context, path, kind, id string, body map[strin
 		return &ServiceError{Method: http.MethodPost, Path: path, Status: http.StatusCreated, Detail: "the answer has no id"}
 	}
 	*n++
-	return s.store.SetServiceID(ctx, s.cfg.Name, kind, id, made.ID)
+	return s.setServiceID(ctx, s.cfg.Name, kind, id, made.ID)
 }
 
 // update replaces the resource's attributes on the service, with PATCH
