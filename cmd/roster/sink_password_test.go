@@ -61,15 +61,15 @@ func (p *passwordSpy) handler(target string) http.Handler {
 // raw record or metric holds a password.
 func TestSinkInitialPasswords(t *testing.T) {
 	for _, driver := range storetest.Drivers {
-		for _, withKey := range []bool{true, false} {
-			t.Run(fmt.Sprintf("%s/key=%v", driver, withKey), func(t *testing.T) {
-				sinkPasswords(t, driver, withKey)
+		for _, tt := range []struct{ withKey, stream bool }{{true, false}, {true, true}, {false, false}} {
+			t.Run(fmt.Sprintf("%s/key=%v/stream=%v", driver, tt.withKey, tt.stream), func(t *testing.T) {
+				sinkPasswords(t, driver, tt.withKey, tt.stream)
 			})
 		}
 	}
 }
 
-func sinkPasswords(t *testing.T, driver string, withKey bool) {
+func sinkPasswords(t *testing.T, driver string, withKey, stream bool) {
 	const n = 20
 	sum := sha256.Sum256([]byte(sinkToken))
 	hash := "sha256:" + hex.EncodeToString(sum[:])
@@ -95,8 +95,13 @@ func sinkPasswords(t *testing.T, driver string, withKey bool) {
 	rand.Read(key)
 	up.write(t, "key", hex.EncodeToString(key))
 	secrets, passwords := "", ""
+	if stream {
+		// Every csv sync streamed, however small (the other way through
+		// the engine).
+		secrets = "limits: {stream_from: 0}\n"
+	}
 	if withKey {
-		secrets, passwords = "secrets: {key: '${file:key}'}\n", "    passwords: true\n"
+		secrets, passwords = secrets+"secrets: {key: '${file:key}'}\n", "    passwords: true\n"
 	}
 	up.write(t, "roster.yaml", fmt.Sprintf("listen: 127.0.0.1:0\nlog:\n  dir: log\n  format: json\n  level: debug\nstore:\n  driver: %s\n  dsn: %s\n"+
 		"tokens:\n  - {name: check, hash: '%s', scopes: [scim:read]}\n"+
