@@ -223,6 +223,9 @@ func (r *Runner) syncStream(ctx context.Context, t *store.Task, src *config.Sour
 			return r.finishFailed(ctx, t, nil, err)
 		}
 		in.fingerprint, in.warnings = first.fingerprint, first.warnings
+		for i := range in.records {
+			in.records[i].InitialPassword = first.passwords[in.records[i].ExternalID]
+		}
 		return r.process(ctx, t, src, in, force)
 	case err != nil:
 		if store.IsTransient(err) {
