@@ -142,7 +142,8 @@ func (s *Store) InitialPasswordDone(ctx context.Context, sink, userID string) er
 }
 
 // WipeInitialPasswords forgets the sinks not in wanting (removed,
-// disabled, or no longer asking), and the users removed meanwhile, and
+// disabled, or no longer asking), the users removed meanwhile and those
+// a sink's service holds already, and
 // wipes every password no sink waits for any more; it returns how many
 // passwords it wiped.
 func (s *Store) WipeInitialPasswords(ctx context.Context, wanting []string) (int64, error) {
@@ -158,6 +159,13 @@ func (s *Store) WipeInitialPasswords(ctx context.Context, wanting []string) (int
 		}
 		err := tx.Exec(`DELETE FROM initial_password_sinks WHERE NOT EXISTS
 			(SELECT 1 FROM users u WHERE u.id = initial_password_sinks.user_id AND u.state <> 'deleted')`).Error
+		if err != nil {
+			return err
+		}
+		// A sink whose service holds the user has no use for the
+		// password (its InitialPasswordDone may have been lost).
+		err = tx.Exec(`DELETE FROM initial_password_sinks WHERE EXISTS (SELECT 1 FROM sink_ids i
+			WHERE i.sink = initial_password_sinks.sink AND i.kind = ? AND i.resource_id = initial_password_sinks.user_id)`, KindUser).Error
 		if err != nil {
 			return err
 		}
