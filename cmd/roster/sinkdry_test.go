@@ -98,6 +98,7 @@ func TestSinkDryRunCommand(t *testing.T) {
 			}
 
 			up.want(t, 4, "sink", "nosuch", "--dry-run")
+			up.want(t, 2, "sink", "svc", "--dry-run", "--approve")
 			svc.Close()
 			if r := up.want(t, 1, "sink", "svc", "--dry-run"); strings.Contains(r.stderr+r.stdout, sinkToken) {
 				t.Fatalf("the error shows the token:\n%s", r)

@@ -114,6 +114,9 @@ func runSink(ctx context.Context, e *env, args []string) error {
 	if len(pos) != 1 {
 		return usagef("roster sink NAME shows one sink")
 	}
+	if *dryRun && *approve {
+		return usagef("roster sink NAME: --dry-run sends nothing and --approve changes the sink; use one of them")
+	}
 	r, closeStore, err := e.openExisting(ctx)
 	if err != nil {
 		return err
