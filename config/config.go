@@ -72,6 +72,8 @@ type Config struct {
 	Attributes Attributes `yaml:"attributes"`
 	// Sinks are the downstream SCIM services roster provisions (SPEC §12).
 	Sinks []Sink `yaml:"sinks"`
+	// Secrets holds the key that lets initial passwords reach sinks.
+	Secrets Secrets `yaml:"secrets"`
 }
 
 // Attributes are the custom attributes of users, served in a User

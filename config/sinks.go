@@ -52,6 +52,10 @@ type Sink struct {
 	// more users for an operator, as a source's does.
 	MaxRemovals Removals   `yaml:"max_removals"`
 	Limits      SinkLimits `yaml:"limits"`
+	// Passwords asks for the initial passwords of the users the sink
+	// creates; they are kept (encrypted with secrets.key) only until
+	// every sink that asks has sent them.
+	Passwords bool `yaml:"passwords"`
 }
 
 // SinkScope selects the directory's part a sink receives. Users are in
@@ -201,6 +205,9 @@ func (c *collector) validateSinks(cfg *Config) {
 			c.check(k+".limits.concurrency", "must be at least 1")
 		}
 		c.positive(k+".limits.timeout", s.Limits.Timeout)
+		if s.Passwords && cfg.Secrets.Key == "" {
+			c.check(k+".passwords", "needs secrets.key: initial passwords are kept for a sink only encrypted with that key")
+		}
 	}
 }
 

@@ -78,6 +78,7 @@ func validate(cfg *Config, c *collector) {
 	c.validateSources(cfg)
 	c.validateTokens(cfg)
 	c.validateSinks(cfg)
+	c.validateSecrets(cfg.Secrets)
 }
 
 // fixedURNs are the schemas and messages roster serves itself; the custom

@@ -460,6 +460,10 @@ func (d *Daemon) startParts(ctx, taskCtx context.Context, watchers *sync.WaitGro
 	if err := d.recordSources(ctx, cfg); err != nil {
 		return err
 	}
+	// Before any task or SCIM write creates a user (startSinks wipes).
+	if err := d.store.KeepInitialPasswords(cfg.Secrets.KeyBytes(), cfg.PasswordSinks()); err != nil {
+		return err
+	}
 	runner, _ := d.currentRunner()
 	if failed, err := runner.Recover(ctx); err != nil {
 		d.log.Warn("could not check for tasks interrupted by a crash", "err", err)

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,9 @@ type sinkSet struct {
 	ctx     context.Context // Run's; nil until the store is up
 	running map[string]*runningSink
 	wg      sync.WaitGroup
+	// passwordSinks are the sinks that ask for initial passwords, as last
+	// configured (sinks_passwords.go).
+	passwordSinks atomic.Pointer[[]string]
 }
 
 type runningSink struct {
@@ -52,6 +56,7 @@ func (d *Daemon) startSinks(ctx context.Context, cfg *config.Config) error {
 				return
 			case <-time.After(trimEvery):
 			}
+			d.wipePasswords(ctx)
 			if n, err := d.store.TrimOutbox(ctx); err != nil && ctx.Err() == nil {
 				d.log.Warn("could not trim the outbox", "err", err)
 			} else if n > 0 {
@@ -87,6 +92,9 @@ func (d *Daemon) updateSinks(cfg *config.Config) error {
 	if err := d.store.RegisterSinks(d.sinks.ctx, names); err != nil {
 		return err
 	}
+	if err := d.keepPasswords(d.sinks.ctx, cfg); err != nil {
+		return err
+	}
 	if d.sinks.running == nil {
 		d.sinks.running = map[string]*runningSink{}
 	}
@@ -111,6 +119,7 @@ func (d *Daemon) updateSinks(cfg *config.Config) error {
 		if err != nil {
 			return err
 		}
+		s.Users = &users
 		if d.sinks.metrics != nil {
 			s.Observe = d.sinks.metrics.observe
 		}

@@ -25,6 +25,10 @@ type Record struct {
 	// stored raw record set PasswordHash instead and leave Password empty.
 	Password     string
 	PasswordHash string
+	// InitialPassword keeps Password once it is hashed, only while the
+	// store keeps initial passwords for sinks (secrets.key): the store
+	// encrypts it when it creates the user, and nothing else reads it.
+	InitialPassword string
 	// PasswordAt is where Password stands in the input's bytes (csv), so
 	// that the task's raw record can keep the input as it arrived with
 	// only that cell replaced by its hash (SPEC §5); zero when there is no

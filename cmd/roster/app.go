@@ -70,7 +70,7 @@ func init() {
 		{"check", "--csv FILE [--password-min-length N] [--source NAME] | --source LDAP-SOURCE", "validate a CSV file without a database (--source: with that csv source's extra_columns); or bind to an ldap source, read it and print what a sync would plan, writing nothing", runCheck},
 		{"sources", "[--json] | retire NAME [--orphans deactivate|delete] [--json]", "list the sources (configured and retired) with their state, counts and last task; retire: plan the removal of a retired source's users as a held task", runSources},
 		{"sinks", "[--json]", "list the sinks (downstream SCIM services) with their state, lag, queue and last error", runSinks},
-		{"sink", "NAME [--approve] [--run] [--json]", "show one sink: state, lag, queue, failures in a row, last error and its recent runs; --approve lets a sink held by max_removals deliver its removals; --run runs it now and prints the run", runSink},
+		{"sink", "NAME [--approve] [--run] [--dry-run] [--json]", "show one sink: state, lag, queue, failures in a row, last error and its recent runs; --approve lets a sink held by max_removals deliver its removals; --run runs it now and prints the run; --dry-run prints what it would send now, sending nothing", runSink},
 		{"tasks", "[--source S] [--status X] [--limit N] [--offset N] [--json]", "list tasks, newest first", runTasks},
 		{"task", "ID [--json]", "show one task with its errors and, when held, its plan", runTask},
 		{"retry", "ID [--json]", "run a failed task's stored input again as a new task", runRetry},
@@ -279,6 +279,12 @@ func (e *env) openConfig(ctx context.Context, cfg *config.Config) (*tasks.Runner
 		return nil, nil, err
 	}
 	if _, err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	// A sync run here creates users as the daemon's would: their
+	// initial passwords are kept for the sinks that ask for them.
+	if err := s.KeepInitialPasswords(cfg.Secrets.KeyBytes(), cfg.PasswordSinks()); err != nil {
 		s.Close()
 		return nil, nil, err
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/rosterd/roster/daemon/sinks"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/tasks"
-	"github.com/rosterd/roster/scim"
 )
 
 // sinkRuns is how many runs `roster sink NAME` shows.
@@ -60,12 +59,16 @@ func runSink(ctx context.Context, e *env, args []string) error {
 	asJSON := fs.Bool("json", false, "")
 	approve := fs.Bool("approve", false, "")
 	runNow := fs.Bool("run", false, "")
+	dryRun := fs.Bool("dry-run", false, "")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) != 1 {
 		return usagef("roster sink NAME shows one sink")
+	}
+	if *dryRun && (*approve || *runNow) {
+		return usagef("roster sink NAME: --dry-run sends nothing, --approve and --run do; use one of them")
 	}
 	r, closeStore, err := e.openExisting(ctx)
 	if err != nil {
@@ -75,6 +78,9 @@ func runSink(ctx context.Context, e *env, args []string) error {
 	sc, ok := r.Config.Sink(pos[0])
 	if !ok {
 		return notFoundError{fmt.Sprintf("no sink %q is configured", pos[0])}
+	}
+	if *dryRun {
+		return sinkDryRun(ctx, e, r.Store, r.Config, sc, *asJSON)
 	}
 	if *approve {
 		if err := r.Store.ApproveSinkRemovals(ctx, sc.Name); err != nil {
@@ -159,7 +165,7 @@ func runSinkNow(ctx context.Context, e *env, r *tasks.Runner, sc *config.Sink) (
 	unlock, err := r.Store.TryLockSink(ctx, sc.Name)
 	if err == nil {
 		defer unlock()
-		s, err := sinks.New(*sc, r.Store, r.Store.SCIMFor(scim.UserType(&r.Config.Attributes)), nil, e.logger(r.Config).With("component", "sink"))
+		s, err := newSink(e, r.Store, r.Config, sc)
 		if err != nil {
 			return store.SinkRun{}, err
 		}

@@ -55,6 +55,10 @@ type User struct {
 	HasPassword bool `json:"-"`
 	// PasswordHash is set only on a planned change that sets a password.
 	PasswordHash string `json:"-"`
+	// InitialPassword is the clear password of a user this plan creates,
+	// set only while the store keeps initial passwords for sinks
+	// (sources.Record.InitialPassword); never encoded.
+	InitialPassword string `json:"-"`
 	// Groups are the keys (see GroupKey) of the source's groups the user is a
 	// member of, sorted.
 	Groups []string `json:"groups,omitempty"`

@@ -509,6 +509,7 @@ func planRecord(p *Plan, r *sources.Record, before *User, groups map[string]stri
 	case before == nil:
 		c.Action = Create
 		after.ID = newID(r.ExternalID)
+		after.InitialPassword = r.InitialPassword
 		setNewState(&after, s.ActivateNew, sourceSaysInactive)
 		p.Counts.Created++
 	case before.State == StateDeleted || (before.State == StateInactive && before.StateReason == ReasonOrphan):

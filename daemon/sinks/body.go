@@ -12,10 +12,18 @@ import (
 
 // userBody is the user as the service receives it: without roster's id,
 // meta and groups (read-only on the service, RFC 7643 §4.1.2), with its
-// manager's id on the service, and renamed by the sink's map.
+// manager's id on the service, its custom attributes (SPEC §2.1) under
+// their schema's URN, listed in schemas, and renamed by the sink's map.
 func (s *Sink) userBody(ctx context.Context, u *scim.User) (map[string]any, error) {
 	c := *u
-	c.ID, c.Meta, c.Groups, c.Custom = "", nil, nil, nil
+	if s.Users != nil {
+		// As the SCIM API serves it: custom attributes spelled as
+		// declared, under their URN, and schemas filled in.
+		scim.ProjectUser(*s.Users, &c)
+	} else {
+		c.Custom = nil
+	}
+	c.ID, c.Meta, c.Groups = "", nil, nil
 	if c.Enterprise != nil {
 		e := *c.Enterprise
 		if e.Manager != nil {
@@ -47,7 +55,12 @@ func (s *Sink) userBody(ctx context.Context, u *scim.User) (map[string]any, erro
 	}
 	out := map[string]any{"schemas": []any{userURN}, "userName": body["userName"], "active": body["active"]}
 	for from, to := range s.cfg.Map {
-		if v, ok := get(body, from); ok {
+		v, ok := get(body, from)
+		if !ok && c.Custom != nil && !strings.Contains(from, ":") {
+			// A custom attribute named without its URN.
+			v, ok = get(body, c.Custom.URN+":"+from)
+		}
+		if ok {
 			set(out, to, v)
 		}
 	}

@@ -63,6 +63,10 @@ type client struct {
 	pace    *pacer
 	// backoff is the wait after the first failed attempt; tests shorten it.
 	backoff time.Duration
+	// intercept, when set, sees each request first and answers it
+	// instead of the service when it reports handled (a dry run's
+	// writes).
+	intercept func(ctx context.Context, method, path string, body, out any) (handled bool, err error)
 }
 
 func newClient(cfg config.Sink, base *http.Client) *client {
@@ -102,6 +106,11 @@ func newClient(cfg config.Sink, base *http.Client) *client {
 // base URL only: the URL and the answer may not carry credentials, but the
 // configuration's URL might.
 func (c *client) do(ctx context.Context, method, path string, body, out any) error {
+	if c.intercept != nil {
+		if handled, err := c.intercept(ctx, method, path, body, out); handled {
+			return err
+		}
+	}
 	var payload []byte
 	if body != nil {
 		var err error

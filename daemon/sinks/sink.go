@@ -22,6 +22,7 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/scim"
 	"github.com/rosterd/roster/scim/filter"
+	"github.com/rosterd/roster/scim/schema"
 )
 
 // Schema URNs of what a sink sends.
@@ -64,6 +65,18 @@ type Sink struct {
 	Fails  []store.ResourceFail
 	// Observe, when set, hears how each step of Run ended (metrics).
 	Observe func(sink string, c Counts, err error)
+
+	// Users, when set, is the User resource type with the configured
+	// custom attributes, which are then sent (body.go).
+	Users *schema.ResourceType
+
+	// dry, during DryRun, holds what the run would have written; nil
+	// otherwise (dryrun.go).
+	dry *dryRun
+
+	// warnedKey is set once the sink warned that secrets.key no longer
+	// opens a kept password (passwords.go).
+	warnedKey bool
 }
 
 // New returns the sink cfg describes, reading the directory through dir
@@ -153,7 +166,7 @@ var ErrHeld = errors.New("held for an operator")
 func (s *Sink) checkRemovals(ctx context.Context, users []string) (release bool, err error) {
 	n := 0
 	for _, id := range users {
-		sid, err := s.store.ServiceID(ctx, s.cfg.Name, store.KindUser, id)
+		sid, err := s.serviceID(ctx, s.cfg.Name, store.KindUser, id)
 		if err != nil || sid == "" {
 			if err != nil {
 				return false, err
@@ -188,6 +201,9 @@ func (s *Sink) checkRemovals(ctx context.Context, users []string) (release bool,
 	}
 	reason := fmt.Sprintf("the next delivery would %s %d of the %d users the service holds, more than max_removals %s; approve with roster sink %s --approve",
 		verb, n, total, s.cfg.MaxRemovals, s.cfg.Name)
+	if s.dry != nil {
+		return false, s.dry.hold(reason)
+	}
 	if err := s.store.HoldSink(ctx, s.cfg.Name, reason); err != nil {
 		return false, err
 	}
@@ -328,7 +344,7 @@ func (s *Sink) inScope(ctx context.Context, id string) (bool, error) {
 // deliverUser makes the service hold the user as the directory does, or
 // not at all.
 func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
-	sid, err := s.store.ServiceID(ctx, s.cfg.Name, store.KindUser, id)
+	sid, err := s.serviceID(ctx, s.cfg.Name, store.KindUser, id)
 	if err != nil {
 		return err
 	}
@@ -359,10 +375,13 @@ func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
 			return err
 		}
 		if sid == "" {
-			return s.create(ctx, "/Users", store.KindUser, id, body, &c.Created)
+			return s.createUser(ctx, id, body, c)
 		}
 		c.Adopted++
-		if err := s.store.SetServiceID(ctx, s.cfg.Name, store.KindUser, id, sid); err != nil {
+		if err := s.setServiceID(ctx, s.cfg.Name, store.KindUser, id, sid); err != nil {
+			return err
+		}
+		if err := s.passwordDone(ctx, id); err != nil {
 			return err
 		}
 	}
@@ -372,7 +391,7 @@ func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
 // removeUser applies on_remove to a user the service holds.
 func (s *Sink) removeUser(ctx context.Context, id, sid string, c *Counts) error {
 	if sid == "" {
-		return nil
+		return s.passwordDone(ctx, id)
 	}
 	path := "/Users/" + url.PathEscape(sid)
 	if s.cfg.OnRemove == config.OnRemoveDelete {
@@ -381,7 +400,7 @@ func (s *Sink) removeUser(ctx context.Context, id, sid string, c *Counts) error 
 			return err
 		}
 		c.Deleted++
-		return s.store.SetServiceID(ctx, s.cfg.Name, store.KindUser, id, "")
+		return s.setServiceID(ctx, s.cfg.Name, store.KindUser, id, "")
 	}
 	var err error
 	if s.patch {
@@ -396,7 +415,7 @@ func (s *Sink) removeUser(ctx context.Context, id, sid string, c *Counts) error 
 	}
 	if isStatus(err, http.StatusNotFound) {
 		// Gone from the service already: nothing left to deactivate.
-		return s.store.SetServiceID(ctx, s.cfg.Name, store.KindUser, id, "")
+		return s.setServiceID(ctx, s.cfg.Name, store.KindUser, id, "")
 	}
 	if err == nil {
 		c.Deactivated++
@@ -408,7 +427,7 @@ func (s *Sink) removeUser(ctx context.Context, id, sid string, c *Counts) error 
 // the service holds, or not at all. It reports whether the group was
 // created on the service.
 func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, error) {
-	sid, err := s.store.ServiceID(ctx, s.cfg.Name, store.KindGroup, id)
+	sid, err := s.serviceID(ctx, s.cfg.Name, store.KindGroup, id)
 	if err != nil {
 		return false, err
 	}
@@ -424,7 +443,7 @@ func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, er
 			if m.Type == "Group" {
 				kind = store.KindGroup
 			}
-			msid, err := s.store.ServiceID(ctx, s.cfg.Name, kind, m.Value)
+			msid, err := s.serviceID(ctx, s.cfg.Name, kind, m.Value)
 			if err != nil {
 				return false, err
 			}
@@ -445,7 +464,7 @@ func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, er
 			return false, err
 		}
 		c.Deleted++
-		return false, s.store.SetServiceID(ctx, s.cfg.Name, store.KindGroup, id, "")
+		return false, s.setServiceID(ctx, s.cfg.Name, store.KindGroup, id, "")
 	}
 	body := map[string]any{"schemas": []string{groupURN}, "displayName": g.DisplayName, "members": members}
 	if members == nil {
@@ -463,7 +482,7 @@ func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, er
 			return err == nil, err
 		}
 		c.Adopted++
-		if err := s.store.SetServiceID(ctx, s.cfg.Name, store.KindGroup, id, sid); err != nil {
+		if err := s.setServiceID(ctx, s.cfg.Name, store.KindGroup, id, sid); err != nil {
 			return false, err
 		}
 	}
@@ -500,7 +519,7 @@ func (s *Sink) create(ctx context.Context, path, kind, id string, body map[strin
 		return &ServiceError{Method: http.MethodPost, Path: path, Status: http.StatusCreated, Detail: "the answer has no id"}
 	}
 	*n++
-	return s.store.SetServiceID(ctx, s.cfg.Name, kind, id, made.ID)
+	return s.setServiceID(ctx, s.cfg.Name, kind, id, made.ID)
 }
 
 // update replaces the resource's attributes on the service, with PATCH

@@ -230,7 +230,7 @@ func (s *Store) applyTask(ctx context.Context, source string, plan *reconcile.Pl
 			// The same few statement shapes run thousands of times.
 			tx = tx.Session(&gorm.Session{PrepareStmt: true})
 		}
-		a := applier{ctx: ctx, tx: tx, source: source, now: now, batch: s.batchRows(), postgres: s.driver == Postgres}
+		a := applier{ctx: ctx, tx: tx, source: source, now: now, batch: s.batchRows(), postgres: s.driver == Postgres, keeper: s.keeper.Load()}
 		if err := a.apply(plan); err != nil {
 			return err
 		}
@@ -263,6 +263,9 @@ type applier struct {
 	source   string
 	now      time.Time
 	batch    int
+	// keeper keeps the initial passwords of created users for sinks;
+	// nil keeps none.
+	keeper *passwordKeeper
 }
 
 func (a *applier) apply(p *reconcile.Plan) error {
@@ -543,6 +546,17 @@ func (a *applier) createUsers(users []*reconcile.User) error {
 	}
 	if err := a.insertContacts("user_emails", users, func(u *reconcile.User) string { return u.Email }); err != nil {
 		return err
+	}
+	if a.keeper != nil {
+		passwords := map[string]string{}
+		for _, u := range users {
+			if u.InitialPassword != "" {
+				passwords[u.ID] = u.InitialPassword
+			}
+		}
+		if err := a.keeper.keep(a.tx, passwords); err != nil {
+			return err
+		}
 	}
 	return a.insertContacts("user_phone_numbers", users, func(u *reconcile.User) string { return u.Phone })
 }

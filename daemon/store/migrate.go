@@ -340,6 +340,25 @@ var migrations = []migration{
 		`CREATE INDEX sink_runs_finished ON sink_runs (finished_at)`,
 		`ALTER TABLE sinks ADD COLUMN run_requested {{ts}}`,
 	}, nil, nil},
+	// Initial passwords, encrypted with secrets.key, kept only until the
+	// sinks that asked for them (initial_password_sinks) have sent them
+	// (initial_passwords.go).
+	{13, "initial passwords kept for sinks", []string{
+		`CREATE TABLE initial_passwords (
+			user_id TEXT PRIMARY KEY,
+			sealed TEXT NOT NULL,
+			created_at {{ts}} NOT NULL
+		)`,
+		`CREATE TABLE initial_password_sinks (
+			user_id TEXT NOT NULL,
+			sink TEXT NOT NULL,
+			PRIMARY KEY (user_id, sink)
+		)`,
+		`CREATE INDEX initial_password_sinks_sink ON initial_password_sinks (sink)`,
+	}, []string{
+		`ALTER TABLE initial_passwords ALTER COLUMN user_id TYPE TEXT COLLATE "C"`,
+		`ALTER TABLE initial_password_sinks ALTER COLUMN user_id TYPE TEXT COLLATE "C"`,
+	}, nil},
 }
 
 // outboxFunction is the PostgreSQL trigger function name that records,

@@ -124,6 +124,11 @@ func (w *scimWriter) CreateUser(ctx context.Context, source string, u *scim.User
 		if err := writeValues(tx, id, row); err != nil {
 			return err
 		}
+		if u.Password != "" {
+			if err := w.s.keeper.Load().keep(tx, map[string]string{id: u.Password}); err != nil {
+				return err
+			}
+		}
 		return bumpRevision(tx, source)
 	})
 	if err != nil {

@@ -48,6 +48,10 @@ type Store struct {
 	// unanalyzed counts rows written since PostgreSQL's statistics were
 	// last refreshed by this process (see ApplyTask).
 	unanalyzed atomic.Int64
+
+	// keeper encrypts the initial passwords kept for sinks; nil while
+	// none is to be kept (initial_passwords.go).
+	keeper atomic.Pointer[passwordKeeper]
 }
 
 // Open connects to the database; it does not migrate (see Migrate).

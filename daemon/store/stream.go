@@ -68,7 +68,7 @@ func (s *Store) applyStream(ctx context.Context, source, fingerprint string, rev
 		if s.driver == SQLite {
 			tx = tx.Session(&gorm.Session{PrepareStmt: true})
 		}
-		st := &StreamTx{a: applier{ctx: ctx, tx: tx, source: source, now: now, batch: s.batchRows(), postgres: s.driver == Postgres},
+		st := &StreamTx{a: applier{ctx: ctx, tx: tx, source: source, now: now, batch: s.batchRows(), postgres: s.driver == Postgres, keeper: s.keeper.Load()},
 			sqlite: s.driver == SQLite}
 		if err := fn(st); err != nil {
 			return err

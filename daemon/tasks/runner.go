@@ -575,6 +575,7 @@ func (r *Runner) hashPasswords(ctx context.Context, source string, recs []source
 	var mu sync.Mutex
 	var firstErr error
 	done := 0
+	keep := r.Store.KeepsInitialPasswords()
 	for range runtime.GOMAXPROCS(0) {
 		wg.Go(func() {
 			for i := range work {
@@ -582,6 +583,9 @@ func (r *Runner) hashPasswords(ctx context.Context, source string, recs []source
 				mu.Lock()
 				if err != nil && firstErr == nil {
 					firstErr = err
+				}
+				if keep {
+					recs[i].InitialPassword = recs[i].Password
 				}
 				recs[i].PasswordHash, recs[i].Password = h, ""
 				done++

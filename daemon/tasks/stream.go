@@ -50,6 +50,11 @@ type firstPass struct {
 	groupNames  []string
 	warnings    []string
 	fingerprint string
+	// passwords are the clear initial passwords of the records that may
+	// create users, by id, kept only while the store keeps initial
+	// passwords for sinks: the second pass reads the raw record, which
+	// holds their hashes only.
+	passwords map[string]string
 }
 
 // readFirst validates the source's file, hashes its initial passwords and
@@ -92,6 +97,14 @@ func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Sourc
 			if err := r.hashPasswords(ctx, src.Name, chunk); err != nil {
 				inputErr = err
 				return err
+			}
+			for i := range chunk {
+				if pw := chunk[i].InitialPassword; pw != "" {
+					if fp.passwords == nil {
+						fp.passwords = map[string]string{}
+					}
+					fp.passwords[strings.Clone(chunk[i].ExternalID)] = strings.Clone(pw)
+				}
 			}
 			for _, e := range edits {
 				with := ""
@@ -210,6 +223,9 @@ func (r *Runner) syncStream(ctx context.Context, t *store.Task, src *config.Sour
 			return r.finishFailed(ctx, t, nil, err)
 		}
 		in.fingerprint, in.warnings = first.fingerprint, first.warnings
+		for i := range in.records {
+			in.records[i].InitialPassword = first.passwords[in.records[i].ExternalID]
+		}
 		return r.process(ctx, t, src, in, force)
 	case err != nil:
 		if store.IsTransient(err) {
@@ -276,6 +292,7 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 		return nil
 	}
 	res, err := csv.Read(ctx, f, csv.Options{HashedPasswords: true, Checked: true, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check, Each: func(rec sources.Record) error {
+		rec.InitialPassword = first.passwords[rec.ExternalID]
 		chunk = append(chunk, rec)
 		if len(chunk) == streamChunk {
 			return apply()
