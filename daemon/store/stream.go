@@ -66,7 +66,7 @@ func (s *Store) applyStream(ctx context.Context, source, fingerprint string, rev
 			return fmt.Errorf("source %s: %w", source, ErrNotFound)
 		}
 		if s.driver == SQLite {
-			tx = tx.Session(&gorm.Session{PrepareStmt: true})
+			tx = preparedTx(tx)
 		}
 		st := &StreamTx{a: applier{ctx: ctx, tx: tx, source: source, now: now, batch: s.batchRows(), postgres: s.driver == Postgres},
 			sqlite: s.driver == SQLite}

@@ -236,8 +236,9 @@ func (r *Runner) runPush(ctx context.Context, src *config.Source, t *store.Task)
 
 // pushPart is how many records of a payload are decoded, planned and
 // written at a time: what the apply holds at once is pushPart records,
-// their plan and the users they name, whatever the size of the push.
-const pushPart = 5000
+// their plan and the users they name, whatever the size of the push. A
+// variable for the tests that measure memory with small parts.
+var pushPart = 5000
 
 var (
 	// errPushRefused rolls back the parts of a push written before a
