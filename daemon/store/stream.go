@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,6 +24,9 @@ type StreamTx struct {
 	a       applier
 	sqlite  bool
 	written int64
+	// readOnly: ReadStream's, which reads outside any transaction and
+	// writes nothing.
+	readOnly bool
 	// groupKey holds the source's groups as Groups read them: id → key.
 	groupKey map[string]string
 }
@@ -83,8 +87,25 @@ func (s *Store) applyStream(ctx context.Context, source, fingerprint string, rev
 	return nil
 }
 
+// ReadStream returns a StreamTx that reads source as a streamed plan does
+// and writes nothing (Apply refuses): a dry run plans a large input with
+// it, a part at a time, as the sync would. Its reads are not one
+// transaction (which on SQLite would take the write lock for the whole
+// dry run), so a change racing the dry run may show in some parts only;
+// the sync itself plans again.
+func (s *Store) ReadStream(ctx context.Context, source string) *StreamTx {
+	return &StreamTx{a: applier{ctx: ctx, tx: s.db.WithContext(ctx), source: source, batch: s.batchRows(), postgres: s.driver == Postgres},
+		sqlite: s.driver == SQLite, readOnly: true}
+}
+
+// errReadOnly refuses a write through ReadStream's StreamTx.
+var errReadOnly = errors.New("a read-only stream (a dry run) writes nothing")
+
 // Apply writes one part of the plan.
 func (st *StreamTx) Apply(p *reconcile.Plan) error {
+	if st.readOnly {
+		return errReadOnly
+	}
 	st.written += int64(len(p.Changes) + len(p.MembershipAdds))
 	return st.a.apply(p)
 }

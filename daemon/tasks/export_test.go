@@ -8,3 +8,7 @@ func SetPushPart(n int) func() {
 	pushPart = n
 	return func() { pushPart = old }
 }
+
+// Streamed reports whether a dry run was planned as a streamed sync plans
+// (its changes kept aside, read back by EachChange).
+func Streamed(res *Result) bool { return res.spool != nil }
