@@ -116,7 +116,7 @@ type delta struct {
 	parentSet map[string]parentRecord
 
 	// reuse lets keep write a changed user's new state over its old one
-	// in the snapshot (NewPushStream's snapshot is the stream's own).
+	// in the snapshot (each PushParts part's snapshot is its own).
 	reuse bool
 
 	// work counts the steps of the loops whose length depends on the

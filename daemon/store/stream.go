@@ -40,7 +40,7 @@ func (s *Store) ApplyStream(ctx context.Context, source, fingerprint string, t *
 }
 
 // ApplyAt is ApplyStream for parts planned against the source's revision
-// before the transaction began (a push's, see reconcile.PushStream): it
+// before the transaction began (a push's, see reconcile.PushParts): it
 // refuses with ErrConflict, writing nothing, when the source changed
 // since, as ApplyTask does. The source's fingerprint is cleared, as
 // ApplyTask does for a push.
