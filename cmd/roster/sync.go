@@ -236,6 +236,7 @@ func printChange(w io.Writer, c reconcile.Change) {
 }
 
 func printDryRun(w io.Writer, source string, res *tasks.Result, asJSON bool) error {
+	defer res.Close()
 	code := 0
 	switch {
 	case len(res.Errors) > 0:
@@ -246,10 +247,10 @@ func printDryRun(w io.Writer, source string, res *tasks.Result, asJSON bool) err
 	if asJSON {
 		out := map[string]any{"source": source, "dry_run": true, "errors": nonNil(res.Errors)}
 		if p := res.Plan; p != nil {
-			out["counts"], out["changes"], out["warnings"], out["hold"] = p.Counts, nonNil(p.Changes), nonNil(p.Warnings), p.Hold
+			out["counts"], out["changes"], out["warnings"], out["hold"] = p.Counts, eachChange(res.EachChange), nonNil(p.Warnings), p.Hold
 			out["groups_created"], out["groups_deleted"] = nonNil(p.GroupCreates), nonNil(p.GroupDeletes)
 		}
-		if err := writeJSON(w, out); err != nil {
+		if err := writeJSONObject(w, out); err != nil {
 			return err
 		}
 	} else {
@@ -262,8 +263,8 @@ func printDryRun(w io.Writer, source string, res *tasks.Result, asJSON bool) err
 			for _, warn := range p.Warnings {
 				fmt.Fprintf(w, "  warning: %s\n", warn)
 			}
-			for _, c := range p.Changes {
-				printChange(w, c)
+			if err := res.EachChange(func(c *reconcile.Change) error { printChange(w, *c); return nil }); err != nil {
+				return err
 			}
 			for _, g := range p.GroupCreates {
 				fmt.Fprintf(w, "  create group %s\n", g.DisplayName)

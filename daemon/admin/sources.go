@@ -183,9 +183,10 @@ func (h *Handler) dryRun(w http.ResponseWriter, r *http.Request, c *call, name s
 		}
 		return usageError(err)
 	}
+	defer res.Close()
 	out := map[string]any{"source": name, "dry_run": true, "errors": nonNil(res.Errors)}
 	if p := res.Plan; p != nil {
-		out["counts"], out["changes"], out["warnings"], out["hold"] = p.Counts, nonNil(p.Changes), nonNil(p.Warnings), p.Hold
+		out["counts"], out["changes"], out["warnings"], out["hold"] = p.Counts, eachChange(res.EachChange), nonNil(p.Warnings), p.Hold
 		out["groups_created"], out["groups_deleted"] = nonNil(p.GroupCreates), nonNil(p.GroupDeletes)
 	}
 	writeObject(w, http.StatusOK, out)

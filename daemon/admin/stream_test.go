@@ -3,6 +3,7 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -22,6 +23,7 @@ func TestWriteObjectMatchesWriteJSON(t *testing.T) {
 	for _, out := range []map[string]any{
 		{},
 		{"source": "staff", "dry_run": true, "errors": []string{}, "hold": ""},
+		{"source": "staff", "changes": []reconcile.Change{}, "counts": map[string]int{}},
 		{"source": "st<a>ff", "changes": changes, "warnings": []string{"a & b"}, "counts": map[string]int{"created": 2500},
 			"groups_created": []string(nil), "groups_deleted": []string{"x"}},
 	} {
@@ -35,6 +37,24 @@ func TestWriteObjectMatchesWriteJSON(t *testing.T) {
 		}
 		if !json.Valid(got.Body.Bytes()) {
 			t.Error("not JSON")
+		}
+		// A dry run's changes given one at a time (eachChange) are written
+		// as the slice of them is.
+		if list, ok := out["changes"].([]reconcile.Change); ok {
+			lazy := maps.Clone(out)
+			lazy["changes"] = eachChange(func(fn func(*reconcile.Change) error) error {
+				for i := range list {
+					if err := fn(&list[i]); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			got := httptest.NewRecorder()
+			writeObject(got, http.StatusOK, lazy)
+			if !bytes.Equal(got.Body.Bytes(), want.Body.Bytes()) {
+				t.Errorf("changes one at a time: %d bytes, whole %d:\n%.300s\n%.300s", got.Body.Len(), want.Body.Len(), got.Body.Bytes(), want.Body.Bytes())
+			}
 		}
 	}
 }

@@ -108,12 +108,15 @@ type delta struct {
 	// dropped one is blanked there (MemberID ""), so that dropping costs
 	// the same however many wait for one department.
 	pendingAt map[pendingKey]int
-	// parentSet holds the records that gave a department a new parent,
-	// by uid, for the cycle check once every record is planned.
-	parentSet map[string]*push.Department
+	// parentSet holds, by uid, where the records that gave a department
+	// a new parent are and what they gave, for the cycle check once every
+	// record is planned: a few words a department, not its record, so that
+	// a department push planned in parts holds no record of the parts
+	// before.
+	parentSet map[string]parentRecord
 
 	// reuse lets keep write a changed user's new state over its old one
-	// in the snapshot (NewPushStream's snapshot is the stream's own).
+	// in the snapshot (each PushParts part's snapshot is its own).
 	reuse bool
 
 	// work counts the steps of the loops whose length depends on the
@@ -124,15 +127,46 @@ type delta struct {
 
 type pendingKey struct{ dept, member string }
 
+// parentRecord is the record that gave a department its parent: its index
+// in the payload and the parent's uid.
+type parentRecord struct {
+	index  int
+	parent string
+}
+
 func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta {
 	d := &delta{
 		plan:     &Plan{Revision: snap.Revision},
-		settings: s, newID: newID, foreign: maps.Clone(snap.Foreign),
-		byExt: map[string]*User{}, byLogin: map[string]*User{}, byEmail: map[string]*User{}, byPhone: map[string]*User{},
+		settings: s, newID: newID,
 		groups: map[string]*Group{}, uidOf: map[string]string{}, names: map[string]string{}, parentPending: map[string]bool{},
 		children: map[string][]string{}, pending: map[string][]Pending{}, pendingAt: map[pendingKey]int{},
-		parentSet: map[string]*push.Department{},
+		parentSet: map[string]parentRecord{},
 	}
+	d.loadUsers(snap)
+	for i := range snap.Groups {
+		g := snap.Groups[i]
+		d.groups[g.ExternalID] = &g
+		d.uidOf[g.ID] = g.ExternalID
+		d.names[Key(g.DisplayName)] = g.ExternalID
+		if g.Parent != "" {
+			d.children[g.Parent] = append(d.children[g.Parent], g.ExternalID)
+		}
+	}
+	for uid := range snap.ParentPending {
+		d.parentPending[uid] = true
+	}
+	for _, pm := range snap.Pending {
+		d.addPending(pm)
+	}
+	return d
+}
+
+// loadUsers makes snap's users, those of other sources and the logins
+// they hold what the records planned next find, in place of any loaded
+// before: PushParts loads each part's users.
+func (d *delta) loadUsers(snap *DeltaSnapshot) {
+	d.foreign = maps.Clone(snap.Foreign)
+	d.byExt, d.byLogin, d.byEmail, d.byPhone = map[string]*User{}, map[string]*User{}, map[string]*User{}, map[string]*User{}
 	// Other sources' users first: where one of them shares an e-mail or a
 	// phone number with a user of the source, the source's own is found.
 	d.sharedBy = map[[2]string]int{}
@@ -156,22 +190,6 @@ func newDelta(snap *DeltaSnapshot, s DeltaSettings, newID func() string) *delta 
 			d.plan.Total++
 		}
 	}
-	for i := range snap.Groups {
-		g := snap.Groups[i]
-		d.groups[g.ExternalID] = &g
-		d.uidOf[g.ID] = g.ExternalID
-		d.names[Key(g.DisplayName)] = g.ExternalID
-		if g.Parent != "" {
-			d.children[g.Parent] = append(d.children[g.Parent], g.ExternalID)
-		}
-	}
-	for uid := range snap.ParentPending {
-		d.parentPending[uid] = true
-	}
-	for _, pm := range snap.Pending {
-		d.addPending(pm)
-	}
-	return d
 }
 
 // addPending lets pm wait for its department, once.
@@ -647,7 +665,7 @@ func (d *delta) setParent(r *push.Department, g *Group) {
 	}
 	if parent != "" {
 		d.children[parent] = append(d.children[parent], r.UID)
-		d.parentSet[r.UID] = r
+		d.parentSet[r.UID] = parentRecord{index: r.Index, parent: parent}
 	}
 }
 
@@ -665,7 +683,11 @@ func (d *delta) cycles() {
 	}
 	walked := map[string]int{}
 	walk := 0
-	var closers []*push.Department
+	type closer struct {
+		uid string
+		parentRecord
+	}
+	var closers []closer
 	for uid := range d.parentSet {
 		walk++
 		p := uid
@@ -677,23 +699,24 @@ func (d *delta) cycles() {
 		if d.groups[p] == nil || walked[p] != walk {
 			continue // the walk reached a root or an earlier walk
 		}
-		var closer *push.Department
+		var last *closer
 		for c := p; ; {
 			d.work++
-			if r := d.parentSet[c]; r != nil && (closer == nil || r.Index > closer.Index) {
-				closer = r
+			if r, ok := d.parentSet[c]; ok && (last == nil || r.index > last.index) {
+				last = &closer{c, r}
 			}
 			if c = d.groups[c].Parent; c == p {
 				break
 			}
 		}
-		if closer != nil {
-			closers = append(closers, closer)
+		if last != nil {
+			closers = append(closers, *last)
 		}
 	}
-	slices.SortFunc(closers, func(a, b *push.Department) int { return a.Index - b.Index })
-	for _, r := range closers {
-		d.failDept(r, "parentUid", "%q would make department %q its own ancestor", *r.ParentUID, r.UID)
+	slices.SortFunc(closers, func(a, b closer) int { return a.index - b.index })
+	for _, c := range closers {
+		d.plan.Errors = append(d.plan.Errors, sources.FieldError{Field: "parentUid",
+			Message: fmt.Sprintf("records[%d] (parentUid): %q would make department %q its own ancestor", c.index, c.parent, c.uid)})
 	}
 }
 

@@ -3,14 +3,18 @@ package reconcile_test
 import (
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/sources/push"
 )
 
-// TestPushStreamIsPlanPush: a user payload planned in parts of any size
-// gives, part after part, the changes, memberships, pending memberships
+// TestPushStreamIsPlanPush: a user payload planned in parts of any size,
+// each against the users its records name as the parts before left them
+// (a directory in memory here, the store's transaction in roster), gives,
+// part after part, the changes, memberships, pending memberships
 // and owners of PlanPush's plan in its order, and the same counts,
 // warnings and errors: applied in order, the parts do what the whole plan
 // does. The payload updates, renames, restores, creates, deletes and
@@ -63,10 +67,14 @@ func TestPushStreamIsPlanPush(t *testing.T) {
 			}
 			for _, size := range []int{1, 2, 3, 4, 7, len(p.Users)} {
 				t.Run(fmt.Sprintf("skip=%v/adopt=%v/parts of %d", skip, adopt, size), func(t *testing.T) {
-					ps := reconcile.NewPushStream(p, snap(), s, seq())
+					dir := newDirectory(snap())
+					ps := reconcile.NewPushParts(&reconcile.DeltaSnapshot{Revision: rev, Groups: snap().Groups}, s, seq())
 					var got reconcile.Plan
 					parts := 0
-					for part := ps.Next(size); part != nil; part = ps.Next(size) {
+					for start := 0; start < len(p.Users); start += size {
+						chunk := &push.Payload{DataType: p.DataType, MatchKey: p.MatchKey, Users: p.Users[start:min(start+size, len(p.Users))]}
+						part := ps.Users(chunk, dir.read(chunk))
+						dir.apply(part)
 						parts++
 						if part.Revision != rev || len(part.Errors) > 0 || len(part.Warnings) > 0 || part.Counts != (reconcile.Counts{}) {
 							t.Errorf("part %d carries more than its changes: %+v", parts, part)
@@ -79,11 +87,10 @@ func TestPushStreamIsPlanPush(t *testing.T) {
 						got.OwnerAdds = append(got.OwnerAdds, part.OwnerAdds...)
 						got.OwnerRemoves = append(got.OwnerRemoves, part.OwnerRemoves...)
 					}
-					if want := (len(p.Users) + size - 1) / size; parts != want {
-						t.Errorf("%d parts, want %d", parts, want)
-					}
 					sum := ps.Summary()
-					got.Revision, got.Counts, got.Records, got.Total = sum.Revision, sum.Counts, sum.Records, sum.Total
+					// Total counts each part's users (see Summary); the
+					// whole plan's snapshot holds every user at once.
+					got.Revision, got.Counts, got.Records, got.Total = sum.Revision, sum.Counts, sum.Records, whole.Total
 					got.Warnings, got.Errors = sum.Warnings, sum.Errors
 					if diffs := diffPlan(&got, whole); len(diffs) > 0 {
 						report(t, "the parts are not the whole plan", diffs)
@@ -92,6 +99,87 @@ func TestPushStreamIsPlanPush(t *testing.T) {
 						t.Errorf("changes differ in order or content:\n got %+v\nwant %+v", got.Changes, whole.Changes)
 					}
 				})
+			}
+		}
+	}
+}
+
+// directory stands in for the store between the parts of a push: it holds
+// the source's users, other sources' and the logins others hold, answers
+// a part's look-ups as store.StreamTx.PushUsers does, and applies its
+// changes.
+type directory struct {
+	own, others []reconcile.User
+	foreign     map[string]string
+}
+
+func newDirectory(s *reconcile.DeltaSnapshot) *directory {
+	return &directory{own: s.Users, others: s.Others, foreign: s.Foreign}
+}
+
+// read returns copies of the users the part's records name: the source's
+// by uid, live login, e-mail or phone; others' by the matchKey's values;
+// and the foreign holders of the logins the records and those users have.
+func (d *directory) read(part *push.Payload) *reconcile.DeltaSnapshot {
+	uids, logins, emails, phones := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	for _, r := range part.Users {
+		uids[r.UID] = true
+		if r.UserName != nil {
+			logins[reconcile.Key(*r.UserName)] = true
+		}
+		if r.Email != nil && *r.Email != "" {
+			emails[strings.ToLower(*r.Email)] = true
+		}
+		if r.Phone != nil && *r.Phone != "" {
+			phones[*r.Phone] = true
+		}
+	}
+	snap := &reconcile.DeltaSnapshot{Foreign: map[string]string{}}
+	held := map[string]bool{}
+	for k := range logins {
+		held[k] = true
+	}
+	for k := range emails {
+		held[k] = true
+	}
+	for _, u := range d.own {
+		if uids[u.ExternalID] || u.State != reconcile.StateDeleted && logins[reconcile.Key(u.UserName)] ||
+			emails[strings.ToLower(u.Email)] || phones[u.Phone] {
+			snap.Users = append(snap.Users, u)
+			held[reconcile.Key(u.UserName)] = true
+		}
+	}
+	for _, u := range d.others {
+		switch {
+		case part.MatchKey == push.MatchUserName && logins[reconcile.Key(u.UserName)],
+			part.MatchKey == push.MatchEmail && emails[strings.ToLower(u.Email)],
+			part.MatchKey == push.MatchPhone && phones[u.Phone]:
+			snap.Others = append(snap.Others, u)
+		}
+	}
+	for k, holder := range d.foreign {
+		if held[k] {
+			snap.Foreign[k] = holder
+		}
+	}
+	return snap
+}
+
+func (d *directory) apply(part *reconcile.Plan) {
+	for _, c := range part.Changes {
+		switch c.Action {
+		case reconcile.Skip:
+		case reconcile.Create:
+			d.own = append(d.own, c.After)
+		case reconcile.Adopt:
+			d.others = slices.DeleteFunc(d.others, func(u reconcile.User) bool { return u.ID == c.After.ID })
+			delete(d.foreign, reconcile.Key(c.Before.UserName))
+			d.own = append(d.own, c.After)
+		default:
+			for i := range d.own {
+				if d.own[i].ID == c.After.ID {
+					d.own[i] = c.After
+				}
 			}
 		}
 	}

@@ -228,7 +228,7 @@ func (s *Store) applyTask(ctx context.Context, source string, plan *reconcile.Pl
 		}
 		if s.driver == SQLite {
 			// The same few statement shapes run thousands of times.
-			tx = tx.Session(&gorm.Session{PrepareStmt: true})
+			tx = preparedTx(tx)
 		}
 		a := applier{ctx: ctx, tx: tx, source: source, now: now, batch: s.batchRows(), postgres: s.driver == Postgres, keeper: s.keeper.Load()}
 		if err := a.apply(plan); err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -23,6 +24,9 @@ type StreamTx struct {
 	a       applier
 	sqlite  bool
 	written int64
+	// readOnly: ReadStream's, which reads outside any transaction and
+	// writes nothing.
+	readOnly bool
 	// groupKey holds the source's groups as Groups read them: id → key.
 	groupKey map[string]string
 }
@@ -36,7 +40,7 @@ func (s *Store) ApplyStream(ctx context.Context, source, fingerprint string, t *
 }
 
 // ApplyAt is ApplyStream for parts planned against the source's revision
-// before the transaction began (a push's, see reconcile.PushStream): it
+// before the transaction began (a push's, see reconcile.PushParts): it
 // refuses with ErrConflict, writing nothing, when the source changed
 // since, as ApplyTask does. The source's fingerprint is cleared, as
 // ApplyTask does for a push.
@@ -66,7 +70,7 @@ func (s *Store) applyStream(ctx context.Context, source, fingerprint string, rev
 			return fmt.Errorf("source %s: %w", source, ErrNotFound)
 		}
 		if s.driver == SQLite {
-			tx = tx.Session(&gorm.Session{PrepareStmt: true})
+			tx = preparedTx(tx)
 		}
 		st := &StreamTx{a: applier{ctx: ctx, tx: tx, source: source, now: now, batch: s.batchRows(), postgres: s.driver == Postgres, keeper: s.keeper.Load()},
 			sqlite: s.driver == SQLite}
@@ -83,8 +87,25 @@ func (s *Store) applyStream(ctx context.Context, source, fingerprint string, rev
 	return nil
 }
 
+// ReadStream returns a StreamTx that reads source as a streamed plan does
+// and writes nothing (Apply refuses): a dry run plans a large input with
+// it, a part at a time, as the sync would. Its reads are not one
+// transaction (which on SQLite would take the write lock for the whole
+// dry run), so a change racing the dry run may show in some parts only;
+// the sync itself plans again.
+func (s *Store) ReadStream(ctx context.Context, source string) *StreamTx {
+	return &StreamTx{a: applier{ctx: ctx, tx: s.db.WithContext(ctx), source: source, batch: s.batchRows(), postgres: s.driver == Postgres},
+		sqlite: s.driver == SQLite, readOnly: true}
+}
+
+// errReadOnly refuses a write through ReadStream's StreamTx.
+var errReadOnly = errors.New("a read-only stream (a dry run) writes nothing")
+
 // Apply writes one part of the plan.
 func (st *StreamTx) Apply(p *reconcile.Plan) error {
+	if st.readOnly {
+		return errReadOnly
+	}
 	st.written += int64(len(p.Changes) + len(p.MembershipAdds))
 	return st.a.apply(p)
 }

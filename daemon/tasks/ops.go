@@ -24,6 +24,12 @@ func (r *Runner) dryRun(ctx context.Context, src *config.Source) (*Result, error
 	dry := *r
 	dry.readOnly = true
 	r = &dry
+	if src.Type == config.TypeCSV && r.streams(src) {
+		res, whole, err := r.dryRunStream(ctx, src)
+		if !whole {
+			return res, err
+		}
+	}
 	var in *input
 	var err error
 	if src.Type == config.TypeHTTP {

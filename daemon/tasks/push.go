@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -232,84 +234,118 @@ func (r *Runner) runPush(ctx context.Context, src *config.Source, t *store.Task)
 	return res
 }
 
+// pushPart is how many records of a payload are decoded, planned and
+// written at a time: what the apply holds at once is pushPart records,
+// their plan and the users they name, whatever the size of the push. A
+// variable for the tests that measure memory with small parts.
+var pushPart = 5000
+
+var (
+	// errPushRefused rolls back the parts of a push written before a
+	// record turned out to be in error.
+	errPushRefused = errors.New("the push has errors")
+	// errFieldsRefused rolls back a push whose custom fields the source's
+	// fields no longer accept.
+	errFieldsRefused = errors.New("the push's custom fields are refused")
+)
+
+// applyPush decodes, plans and applies a stored push a part at a time, in
+// one transaction (SPEC §4.1): all of it or, when a record is in error or
+// the database fails, nothing. The body is held once (it is stored as it
+// came); each part's records are decoded from it, planned against the
+// users they name as the parts before left them, written and dropped.
+//
+// Once a record is in error nothing will be kept, but every record is
+// still planned, so that the task lists every error, as a plan computed
+// whole does: a user payload's later parts are then still written (the
+// transaction is rolled back at the end), because the directory is what
+// tells them what the parts before did; a department payload's are not
+// (its departments are held in memory). Progress counts only the parts
+// written while no record was in error.
 func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Task) (*Result, error) {
 	stored, err := r.Store.PushPayload(ctx, t.ID)
 	if err != nil {
 		return r.finishFailed(ctx, t, nil, transient(err))
 	}
-	p, err := push.Decode(stored.Body)
-	if err != nil {
-		return r.finishFailed(ctx, t, nil, fmt.Errorf("the stored push is not readable: %w", err))
-	}
-	unmapped, errs := push.MapFields(p, src.Fields, r.Config.Attributes.Model().Check)
-	if len(errs) > 0 {
-		// The fields changed since the push was accepted.
-		return r.finishFailed(ctx, t, nil, &push.Error{Errors: errs})
-	}
-	snap, err := r.Store.PushSnapshot(ctx, src.Name, pushKeys(p))
+	snap, err := r.Store.PushDepartments(ctx, src.Name)
 	if err != nil {
 		return r.finishFailed(ctx, t, nil, transient(err))
 	}
+	model := r.Config.Attributes.Model()
 	set := reconcile.DeltaSettings{OnDelete: src.OnDelete,
 		SkipConflicts: src.OnConflict == config.OnConflictSkip, Adopt: src.OnConflict == config.OnConflictAdopt,
-		Attributes: r.Config.Attributes.Model()}
-	warn := func(plan *reconcile.Plan) {
-		if len(unmapped) > 0 {
-			plan.Warnings = append(plan.Warnings, fmt.Sprintf("custom fields that no entry of the source's fields maps were not stored "+
-				"(they are in the raw record): %s", strings.Join(unmapped, ", ")))
-		}
-	}
-	if p.DataType == push.DataUser {
-		return r.applyPushParts(ctx, src, t, reconcile.NewPushStream(p, snap, set, newID), warn)
-	}
-	plan := reconcile.PlanPush(p, snap, set, newID)
-	plan.Source = src.Name
-	warn(plan)
-	if len(plan.Errors) > 0 {
-		return r.finishFailed(ctx, t, plan, &sources.ValidationError{Errors: plan.Errors})
-	}
-	return r.apply(ctx, t, src, plan, "")
-}
-
-// pushPart is how many records of a user payload are planned and written
-// at a time: the plan held at once is that of pushPart records, whatever
-// the size of the push.
-const pushPart = 5000
-
-// errPushRefused rolls back the parts of a push written before a record
-// turned out to be in error.
-var errPushRefused = errors.New("the push has errors")
-
-// applyPushParts plans and applies a user payload a part at a time, in
-// one transaction (SPEC §4.1): all of it or, when a record is in error or
-// the database fails, nothing. Once a record is in error no more part is
-// written, but every record is still planned, so that the task lists
-// every error, as a plan computed whole does.
-func (r *Runner) applyPushParts(ctx context.Context, src *config.Source, t *store.Task, ps *reconcile.PushStream, warn func(*reconcile.Plan)) (*Result, error) {
-	summary := ps.Summary()
+		Attributes: model}
+	pp := reconcile.NewPushParts(snap, set, newID)
+	snap = nil
+	summary := pp.Summary()
 	summary.Source = src.Name
+	unmapped := map[string]bool{}
+	var fieldErrs []push.RecordError
+	var unreadable error
 	began := time.Now()
 	done := *t
 	// The store stamps finished_at in the apply's transaction, after the
 	// last part is written (store.Task.BeforeSave).
 	done.Status, done.FinishedAt = store.StatusSucceeded, nil
-	warned, applied := false, 0
-	err := r.Store.ApplyAt(ctx, src.Name, summary.Revision, &done, func(tx *store.StreamTx) error {
-		for part := ps.Next(pushPart); part != nil; part = ps.Next(pushPart) {
-			if len(summary.Errors) > 0 {
-				continue
+	applied := 0
+	err = r.Store.ApplyAt(ctx, src.Name, summary.Revision, &done, func(tx *store.StreamTx) error {
+		err := push.DecodeParts(stored.Body, pushPart, func(p *push.Payload) error {
+			var part *reconcile.Plan
+			if p.DataType == push.DataDepartment {
+				if len(summary.Errors) > 0 {
+					pp.Departments(p, nil) // for its errors: nothing of it is written
+					return nil
+				}
+				uids := make([]string, len(p.Departments))
+				for i := range p.Departments {
+					uids[i] = p.Departments[i].UID
+				}
+				pending, err := tx.PendingIn(uids)
+				if err != nil {
+					return err
+				}
+				part = pp.Departments(p, pending)
+			} else {
+				names, errs := push.MapFields(p, src.Fields, model.Check)
+				for _, n := range names {
+					unmapped[n] = true
+				}
+				// The fields changed since the push was accepted: the rest
+				// is read for the errors of its fields only.
+				if fieldErrs = append(fieldErrs, errs...); len(fieldErrs) > 0 {
+					return nil
+				}
+				users, err := tx.PushUsers(pushKeys(p))
+				if err != nil {
+					return err
+				}
+				part = pp.Users(p, users)
 			}
 			part.Source = src.Name
 			if err := tx.Apply(part); err != nil {
 				return err
 			}
-			applied += len(part.Changes)
-			if r.Progress != nil {
-				r.Progress(src.Name, "apply", applied)
+			if len(summary.Errors) == 0 {
+				applied += len(part.Changes) + len(part.GroupCreates) + len(part.GroupRenames) + len(part.GroupDeletes)
+				if r.Progress != nil {
+					r.Progress(src.Name, "apply", applied)
+				}
 			}
+			return nil
+		})
+		var invalid *push.Error
+		if errors.As(err, &invalid) {
+			unreadable = fmt.Errorf("the stored push is not readable: %w", err)
+			return unreadable
 		}
-		warn(summary)
-		warned = true
+		if err != nil {
+			return err
+		}
+		if len(fieldErrs) > 0 {
+			return errFieldsRefused
+		}
+		pp.Finish()
+		warnUnmapped(summary, unmapped)
 		if len(summary.Errors) > 0 {
 			return errPushRefused
 		}
@@ -317,10 +353,11 @@ func (r *Runner) applyPushParts(ctx context.Context, src *config.Source, t *stor
 		return nil
 	})
 	r.log().Debug("plan applied", "source", src.Name, "task", t.ID, "changes", applied, "parts", true, "took", time.Since(began))
-	if !warned {
-		warn(summary)
-	}
 	switch {
+	case unreadable != nil:
+		return r.finishFailed(ctx, t, nil, unreadable)
+	case errors.Is(err, errFieldsRefused):
+		return r.finishFailed(ctx, t, nil, &push.Error{Errors: fieldErrs})
 	case errors.Is(err, errPushRefused):
 		return r.finishFailed(ctx, t, summary, &sources.ValidationError{Errors: summary.Errors})
 	case errors.Is(err, store.ErrConflict):
@@ -337,11 +374,19 @@ func (r *Runner) applyPushParts(ctx context.Context, src *config.Source, t *stor
 	return &Result{Task: t, Plan: summary}, nil
 }
 
+// warnUnmapped warns, once the push is planned, of the custom fields that
+// no entry of the source's fields maps.
+func warnUnmapped(plan *reconcile.Plan, unmapped map[string]bool) {
+	if len(unmapped) == 0 {
+		return
+	}
+	names := slices.Sorted(maps.Keys(unmapped))
+	plan.Warnings = append(plan.Warnings, fmt.Sprintf("custom fields that no entry of the source's fields maps were not stored "+
+		"(they are in the raw record): %s", strings.Join(names, ", ")))
+}
+
 func pushKeys(p *push.Payload) store.PushKeys {
 	k := store.PushKeys{MatchKey: p.MatchKey}
-	for _, d := range p.Departments {
-		k.Depts = append(k.Depts, d.UID)
-	}
 	for i := range p.Users {
 		u := &p.Users[i]
 		k.UIDs = append(k.UIDs, u.UID)

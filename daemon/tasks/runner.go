@@ -111,6 +111,9 @@ type Result struct {
 	// Errors are the validation errors of a dry run (a real task keeps
 	// them in Task.Errors).
 	Errors []sources.FieldError
+	// spool holds a streamed dry run's changes, which Plan then lacks
+	// (see EachChange).
+	spool *changeSpool
 }
 
 // input is a task's validated records and where they came from.

@@ -243,6 +243,24 @@ func (r *Runner) syncStream(ctx context.Context, t *store.Task, src *config.Sour
 // groups and the orphans), then the raw record a chunk at a time. It fills
 // in the task's counts and warnings and returns the plan's summary.
 func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.Task, src *config.Source, first *firstPass, force bool) (*reconcile.Plan, error) {
+	summary, err := r.planStream(ctx, tx, src, first, force, r.rawPath(t), true, tx.Apply)
+	if err != nil {
+		return nil, err
+	}
+	t.Counts, t.Warnings = mustJSON(summary.Counts), mustJSON(nonNil(summary.Warnings))
+	return summary, nil
+}
+
+// planStream plans a streamed input against what tx reads: the head (the
+// groups and the orphans), then the input at path a chunk at a time, each
+// part handed to emit as soon as it is planned (and before the next is):
+// a sync applies it, a dry run writes its changes out (dryRunStream).
+// hashed says the input's passwords are hashes (the raw record); a dry
+// run reads the source's file, and its passwords are only known to be
+// set. It returns the plan's summary: counts, warnings, and the head's
+// groups created and deleted.
+func (r *Runner) planStream(ctx context.Context, tx *store.StreamTx, src *config.Source, first *firstPass, force bool,
+	path string, hashed bool, emit func(*reconcile.Plan) error) (*reconcile.Plan, error) {
 	groups, err := tx.Groups()
 	if err != nil {
 		return nil, err
@@ -274,31 +292,41 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 	if head.Hold != "" {
 		return nil, errWhole{"the safety valve holds the plan"}
 	}
-	if err := tx.Apply(head); err != nil {
+	summary := &reconcile.Plan{Source: src.Name, Records: first.records, Total: in.Total, Warnings: first.warnings,
+		GroupCreates: head.GroupCreates, GroupDeletes: head.GroupDeletes}
+	if err := emit(head); err != nil {
 		return nil, err
 	}
 
-	f, err := os.Open(r.rawPath(t))
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("read the raw record again: %w", err)
+		return nil, fmt.Errorf("read the input again: %w", err)
 	}
 	defer f.Close()
 	chunk := make([]sources.Record, 0, streamChunk)
 	apply := func() error {
-		if err := r.applyChunk(tx, plan, known, owned > 0, set.Adopt, src.Name, chunk); err != nil {
-			return err
+		part, err := r.planChunk(tx, plan, known, owned > 0, set.Adopt, src.Name, chunk)
+		if err == nil && part != nil {
+			err = emit(part)
 		}
 		chunk = chunk[:0]
-		return nil
+		return err
 	}
-	res, err := csv.Read(ctx, f, csv.Options{HashedPasswords: true, Checked: true, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check, Each: func(rec sources.Record) error {
-		rec.InitialPassword = first.passwords[rec.ExternalID]
-		chunk = append(chunk, rec)
-		if len(chunk) == streamChunk {
-			return apply()
-		}
-		return nil
-	}})
+	opts := csv.Options{HashedPasswords: hashed, Checked: true, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check,
+		Each: func(rec sources.Record) error {
+			if !hashed && rec.Password != "" {
+				// Hashing is skipped: the plan only needs to know that a
+				// password is set.
+				rec.Password, rec.PasswordHash = "", "(hash)"
+			}
+			rec.InitialPassword = first.passwords[rec.ExternalID]
+			chunk = append(chunk, rec)
+			if len(chunk) == streamChunk {
+				return apply()
+			}
+			return nil
+		}}
+	res, err := csv.Read(ctx, f, opts)
 	if err == nil {
 		err = res.Err()
 	}
@@ -308,16 +336,16 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 	if err != nil {
 		return nil, err
 	}
-	summary := &reconcile.Plan{Source: src.Name, Counts: plan.Counts, Records: first.records, Total: in.Total, Warnings: first.warnings}
-	t.Counts, t.Warnings = mustJSON(summary.Counts), mustJSON(nonNil(summary.Warnings))
+	summary.Counts = plan.Counts
 	return summary, nil
 }
 
-// applyChunk plans and applies one chunk of records, unless a login of the
-// chunk is held by someone other than its record's own user. Records that
-// leave their user as known change nothing and are only counted; when the
-// source owned nobody (a first import), there is nobody to read.
-func (r *Runner) applyChunk(tx *store.StreamTx, plan *reconcile.Stream, known map[string]int, owns, adopts bool, source string, chunk []sources.Record) error {
+// planChunk plans one chunk of records, unless a login of the chunk is
+// held by someone other than its record's own user, and returns its part
+// (nil when it changes nothing). Records that leave their user as known
+// change nothing and are only counted; when the source owned nobody (a
+// first import), there is nobody to read.
+func (r *Runner) planChunk(tx *store.StreamTx, plan *reconcile.Stream, known map[string]int, owns, adopts bool, source string, chunk []sources.Record) (*reconcile.Plan, error) {
 	changed := chunk[:0]
 	for _, rec := range chunk {
 		if k, ok := reconcile.Unpack(known[rec.ExternalID]); ok && plan.Unchanged(&rec, k) {
@@ -327,7 +355,7 @@ func (r *Runner) applyChunk(tx *store.StreamTx, plan *reconcile.Stream, known ma
 		changed = append(changed, rec)
 	}
 	if len(changed) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids := make([]string, len(changed))
 	for i := range changed {
@@ -337,7 +365,7 @@ func (r *Runner) applyChunk(tx *store.StreamTx, plan *reconcile.Stream, known ma
 	if owns {
 		var err error
 		if users, err = tx.Users(ids); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	// A user who keeps their login holds it alone (the index is unique);
@@ -352,7 +380,7 @@ func (r *Runner) applyChunk(tx *store.StreamTx, plan *reconcile.Stream, known ma
 	}
 	holders, err := tx.Holders(keys)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	// A record without a user of the source whose login a user of another
 	// source holds adopts that user when the source adopts; every other
@@ -365,16 +393,16 @@ func (r *Runner) applyChunk(tx *store.StreamTx, plan *reconcile.Stream, known ma
 		case adopts && h[0] != source && users[ids[i]] == nil:
 			adopt = append(adopt, keys[n])
 		default:
-			return errWhole{fmt.Sprintf("line %d: the login %q is held by another user", changed[i].Line, changed[i].UserName)}
+			return nil, errWhole{fmt.Sprintf("line %d: the login %q is held by another user", changed[i].Line, changed[i].UserName)}
 		}
 	}
 	adoptable, err := tx.Adoptable(adopt)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	part := plan.Chunk(changed, users, adoptable)
 	if plan.Held() {
-		return errWhole{"the safety valve holds the plan"}
+		return nil, errWhole{"the safety valve holds the plan"}
 	}
-	return tx.Apply(part)
+	return part, nil
 }

@@ -2,13 +2,16 @@ package tasks_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
 	"github.com/rosterd/roster/daemon/tasks"
@@ -82,6 +85,14 @@ func TestStreamedSyncMatchesWhole(t *testing.T) {
 			file := filepath.Join(dir, "staff.csv")
 			streamed, whole := storetest.Open(t, driver), storetest.Open(t, driver)
 			ctx := context.Background()
+			streamedDryRuns := 0
+			defer func() {
+				// The steps that move a login or trip the valve are planned
+				// whole by the sync, and so by the dry run.
+				if streamedDryRuns < len(steps)-2 {
+					t.Errorf("%d of %d dry runs streamed", streamedDryRuns, len(steps))
+				}
+			}()
 			for _, step := range steps {
 				writeFile(t, file, step.csv)
 				var extra []string
@@ -92,6 +103,25 @@ func TestStreamedSyncMatchesWhole(t *testing.T) {
 				rs.Config.Limits.StreamFrom = 0
 				rw := runner(t, whole, dir, file, extra...)
 				rw.Config.Limits.StreamFrom = 1 << 40
+				// A dry run shows the same plan either way, change by change
+				// in the same order; streamed where the sync streams.
+				da, err := rs.Sync(ctx, "staff", tasks.Options{DryRun: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				dw, err := rw.Sync(ctx, "staff", tasks.Options{DryRun: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if x, y := dryRunText(t, da), dryRunText(t, dw); x != y {
+					t.Fatalf("%s: the dry runs differ:\nstreamed %s\nwhole    %s", step.name, x, y)
+				}
+				if tasks.Streamed(dw) {
+					t.Fatalf("%s: the whole dry run streamed", step.name)
+				}
+				if tasks.Streamed(da) {
+					streamedDryRuns++
+				}
 				a, err := rs.Sync(ctx, "staff", tasks.Options{Force: true})
 				if err != nil {
 					t.Fatal(err)
@@ -109,6 +139,35 @@ func TestStreamedSyncMatchesWhole(t *testing.T) {
 			}
 		})
 	}
+}
+
+// uuids are the generated ids of new users and groups, which differ from
+// one plan to the next.
+var uuids = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+// dryRunText is what a dry run shows, its generated ids blanked: the
+// summary, then every change in order.
+func dryRunText(t *testing.T, res *tasks.Result) string {
+	t.Helper()
+	defer res.Close()
+	var b strings.Builder
+	p := res.Plan
+	head, err := json.Marshal(map[string]any{"errors": res.Errors, "counts": p.Counts, "warnings": p.Warnings, "hold": p.Hold,
+		"groups_created": p.GroupCreates, "groups_deleted": p.GroupDeletes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Write(head)
+	err = res.EachChange(func(c *reconcile.Change) error {
+		line, err := json.Marshal(c)
+		b.WriteString("\n")
+		b.Write(line)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return uuids.ReplaceAllString(b.String(), "ID")
 }
 
 // dump describes a source's users and groups without their generated ids.

@@ -249,8 +249,87 @@ func Decode(body []byte) (*Payload, error) {
 }
 
 func (d *decoder) decode(body []byte) (*Payload, error) {
+	var p *Payload
+	err := d.records(body, func(head *Payload, u *User, dep *Department) error {
+		p = head
+		if u != nil {
+			p.Users = append(p.Users, *u)
+		} else if dep != nil {
+			p.Departments = append(p.Departments, *dep)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	d.duplicates(p)
+	if p.DataType == DataDepartment {
+		d.cycles(p.Departments)
+	}
+	if len(d.errs) > 0 {
+		return nil, &Error{Errors: d.errs}
+	}
+	return p, nil
+}
+
+// DecodeParts reads a payload that Decode accepted (a stored push) n
+// records at a time: fn gets a payload of the next n records (the last
+// part may hold fewer; a payload without records gives one empty part),
+// which it may keep. Only one part is held at a time besides the body:
+// a push of hundreds of thousands of records is applied without its
+// records decoded all at once. The checks across records (uids and logins
+// used twice, cycles in the payload) are Decode's and are not repeated; a
+// record that does not pass its own checks ends the reading with an
+// *Error, and so does an error of fn, as it came.
+func DecodeParts(body []byte, n int, fn func(part *Payload) error) error {
+	d := &decoder{}
+	var part *Payload
+	flush := func() error {
+		if part == nil {
+			return nil
+		}
+		p := part
+		part = nil
+		return fn(p)
+	}
+	var head *Payload
+	err := d.records(body, func(h *Payload, u *User, dep *Department) error {
+		head = h
+		if part == nil {
+			part = &Payload{SourceName: h.SourceName, DataType: h.DataType, MatchKey: h.MatchKey}
+		}
+		switch {
+		case u != nil:
+			part.Users = append(part.Users, *u)
+		case dep != nil:
+			part.Departments = append(part.Departments, *dep)
+		default:
+			return nil
+		}
+		if len(part.Users)+len(part.Departments) >= max(n, 1) {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil && len(d.errs) > 0 {
+		err = &Error{Errors: d.errs}
+	}
+	if err != nil {
+		return err
+	}
+	if part == nil && head != nil {
+		return nil // the last part was full
+	}
+	return flush()
+}
+
+// records reads body's top level and then its records one at a time,
+// calling fn with the payload's head (no records, no Raw besides the body)
+// and each valid record: once with neither for a payload without records.
+// Problems are added to d.errs; an error of the top level ends the reading.
+func (d *decoder) records(body []byte, fn func(head *Payload, u *User, dep *Department) error) error {
 	if !utf8.Valid(body) {
-		return nil, &Error{Errors: []RecordError{{Index: -1, Message: fmt.Sprintf("the body is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(body))}}}
+		return &Error{Errors: []RecordError{{Index: -1, Message: fmt.Sprintf("the body is not valid UTF-8 (first bad byte at offset %d)", firstInvalid(body))}}}
 	}
 	// The top level is decoded into parts of body, not copies: "records"
 	// is most of a push (tens of megabytes), and it is then read one
@@ -262,7 +341,7 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 		if strings.Contains(msg, "after top-level value") {
 			msg = "unexpected data after the JSON object"
 		}
-		return nil, &Error{Errors: []RecordError{{Index: -1, Message: "the body is not a JSON object: " + msg}}}
+		return &Error{Errors: []RecordError{{Index: -1, Message: "the body is not a JSON object: " + msg}}}
 	}
 	p := &Payload{Raw: body}
 	p.SourceName, _ = d.text(-1, "sourceName", json.RawMessage(top["sourceName"]), false)
@@ -289,7 +368,10 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 		d.fail(-1, "records", "must be an array of records")
 	}
 	if len(d.errs) > 0 {
-		return nil, &Error{Errors: d.errs}
+		return &Error{Errors: d.errs}
+	}
+	if err := fn(p, nil, nil); err != nil {
+		return err
 	}
 	for i := 0; records.More(); i++ {
 		// One record at a time: the decoder buffers this record only.
@@ -297,7 +379,7 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 		if err := records.Decode(&raw); err != nil {
 			// The body was valid JSON as a whole; a record that does not
 			// decode is a bug here, not the sender's.
-			return nil, fmt.Errorf("read records[%d] of a valid body: %w", i, err)
+			return fmt.Errorf("read records[%d] of a valid body: %w", i, err)
 		}
 		var rec map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &rec); err != nil || rec == nil {
@@ -306,20 +388,17 @@ func (d *decoder) decode(body []byte) (*Payload, error) {
 		}
 		if p.DataType == DataUser {
 			if u, ok := d.user(i, rec, p.MatchKey); ok {
-				p.Users = append(p.Users, u)
+				if err := fn(p, &u, nil); err != nil {
+					return err
+				}
 			}
 		} else if dep, ok := d.department(i, rec); ok {
-			p.Departments = append(p.Departments, dep)
+			if err := fn(p, nil, &dep); err != nil {
+				return err
+			}
 		}
 	}
-	d.duplicates(p)
-	if p.DataType == DataDepartment {
-		d.cycles(p.Departments)
-	}
-	if len(d.errs) > 0 {
-		return nil, &Error{Errors: d.errs}
-	}
-	return p, nil
+	return nil
 }
 
 // keysInOrder are the keys of a decoded object, sorted, so that the same

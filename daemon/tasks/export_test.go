@@ -1,0 +1,14 @@
+package tasks
+
+// SetPushPart makes a push's parts n records, so that a test shows what
+// one part costs next to a whole push without pushing hundreds of
+// thousands of records; it returns the restore.
+func SetPushPart(n int) func() {
+	old := pushPart
+	pushPart = n
+	return func() { pushPart = old }
+}
+
+// Streamed reports whether a dry run was planned as a streamed sync plans
+// (its changes kept aside, read back by EachChange).
+func Streamed(res *Result) bool { return res.spool != nil }
