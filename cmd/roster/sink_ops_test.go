@@ -324,7 +324,7 @@ func TestSinkServiceRestarted(t *testing.T) {
 				sinkTokenHash(), svc.base, sinkToken))
 			proc := startServeProc(t, up)
 			deadline := time.Now().Add(2 * time.Minute)
-			for len(heldBy(t, svc.base)) < 300 && time.Now().Before(deadline) {
+			for serviceTotal(t, svc.base) < 300 && time.Now().Before(deadline) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			svc.signalAndWait(t, syscall.SIGTERM, 30*time.Second)
