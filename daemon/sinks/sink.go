@@ -108,7 +108,17 @@ func (s *Sink) Step(ctx context.Context) (Counts, error) {
 		return c, err
 	}
 	if compared.IsZero() {
+		// What the outbox holds up to here the comparison reads as it
+		// is now: delivering it again afterwards would only repeat it
+		// (one request per resource of the initial sync).
+		end, err := s.store.OutboxEnd(ctx)
+		if err != nil {
+			return c, err
+		}
 		if err := s.compare(ctx, &c); err != nil {
+			return c, err
+		}
+		if err := s.store.SetSinkPosition(ctx, s.cfg.Name, end); err != nil {
 			return c, err
 		}
 		if err := s.store.SetSinkCompared(ctx, s.cfg.Name, time.Now()); err != nil {

@@ -34,7 +34,8 @@ var (
 )
 
 // exportedMetrics starts the real roster, makes the events happen after
-// which its series exist (a CSV sync, a SCIM request, a push), scrapes
+// which its series exist (a CSV sync, a SCIM request, a push, a sink's
+// delivery with one refused user), scrapes
 // /metrics and returns every sample name it may expose: the families of
 // the # TYPE lines, histograms with their _bucket, _sum and _count.
 func exportedMetrics(t *testing.T) map[string]bool {
@@ -89,6 +90,8 @@ func scrapeRoster(bin string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	svc := sinkService()
+	defer svc.Close()
 	const token = "deploycheck-token"
 	sum := sha256.Sum256([]byte(token))
 	cfg := fmt.Sprintf(`listen: %s
@@ -106,7 +109,13 @@ sources:
     orphans: deactivate
   - name: api
     type: push
-`, addr, hex.EncodeToString(sum[:]))
+sinks:
+  - name: svc
+    url: %s/scim/v2
+    auth: {bearer: deploycheck-sink-token}
+    interval: 200ms
+    limits: {rate: 0}
+`, addr, hex.EncodeToString(sum[:]), svc.URL)
 	cfgPath := filepath.Join(dir, "roster.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -152,7 +161,8 @@ sources:
 		b, err := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), err
 	}
-	// Ready, then the first sync of staff (it runs at start).
+	// Ready, then the first sync of staff (it runs at start) and the
+	// sink's first delivery of it, one user refused.
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
@@ -161,11 +171,13 @@ sources:
 		default:
 		}
 		code, body, err := get("GET", "/metrics", "")
-		if err == nil && code == 200 && strings.Contains(body, `roster_sync_tasks_total{source="staff"`) {
+		if err == nil && code == 200 && strings.Contains(body, `roster_sync_tasks_total{source="staff"`) &&
+			strings.Contains(body, `roster_sink_delivered_total{action="created",sink="svc"}`) &&
+			strings.Contains(body, `roster_sink_failed_total{kind="resource",sink="svc"}`) {
 			break
 		}
 		if time.Now().After(deadline) {
-			return nil, fail("no finished sync of staff within 60s (last /metrics: %d %v)", code, err)
+			return nil, fail("no finished sync of staff and delivery to sink svc within 60s (last /metrics: %d %v)", code, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -206,6 +218,8 @@ func TestExportedMetrics(t *testing.T) {
 		"roster_scim_requests_total", "roster_scim_request_duration_seconds_bucket",
 		"roster_push_requests_total", "roster_config_last_reload_successful",
 		"roster_build_info", "go_goroutines", "process_resident_memory_bytes",
+		"roster_sink_delivered_total", "roster_sink_failed_total", "roster_sink_lag_seconds",
+		"roster_sink_queue", "roster_sink_quarantined",
 	} {
 		if !names[want] {
 			t.Errorf("roster does not export %s", want)

@@ -110,7 +110,7 @@ func TestGrafanaDashboard(t *testing.T) {
 		}
 		exprs[where] = grafanaExpr(q)
 	}
-	for _, want := range []string{"datasource", "source"} {
+	for _, want := range []string{"datasource", "source", "sink"} {
 		if !vars[want] {
 			t.Errorf("the dashboard has no %q variable", want)
 		}
@@ -146,6 +146,20 @@ func TestGrafanaDashboard(t *testing.T) {
 	walk(panels)
 	if len(exprs) < 10 {
 		t.Fatalf("only %d queries found in the dashboard", len(exprs))
+	}
+	// Every sink series has a panel (SPEC §12: lag, queue, delivered,
+	// failed, quarantine).
+	used := map[string]bool{}
+	for _, e := range exprs {
+		for _, m := range metricsOf(e) {
+			used[m] = true
+		}
+	}
+	for _, want := range []string{"roster_sink_lag_seconds", "roster_sink_queue", "roster_sink_delivered_total",
+		"roster_sink_failed_total", "roster_sink_quarantined"} {
+		if !used[want] {
+			t.Errorf("no panel of the dashboard shows %s", want)
+		}
 	}
 	exported := exportedMetrics(t)
 	for where, e := range exprs {
@@ -211,7 +225,8 @@ func TestPrometheusRules(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"RosterDown", "RosterSyncFailing", "RosterSyncStale", "RosterTaskHeld", "RosterSCIMErrors", "RosterConfigReloadFailed"} {
+	for _, want := range []string{"RosterDown", "RosterSyncFailing", "RosterSyncStale", "RosterTaskHeld", "RosterSCIMErrors", "RosterConfigReloadFailed",
+		"RosterSinkLagging", "RosterSinkQuarantined"} {
 		if !seen[want] {
 			t.Errorf("roster-rules.yml has no alert %s", want)
 		}
