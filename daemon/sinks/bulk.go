@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-
 )
 
 const bulkURN = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -202,4 +201,3 @@ func status(raw json.RawMessage) int {
 	json.Unmarshal(raw, &n)
 	return n
 }
-
