@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/rosterd/roster/daemon/store"
 )
 
 const bulkURN = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -69,7 +71,7 @@ func (s *Sink) queue(ctx context.Context, op bulkOp) error {
 // be: counted and reported, or, for a failing service (429, 5xx), the
 // end of the step. A /Bulk request the service refuses whole (too large
 // after all, or not understood) is sent again one request at a time.
-func (s *Sink) flush(ctx context.Context) error {
+func (s *Sink) flush(ctx context.Context) (rerr error) {
 	q := s.pending
 	if q == nil || len(q.ops) == 0 {
 		return nil
@@ -109,6 +111,14 @@ func (s *Sink) flush(ctx context.Context) error {
 		}
 		return nil
 	}
+	// The service ids are recorded together, also when an operation
+	// ends the step: what the service created must not be created again.
+	made := map[string]string{}
+	defer func() {
+		if err := s.store.SetServiceIDs(ctx, s.cfg.Name, store.KindUser, made); err != nil && rerr == nil {
+			rerr = err
+		}
+	}()
 	byID := make(map[string]int, len(res.Operations))
 	for i, r := range res.Operations {
 		if r.BulkID != "" {
@@ -124,7 +134,7 @@ func (s *Sink) flush(ctx context.Context) error {
 			err = &ServiceError{Method: op.method, Path: op.path, Status: http.StatusOK, Detail: "the /Bulk answer has no result for this operation"}
 		} else {
 			r := res.Operations[j]
-			err = s.bulkResult(ctx, op, status(r.Status), r.Location, r.Response)
+			err = s.bulkResult(ctx, op, status(r.Status), r.Location, r.Response, made)
 		}
 		if err != nil {
 			if err := s.failed(err, q.c); err != nil {
@@ -136,25 +146,31 @@ func (s *Sink) flush(ctx context.Context) error {
 }
 
 // bulkResult applies what the service did with one operation.
-func (s *Sink) bulkResult(ctx context.Context, op bulkOp, code int, location string, response []byte) error {
+// A created resource's service id goes into made, or to the store at
+// once when made is nil.
+func (s *Sink) bulkResult(ctx context.Context, op bulkOp, code int, location string, response []byte, made map[string]string) error {
 	switch {
 	case code >= 200 && code < 300:
 		if op.method != http.MethodPost {
 			*op.counter++
 			return nil
 		}
-		var made struct {
+		var res struct {
 			ID string `json:"id"`
 		}
-		json.Unmarshal(response, &made)
-		if made.ID == "" && location != "" {
-			made.ID = location[strings.LastIndexByte(location, '/')+1:]
+		json.Unmarshal(response, &res)
+		if res.ID == "" && location != "" {
+			res.ID = location[strings.LastIndexByte(location, '/')+1:]
 		}
-		if made.ID == "" {
+		if res.ID == "" {
 			return &ServiceError{Method: op.method, Path: op.path, Status: code, Detail: "the /Bulk answer gives no id nor location"}
 		}
 		*op.counter++
-		return s.store.SetServiceID(ctx, s.cfg.Name, op.kind, op.id, made.ID)
+		if made != nil {
+			made[op.id] = res.ID
+			return nil
+		}
+		return s.store.SetServiceID(ctx, s.cfg.Name, op.kind, op.id, res.ID)
 	case code == http.StatusNotFound && op.recreate != nil:
 		p := s.pending
 		s.pending = nil // sent at once: the next flush may be the last
@@ -177,16 +193,16 @@ func (s *Sink) alone(ctx context.Context, op bulkOp) error {
 	err := s.client.do(ctx, op.method, op.path, op.data, out)
 	var se *ServiceError
 	if errors.As(err, &se) {
-		return s.bulkResult(ctx, op, se.Status, "", []byte(`{"detail":`+strconv.Quote(se.Detail)+`}`))
+		return s.bulkResult(ctx, op, se.Status, "", []byte(`{"detail":`+strconv.Quote(se.Detail)+`}`), nil)
 	}
 	if err != nil {
 		return err
 	}
 	if op.method == http.MethodPost {
 		body, _ := json.Marshal(made)
-		return s.bulkResult(ctx, op, http.StatusCreated, "", body)
+		return s.bulkResult(ctx, op, http.StatusCreated, "", body, nil)
 	}
-	return s.bulkResult(ctx, op, http.StatusOK, "", nil)
+	return s.bulkResult(ctx, op, http.StatusOK, "", nil, nil)
 }
 
 // status reads an operation's status, a string in RFC 7644's examples

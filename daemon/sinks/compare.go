@@ -52,6 +52,8 @@ func (s *Sink) compare(ctx context.Context, c *Counts) error {
 
 	var todo []string
 	removals := 0
+	s.prepared = map[string]*scim.User{}
+	defer func() { s.prepared = nil }()
 	seen := map[string]bool{}
 	check := func(id string) error {
 		if seen[id] {
@@ -97,6 +99,7 @@ func (s *Sink) compare(ctx context.Context, c *Counts) error {
 				sid, held, holds = found, heldUsers[found], true
 			}
 		}
+		s.prepared[id] = u
 		if holds {
 			body, err := s.userBody(ctx, u)
 			if err != nil {
@@ -254,10 +257,16 @@ func (s *Sink) list(ctx context.Context, path string) (map[string]map[string]any
 		q := url.Values{"startIndex": {strconv.Itoa(start)}, "count": {strconv.Itoa(comparePage)}}
 		var page struct {
 			TotalResults int              `json:"totalResults"`
+			StartIndex   int              `json:"startIndex"`
 			Resources    []map[string]any `json:"Resources"`
 		}
 		if err := s.client.do(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &page); err != nil {
 			return nil, fmt.Errorf("sink %s: list what the service holds: %w", s.cfg.Name, err)
+		}
+		if page.StartIndex != 0 && page.StartIndex != start {
+			// Reading on would see the first page again and again.
+			return nil, fmt.Errorf("sink %s: GET %s: the service answered startIndex %d when asked for %d: it does not page as RFC 7644 §3.4.2.4 says, so it cannot be compared",
+				s.cfg.Name, path, page.StartIndex, start)
 		}
 		for _, r := range page.Resources {
 			if id, ok := r["id"].(string); ok && id != "" {

@@ -68,6 +68,9 @@ type Sink struct {
 	// (a comparison): a user without a service id is not on the service,
 	// and is created without asking.
 	listed bool
+	// prepared holds the in-scope users a comparison has just read, so
+	// that their delivery does not read them again.
+	prepared map[string]*scim.User
 	// Errors are the per-resource failures of the last step, with the
 	// service's answer.
 	Errors []string
@@ -346,12 +349,13 @@ func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
 	if err != nil {
 		return err
 	}
-	in, err := s.inScope(ctx, id)
-	if err != nil {
-		return err
+	u, in := s.prepared[id]
+	if !in {
+		if in, err = s.inScope(ctx, id); err != nil {
+			return err
+		}
 	}
-	var u *scim.User
-	if in {
+	if in && u == nil {
 		if u, err = s.dir.User(ctx, id, scim.Include{Emails: true, PhoneNumbers: true}); errors.Is(err, scim.ErrNotFound) {
 			in = false
 		} else if err != nil {

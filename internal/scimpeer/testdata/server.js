@@ -75,10 +75,19 @@ function write(table, kind, resource, instance, unique) {
     return db[table][id];
 }
 
-function usersOut() {
-    return Object.values(db.users).map((u) => ({...u, groups: Object.values(db.groups)
-        .filter((g) => (g.members ?? []).some((m) => m.value === u.id))
-        .map((g) => ({value: g.id, display: g.displayName, type: "direct"}))}));
+// withGroups adds each user's groups (read-only, RFC 7643 §4.1.2), from
+// one pass over the groups.
+function withGroups(users) {
+    const ids = new Set(users.map((u) => u.id));
+    const of = new Map();
+    for (const g of Object.values(db.groups)) {
+        for (const m of g.members ?? []) {
+            if (!ids.has(m.value)) continue;
+            if (!of.has(m.value)) of.set(m.value, []);
+            of.get(m.value).push({value: g.id, display: g.displayName, type: "direct"});
+        }
+    }
+    return users.map((u) => ({...u, groups: of.get(u.id) ?? []}));
 }
 
 const User = SCIMMY.Resources.User.extend(SCIMMY.Schemas.EnterpriseUser, false);
@@ -88,9 +97,11 @@ User.ingress((resource, instance) => {
     return out;
 });
 User.egress((resource) => {
-    const all = usersOut();
-    if (resource.id) return all.find((u) => u.id === resource.id) ?? (() => { throw notFound("User", resource.id); })();
-    return list(resource, all);
+    if (resource.id) {
+        if (!db.users[resource.id]) throw notFound("User", resource.id);
+        return withGroups([db.users[resource.id]])[0];
+    }
+    return withGroups(list(resource, Object.values(db.users)));
 });
 User.degress((resource) => {
     if (!db.users[resource.id]) throw notFound("User", resource.id);
@@ -135,7 +146,7 @@ app.use((req, res, next) => {
     stats[key] = (stats[key] ?? 0) + 1;
     next();
 });
-app.post("/_peer/fail", express.json(), (req, res) => {
+app.post("/_peer/fail", express.json({type: () => true}), (req, res) => {
     if (!authorized(req)) return res.sendStatus(401);
     failWith = Number(req.body?.status ?? 0);
     res.json({status: failWith});
