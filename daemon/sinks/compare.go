@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -55,20 +56,29 @@ func (s *Sink) compare(ctx context.Context, c *Counts) error {
 	s.prepared = map[string]*scim.User{}
 	defer func() { s.prepared = nil }()
 	seen := map[string]bool{}
-	check := func(id string) error {
+	// Without a scope every user the directory lists is in it, as the
+	// listing read it: no need to read each again.
+	everyone := len(s.cfg.Scope.Sources) == 0 && s.scope == nil
+	check := func(id string, listed *scim.User) error {
 		if seen[id] {
 			return nil
 		}
 		seen[id] = true
 		sid := mapped[id]
-		in, err := s.inScope(ctx, id)
-		if err != nil {
-			return err
+		u, in := listed, listed != nil && everyone
+		if !in {
+			var err error
+			if in, err = s.inScope(ctx, id); err != nil {
+				return err
+			}
+			u = nil
 		}
-		var u *scim.User
-		if in {
-			if u, err = s.dir.User(ctx, id, scim.Include{Emails: true, PhoneNumbers: true}); err != nil {
+		if in && u == nil {
+			var err error
+			if u, err = s.dir.User(ctx, id, scim.Include{Emails: true, PhoneNumbers: true}); errors.Is(err, scim.ErrNotFound) {
 				in = false
+			} else if err != nil {
+				return fmt.Errorf("sink %s: read user %s: %w", s.cfg.Name, id, err)
 			}
 		}
 		held, holds := heldUsers[sid]
@@ -119,12 +129,12 @@ func (s *Sink) compare(ctx context.Context, c *Counts) error {
 	}
 	var after *scim.Position
 	for {
-		page, err := s.dir.Users(ctx, scim.Query{Count: batch, Cursor: true, After: after})
+		page, err := s.dir.Users(ctx, scim.Query{Count: batch, Cursor: true, After: after, Include: scim.Include{Emails: true, PhoneNumbers: true}})
 		if err != nil {
 			return fmt.Errorf("sink %s: list the users: %w", s.cfg.Name, err)
 		}
-		for _, u := range page.Resources {
-			if err := check(u.ID); err != nil {
+		for i := range page.Resources {
+			if err := check(page.Resources[i].ID, page.Resources[i]); err != nil {
 				return err
 			}
 		}
@@ -133,7 +143,7 @@ func (s *Sink) compare(ctx context.Context, c *Counts) error {
 		}
 	}
 	for id := range mapped {
-		if err := check(id); err != nil {
+		if err := check(id, nil); err != nil {
 			return err
 		}
 	}
@@ -247,6 +257,27 @@ func (s *Sink) groupDrift(ctx context.Context, c *Counts) ([]string, error) {
 		}
 	}
 	return todo, nil
+}
+
+// outboxEnd is the position of the last outbox entry the sink can read
+// now (on PostgreSQL, of transactions that ended): a comparison that
+// begins after reading it covers every entry up to it.
+func (s *Sink) outboxEnd(ctx context.Context) (store.Position, error) {
+	st, err := s.store.Sink(ctx, s.cfg.Name)
+	if err != nil {
+		return store.Position{}, err
+	}
+	end := st.Position
+	for {
+		changes, err := s.store.Changes(ctx, end, 10*batch)
+		if err != nil {
+			return end, err
+		}
+		if len(changes) == 0 {
+			return end, nil
+		}
+		end = changes[len(changes)-1].Position
+	}
 }
 
 // list reads every resource the service holds at path, by id, page by

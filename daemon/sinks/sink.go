@@ -110,10 +110,19 @@ func (s *Sink) Step(ctx context.Context) (Counts, error) {
 		return c, err
 	}
 	if compared.IsZero() || time.Since(compared) >= time.Duration(s.cfg.CompareEvery) {
+		covered, err := s.outboxEnd(ctx)
+		if err != nil {
+			return c, err
+		}
 		if err := s.compare(ctx, &c); err != nil {
 			return c, err
 		}
 		if err := s.store.SetSinkCompared(ctx, s.cfg.Name, time.Now()); err != nil {
+			return c, err
+		}
+		// The comparison delivered the directory as it was after every
+		// change the outbox showed before it began.
+		if err := s.store.SetSinkPosition(ctx, s.cfg.Name, covered); err != nil {
 			return c, err
 		}
 	}

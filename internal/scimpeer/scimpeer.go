@@ -72,7 +72,7 @@ func Start(t testing.TB, o Options) *Peer {
 		t.Skipf("SKIPPING the tests against the scimmy SCIM service: %s", why)
 	}
 	p := &Peer{Token: o.Token, t: t, root: root, data: filepath.Join(t.TempDir(), "peer.json"), bulk: o.Bulk,
-		httpc: &http.Client{Timeout: 30 * time.Second}}
+		httpc: &http.Client{Timeout: 2 * time.Minute}}
 	p.start()
 	t.Cleanup(func() {
 		if p.cmd != nil {

@@ -46,10 +46,17 @@ const plain = (v) => JSON.parse(JSON.stringify(v));
 const now = () => new Date().toISOString();
 const notFound = (kind, id) => new SCIMMY.Types.Error(404, null, `${kind} ${id} not found`);
 
-// list applies what the request asked: scimmy's own filter matching; the
-// ListResponse then sorts and pages.
+// list applies what the request asked: scimmy's own filter matching, then
+// the page. scimmy would page the whole list itself, but only after
+// turning every resource into its schema's form (milliseconds each): the
+// page is cut here and the total handed to its ListResponse through the
+// resource's constraints. A sorted list is left whole to scimmy.
 function list(resource, all) {
-    return resource.filter ? resource.filter.match(all) : all;
+    const matched = resource.filter ? resource.filter.match(all) : all;
+    const {startIndex = 1, count = 20, sortBy} = resource.constraints ?? {};
+    if (sortBy !== undefined || startIndex < 1) return matched;
+    resource.constraints = {...resource.constraints, totalResults: matched.length};
+    return matched.slice(startIndex - 1, startIndex - 1 + count);
 }
 
 // write creates (no id) or replaces (id) a resource; attributes the client
