@@ -71,7 +71,7 @@ func scimmyConverges(t *testing.T, what string, peer *scimpeer.Peer, people, gon
 	t.Helper()
 	wantUsers, wantGroups := scimmyWants(people, gone)
 	var first string
-	for deadline := time.Now().Add(4 * time.Minute); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(4 * time.Minute); time.Now().Before(deadline); time.Sleep(2 * time.Second) {
 		users, groups := scimmyHolds(t, peer)
 		first = ""
 		for k, w := range wantUsers {

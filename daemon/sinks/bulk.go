@@ -171,6 +171,13 @@ func (s *Sink) bulkResult(ctx context.Context, op bulkOp, code int, location str
 			return nil
 		}
 		return s.store.SetServiceID(ctx, s.cfg.Name, op.kind, op.id, res.ID)
+	case code == http.StatusConflict && op.method == http.MethodPost:
+		// Most often the answer to a create that was sent again because
+		// the first answer was lost (a timeout): the user is there.
+		p := s.pending
+		s.pending = nil
+		defer func() { s.pending = p }()
+		return s.conflict(ctx, op, response)
 	case code == http.StatusNotFound && op.recreate != nil:
 		p := s.pending
 		s.pending = nil // sent at once: the next flush may be the last
@@ -179,6 +186,30 @@ func (s *Sink) bulkResult(ctx context.Context, op bulkOp, code int, location str
 	default:
 		return &ServiceError{Method: op.method, Path: op.path, Status: code, Detail: detail(response)}
 	}
+}
+
+// conflict adopts the user a create was refused for when the service
+// holds one of its userName, and updates it; otherwise the refusal
+// stands.
+func (s *Sink) conflict(ctx context.Context, op bulkOp, response []byte) error {
+	refused := &ServiceError{Method: op.method, Path: op.path, Status: http.StatusConflict, Detail: detail(response)}
+	body, _ := op.data.(map[string]any)
+	name, _ := body["userName"].(string)
+	if name == "" || op.kind != store.KindUser {
+		return refused
+	}
+	sid, err := s.match(ctx, "/Users", "userName", name)
+	if err != nil || sid == "" {
+		if err != nil {
+			return err
+		}
+		return refused
+	}
+	if err := s.store.SetServiceID(ctx, s.cfg.Name, op.kind, op.id, sid); err != nil {
+		return err
+	}
+	var ignored int
+	return s.update(ctx, "/Users/", op.kind, op.id, sid, body, op.counter, &ignored)
 }
 
 // alone sends one queued operation as a request of its own.

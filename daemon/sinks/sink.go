@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -537,6 +538,11 @@ func (s *Sink) create(ctx context.Context, path, kind, id string, body map[strin
 		ID string `json:"id"`
 	}
 	if err := s.client.do(ctx, http.MethodPost, path, body, &made); err != nil {
+		if isStatus(err, http.StatusConflict) && kind == store.KindUser {
+			var se *ServiceError
+			errors.As(err, &se)
+			return s.conflict(ctx, bulkOp{method: http.MethodPost, path: path, data: body, kind: kind, id: id, counter: n}, []byte(`{"detail":`+strconv.Quote(se.Detail)+`}`))
+		}
 		return err
 	}
 	if made.ID == "" {
