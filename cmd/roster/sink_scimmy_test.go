@@ -117,7 +117,7 @@ func TestSinkToScimmyServe(t *testing.T) {
 				// orphans: delete, so that people leaving the file leave
 				// their groups too (the service deactivates them).
 				return strings.Replace(serveConfig(up, ""), "    watch: true\n", "    watch: true\n    orphans: delete\n    max_removals: 100%\n", 1) + fmt.Sprintf("sinks:\n  - name: scimmy\n    url: %s\n    auth: {bearer: %s}\n    interval: 200ms\n"+
-					"    compare_every: %s\n    limits: {rate: 20/s, concurrency: 2}\n", peer.URL, sinkToken, compareEvery)
+					"    compare_every: %s\n    limits: {rate: 100/s, concurrency: 2}\n", peer.URL, sinkToken, compareEvery)
 			}
 			up.write(t, "roster.yaml", sinkYAML("24h"))
 			proc := startServeProc(t, up)

@@ -89,6 +89,9 @@ func (p *Peer) start() {
 	// The token goes by the environment, not the command line.
 	cmd.Env = append(os.Environ(), "SCIMPEER_TOKEN="+p.Token)
 	cmd.Dir = p.root
+	// A test binary killed by its timeout does not run its cleanups: the
+	// service goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		p.t.Fatal(err)
