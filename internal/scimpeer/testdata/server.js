@@ -12,6 +12,10 @@
 // a few test controls under /_peer (the same token):
 //   POST /_peer/fail {"status": 503}   answer every SCIM request so (0: stop)
 //   GET  /_peer/stats                  requests served, by method and path
+//
+// express is pinned to 4: under express 5 req.query is read-only, so
+// scimmy-routers' conversion of startIndex and count to numbers is lost
+// and every list answers its first 20 resources.
 import crypto from "node:crypto";
 import fs from "node:fs";
 import express from "express";
