@@ -177,7 +177,7 @@ func TestGoodFiles(t *testing.T) {
 			equal(t, "wiki", *wiki, Sink{
 				Name: "wiki", Enabled: true, URL: "https://wiki.example.com/scim/v2",
 				Scope: SinkScope{Groups: SinkGroupsMembers}, OnRemove: OnRemoveDeactivate,
-				Interval: Duration(time.Minute), MaxRemovals: Removals{Percent: 10, IsPercent: true},
+				Interval: Duration(time.Minute), CompareEvery: Duration(24 * time.Hour), MaxRemovals: Removals{Percent: 10, IsPercent: true},
 				Limits: SinkLimits{Rate: 10, Concurrency: 4, Timeout: Duration(30 * time.Second)},
 			})
 			crm, _ := c.Sink("crm")
@@ -188,7 +188,7 @@ func TestGoodFiles(t *testing.T) {
 				Scope: SinkScope{Sources: []string{"staff"}, Filter: `active eq true and title sw "Sales"`, Groups: SinkGroupsAll},
 				Map: map[string]string{"userName": "userName", "title": "title",
 					"costCentreCode": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter"},
-				OnRemove: OnRemoveDelete, Interval: Duration(30 * time.Second), MaxRemovals: Removals{Count: 25},
+				OnRemove: OnRemoveDelete, Interval: Duration(30 * time.Second), CompareEvery: Duration(12 * time.Hour), MaxRemovals: Removals{Count: 25},
 				Limits: SinkLimits{Rate: 10, Concurrency: 1, Timeout: Duration(5 * time.Second)},
 			})
 			chat, _ := c.Sink("chat")
@@ -385,7 +385,8 @@ func TestBadFiles(t *testing.T) {
 			{12, "sinks[1].limits.rate", "the unit after \"/\" is s, m or h"},
 			{12, "sinks[1].limits.concurrency", "must be at least 1"},
 			{13, "sinks[2].name", `sink name "CRM" is already used by sinks[1] at line 5`},
-			{15, "sinks[2].colour", "unknown key"},
+			{15, "sinks[2].compare_every", "1s is shorter than interval 1m"},
+			{16, "sinks[2].colour", "unknown key"},
 		}},
 		{"customurn.bad.yaml", []want{
 			{3, "attributes.custom_schema", `does not start with "urn:"`},

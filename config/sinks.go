@@ -48,6 +48,9 @@ type Sink struct {
 	// Interval is how often the sink looks for changes to deliver when
 	// nothing wakes it sooner.
 	Interval Duration `yaml:"interval"`
+	// CompareEvery is how often the sink compares everything the service
+	// holds with the directory and corrects what drifted there.
+	CompareEvery Duration `yaml:"compare_every"`
 	// MaxRemovals holds a delivery run that would deactivate or delete
 	// more users for an operator, as a source's does.
 	MaxRemovals Removals   `yaml:"max_removals"`
@@ -83,12 +86,13 @@ type SinkLimits struct {
 // setDefaults is called on every item of sinks before it is decoded.
 func (s *Sink) setDefaults() {
 	*s = Sink{
-		Enabled:     true,
-		Scope:       SinkScope{Groups: SinkGroupsMembers},
-		OnRemove:    OnRemoveDeactivate,
-		Interval:    Duration(time.Minute),
-		MaxRemovals: Removals{Percent: 10, IsPercent: true},
-		Limits:      SinkLimits{Rate: Rate(10), Concurrency: 4, Timeout: Duration(30 * time.Second)},
+		Enabled:      true,
+		Scope:        SinkScope{Groups: SinkGroupsMembers},
+		OnRemove:     OnRemoveDeactivate,
+		Interval:     Duration(time.Minute),
+		CompareEvery: Duration(24 * time.Hour),
+		MaxRemovals:  Removals{Percent: 10, IsPercent: true},
+		Limits:       SinkLimits{Rate: Rate(10), Concurrency: 4, Timeout: Duration(30 * time.Second)},
 	}
 }
 
@@ -201,6 +205,9 @@ func (c *collector) validateSinks(cfg *Config) {
 		}
 		c.oneOf(k+".on_remove", s.OnRemove, OnRemoveDeactivate, OnRemoveDelete)
 		c.positive(k+".interval", s.Interval)
+		if c.positive(k+".compare_every", s.CompareEvery); s.CompareEvery > 0 && s.CompareEvery < s.Interval {
+			c.check(k+".compare_every", "%s is shorter than interval %s: a comparison cannot come more often than the sink runs", s.CompareEvery, s.Interval)
+		}
 		if s.Limits.Concurrency < 1 {
 			c.check(k+".limits.concurrency", "must be at least 1")
 		}

@@ -27,7 +27,7 @@ func (s *Sink) userBody(ctx context.Context, u *scim.User) (map[string]any, erro
 	if c.Enterprise != nil {
 		e := *c.Enterprise
 		if e.Manager != nil {
-			sid, err := s.store.ServiceID(ctx, s.cfg.Name, store.KindUser, e.Manager.Value)
+			sid, err := s.serviceID(ctx, s.cfg.Name, store.KindUser, e.Manager.Value)
 			if err != nil {
 				return nil, err
 			}

@@ -66,6 +66,10 @@ func (s *Sink) DryRun(ctx context.Context) (*DryRunResult, error) {
 	if err := s.readConfig(ctx); err != nil {
 		return nil, err
 	}
+	// Each write is shown on its own, as it would go without /Bulk.
+	bulk := s.bulk
+	s.bulk = bulkLimits{}
+	defer func() { s.bulk = bulk }()
 	var position store.Position
 	st, err := s.store.Sink(ctx, s.cfg.Name)
 	switch {

@@ -11,7 +11,7 @@ import (
 
 // maxBackoff bounds the wait after repeated failed steps; a sink in
 // quarantine waits that long between attempts.
-const maxBackoff = 30 * time.Minute
+var maxBackoff = 30 * time.Minute
 
 // QuarantineAfter is how many failed steps in a row put a sink in
 // quarantine: it then tries its service only every half hour, until a

@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -56,9 +58,21 @@ type Sink struct {
 	scope  filter.Expr
 
 	// patch is whether the service takes PATCH (its
-	// /ServiceProviderConfig), read once per Run.
+	// /ServiceProviderConfig), read once per Run; so is bulk, the
+	// service's /Bulk limits (zero maxOperations: no /Bulk).
 	patch   bool
+	bulk    bulkLimits
 	checked bool
+	// pending collects creates and updates for /Bulk while a delivery
+	// of users runs on a service that takes it.
+	pending *bulkQueue
+	// listed is set while the service's users were just read whole
+	// (a comparison): a user without a service id is not on the service,
+	// and is created without asking.
+	listed bool
+	// prepared holds the in-scope users a comparison has just read, so
+	// that their delivery does not read them again.
+	prepared map[string]*scim.User
 	// Errors are the per-resource failures of the last step, with the
 	// service's answer; Fails the same, by resource, for the sink's runs.
 	Errors []string
@@ -82,6 +96,9 @@ type Sink struct {
 // New returns the sink cfg describes, reading the directory through dir
 // (the store's SCIM view). httpClient may be nil.
 func New(cfg config.Sink, st *store.Store, dir scim.Directory, httpClient *http.Client, log *slog.Logger) (*Sink, error) {
+	if cfg.CompareEvery <= 0 {
+		cfg.CompareEvery = config.Duration(24 * time.Hour)
+	}
 	s := &Sink{cfg: cfg, store: st, dir: dir, client: newClient(cfg, httpClient), log: log.With("sink", cfg.Name)}
 	if cfg.Scope.Filter != "" {
 		f, err := filter.Parse(cfg.Scope.Filter)
@@ -107,21 +124,20 @@ func (s *Sink) Step(ctx context.Context) (Counts, error) {
 	if err != nil {
 		return c, err
 	}
-	if compared.IsZero() {
-		// What the outbox holds up to here the comparison reads as it
-		// is now: delivering it again afterwards would only repeat it
-		// (one request per resource of the initial sync).
-		end, err := s.store.OutboxEnd(ctx)
+	if compared.IsZero() || time.Since(compared) >= time.Duration(s.cfg.CompareEvery) {
+		covered, err := s.outboxEnd(ctx)
 		if err != nil {
 			return c, err
 		}
 		if err := s.compare(ctx, &c); err != nil {
 			return c, err
 		}
-		if err := s.store.SetSinkPosition(ctx, s.cfg.Name, end); err != nil {
+		if err := s.store.SetSinkCompared(ctx, s.cfg.Name, time.Now()); err != nil {
 			return c, err
 		}
-		if err := s.store.SetSinkCompared(ctx, s.cfg.Name, time.Now()); err != nil {
+		// The comparison delivered the directory as it was after every
+		// change the outbox showed before it began.
+		if err := s.store.SetSinkPosition(ctx, s.cfg.Name, covered); err != nil {
 			return c, err
 		}
 	}
@@ -174,23 +190,39 @@ var ErrHeld = errors.New("held for an operator")
 // holds, unless an operator approved them; release reports that an
 // approved hold is to be lifted once the batch is delivered.
 func (s *Sink) checkRemovals(ctx context.Context, users []string) (release bool, err error) {
+	n, err := s.countRemovals(ctx, users)
+	if err != nil {
+		return false, err
+	}
+	return s.holdFor(ctx, n)
+}
+
+// countRemovals counts the users the service holds that left the scope.
+func (s *Sink) countRemovals(ctx context.Context, users []string) (int, error) {
 	n := 0
 	for _, id := range users {
 		sid, err := s.serviceID(ctx, s.cfg.Name, store.KindUser, id)
 		if err != nil || sid == "" {
 			if err != nil {
-				return false, err
+				return 0, err
 			}
 			continue
 		}
 		in, err := s.inScope(ctx, id)
 		if err != nil {
-			return false, err
+			return 0, err
 		}
 		if !in {
 			n++
 		}
 	}
+	return n, nil
+}
+
+// holdFor holds the sink when n removals exceed max_removals, unless an
+// operator approved them; release reports that an approved hold is to be
+// lifted once the delivery is done.
+func (s *Sink) holdFor(ctx context.Context, n int) (release bool, err error) {
 	st, err := s.store.Sink(ctx, s.cfg.Name)
 	if err != nil {
 		return false, err
@@ -220,51 +252,30 @@ func (s *Sink) checkRemovals(ctx context.Context, users []string) (release bool,
 	return false, fmt.Errorf("sink %s: %w: %s", s.cfg.Name, ErrHeld, reason)
 }
 
-// readConfig asks the service whether it takes PATCH.
+// readConfig asks the service whether it takes PATCH and /Bulk.
 func (s *Sink) readConfig(ctx context.Context) error {
 	var spc struct {
 		Patch struct {
 			Supported bool `json:"supported"`
 		} `json:"patch"`
+		Bulk struct {
+			Supported      bool `json:"supported"`
+			MaxOperations  int  `json:"maxOperations"`
+			MaxPayloadSize int  `json:"maxPayloadSize"`
+		} `json:"bulk"`
 	}
 	if err := s.client.do(ctx, http.MethodGet, "/ServiceProviderConfig", nil, &spc); err != nil {
 		return fmt.Errorf("sink %s: read the service's configuration: %w", s.cfg.Name, err)
 	}
 	s.patch, s.checked = spc.Patch.Supported, true
+	s.bulk = bulkLimits{}
+	if b := spc.Bulk; b.Supported && b.MaxOperations > 1 {
+		s.bulk = bulkLimits{ops: min(b.MaxOperations, maxBulkOps), payload: b.MaxPayloadSize}
+		if s.bulk.payload <= 0 {
+			s.bulk.payload = 1 << 20 // RFC 7644 requires it; assume a cautious one
+		}
+	}
 	return nil
-}
-
-// compare delivers every user and group of the directory: on first
-// contact the service's own users are matched and adopted, and what
-// drifted is put right.
-func (s *Sink) compare(ctx context.Context, c *Counts) error {
-	var users, groups []string
-	var after *scim.Position
-	for {
-		page, err := s.dir.Users(ctx, scim.Query{Count: batch, Cursor: true, After: after})
-		if err != nil {
-			return fmt.Errorf("sink %s: list the users: %w", s.cfg.Name, err)
-		}
-		for _, u := range page.Resources {
-			users = append(users, u.ID)
-		}
-		if after = page.Next; after == nil {
-			break
-		}
-	}
-	for after = nil; ; {
-		page, err := s.dir.Groups(ctx, scim.Query{Count: batch, Cursor: true, After: after})
-		if err != nil {
-			return fmt.Errorf("sink %s: list the groups: %w", s.cfg.Name, err)
-		}
-		for _, g := range page.Resources {
-			groups = append(groups, g.ID)
-		}
-		if after = page.Next; after == nil {
-			break
-		}
-	}
-	return s.deliverAll(ctx, users, groups, c)
 }
 
 // deliverAll delivers users, then groups (whose members must exist on
@@ -272,6 +283,10 @@ func (s *Sink) compare(ctx context.Context, c *Counts) error {
 // reported and does not stop the others; a failing or unreachable service
 // stops the step, so that the position does not move past what it lost.
 func (s *Sink) deliverAll(ctx context.Context, users, groups []string, c *Counts) error {
+	if s.bulk.ops > 0 && len(users) > 1 {
+		s.pending = &bulkQueue{c: c}
+		defer func() { s.pending = nil }()
+	}
 	for _, id := range users {
 		if err := s.deliverUser(ctx, id, c); err != nil {
 			if err := s.failed(err, c, store.KindUser, id); err != nil {
@@ -279,6 +294,10 @@ func (s *Sink) deliverAll(ctx context.Context, users, groups []string, c *Counts
 			}
 		}
 	}
+	if err := s.flush(ctx); err != nil {
+		return err
+	}
+	s.pending = nil
 	queued := map[string]bool{}
 	for _, id := range groups {
 		queued[id] = true
@@ -358,12 +377,13 @@ func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
 	if err != nil {
 		return err
 	}
-	in, err := s.inScope(ctx, id)
-	if err != nil {
-		return err
+	u, in := s.prepared[id]
+	if !in {
+		if in, err = s.inScope(ctx, id); err != nil {
+			return err
+		}
 	}
-	var u *scim.User
-	if in {
+	if in && u == nil {
 		if u, err = s.dir.User(ctx, id, scim.Include{Emails: true, PhoneNumbers: true}); errors.Is(err, scim.ErrNotFound) {
 			in = false
 		} else if err != nil {
@@ -376,6 +396,9 @@ func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
 	body, err := s.userBody(ctx, u)
 	if err != nil {
 		return err
+	}
+	if sid == "" && s.listed {
+		return s.create(ctx, "/Users", store.KindUser, id, body, &c.Created)
 	}
 	if sid == "" {
 		if sid, err = s.match(ctx, "/Users", "userName", u.UserName); err == nil && sid == "" && u.ExternalID != "" {
@@ -441,31 +464,11 @@ func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, er
 	if err != nil {
 		return false, err
 	}
-	var members []map[string]any
-	g, err := s.dir.Group(ctx, id, scim.Include{Members: true})
-	in := err == nil && s.cfg.Scope.Groups != config.SinkGroupsNone
-	if err != nil && !errors.Is(err, scim.ErrNotFound) {
-		return false, fmt.Errorf("sink %s: read group %s: %w", s.cfg.Name, id, err)
+	body, err := s.groupBody(ctx, id)
+	if err != nil {
+		return false, err
 	}
-	if in {
-		for _, m := range g.Members {
-			kind := store.KindUser
-			if m.Type == "Group" {
-				kind = store.KindGroup
-			}
-			msid, err := s.serviceID(ctx, s.cfg.Name, kind, m.Value)
-			if err != nil {
-				return false, err
-			}
-			if msid != "" {
-				members = append(members, map[string]any{"value": msid, "type": m.Type})
-			}
-		}
-		if s.cfg.Scope.Groups == config.SinkGroupsMembers && len(members) == 0 {
-			in = false
-		}
-	}
-	if !in {
+	if body == nil {
 		if sid == "" {
 			return false, nil
 		}
@@ -476,15 +479,8 @@ func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, er
 		c.Deleted++
 		return false, s.setServiceID(ctx, s.cfg.Name, store.KindGroup, id, "")
 	}
-	body := map[string]any{"schemas": []string{groupURN}, "displayName": g.DisplayName, "members": members}
-	if members == nil {
-		body["members"] = []any{}
-	}
-	if g.ExternalID != "" {
-		body["externalId"] = g.ExternalID
-	}
 	if sid == "" {
-		if sid, err = s.match(ctx, "/Groups", "displayName", g.DisplayName); err != nil {
+		if sid, err = s.match(ctx, "/Groups", "displayName", body["displayName"].(string)); err != nil {
 			return false, err
 		}
 		if sid == "" {
@@ -497,6 +493,43 @@ func (s *Sink) deliverGroup(ctx context.Context, id string, c *Counts) (bool, er
 		}
 	}
 	return false, s.update(ctx, "/Groups/", store.KindGroup, id, sid, body, &c.Updated, &c.Created)
+}
+
+// groupBody is the group as the service receives it, with the members
+// the service holds; nil when the service is not to hold it.
+func (s *Sink) groupBody(ctx context.Context, id string) (map[string]any, error) {
+	if s.cfg.Scope.Groups == config.SinkGroupsNone {
+		return nil, nil
+	}
+	g, err := s.dir.Group(ctx, id, scim.Include{Members: true})
+	if errors.Is(err, scim.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sink %s: read group %s: %w", s.cfg.Name, id, err)
+	}
+	members := []any{}
+	for _, m := range g.Members {
+		kind := store.KindUser
+		if m.Type == "Group" {
+			kind = store.KindGroup
+		}
+		msid, err := s.serviceID(ctx, s.cfg.Name, kind, m.Value)
+		if err != nil {
+			return nil, err
+		}
+		if msid != "" {
+			members = append(members, map[string]any{"value": msid, "type": m.Type})
+		}
+	}
+	if s.cfg.Scope.Groups == config.SinkGroupsMembers && len(members) == 0 {
+		return nil, nil
+	}
+	body := map[string]any{"schemas": []any{groupURN}, "displayName": g.DisplayName, "members": members}
+	if g.ExternalID != "" {
+		body["externalId"] = g.ExternalID
+	}
+	return body, nil
 }
 
 // match looks the service up for a resource whose attr equals value and
@@ -519,10 +552,18 @@ func (s *Sink) match(ctx context.Context, path, attr, value string) (string, err
 
 // create posts the resource and records the id the service gave it.
 func (s *Sink) create(ctx context.Context, path, kind, id string, body map[string]any, n *int) error {
+	if s.pending != nil && kind == store.KindUser {
+		return s.queue(ctx, bulkOp{method: http.MethodPost, path: path, data: body, kind: kind, id: id, counter: n})
+	}
 	var made struct {
 		ID string `json:"id"`
 	}
 	if err := s.client.do(ctx, http.MethodPost, path, body, &made); err != nil {
+		if isStatus(err, http.StatusConflict) && kind == store.KindUser {
+			var se *ServiceError
+			errors.As(err, &se)
+			return s.conflict(ctx, bulkOp{method: http.MethodPost, path: path, data: body, kind: kind, id: id, counter: n}, []byte(`{"detail":`+strconv.Quote(se.Detail)+`}`))
+		}
 		return err
 	}
 	if made.ID == "" {
@@ -537,7 +578,7 @@ func (s *Sink) create(ctx context.Context, path, kind, id string, body map[strin
 // again.
 func (s *Sink) update(ctx context.Context, prefix, kind, id, sid string, body map[string]any, updated, created *int) error {
 	path := prefix + url.PathEscape(sid)
-	var err error
+	method, data := http.MethodPut, any(body)
 	if s.patch {
 		value := make(map[string]any, len(body))
 		for k, v := range body {
@@ -545,10 +586,13 @@ func (s *Sink) update(ctx context.Context, prefix, kind, id, sid string, body ma
 				value[k] = v
 			}
 		}
-		err = s.client.do(ctx, http.MethodPatch, path, patchReplace(value), nil)
-	} else {
-		err = s.client.do(ctx, http.MethodPut, path, body, nil)
+		method, data = http.MethodPatch, patchReplace(value)
 	}
+	if s.pending != nil && kind == store.KindUser {
+		return s.queue(ctx, bulkOp{method: method, path: path, data: data, kind: kind, id: id, counter: updated,
+			recreate: func() error { return s.create(ctx, strings.TrimSuffix(prefix, "/"), kind, id, body, created) }})
+	}
+	err := s.client.do(ctx, method, path, data, nil)
 	if isStatus(err, http.StatusNotFound) {
 		return s.create(ctx, strings.TrimSuffix(prefix, "/"), kind, id, body, created)
 	}
@@ -558,8 +602,16 @@ func (s *Sink) update(ctx context.Context, prefix, kind, id, sid string, body ma
 	return err
 }
 
+// patchReplace replaces each attribute of value, one operation with a
+// path per attribute: a "replace" without a path leaves some services
+// (scimmy) merging multi-valued attributes such as emails and members
+// instead of replacing them (RFC 7644 §3.5.2.3 says replace).
 func patchReplace(value map[string]any) map[string]any {
-	return map[string]any{"schemas": []string{patchURN}, "Operations": []any{map[string]any{"op": "replace", "value": value}}}
+	ops := make([]any, 0, len(value))
+	for _, k := range slices.Sorted(maps.Keys(value)) {
+		ops = append(ops, map[string]any{"op": "replace", "path": k, "value": value[k]})
+	}
+	return map[string]any{"schemas": []string{patchURN}, "Operations": ops}
 }
 
 func isStatus(err error, status int) bool {
