@@ -20,8 +20,11 @@ func (s *Sink) createUser(ctx context.Context, id string, body map[string]any, c
 		pw, err = s.store.InitialPassword(ctx, s.cfg.Name, id)
 		switch {
 		case errors.Is(err, store.ErrPasswordUnreadable):
-			if !s.warnedKey {
-				s.warnedKey = true
+			s.mu.Lock()
+			warn := !s.warnedKey
+			s.warnedKey = true
+			s.mu.Unlock()
+			if warn {
 				s.log.Warn("a kept initial password cannot be decrypted (secrets.key changed since it was kept): such users are created without a password")
 			}
 		case err != nil:
@@ -31,6 +34,14 @@ func (s *Sink) createUser(ctx context.Context, id string, body map[string]any, c
 			with["password"] = pw
 			body = with
 		}
+	}
+	if pw != "" && s.pending != nil {
+		// A password goes in a request of its own, not in /Bulk: it is
+		// wiped only once that request succeeded, and its answer is
+		// stripped of it below. (With /Bulk, users go one at a time.)
+		q := s.pending
+		s.pending = nil
+		defer func() { s.pending = q }()
 	}
 	if err := s.create(ctx, "/Users", store.KindUser, id, body, &c.Created); err != nil {
 		// The service's answer is logged and kept: it must not carry

@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rosterd/roster/config"
@@ -91,6 +92,9 @@ type Sink struct {
 	// warnedKey is set once the sink warned that secrets.key no longer
 	// opens a kept password (passwords.go).
 	warnedKey bool
+	// mu guards Errors, Fails and warnedKey while users are delivered
+	// concurrently (deliverUsers).
+	mu sync.Mutex
 }
 
 // New returns the sink cfg describes, reading the directory through dir
@@ -287,12 +291,8 @@ func (s *Sink) deliverAll(ctx context.Context, users, groups []string, c *Counts
 		s.pending = &bulkQueue{c: c}
 		defer func() { s.pending = nil }()
 	}
-	for _, id := range users {
-		if err := s.deliverUser(ctx, id, c); err != nil {
-			if err := s.failed(err, c, store.KindUser, id); err != nil {
-				return err
-			}
-		}
+	if err := s.deliverUsers(ctx, users, c); err != nil {
+		return err
 	}
 	if err := s.flush(ctx); err != nil {
 		return err
@@ -329,6 +329,69 @@ func (s *Sink) deliverAll(ctx context.Context, users, groups []string, c *Counts
 	return nil
 }
 
+// deliverUsers delivers users, up to limits.concurrency at a time, so
+// that a first delivery is bound by the service rather than by one round
+// trip after another. Each user is in the list once, so no two requests
+// for one resource overlap. With /Bulk (whose queue is one) and in a dry
+// run (which lists its writes in order) they go one after another. The
+// first error that stops the step stops the other workers too.
+func (s *Sink) deliverUsers(ctx context.Context, users []string, c *Counts) error {
+	workers := min(s.cfg.Limits.Concurrency, len(users))
+	if workers <= 1 || s.pending != nil || s.dry != nil {
+		for _, id := range users {
+			if err := s.deliverUser(ctx, id, c); err != nil {
+				if err := s.failed(err, c, store.KindUser, id); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	ids := make(chan string)
+	counts := make([]Counts, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for id := range ids {
+				if err := s.deliverUser(ctx, id, &counts[w]); err != nil {
+					if err := s.failed(err, &counts[w], store.KindUser, id); err != nil {
+						cancel(err)
+					}
+				}
+			}
+		})
+	}
+feed:
+	for _, id := range users {
+		select {
+		case ids <- id:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(ids)
+	wg.Wait()
+	for _, n := range counts {
+		c.add(n)
+	}
+	if err := context.Cause(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// add adds the counts of n to c.
+func (c *Counts) add(n Counts) {
+	c.Created += n.Created
+	c.Adopted += n.Adopted
+	c.Updated += n.Updated
+	c.Deactivated += n.Deactivated
+	c.Deleted += n.Deleted
+	c.Failed += n.Failed
+}
+
 func (s *Sink) failed(err error, c *Counts, kind, id string) error {
 	if transient(err) || errors.Is(err, context.Canceled) {
 		return err
@@ -338,8 +401,10 @@ func (s *Sink) failed(err error, c *Counts, kind, id string) error {
 		return err // the store, not the service
 	}
 	c.Failed++
+	s.mu.Lock()
 	s.Errors = append(s.Errors, err.Error())
 	s.refused(kind, id, se)
+	s.mu.Unlock()
 	s.log.Warn("the service refused a resource", "error", err)
 	return nil
 }
@@ -398,7 +463,7 @@ func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
 		return err
 	}
 	if sid == "" && s.listed {
-		return s.create(ctx, "/Users", store.KindUser, id, body, &c.Created)
+		return s.createUser(ctx, id, body, c)
 	}
 	if sid == "" {
 		if sid, err = s.match(ctx, "/Users", "userName", u.UserName); err == nil && sid == "" && u.ExternalID != "" {
