@@ -81,7 +81,9 @@ func TestDocsListEveryMetric(t *testing.T) {
 						base = s
 					}
 				}
-				if !slices.Contains(reg.names, base) {
+				// A family named by its prefix (`roster_sink_*`) needs one member.
+				family := strings.HasSuffix(m, "_") && slices.ContainsFunc(reg.names, func(n string) bool { return strings.HasPrefix(n, m) })
+				if !slices.Contains(reg.names, base) && !family {
 					t.Errorf("%s names %s, which roster does not export", filepath.Base(page), m)
 				}
 			}

@@ -176,6 +176,9 @@ func deactivation(method string, body map[string]any, afterGet bool) bool {
 		return false
 	}
 	op, _ := ops[0].(map[string]any)
+	if op["path"] == "active" {
+		return op["value"] == false
+	}
 	v, _ := op["value"].(map[string]any)
 	return len(v) == 1 && v["active"] == false
 }
