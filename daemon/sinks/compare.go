@@ -2,7 +2,6 @@ package sinks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -68,17 +67,8 @@ func (s *Sink) compare(ctx context.Context, c *Counts) error {
 		u, in := listed, listed != nil && everyone
 		if !in {
 			var err error
-			if in, err = s.inScope(ctx, id); err != nil {
+			if u, in, err = s.readInScope(ctx, id); err != nil {
 				return err
-			}
-			u = nil
-		}
-		if in && u == nil {
-			var err error
-			if u, err = s.dir.User(ctx, id, scim.Include{Emails: true, PhoneNumbers: true}); errors.Is(err, scim.ErrNotFound) {
-				in = false
-			} else if err != nil {
-				return fmt.Errorf("sink %s: read user %s: %w", s.cfg.Name, id, err)
 			}
 		}
 		held, holds := heldUsers[sid]

@@ -101,19 +101,7 @@ func (s *Sink) DryRun(ctx context.Context) (*DryRunResult, error) {
 			if len(changes) == 0 {
 				break
 			}
-			var users, groups []string
-			seen := map[string]bool{}
-			for _, ch := range changes {
-				if seen[ch.Kind+"/"+ch.ResourceID] {
-					continue
-				}
-				seen[ch.Kind+"/"+ch.ResourceID] = true
-				if ch.Kind == store.KindUser {
-					users = append(users, ch.ResourceID)
-				} else {
-					groups = append(groups, ch.ResourceID)
-				}
-			}
+			users, groups := resources(changes)
 			if _, err := s.checkRemovals(ctx, users); err != nil {
 				return nil, err
 			}

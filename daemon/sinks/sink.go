@@ -154,19 +154,7 @@ func (s *Sink) Step(ctx context.Context) (Counts, error) {
 		if err != nil || len(changes) == 0 {
 			return c, err
 		}
-		var users, groups []string
-		seen := map[string]bool{}
-		for _, ch := range changes {
-			if seen[ch.Kind+"/"+ch.ResourceID] {
-				continue
-			}
-			seen[ch.Kind+"/"+ch.ResourceID] = true
-			if ch.Kind == store.KindUser {
-				users = append(users, ch.ResourceID)
-			} else {
-				groups = append(groups, ch.ResourceID)
-			}
-		}
+		users, groups := resources(changes)
 		release, err := s.checkRemovals(ctx, users)
 		if err != nil {
 			return c, err
@@ -188,6 +176,24 @@ func (s *Sink) Step(ctx context.Context) (Counts, error) {
 // ErrHeld is returned by Step while the sink waits for an operator: the
 // users it would deactivate or delete next exceed its max_removals.
 var ErrHeld = errors.New("held for an operator")
+
+// resources are the users and the groups changes name, each once, in
+// the order of their first change.
+func resources(changes []store.Change) (users, groups []string) {
+	seen := map[string]bool{}
+	for _, ch := range changes {
+		if seen[ch.Kind+"/"+ch.ResourceID] {
+			continue
+		}
+		seen[ch.Kind+"/"+ch.ResourceID] = true
+		if ch.Kind == store.KindUser {
+			users = append(users, ch.ResourceID)
+		} else {
+			groups = append(groups, ch.ResourceID)
+		}
+	}
+	return users, groups
+}
 
 // checkRemovals holds the sink when the users of a batch that would leave
 // the service (deactivated or deleted) exceed max_removals of those it
@@ -412,6 +418,23 @@ func (s *Sink) failed(err error, c *Counts, kind, id string) error {
 	return nil
 }
 
+// readInScope reads the user as the sink sends it, when the sink's scope
+// holds it (and it still exists).
+func (s *Sink) readInScope(ctx context.Context, id string) (*scim.User, bool, error) {
+	in, err := s.inScope(ctx, id)
+	if err != nil || !in {
+		return nil, false, err
+	}
+	u, err := s.dir.User(ctx, id, scim.Include{Emails: true, PhoneNumbers: true})
+	if errors.Is(err, scim.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("sink %s: read user %s: %w", s.cfg.Name, id, err)
+	}
+	return u, true, nil
+}
+
 // inScope reports whether the sink's scope holds the user.
 func (s *Sink) inScope(ctx context.Context, id string) (bool, error) {
 	source, deleted, err := s.store.UserSource(ctx, id)
@@ -447,15 +470,8 @@ func (s *Sink) deliverUser(ctx context.Context, id string, c *Counts) error {
 	}
 	u, in := s.prepared[id]
 	if !in {
-		if in, err = s.inScope(ctx, id); err != nil {
+		if u, in, err = s.readInScope(ctx, id); err != nil {
 			return err
-		}
-	}
-	if in && u == nil {
-		if u, err = s.dir.User(ctx, id, scim.Include{Emails: true, PhoneNumbers: true}); errors.Is(err, scim.ErrNotFound) {
-			in = false
-		} else if err != nil {
-			return fmt.Errorf("sink %s: read user %s: %w", s.cfg.Name, id, err)
 		}
 	}
 	if !in {
