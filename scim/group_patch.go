@@ -73,20 +73,7 @@ func (h *Handler) patchGroup(w http.ResponseWriter, r *http.Request, gw GroupWri
 		h.patchWholeGroup(w, r, gw, id, req)
 		return
 	}
-	cur, err := h.dir.Group(r.Context(), id, Include{})
-	if err != nil {
-		h.fail(w, r, h.directoryError(err, schema.Groups, id))
-		return
-	}
-	version := metaVersion(cur.Meta)
-	if im := r.Header.Get("If-Match"); im != "" && !IfMatch(im, version) {
-		h.fail(w, r, h.groupWriteError(ErrPreconditionFailed, id))
-		return
-	}
-	h.finishGroup(cur, h.base(r))
-	newProjection(schema.Groups, nil, nil).group(cur)
-	cur.Members = nil
-	doc, err := jsonDocument(cur)
+	doc, version, err := h.groupDocument(r, id, false)
 	if err != nil {
 		h.fail(w, r, err)
 		return

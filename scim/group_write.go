@@ -266,22 +266,7 @@ func (h *Handler) deleteGroup(w http.ResponseWriter, r *http.Request, gw GroupWr
 // PUT would write it, guarded by the version read. The writer stores
 // only the memberships that changed, but the group is held whole.
 func (h *Handler) patchWholeGroup(w http.ResponseWriter, r *http.Request, gw GroupWriter, id string, req *patch.Request) {
-	cur, err := h.dir.Group(r.Context(), id, Include{Members: true})
-	if err == nil {
-		err = h.readPendingMembers(r.Context(), cur)
-	}
-	if err != nil {
-		h.fail(w, r, h.directoryError(err, schema.Groups, id))
-		return
-	}
-	version := metaVersion(cur.Meta)
-	if im := r.Header.Get("If-Match"); im != "" && !IfMatch(im, version) {
-		h.fail(w, r, h.groupWriteError(ErrPreconditionFailed, id))
-		return
-	}
-	h.finishGroup(cur, h.base(r))
-	newProjection(schema.Groups, nil, nil).group(cur)
-	doc, err := jsonDocument(cur)
+	doc, version, err := h.groupDocument(r, id, true)
 	if err != nil {
 		h.fail(w, r, err)
 		return
@@ -310,6 +295,30 @@ func (h *Handler) patchWholeGroup(w http.ResponseWriter, r *http.Request, gw Gro
 }
 
 // jsonDocument is a resource as the JSON document scim/patch works on.
+// groupDocument reads the group a PATCH applies to, as a JSON document,
+// and its version, after checking If-Match; its members are read only
+// when members is set (the whole-group path). Errors are the answers.
+func (h *Handler) groupDocument(r *http.Request, id string, members bool) (map[string]any, string, error) {
+	cur, err := h.dir.Group(r.Context(), id, Include{Members: members})
+	if err == nil && members {
+		err = h.readPendingMembers(r.Context(), cur)
+	}
+	if err != nil {
+		return nil, "", h.directoryError(err, schema.Groups, id)
+	}
+	version := metaVersion(cur.Meta)
+	if im := r.Header.Get("If-Match"); im != "" && !IfMatch(im, version) {
+		return nil, "", h.groupWriteError(ErrPreconditionFailed, id)
+	}
+	h.finishGroup(cur, h.base(r))
+	newProjection(schema.Groups, nil, nil).group(cur)
+	if !members {
+		cur.Members = nil
+	}
+	doc, err := jsonDocument(cur)
+	return doc, version, err
+}
+
 func jsonDocument(v any) (map[string]any, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
