@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/reconcile"
@@ -154,14 +153,7 @@ func (r *Runner) readFirstDry(ctx context.Context, src *config.Source) (*firstPa
 	seen := map[string]bool{}
 	opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check,
 		Each: func(rec sources.Record) error {
-			fp.records++
-			for _, g := range rec.Groups {
-				if !seen[g] {
-					g = strings.Clone(g)
-					seen[g] = true
-					fp.groupNames = append(fp.groupNames, g)
-				}
-			}
+			fp.count(rec, seen)
 			return nil
 		}}
 	if r.Progress != nil {

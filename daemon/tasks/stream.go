@@ -57,6 +57,19 @@ type firstPass struct {
 	passwords map[string]string
 }
 
+// count counts rec and keeps the names of its groups not seen before
+// (a copy: the reader's buffer is reused).
+func (fp *firstPass) count(rec sources.Record, seen map[string]bool) {
+	fp.records++
+	for _, g := range rec.Groups {
+		if !seen[g] {
+			g = strings.Clone(g)
+			seen[g] = true
+			fp.groupNames = append(fp.groupNames, g)
+		}
+	}
+}
+
 // readFirst validates the source's file, hashes its initial passwords and
 // writes its raw record (the file byte for byte, password cells replaced
 // by their hashes), a chunk at a time. A valid file leaves the raw record
@@ -126,14 +139,7 @@ func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Sourc
 		opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check,
 			Redact: func(s sources.Span) { edits = append(edits, edit{span: s, rec: -1}) },
 			Each: func(rec sources.Record) error {
-				fp.records++
-				for _, g := range rec.Groups {
-					if !seen[g] {
-						g = strings.Clone(g)
-						seen[g] = true
-						fp.groupNames = append(fp.groupNames, g)
-					}
-				}
+				fp.count(rec, seen)
 				chunk = append(chunk, rec)
 				if !rec.PasswordAt.Empty() {
 					edits = append(edits, edit{span: rec.PasswordAt, rec: len(chunk) - 1})
