@@ -87,9 +87,10 @@ func peakHeap(fn func()) float64 {
 
 // BenchmarkSync100k measures SPEC §11 on 100,000 users and 1,000 groups:
 // the initial sync, an unchanged re-sync (the content check skips it), a
-// forced unchanged re-sync, a 1%-changed re-sync, and the bulk-load floor
-// of the same file (sqlite3 .import / psql \copy into one table with a
-// primary key and a unique login index). Run with -benchtime=1x;
+// forced unchanged re-sync, a 1%-changed re-sync, the schema floor (the
+// rows the sync left, bulk-loaded into a fresh store: see schemaFloor) and
+// the raw bulk-load floor of the same file (sqlite3 .import / psql \copy
+// into one table with a primary key and a unique login index). Run with -benchtime=1x;
 // ROSTER_BENCH_USERS changes the size, ROSTER_BENCH_HEAPPROF=file writes
 // a heap profile at the peak, ROSTER_BENCH_WHOLE=1 plans every file whole
 // instead of streaming it, ROSTER_BENCH_SINK=1 registers a sink first so
@@ -147,12 +148,19 @@ func BenchmarkSync100k(b *testing.B) {
 					b.Fatalf("1%% changed sync updated %d users, want %d", res.Plan.Counts.Updated, n/100)
 				}
 				floor := bulkLoadFloor(b, driver, file)
+				schema, shell := schemaFloor(b, driver, s)
 
 				b.ReportMetric(initial.Seconds(), "initial-s")
 				b.ReportMetric(skipped.Seconds(), "unchanged-s")
 				b.ReportMetric(forced.Seconds(), "forced-unchanged-s")
 				b.ReportMetric(onePct.Seconds(), "1pct-changed-s")
 				b.ReportMetric(heap, "peak-heap-MiB")
+				b.ReportMetric(schema.Seconds(), "schema-floor-s")
+				b.ReportMetric(initial.Seconds()/schema.Seconds(), "x-schema-floor")
+				if shell > 0 {
+					b.ReportMetric(shell.Seconds(), "schema-floor-shell-s")
+					b.ReportMetric(initial.Seconds()/shell.Seconds(), "x-schema-floor-shell")
+				}
 				if floor > 0 {
 					b.ReportMetric(floor.Seconds(), "floor-s")
 					b.ReportMetric(initial.Seconds()/floor.Seconds(), "x-floor")
