@@ -183,7 +183,7 @@ func TestSCIMUnknownAttribute(t *testing.T) {
 
 // TestSCIMRemoveAndNoOp: remove unassigns and never re-enables; writes
 // that change nothing leave meta alone; name.formatted is kept as sent;
-// a stale If-Match on GET is 412.
+// a stale If-Match on a user's or a group's GET is 412.
 func TestSCIMRemoveAndNoOp(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
 		e := newSCIMWriteEnv(t, s)
@@ -238,6 +238,11 @@ func TestSCIMRemoveAndNoOp(t *testing.T) {
 		etag := e.do("GET", "/scim/v2/Users/"+id, readTok, "").header.Get("ETag")
 		want(t, e.do("GET", "/scim/v2/Users/"+id, readTok, "", "If-Match", `W/"1"`), http.StatusPreconditionFailed, "", "If-Match")
 		want(t, e.do("GET", "/scim/v2/Users/"+id, readTok, "", "If-Match", etag), http.StatusOK, "", "")
+		// And on a group's GET.
+		g := e.do("POST", "/scim/v2/Groups", writeTok, `{"displayName":"Kim's team","members":[{"value":"`+id+`"}]}`)
+		gid := want(t, g, http.StatusCreated, "", "")["id"].(string)
+		want(t, e.do("GET", "/scim/v2/Groups/"+gid, readTok, "", "If-Match", `W/"999"`), http.StatusPreconditionFailed, "", "If-Match")
+		want(t, e.do("GET", "/scim/v2/Groups/"+gid, readTok, "", "If-Match", g.header.Get("ETag")), http.StatusOK, "", "")
 	})
 }
 
