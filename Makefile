@@ -36,6 +36,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzSCIMFilter ./daemon/store/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzSCIMFilterComplement ./daemon/store/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzApply ./scim/patch/
+	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzApplyCustom ./scim/patch/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzResource ./scim/patch/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzApplyExcept ./scim/patch/
 	GO=$(GO) FUZZTIME=$(FUZZTIME) ./.ci/fuzz FuzzParsePath ./daemon/attrs/

@@ -111,9 +111,16 @@ type hostileEnv struct {
 
 func startHostile(t *testing.T, driver string) *hostileEnv {
 	t.Helper()
+	return startHostileWith(t, driver, "")
+}
+
+// startHostileWith is startHostile with more top-level configuration
+// (such as attributes:) after hostileConfig's.
+func startHostileWith(t *testing.T, driver, more string) *hostileEnv {
+	t.Helper()
 	w := newWorkdir(t, driver)
 	w.write(t, "staff.csv", hostileStaff())
-	w.write(t, "roster.yaml", hostileConfig(w))
+	w.write(t, "roster.yaml", hostileConfig(w)+more)
 	h := &hostileEnv{w: w}
 	h.p = startServeProc(t, w)
 	h.p.waitReady(t)

@@ -243,7 +243,7 @@ func TestSyncWhileBusy(t *testing.T) {
 
 func TestUpload(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
-		e := newEnv(t, st, "")
+		e := newEnv(t, st, "    extra_columns: [floor]\n")
 		original := e.read("staff.csv")
 		before := len(e.tasks())
 
@@ -269,6 +269,19 @@ func TestUpload(t *testing.T) {
 		}
 		if e.read("staff.csv") != original {
 			t.Fatal("an invalid upload changed the source's file")
+		}
+
+		// A cell of an extra column is checked by its attribute's type:
+		// floor (column 8) is a custom integer.
+		r = e.admin(400, "PUT", "/api/v1/sources/staff/file", strings.NewReader(original+"00021,Given21,Family21,user21,,,,third\n"))
+		refused.Errors = nil
+		r.decode(t, &refused)
+		want = []fieldError{{21, 8, "floor", `line 21, column 8 (floor): "third" is not an integer between -2^53 and 2^53`}}
+		if refused.Error != "the file is invalid: 1 error; nothing was changed" || !slices.Equal(refused.Errors, want) {
+			t.Fatalf("an upload with a non-integer floor: %s", r)
+		}
+		if e.read("staff.csv") != original {
+			t.Fatal("an upload with a non-integer floor changed the source's file")
 		}
 
 		// Too large, announced or not: 413, nothing changes.

@@ -48,7 +48,8 @@ func people(n int) string {
 
 // configYAML is the test configuration: the csv source staff (20 people
 // synced before the daemon starts), the push source api and the disabled
-// csv source off; the tokens admin (scope admin) and reader (scim:read).
+// csv source off; the tokens admin (scope admin) and reader (scim:read);
+// the custom integer attribute floor, for extra_columns: [floor].
 func configYAML(extra string) string {
 	return fmt.Sprintf(`listen: 127.0.0.1:0
 log:
@@ -56,6 +57,8 @@ log:
 limits:
   request_body: 1KiB
   push_body: 8KiB
+attributes:
+  custom: [{name: floor, type: integer}]
 tokens:
   - name: admin
     hash: %s

@@ -413,6 +413,16 @@ func TestUpload(t *testing.T) {
 	if e.read("staff.csv") != people(20) {
 		t.Fatal("an invalid upload changed the file")
 	}
+	// A cell of an extra column is checked by its attribute's type: floor
+	// (column 8) is a custom integer.
+	r = e.upload("staff", c, [2]string{"csrf", token}, [2]string{"file", people(20) + "00021,Given21,Family21,user21,,,,third\n"})
+	if r.code != http.StatusBadRequest || !strings.Contains(r.body, "invalid: 1 error") ||
+		!strings.Contains(r.body, "line 21, column 8 (floor): &#34;third&#34; is not an integer") {
+		t.Fatalf("an upload with a non-integer floor: %d %s", r.code, r.body)
+	}
+	if e.read("staff.csv") != people(20) {
+		t.Fatal("an upload with a non-integer floor changed the file")
+	}
 	if r := e.upload("staff", c, [2]string{"csrf", token}); r.code != http.StatusBadRequest || !strings.Contains(r.body, "Choose a file") {
 		t.Fatalf("an upload without a file: %d", r.code)
 	}

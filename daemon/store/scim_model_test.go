@@ -183,7 +183,7 @@ func TestSCIMUnknownAttribute(t *testing.T) {
 
 // TestSCIMRemoveAndNoOp: remove unassigns and never re-enables; writes
 // that change nothing leave meta alone; name.formatted is kept as sent;
-// a stale If-Match on GET is 412.
+// a stale If-Match on a user's or a group's GET is 412.
 func TestSCIMRemoveAndNoOp(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
 		e := newSCIMWriteEnv(t, s)
@@ -238,6 +238,11 @@ func TestSCIMRemoveAndNoOp(t *testing.T) {
 		etag := e.do("GET", "/scim/v2/Users/"+id, readTok, "").header.Get("ETag")
 		want(t, e.do("GET", "/scim/v2/Users/"+id, readTok, "", "If-Match", `W/"1"`), http.StatusPreconditionFailed, "", "If-Match")
 		want(t, e.do("GET", "/scim/v2/Users/"+id, readTok, "", "If-Match", etag), http.StatusOK, "", "")
+		// And on a group's GET.
+		g := e.do("POST", "/scim/v2/Groups", writeTok, `{"displayName":"Kim's team","members":[{"value":"`+id+`"}]}`)
+		gid := want(t, g, http.StatusCreated, "", "")["id"].(string)
+		want(t, e.do("GET", "/scim/v2/Groups/"+gid, readTok, "", "If-Match", `W/"999"`), http.StatusPreconditionFailed, "", "If-Match")
+		want(t, e.do("GET", "/scim/v2/Groups/"+gid, readTok, "", "If-Match", g.header.Get("ETag")), http.StatusOK, "", "")
 	})
 }
 
@@ -300,10 +305,84 @@ func valueAt(doc map[string]any, path string) (string, bool) {
 	return s, ok && s != ""
 }
 
+// compareEvery filters on path with every operator between two resources
+// in scope (a filter matching just the two, sorted by sortBy): "full",
+// whose value there is v, and "none", which has none. list names the
+// matches in order. Unassigned values match no comparison (eq "" included)
+// and, when sortable, sort last ascending and first descending (RFC 7644
+// §3.4.2.2, §3.4.2.3).
+func compareEvery(t *testing.T, list func(query string) string, scope, sortBy, path, v string, sortable bool) {
+	t.Helper()
+	for f, wantIDs := range map[string]string{
+		`%s eq %q`:       "full",
+		`%s eq ""`:       "",
+		`%s ne "\u0001"`: "full",
+		`%s co %q`:       "full",
+		`%s sw %q`:       "full",
+		`%s ew %q`:       "full",
+		`%s gt ""`:       "full",
+		`%s ge %q`:       "full",
+		`%s le %q`:       "full",
+		`%s lt "\uffff"`: "full",
+		`%s pr`:          "full",
+		`not (%s pr)`:    "none",
+		`not (%s eq %q)`: "none",
+		`not (%s eq "")`: "full,none",
+		`%s eq null`:     "none",
+	} {
+		var expr string
+		switch strings.Count(f, "%") {
+		case 1:
+			expr = fmt.Sprintf(f, path)
+		default:
+			arg := v
+			switch {
+			case strings.Contains(f, " co "):
+				arg = v[1 : len(v)-1]
+			case strings.Contains(f, " sw "):
+				arg = v[:2]
+			case strings.Contains(f, " ew "):
+				arg = v[len(v)-2:]
+			}
+			expr = fmt.Sprintf(f, path, arg)
+		}
+		q := "filter=" + url.QueryEscape("("+expr+") and "+scope) + "&sortBy=" + sortBy
+		if got := list(q); got != wantIDs {
+			t.Errorf("%s: %s, want %s", expr, got, wantIDs)
+		}
+	}
+	if !sortable {
+		return
+	}
+	sort := "filter=" + url.QueryEscape(scope) + "&sortBy=" + url.QueryEscape(path)
+	if got := list(sort); got != "full,none" {
+		t.Errorf("sortBy %s: %s, want full,none", path, got)
+	}
+	if got := list(sort + "&sortOrder=descending"); got != "none,full" {
+		t.Errorf("sortBy %s descending: %s, want none,full", path, got)
+	}
+}
+
+// lister lists the resources of endpoint that a query finds, by the names
+// ids gives their ids.
+func lister(e *scimWriteEnv, endpoint string, ids map[string]string) func(query string) string {
+	return func(query string) string {
+		e.t.Helper()
+		m := want(e.t, e.do("GET", "/scim/v2/"+endpoint+"?"+query, readTok, ""), 200, "", "")
+		var got []string
+		for _, res := range m["Resources"].([]any) {
+			got = append(got, ids[res.(map[string]any)["id"].(string)])
+		}
+		return strings.Join(got, ",")
+	}
+}
+
 // TestSCIMFilterEveryAttribute compares every string attribute with every
 // operator on two users, one with every attribute and one with none but
-// its login: unassigned values match no comparison (eq "" included) and
-// sort last ascending, first descending (RFC 7644 §3.4.2.2, §3.4.2.3).
+// its login (externalId too: a SCIM client need not send one), and on two
+// groups, one with an externalId and a member and one with neither:
+// unassigned values match no comparison (eq "" included) and sort last
+// ascending, first descending (RFC 7644 §3.4.2.2, §3.4.2.3).
 func TestSCIMFilterEveryAttribute(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
 		// Custom string attributes too: case-insensitive, case-exact, a
@@ -315,18 +394,12 @@ func TestSCIMFilterEveryAttribute(t *testing.T) {
 		full = strings.Replace(full, `"department": "Platform"}`, `"department": "Platform", "manager": {"value": "`+e.idOf("anna")+`"}}`, 1)
 		a := want(t, e.do("POST", "/scim/v2/Users", writeTok, full), http.StatusCreated, "", "")
 		b := want(t, e.do("POST", "/scim/v2/Users", writeTok, `{"userName":"zz-none"}`), http.StatusCreated, "", "")
-		ids := map[string]string{a["id"].(string): "full", b["id"].(string): "none"}
-		list := func(query string) string {
-			t.Helper()
-			r := e.do("GET", "/scim/v2/Users?"+query, readTok, "")
-			m := want(t, r, 200, "", "")
-			var got []string
-			for _, res := range m["Resources"].([]any) {
-				got = append(got, ids[res.(map[string]any)["id"].(string)])
-			}
-			return strings.Join(got, ",")
+		if _, ok := b["externalId"]; ok {
+			t.Fatalf("a user created without externalId has one: %v", b)
 		}
-		for _, path := range leafPaths(customUsers) {
+		list := lister(e, "Users", map[string]string{a["id"].(string): "full", b["id"].(string): "none"})
+		// externalId is a common attribute, in no schema's list.
+		for _, path := range append(leafPaths(customUsers), "externalId") {
 			if path == "userName" {
 				continue // required: both users have one
 			}
@@ -335,51 +408,7 @@ func TestSCIMFilterEveryAttribute(t *testing.T) {
 				t.Errorf("%s: the full user has no value there", path)
 				continue
 			}
-			for f, wantIDs := range map[string]string{
-				`%s eq %q`:       "full",
-				`%s eq ""`:       "",
-				`%s ne "\u0001"`: "full",
-				`%s co %q`:       "full",
-				`%s sw %q`:       "full",
-				`%s ew %q`:       "full",
-				`%s gt ""`:       "full",
-				`%s ge %q`:       "full",
-				`%s le %q`:       "full",
-				`%s lt "\uffff"`: "full",
-				`%s pr`:          "full",
-				`not (%s pr)`:    "none",
-				`not (%s eq %q)`: "none",
-				`not (%s eq "")`: "full,none",
-				`%s eq null`:     "none",
-			} {
-				var expr string
-				switch strings.Count(f, "%") {
-				case 1:
-					expr = fmt.Sprintf(f, path)
-				default:
-					arg := v
-					switch {
-					case strings.Contains(f, " co "):
-						arg = v[1 : len(v)-1]
-					case strings.Contains(f, " sw "):
-						arg = v[:2]
-					case strings.Contains(f, " ew "):
-						arg = v[len(v)-2:]
-					}
-					expr = fmt.Sprintf(f, path, arg)
-				}
-				q := "filter=" + url.QueryEscape("("+expr+`) and userName sw "zz-"`) + "&sortBy=userName"
-				if got := list(q); got != wantIDs {
-					t.Errorf("%s: %s, want %s", expr, got, wantIDs)
-				}
-			}
-			sort := "filter=" + url.QueryEscape(`userName sw "zz-"`) + "&sortBy=" + url.QueryEscape(path)
-			if got := list(sort); got != "full,none" {
-				t.Errorf("sortBy %s: %s, want full,none", path, got)
-			}
-			if got := list(sort + "&sortOrder=descending"); got != "none,full" {
-				t.Errorf("sortBy %s descending: %s, want none,full", path, got)
-			}
+			compareEvery(t, list, `userName sw "zz-"`, "userName", path, v, true)
 		}
 		// Booleans always have a value: active, and primary where set.
 		for f, wantIDs := range map[string]string{
@@ -390,11 +419,50 @@ func TestSCIMFilterEveryAttribute(t *testing.T) {
 			// Terms on two JSON-held multi-valued attributes, or'd: each reads its own values.
 			`ims.value eq "mara@xmpp.example.com" or roles.value eq "nope"`: "full",
 			`roles.value eq "nope" or ims.value eq "mara@xmpp.example.com"`: "full",
+			// id and meta always have a value.
+			`id eq "` + a["id"].(string) + `"`: "full", `id ne "` + a["id"].(string) + `"`: "none", `id pr`: "full,none",
+			`meta.created le "` + b["meta"].(map[string]any)["created"].(string) + `"`:           "full,none",
+			`meta.lastModified ge "` + a["meta"].(map[string]any)["lastModified"].(string) + `"`: "full,none",
+			`meta.created gt "2000-01-01T00:00:00Z"`:                                             "full,none", `meta.lastModified lt "2000-01-01T00:00:00Z"`: "",
+			`meta.lastModified pr`: "full,none",
 		} {
 			q := "filter=" + url.QueryEscape("("+f+`) and userName sw "zz-"`) + "&sortBy=userName"
 			if got := list(q); got != wantIDs {
 				t.Errorf("%s: %s, want %s", f, got, wantIDs)
 			}
+		}
+
+		// Groups: externalId and members.value unassigned in one of them;
+		// displayName (required) in both.
+		g := want(t, e.do("POST", "/scim/v2/Groups", writeTok, fmt.Sprintf(
+			`{"displayName":"zz-full","externalId":"g-ext-1","members":[{"value":%q}]}`, a["id"])), http.StatusCreated, "", "")
+		h := want(t, e.do("POST", "/scim/v2/Groups", writeTok, `{"displayName":"zz-none"}`), http.StatusCreated, "", "")
+		if _, ok := h["externalId"]; ok {
+			t.Fatalf("a group created without externalId has one: %v", h)
+		}
+		groups := lister(e, "Groups", map[string]string{g["id"].(string): "full", h["id"].(string): "none"})
+		const groupScope = `displayName sw "zz-"`
+		compareEvery(t, groups, groupScope, "displayName", "externalId", "g-ext-1", true)
+		compareEvery(t, groups, groupScope, "displayName", "members.value", a["id"].(string), false)
+		for f, wantIDs := range map[string]string{
+			`displayName eq "zz-full"`: "full", `displayName eq "ZZ-FULL"`: "full", `displayName eq ""`: "",
+			`displayName ne "zz-full"`: "none", `displayName co "FUL"`: "full", `displayName sw "zz-n"`: "none",
+			`displayName ew "ULL"`: "full", `displayName gt "zz-full"`: "none", `displayName ge "zz-full"`: "full,none",
+			`displayName lt "zz-none"`: "full", `displayName le "zz-none"`: "full,none", `displayName pr`: "full,none",
+			`not (displayName eq "zz-full")`: "none", `displayName eq null`: "",
+			`members[value eq "` + a["id"].(string) + `"]`: "full", `members pr`: "full", `not (members pr)`: "none",
+		} {
+			q := "filter=" + url.QueryEscape("("+f+") and "+groupScope) + "&sortBy=displayName"
+			if got := groups(q); got != wantIDs {
+				t.Errorf("groups %s: %s, want %s", f, got, wantIDs)
+			}
+		}
+		sort := "filter=" + url.QueryEscape(groupScope) + "&sortBy=displayName"
+		if got := groups(sort); got != "full,none" {
+			t.Errorf("groups sortBy displayName: %s", got)
+		}
+		if got := groups(sort + "&sortOrder=descending"); got != "none,full" {
+			t.Errorf("groups sortBy displayName descending: %s", got)
 		}
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/password"
@@ -393,6 +394,20 @@ func TestSCIMWriteUsers(t *testing.T) {
 			t.Errorf("the tombstone came back: %+v", u)
 		}
 		fresh := m["id"].(string)
+		// The same with an externalId that only the tombstone holds: the
+		// new user has a new id and a new meta.created.
+		solo := `{"userName":"solo@example.com","externalId":"E-solo"}`
+		m = want(t, e.do("POST", "/scim/v2/Users", writeTok, solo), http.StatusCreated, "", "")
+		soloID, soloCreated := m["id"].(string), m["meta"].(map[string]any)["created"]
+		time.Sleep(5 * time.Millisecond) // past the stores' precision
+		want(t, e.do("DELETE", "/scim/v2/Users/"+soloID, writeTok, ""), http.StatusNoContent, "", "")
+		m = want(t, e.do("POST", "/scim/v2/Users", writeTok, solo), http.StatusCreated, "", "")
+		if created := m["meta"].(map[string]any)["created"]; m["id"] == soloID || created == soloCreated || m["externalId"] != "E-solo" {
+			t.Errorf("re-created as %v created %v, want a new id and created beside the tombstone %s created %v", m["id"], created, soloID, soloCreated)
+		}
+		if u := e.dbUser(soloID); u.State != reconcile.StateDeleted {
+			t.Errorf("the tombstone E-solo came back: %+v", u)
+		}
 
 		// Groups are written too (scim_group_write_test.go).
 		want(t, e.do("POST", "/scim/v2/Groups", writeTok, `{"members":[]}`), 400, "invalidValue", "displayName is required")

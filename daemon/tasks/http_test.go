@@ -17,6 +17,8 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/scim"
+	"github.com/rosterd/roster/scim/filter"
 )
 
 // upstream is an HR API on 127.0.0.1 that serves people in pages of two,
@@ -77,11 +79,19 @@ func newUpstream(t *testing.T, n int) *upstream {
 
 func httpRunner(t *testing.T, s *store.Store, url string) *tasks.Runner {
 	t.Helper()
+	return httpRunnerMap(t, s, url, "", "")
+}
+
+// httpRunnerMap is httpRunner with more entries of the hr source's map
+// (", key: pointer" pairs) and more top-level configuration (such as
+// attributes:).
+func httpRunnerMap(t *testing.T, s *store.Store, url, moreMap, top string) *tasks.Runner {
+	t.Helper()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "staff.csv"), "s1,Sam,Smith,sam,,,\n")
 	yaml := `log:
   dir: log
-sources:
+` + top + `sources:
   - name: staff
     type: csv
     path: staff.csv
@@ -91,7 +101,7 @@ sources:
     auth: {bearer: hr-secret}
     records: /data
     next: /links/next
-    map: {externalId: /id, userName: /login, givenName: /first, familyName: /last, email: /mail, groups: /teams, active: /active}
+    map: {externalId: /id, userName: /login, givenName: /first, familyName: /last, email: /mail, groups: /teams, active: /active` + moreMap + `}
     retries: 0
 `
 	path := filepath.Join(dir, "roster.yaml")
@@ -225,4 +235,85 @@ func rawPagesAre(t *testing.T, r *tasks.Runner, task *store.Task, sent [][]byte)
 			t.Errorf("page %d is not in the raw record byte for byte", i+1)
 		}
 	}
+}
+
+// TestHTTPSourceMapAttributes maps an upstream's fields to a string
+// attribute of the User, a typed address part, an enterprise attribute and
+// a custom integer attribute on both stores: the values reach SCIM, a
+// changed value updates the user, and a value not of its attribute's type
+// fails the task naming the record and the path.
+func TestHTTPSourceMapAttributes(t *testing.T) {
+	const urn = "urn:ietf:params:scim:schemas:extension:roster:2.0:User" // the default
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		up := newUpstream(t, 3)
+		up.mu.Lock()
+		for i, p := range up.people {
+			p["job"] = fmt.Sprintf("Engineer %d", i+1)
+			p["office"] = map[string]any{"city": fmt.Sprintf("City %d", i+1)}
+			p["cc"] = fmt.Sprintf("CC-%d", i+1)
+			p["level"] = i + 1 // a JSON number
+		}
+		up.mu.Unlock()
+		r := httpRunnerMap(t, s, up.srv.URL,
+			`, title: /job, "addresses[type eq \"work\"].locality": /office/city, "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:costCenter": /cc, floor: /level`,
+			"attributes:\n  custom: [{name: floor, type: integer}]\n")
+		users := scim.UserType(&r.Config.Attributes)
+		user := func(login string) *scim.User {
+			t.Helper()
+			page, err := s.SCIMFor(users).Users(t.Context(), scim.Query{Count: 1, Include: scim.All, Filter: &filter.Compare{
+				Attr: filter.AttrPath{Name: "userName"}, Op: filter.Eq, Value: filter.Value{Kind: filter.KindString, Str: login}}})
+			if err != nil || len(page.Resources) != 1 {
+				t.Fatalf("%s: %v %v", login, page, err)
+			}
+			u := page.Resources[0]
+			scim.ProjectUser(users, u)
+			return u
+		}
+		sync := func() *store.Task {
+			t.Helper()
+			res, err := r.Sync(t.Context(), "hr", tasks.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res.Task
+		}
+		if task := sync(); task.Status != store.StatusSucceeded || counts(t, task).Created != 3 {
+			t.Fatalf("first sync: %s %s %s", task.Status, task.Counts, task.Errors)
+		}
+		u := user("p2")
+		if u.Title != "Engineer 2" || len(u.Addresses) != 1 || u.Addresses[0].Type != "work" || u.Addresses[0].Locality != "City 2" ||
+			u.Enterprise == nil || u.Enterprise.CostCenter != "CC-2" || u.Custom == nil || fmt.Sprint(u.Custom.Values["floor"]) != "2" {
+			t.Fatalf("p2 as SCIM serves it: %+v %+v %+v %+v", u, u.Addresses, u.Enterprise, u.Custom)
+		}
+		// The custom value is stored as a number: SCIM filters it as one.
+		f, err := filter.Parse(urn + `:floor ge 2 and title sw "engineer"`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page, err := s.SCIMFor(users).Users(t.Context(), scim.Query{Count: 5, Filter: f, SortBy: "floor"}); err != nil ||
+			len(page.Resources) != 2 || page.Resources[0].UserName != "p2" || page.Resources[1].UserName != "p3" {
+			t.Fatalf("floor ge 2: %+v %v", page, err)
+		}
+
+		up.mu.Lock()
+		up.people[0]["job"] = "Lead"
+		up.people[0]["level"] = 9
+		up.mu.Unlock()
+		if task := sync(); task.Status != store.StatusSucceeded || counts(t, task).Updated != 1 || counts(t, task).Unchanged != 2 {
+			t.Fatalf("one person changed: %s %s %s", task.Status, task.Counts, task.Errors)
+		}
+		if u := user("p1"); u.Title != "Lead" || u.Custom == nil || fmt.Sprint(u.Custom.Values["floor"]) != "9" {
+			t.Errorf("p1 after the change: %+v %+v", u, u.Custom)
+		}
+
+		up.mu.Lock()
+		up.people[2]["level"] = "third"
+		up.mu.Unlock()
+		if task := sync(); task.Status != store.StatusFailed || !strings.Contains(task.Errors, `record 3 (floor): \"third\" is not an integer`) {
+			t.Errorf("a value not of the type: %s %s", task.Status, task.Errors)
+		}
+		if u := user("p3"); fmt.Sprint(u.Custom.Values["floor"]) != "3" {
+			t.Errorf("a failed task changed p3: %+v", u.Custom)
+		}
+	})
 }

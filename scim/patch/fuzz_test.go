@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +55,90 @@ func FuzzApply(f *testing.F) {
 		}
 		if _, err := json.Marshal(doc); err != nil {
 			t.Fatalf("Apply(%q) left a document that does not encode: %v", in, err)
+		}
+	})
+}
+
+// customUserDoc is a user with values of custom attributes.
+const customUserDoc = `{
+  "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "` + customURN + `"],
+  "id": "u1", "userName": "anna", "active": true,
+  "` + customURN + `": {"costCentreCode": "CC-1", "floor": 3, "tags": ["a", "B"], "remote": true,
+    "hired": "2026-01-02T03:04:05Z"},
+  "meta": {"resourceType": "User", "version": "W/\"3\""}
+}`
+
+// FuzzApplyCustom is FuzzApply on a user of a resource type with custom
+// attributes of every type, addressed by their URN path, their bare name
+// or a path-less value: besides FuzzApply's checks, a success must leave
+// custom values only under the extension's URN, each a declared attribute
+// spelled as declared and of its declared type, and "schemas" naming the
+// extension exactly when it holds values.
+func FuzzApplyCustom(f *testing.F) {
+	for _, ops := range []string{
+		`{"op":"replace","path":"URN:floor","value":3}`,
+		`{"op":"add","path":"floor","value":7},{"op":"add","path":"URN:REMOTE","value":"False"}`,
+		`{"op":"replace","value":{"URN":{"floor":4,"fte":0.75,"wiki":"https://wiki.example.com/a"}}}`,
+		`{"op":"replace","value":{"URN:floor":5,"title":"x","costCentreCode":"CC-2"}}`,
+		`{"op":"add","path":"URN:tags","value":["c"]},{"op":"remove","path":"URN:tags[value eq \"a\"]"}`,
+		`{"op":"add","path":"URN:shifts","value":[1,2]},{"op":"replace","path":"URN:hired","value":"2026-01-02T03:04:05+01:00"}`,
+		`{"op":"remove","path":"URN"}`,
+		`{"op":"remove","path":"URN:floor"},{"op":"remove","path":"costCentreCode"}`,
+		`{"op":"add","path":"URN:floor","value":"three"}`,
+		`{"op":"replace","path":"URN:FLOOR","value":9007199254740993}`,
+		`{"op":"replace","path":"URN:nosuch","value":1}`,
+		`{"op":"replace","value":{"URN":{"tags":"x","remote":1}}}`,
+		`{"op":"add","value":{"URN:hired":"yesterday"}}`,
+	} {
+		f.Add(body(strings.ReplaceAll(ops, "URN", customURN)))
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		var doc, before map[string]any
+		for _, m := range []*map[string]any{&doc, &before} {
+			if err := json.Unmarshal([]byte(customUserDoc), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+		req, err := patch.Decode(strings.NewReader(in), 50)
+		if err != nil {
+			checkErr(t, in, err)
+			return
+		}
+		if err := patch.Apply(doc, customUsers, req.Operations); err != nil {
+			checkErr(t, in, err)
+			if !reflect.DeepEqual(doc, before) {
+				t.Fatalf("Apply(%q) failed with %v but changed the document to %s", in, err, show(doc))
+			}
+			return
+		}
+		if _, ok := doc["userName"].(string); !ok {
+			t.Fatalf("Apply(%q) left userName %v", in, doc["userName"])
+		}
+		if _, err := json.Marshal(doc); err != nil {
+			t.Fatalf("Apply(%q) left a document that does not encode: %v", in, err)
+		}
+		for k := range doc {
+			if strings.HasPrefix(strings.ToLower(k), "urn:") && k != customURN && k != schema.EnterpriseURN {
+				t.Fatalf("Apply(%q) left the key %q at the top: %s", in, k, show(doc))
+			}
+		}
+		ext, present := doc[customURN]
+		if present {
+			m, ok := ext.(map[string]any)
+			if !ok || len(m) == 0 {
+				t.Fatalf("Apply(%q): the custom extension is %v", in, ext)
+			}
+			for name, v := range m {
+				a, ok := customSchema.Attribute(name)
+				if !ok || a.Name != name {
+					t.Fatalf("Apply(%q) left the custom attribute %q: %s", in, name, show(doc))
+				}
+				checkCustom(t, in, a, v)
+			}
+		}
+		schemas, _ := doc["schemas"].([]any)
+		if listed := slices.Contains(schemas, any(customURN)); listed != present {
+			t.Fatalf("Apply(%q): schemas %v with the extension present %v", in, schemas, present)
 		}
 	})
 }
