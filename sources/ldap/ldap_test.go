@@ -195,7 +195,9 @@ func TestLDIFRoundTrip(t *testing.T) {
 		{DN: "uid=a,dc=example,dc=com", Attrs: []ldap.Attr{{Name: "cn", Values: [][]byte{[]byte("plain"), []byte(" leading space")}},
 			{Name: "objectGUID", Values: [][]byte{{0, 1, 2, 0xff, '\n'}}},
 			{Name: "description", Values: [][]byte{[]byte(strings.Repeat("long value ", 30))}},
-			{Name: "userPassword", Values: [][]byte{[]byte("never")}}}},
+			{Name: "userPassword", Values: [][]byte{[]byte("never")}},
+			{Name: "unicodePwd", Values: [][]byte{[]byte("\"never-either\"")}},
+			{Name: "UnicodePwd;binary", Values: [][]byte{{'"', 0, 'x', 0, '"', 0}}}}},
 		{DN: "cn=Grüppe,dc=example,dc=com", Attrs: []ldap.Attr{{Name: "member", Values: [][]byte{[]byte("uid=a,dc=example,dc=com")}}}},
 	}
 	var buf bytes.Buffer
@@ -205,7 +207,7 @@ func TestLDIFRoundTrip(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(buf.String(), "never") {
+	if l := strings.ToLower(buf.String()); strings.Contains(l, "never") || strings.Contains(l, "password") || strings.Contains(l, "unicodepwd") {
 		t.Fatalf("a password was written:\n%s", buf.String())
 	}
 	var got []ldap.Entry
