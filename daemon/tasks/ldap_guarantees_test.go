@@ -205,3 +205,64 @@ func TestLDAPRetry(t *testing.T) {
 		}
 	})
 }
+
+// TestLDAPBadInputChangesNothing: an entry whose objectGUID is not 16
+// bytes, and a base_dn the server does not have, each fail the task with
+// an error naming the source and the DN, and change nothing: not the
+// change read beside the bad entry, and no user becomes an orphan of the
+// missing base DN.
+func TestLDAPBadInputChangesNothing(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		srv := ldaptest.Start(t, ldaptest.WithLDIF(adLDIF))
+		r := ldapRunner(t, s, srv, `    flavor: active_directory
+    user_filter: (objectClass=adUser)
+    group_filter: (objectClass=adGroup)
+`)
+		r.Config.Sources[0].BaseDN = "ou=staff,dc=example,dc=com"
+		mustSync(t, r, tasks.Options{}, store.StatusSucceeded)
+		before := ldapUsers(t, s)
+		unchanged := func(what string) {
+			t.Helper()
+			after := ldapUsers(t, s)
+			if len(after) != len(before) {
+				t.Fatalf("%s: %d users, were %d", what, len(after), len(before))
+			}
+			for login, u := range before {
+				if after[login] != u {
+					t.Errorf("%s changed %s: %+v, was %+v", what, login, after[login], u)
+				}
+			}
+		}
+
+		srv.Apply(`dn: cn=Broken,ou=staff,dc=example,dc=com
+changetype: add
+objectClass: inetOrgPerson
+objectClass: adUser
+cn: Broken
+sn: Broken
+objectGUID:: AQID
+sAMAccountName: broken
+
+dn: cn=Jane Doe,ou=staff,dc=example,dc=com
+changetype: modify
+replace: mail
+mail: jane@changed.example.com
+`)
+		res := mustSync(t, r, tasks.Options{}, store.StatusFailed)
+		v := tasks.ViewOf(res.Task, nil)
+		want := `ldap source corp: entry "cn=Broken,ou=staff,dc=example,dc=com" (externalId): the objectGUID is not readable: it holds 3 bytes, not 16`
+		if len(v.Errors) != 1 || v.Errors[0].Message != want || res.Task.Transient {
+			t.Errorf("3-byte objectGUID: %+v, want %q", v.Errors, want)
+		}
+		unchanged("a task with an unreadable objectGUID")
+
+		r.Config.Sources[0].BaseDN = "ou=staf,dc=example,dc=com"
+		res = mustSync(t, r, tasks.Options{}, store.StatusFailed)
+		v = tasks.ViewOf(res.Task, nil)
+		want = `ldap source corp: base_dn "ou=staf,dc=example,dc=com" does not exist on the server`
+		if len(v.Errors) != 1 || !strings.HasPrefix(v.Errors[0].Message, want) || res.Task.Transient || res.Task.RawRecord != "" {
+			t.Errorf("missing base DN: %+v (transient %v, raw record %q), want %q", v.Errors, res.Task.Transient, res.Task.RawRecord, want)
+		}
+		unchanged("a task with a missing base DN")
+	})
+}
