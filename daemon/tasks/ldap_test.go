@@ -447,12 +447,15 @@ userAccountControl: 512
 }
 
 // TestLDAPChangedOnly: scheduled syncs read only the users changed since
-// the last read (modifyTimestamp, whole seconds, from the last one seen
-// on), until full_every has passed since the last full read, which then
-// finds the orphans the changed-only reads cannot see.
+// the last read (modifyTimestamp, from ldap.ChangeMargin before the last
+// read began on), until full_every has passed since the last full read,
+// which then finds the orphans the changed-only reads cannot see. The
+// people are loaded as changed long ago, so that the margin does not
+// read them again.
 func TestLDAPChangedOnly(t *testing.T) {
 	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
-		srv := ldaptest.Start(t, ldaptest.WithLDIF(corpLDIF))
+		srv := ldaptest.Start(t, ldaptest.WithLDIF(strings.ReplaceAll(corpLDIF,
+			"objectClass: inetOrgPerson\n", "objectClass: inetOrgPerson\nmodifyTimestamp: 20200101000000Z\n")))
 		r := ldapRunner(t, s, srv, "    full_every: 1h\n")
 		sync := func(trigger string) *tasks.Result {
 			t.Helper()
@@ -467,11 +470,10 @@ func TestLDAPChangedOnly(t *testing.T) {
 			t.Fatalf("first sync %+v", c)
 		}
 		jane := ldapUsers(t, s)["jdoe"]
-		nextSecond := func() { time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(1100 * time.Millisecond))) }
-		nextSecond()
 		srv.Apply("dn: uid=dlee,ou=people,ou=corp,dc=example,dc=com\nchangetype: modify\nreplace: title\ntitle: Intern\n")
-		sync(tasks.TriggerSchedule) // reads from the load's second on: everyone
-		nextSecond()
+		if c := counts(t, sync(tasks.TriggerSchedule).Task); c.Updated != 1 || c.Unchanged != 0 {
+			t.Fatalf("changed-only sync read dlee only: %+v", c)
+		}
 		srv.Apply(`dn: uid=bsmith,ou=people,ou=corp,dc=example,dc=com
 changetype: modify
 replace: title
@@ -485,7 +487,7 @@ newsuperior: ou=gone,dc=example,dc=com
 `)
 		res := sync(tasks.TriggerSchedule)
 		if c := counts(t, res.Task); c.Updated != 1 || c.Unchanged != 1 || c.Deactivated != 0 {
-			t.Fatalf("changed-only sync read dlee and bsmith only: %+v", c)
+			t.Fatalf("changed-only sync read bsmith, and dlee again (changed within the margin), only: %+v", c)
 		}
 		raw, err := os.ReadFile(filepath.Join(r.Config.Dir, res.Task.RawRecord))
 		if err != nil || !strings.Contains(string(raw), "# roster-read: changed since ") || strings.Contains(string(raw), "dn: uid=jdoe,") {

@@ -1,10 +1,14 @@
 package tasks_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"unicode/utf16"
@@ -74,6 +78,15 @@ func TestLDAPSamba(t *testing.T) {
 		t.Fatalf("read jane's objectGUID: %v", err)
 	}
 	janeGUID := ldap.FormatGUID(res.Entries[0].GetRawAttributeValue("objectGUID"))
+	res, err = c.Search(goldap.NewSearchRequest("", goldap.ScopeBaseObject, goldap.NeverDerefAliases, 0, 0, false,
+		"(objectClass=*)", []string{"highestCommittedUSN"}, nil))
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("read the root DSE: %v", err)
+	}
+	highestUSN, err := strconv.ParseUint(res.Entries[0].GetAttributeValue("highestCommittedUSN"), 10, 64)
+	if err != nil {
+		t.Fatalf("the root DSE's highestCommittedUSN: %v", err)
+	}
 
 	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
 		dir := t.TempDir()
@@ -119,6 +132,26 @@ sources:
 		}
 		if !slices.Equal(groups["Engineering"], []string{"bsmith", "jdoe"}) {
 			t.Errorf("Engineering: %v", groups["Engineering"])
+		}
+		// The raw record holds no password: not the attribute, nor Jane's
+		// password in any form.
+		raw, err := os.ReadFile(filepath.Join(dir, task.Task.RawRecord))
+		if err != nil || !strings.Contains(string(raw), "sAMAccountName: jdoe") {
+			t.Fatalf("raw record %q: %v", task.Task.RawRecord, err)
+		}
+		lower := strings.ToLower(string(raw))
+		for _, bad := range []string{"unicodepwd", "userpassword", "jane-passw0rd!x",
+			strings.ToLower(base64.StdEncoding.EncodeToString([]byte(pwd("Jane-Passw0rd!x")))),
+			strings.ToLower(base64.StdEncoding.EncodeToString([]byte("Jane-Passw0rd!x")))} {
+			if strings.Contains(lower, bad) {
+				t.Errorf("the raw record holds %q", bad)
+			}
+		}
+		// The next changed-only read begins at the highestCommittedUSN
+		// of the root DSE, read before the users.
+		read, err := s.GetLDAPRead(t.Context(), "corp")
+		if n, perr := strconv.ParseUint(read.Watermark, 10, 64); err != nil || perr != nil || n < highestUSN {
+			t.Errorf("watermark %q (%v), want a USN from %d on", read.Watermark, err, highestUSN)
 		}
 	})
 }

@@ -32,6 +32,12 @@
 //     externalId; a group's member DNs become memberships of the users
 //     read and nested groups of the groups read. Members outside the
 //     read are left out with a warning.
+//   - Changed-only reads (Options.Since): the next read's watermark is
+//     taken from the root DSE before the users are searched
+//     (highestCommittedUSN, or the start time less ChangeMargin for
+//     modifyTimestamp), never from the users read, which would miss a
+//     change made while the read went on. Reading an entry twice is
+//     harmless; missing one is not.
 //   - Validation collects every problem into one *sources.ValidationError,
 //     each naming the source and the entry's DN.
 package ldap
@@ -54,6 +60,7 @@ import (
 	"strings"
 	"time"
 
+	ber "github.com/go-asn1-ber/asn1-ber"
 	goldap "github.com/go-ldap/ldap/v3"
 
 	"github.com/rosterd/roster/daemon/attrs"
@@ -66,6 +73,12 @@ const (
 	DefaultTimeout  = 30 * time.Second
 	DefaultBackoff  = time.Second
 	MaxBackoff      = 30 * time.Second
+	// ChangeMargin is how far before a read's start the next
+	// modifyTimestamp read begins: it covers a change stamped before the
+	// start but committed after the search passed its entry, and a client
+	// clock that is ahead of the server's. What changed in the margin is
+	// read again, which is harmless.
+	ChangeMargin = 5 * time.Minute
 )
 
 // Options configures one read.
@@ -124,9 +137,11 @@ type Result struct {
 	// Partial says that Records are the users changed since
 	// Options.Since only (the groups are all of them).
 	Partial bool
-	// Watermark is where the next changed-only read begins: the highest
-	// change marker (uSNChanged, modifyTimestamp) of the users read, or
-	// Since when none is higher; "" when the server gives none.
+	// Watermark is where the next changed-only read begins, taken before
+	// the users were searched (see nextWatermark): Since when a
+	// changed-only read found no user; "" when the server gives no change
+	// markers, and from FromLDIF, which cannot know what the server had
+	// committed when the record was read.
 	Watermark string
 }
 
@@ -255,9 +270,14 @@ func Fetch(ctx context.Context, o Options, raw io.Writer) (*Result, error) {
 		return nil, err
 	}
 	defer conn.Close()
-	entries := 0
+	next := r.nextWatermark(conn, time.Now())
+	entries, users, marked := 0, 0, false
 	each := func(kind Kind, e *Entry) error {
 		entries++
+		if kind == KindUser {
+			users++
+			marked = marked || len(e.Values(r.m.changeAttr)) > 0
+		}
 		if err := lw.Write(kind, e); err != nil {
 			return err
 		}
@@ -278,12 +298,67 @@ func Fetch(ctx context.Context, o Options, raw io.Writer) (*Result, error) {
 	if err := lw.Flush(); err != nil {
 		return nil, fmt.Errorf("ldap source %s: write the raw record: %w", o.Source, err)
 	}
+	if marked && next == "" && o.Since == "" {
+		b.warn("ldap source %s: the server's root DSE gives no highestCommittedUSN, so every read reads all users", o.Source)
+	}
 	res := b.finish()
 	res.SHA256, res.Entries, res.Requests = hex.EncodeToString(h.Sum(nil)), entries, r.requests
+	res.Watermark = watermark(o.Since, next, users, marked)
 	if len(b.errs) > 0 {
 		return res, &sources.ValidationError{Errors: b.errs}
 	}
 	return res, nil
+}
+
+// nextWatermark reads, before the users are searched, where the next
+// changed-only read may begin. The highest change marker among the users
+// read would miss a change: a user read on the first page who changes
+// while a later page is read, behind a later user whose newer change is
+// read. So: Active Directory's highestCommittedUSN from the root DSE
+// (every later change has a higher uSNChanged), or for modifyTimestamp
+// the read's start, the server's currentTime when its root DSE gives one
+// (slapd's does not) and this machine's clock otherwise, less
+// ChangeMargin. "" when the server gives no highestCommittedUSN.
+func (r *reader) nextWatermark(conn *goldap.Conn, now time.Time) string {
+	usn := strings.EqualFold(r.m.changeAttr, "uSNChanged")
+	attr := "currentTime"
+	if usn {
+		attr = "highestCommittedUSN"
+	}
+	req := goldap.NewSearchRequest("", goldap.ScopeBaseObject, goldap.NeverDerefAliases, 0, int(r.o.Timeout/time.Second), false,
+		"(objectClass=*)", []string{attr}, nil)
+	r.requests++
+	value := ""
+	// A root DSE that cannot be read gives no value: the user search that
+	// follows reports a connection that failed.
+	if res, err := conn.Search(req); err == nil && len(res.Entries) == 1 {
+		value = strings.TrimSpace(res.Entries[0].GetAttributeValue(attr))
+	}
+	if usn {
+		if digits(value) {
+			return value
+		}
+		return ""
+	}
+	if t, err := ber.ParseGeneralizedTime([]byte(value)); err == nil && value != "" {
+		now = t
+	}
+	return now.Add(-ChangeMargin).UTC().Format("20060102150405Z")
+}
+
+// watermark is where the read after this one begins: next, taken before
+// the users were searched; since when a changed-only read found no user
+// (so that the next read's raw record is the same and it is skipped) or
+// the server gave no next; "" when a full read saw no change marker on
+// its users (the server keeps none).
+func watermark(since, next string, users int, marked bool) string {
+	switch {
+	case since != "" && (users == 0 || next == ""):
+		return since
+	case since == "" && !marked:
+		return ""
+	}
+	return next
 }
 
 // FromLDIF maps a raw record written by Fetch again, as a retry or an
@@ -310,7 +385,7 @@ func FromLDIF(o Options, raw io.Reader) (*Result, error) {
 		return nil, fmt.Errorf("ldap source %s: the raw record: %w", o.Source, err)
 	}
 	res := b.finish()
-	res.SHA256, res.Entries = hex.EncodeToString(h.Sum(nil)), entries
+	res.SHA256, res.Entries, res.Watermark = hex.EncodeToString(h.Sum(nil)), entries, ""
 	if len(b.errs) > 0 {
 		return res, &sources.ValidationError{Errors: b.errs}
 	}

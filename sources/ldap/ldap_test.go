@@ -195,7 +195,9 @@ func TestLDIFRoundTrip(t *testing.T) {
 		{DN: "uid=a,dc=example,dc=com", Attrs: []ldap.Attr{{Name: "cn", Values: [][]byte{[]byte("plain"), []byte(" leading space")}},
 			{Name: "objectGUID", Values: [][]byte{{0, 1, 2, 0xff, '\n'}}},
 			{Name: "description", Values: [][]byte{[]byte(strings.Repeat("long value ", 30))}},
-			{Name: "userPassword", Values: [][]byte{[]byte("never")}}}},
+			{Name: "userPassword", Values: [][]byte{[]byte("never")}},
+			{Name: "unicodePwd", Values: [][]byte{[]byte("\"never-either\"")}},
+			{Name: "UnicodePwd;binary", Values: [][]byte{{'"', 0, 'x', 0, '"', 0}}}}},
 		{DN: "cn=Grüppe,dc=example,dc=com", Attrs: []ldap.Attr{{Name: "member", Values: [][]byte{[]byte("uid=a,dc=example,dc=com")}}}},
 	}
 	var buf bytes.Buffer
@@ -205,7 +207,7 @@ func TestLDIFRoundTrip(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(buf.String(), "never") {
+	if l := strings.ToLower(buf.String()); strings.Contains(l, "never") || strings.Contains(l, "password") || strings.Contains(l, "unicodepwd") {
 		t.Fatalf("a password was written:\n%s", buf.String())
 	}
 	var got []ldap.Entry
@@ -282,8 +284,14 @@ func FuzzReadLDIF(f *testing.F) {
 	})
 }
 
+// TestChangedOnlyUSN: Active Directory's changed-only reads, over slapd
+// with the AD schema and a root DSE that gives highestCommittedUSN. The
+// next read begins at the root DSE's highestCommittedUSN (1500), read
+// before the users, not at the highest uSNChanged among them (1000): a
+// change made while the read goes on has a higher number than the first
+// and would be missed behind the second (TestWatermarkBeforeRead).
 func TestChangedOnlyUSN(t *testing.T) {
-	s := ldaptest.Start(t, ldaptest.WithLDIF(`dn: cn=Old,ou=people,dc=example,dc=com
+	s := ldaptest.Start(t, ldaptest.WithRootDSE("highestCommittedUSN: 1500"), ldaptest.WithLDIF(`dn: cn=Old,ou=people,dc=example,dc=com
 objectClass: inetOrgPerson
 objectClass: adUser
 cn: Old
@@ -304,22 +312,89 @@ uSNChanged: 1000
 	o := openldapOptions(s)
 	o.Flavor, o.UserFilter, o.GroupFilter = ldap.FlavorActiveDirectory, "(objectClass=adUser)", "-"
 	full, err := ldap.Fetch(context.Background(), o, &bytes.Buffer{})
-	if err != nil || len(full.Records) != 2 || full.Partial || full.Watermark != "1000" {
+	if err != nil || len(full.Records) != 2 || full.Partial || full.Watermark != "1500" {
 		t.Fatalf("full read: %v %+v", err, full)
 	}
 	// From uSNChanged 999 on: the entry changed at 1000 only.
 	o.Since = "999"
 	var raw bytes.Buffer
 	changed, err := ldap.Fetch(context.Background(), o, &raw)
-	if err != nil || len(changed.Records) != 1 || changed.Records[0].UserName != "new" || !changed.Partial || changed.Watermark != "1000" {
+	if err != nil || len(changed.Records) != 1 || changed.Records[0].UserName != "new" || !changed.Partial || changed.Watermark != "1500" {
 		t.Fatalf("changed-only read: %v %+v", err, changed)
 	}
+	// A raw record read again is the partial read it was, and moves no
+	// watermark.
 	again, err := ldap.FromLDIF(o, &raw)
-	if err != nil || !again.Partial || again.Watermark != "1000" || len(again.Records) != 1 {
+	if err != nil || !again.Partial || again.Watermark != "" || len(again.Records) != 1 {
 		t.Fatalf("changed-only raw record read back: %v %+v", err, again)
 	}
+	// No user changed: the watermark stays, so that the next read is the
+	// same and skipped.
 	o.Since = "1000"
 	if none, err := ldap.Fetch(context.Background(), o, &bytes.Buffer{}); err != nil || len(none.Records) != 0 || none.Watermark != "1000" {
 		t.Fatalf("nothing changed since 1000: %v %+v", err, none)
+	}
+}
+
+// TestChangedOnlyWithoutHighestUSN: a server whose root DSE gives no
+// highestCommittedUSN gives no watermark: every read reads all users.
+func TestChangedOnlyWithoutHighestUSN(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.WithLDIF(`dn: cn=Old,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: adUser
+cn: Old
+sn: Old
+objectGUID:: AAAAAAAAAAAAAAAAAAAAAQ==
+sAMAccountName: old
+uSNChanged: 100
+`))
+	o := openldapOptions(s)
+	o.Flavor, o.UserFilter, o.GroupFilter = ldap.FlavorActiveDirectory, "(objectClass=adUser)", "-"
+	full, err := ldap.Fetch(context.Background(), o, &bytes.Buffer{})
+	if err != nil || len(full.Records) != 1 || full.Watermark != "" {
+		t.Fatalf("full read: %v %+v", err, full)
+	}
+	if !slices.ContainsFunc(full.Warnings, func(w string) bool { return strings.Contains(w, "no highestCommittedUSN") }) {
+		t.Errorf("no warning: %q", full.Warnings)
+	}
+}
+
+// TestChangedOnlyTimestamp: with modifyTimestamp (slapd, whose root DSE
+// has no currentTime) the next read begins ChangeMargin before this one
+// started by this machine's clock, not at the latest modifyTimestamp read
+// (here one in the future, which would hide every change until then).
+func TestChangedOnlyTimestamp(t *testing.T) {
+	s := ldaptest.Start(t, ldaptest.WithLDIF(`dn: uid=old,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: old
+cn: Old
+sn: Old
+modifyTimestamp: 20200101000000Z
+
+dn: uid=future,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: future
+cn: Future
+sn: Future
+modifyTimestamp: 20990101000000Z
+`))
+	o := openldapOptions(s)
+	o.GroupFilter = "-"
+	before := time.Now().Add(-ldap.ChangeMargin).UTC().Truncate(time.Second)
+	full, err := ldap.Fetch(context.Background(), o, &bytes.Buffer{})
+	after := time.Now().Add(-ldap.ChangeMargin).UTC()
+	if err != nil || len(full.Records) != 2 {
+		t.Fatalf("full read: %v %+v", err, full)
+	}
+	mark, err := time.Parse("20060102150405Z", full.Watermark)
+	if err != nil || mark.Before(before) || mark.After(after) {
+		t.Fatalf("watermark %q, want the read's start less %s (%s to %s)", full.Watermark, ldap.ChangeMargin, before, after)
+	}
+	// The next changed-only read reads a change made now.
+	s.Apply("dn: uid=old,ou=people,dc=example,dc=com\nchangetype: modify\nreplace: sn\nsn: Changed\n")
+	o.Since = full.Watermark
+	changed, err := ldap.Fetch(context.Background(), o, &bytes.Buffer{})
+	if err != nil || !changed.Partial || byLogin(changed.Records)["old"].FamilyName != "Changed" {
+		t.Fatalf("changed-only read: %v %+v", err, changed)
 	}
 }

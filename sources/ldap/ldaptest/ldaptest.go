@@ -35,7 +35,8 @@ const (
 
 // ADSchema defines the Active Directory attributes roster reads, so that
 // slapd can hold AD-shaped entries: objectGUID (binary), sAMAccountName,
-// userPrincipalName, userAccountControl, uSNChanged, and the classes
+// userPrincipalName, userAccountControl, uSNChanged, highestCommittedUSN (for the root
+// DSE, WithRootDSE), and the classes
 // adUser (auxiliary, beside inetOrgPerson) and adGroup. OIDs are under
 // an example arc.
 const ADSchema = `attributetype ( 1.3.6.1.4.1.55555.1.1 NAME 'objectGUID'
@@ -52,6 +53,8 @@ attributetype ( 1.3.6.1.4.1.55555.1.6 NAME 'employeeID'
 	EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
 attributetype ( 1.3.6.1.4.1.55555.1.7 NAME 'department'
 	EQUALITY caseIgnoreMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.15 SINGLE-VALUE )
+attributetype ( 1.3.6.1.4.1.55555.1.8 NAME 'highestCommittedUSN'
+	EQUALITY integerMatch ORDERING integerOrderingMatch SYNTAX 1.3.6.1.4.1.1466.115.121.1.27 SINGLE-VALUE )
 objectclass ( 1.3.6.1.4.1.55555.2.1 NAME 'adUser' AUXILIARY
 	MAY ( objectGUID $ sAMAccountName $ userPrincipalName $ userAccountControl $ uSNChanged $ employeeID $ department ) )
 objectclass ( 1.3.6.1.4.1.55555.2.2 NAME 'adGroup' AUXILIARY
@@ -77,8 +80,9 @@ type Server struct {
 type Option func(*settings)
 
 type settings struct {
-	tls  bool
-	ldif string
+	tls     bool
+	ldif    string
+	rootDSE string
 }
 
 // WithTLS makes the server speak ldaps:// beside ldap:// (with StartTLS)
@@ -90,6 +94,11 @@ func WithTLS() Option { return func(s *settings) { s.tls = true } }
 // large directories). The suffix entry is added first unless the LDIF
 // holds it.
 func WithLDIF(ldif string) Option { return func(s *settings) { s.ldif = ldif } }
+
+// WithRootDSE adds attributes to the server's root DSE, given as the
+// lines of an LDIF entry without its dn ("highestCommittedUSN: 1500", as
+// Active Directory's root DSE holds); slapd's rootDSE directive.
+func WithRootDSE(attributes string) Option { return func(s *settings) { s.rootDSE = attributes } }
 
 // SlapdPath finds slapd.
 func SlapdPath() (string, bool) {
@@ -134,6 +143,10 @@ func Start(t testing.TB, opts ...Option) *Server {
 	fmt.Fprintf(&conf, "include %s\n", filepath.Join(dir, "ad.schema"))
 	fmt.Fprintf(&conf, "modulepath /usr/lib/ldap\nmoduleload back_mdb\n")
 	fmt.Fprintf(&conf, "pidfile %s\nargsfile %s\n", filepath.Join(dir, "slapd.pid"), filepath.Join(dir, "slapd.args"))
+	if st.rootDSE != "" {
+		must(os.WriteFile(filepath.Join(dir, "rootdse.ldif"), []byte("dn:\n"+strings.TrimSpace(st.rootDSE)+"\n"), 0o600))
+		fmt.Fprintf(&conf, "rootDSE %s\n", filepath.Join(dir, "rootdse.ldif"))
+	}
 	if st.tls {
 		ca, caKey := makeCA(t)
 		s.CAFile = filepath.Join(dir, "ca.pem")
