@@ -82,6 +82,9 @@ func newMetrics(reg prometheus.Registerer, st *store.Store, cfg func() *config.C
 		groups: prometheus.NewDesc("roster_directory_groups",
 			"Groups in the directory by owning source, counted at scrape time.",
 			[]string{"source"}, nil),
+		retired: prometheus.NewDesc("roster_source_retired",
+			"1 for each retired source (removed from the configuration) that still owns users that are not deleted, or groups; roster sources retire NAME plans their removal.",
+			[]string{"source"}, nil),
 		waiting: prometheus.NewDesc("roster_sync_tasks_waiting",
 			"Tasks waiting by source and status, counted in the store at scrape time: held (by the safety valve, for an operator's approve or reject) and queued (pushes accepted, not applied yet).",
 			[]string{"source", "status"}, nil),
@@ -171,6 +174,7 @@ type directoryCollector struct {
 	timeout       time.Duration
 	users, groups *prometheus.Desc
 	waiting       *prometheus.Desc
+	retired       *prometheus.Desc
 }
 
 var userStates = []string{reconcile.StateActive, reconcile.StateInactive, reconcile.StateDeleted}
@@ -179,6 +183,7 @@ func (c *directoryCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.users
 	ch <- c.groups
 	ch <- c.waiting
+	ch <- c.retired
 }
 
 func (c *directoryCollector) Collect(ch chan<- prometheus.Metric) {
@@ -190,10 +195,22 @@ func (c *directoryCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.NewInvalidMetric(c.users, err)
 		ch <- prometheus.NewInvalidMetric(c.groups, err)
 		ch <- prometheus.NewInvalidMetric(c.waiting, err)
+		ch <- prometheus.NewInvalidMetric(c.retired, err)
 		return
 	}
+	// Retired sources are those the store knows and the configuration in
+	// force does not name, read as the CLI and the admin API list them.
+	cfg := c.cfg()
+	retired, err := (&tasks.Runner{Store: c.store, Config: cfg}).Retired(ctx, counts)
+	if err != nil {
+		c.log.Warn("metrics: could not list the retired sources", "err", err)
+		ch <- prometheus.NewInvalidMetric(c.retired, err)
+	}
+	for _, rs := range retired {
+		ch <- prometheus.MustNewConstMetric(c.retired, prometheus.GaugeValue, 1, rs.Name)
+	}
 	var names []string
-	for _, src := range c.cfg().Sources {
+	for _, src := range cfg.Sources {
 		names = append(names, src.Name)
 	}
 	for name := range counts.Users {

@@ -251,8 +251,12 @@ func TestAdminUIBrowser(t *testing.T) {
 	if got := b.text("#status"); got != "queued" {
 		t.Fatalf("the pushed task's page shows %q, want queued", got)
 	}
+	if !b.has("meta[http-equiv=refresh]") {
+		t.Fatal("the page of a queued task does not refresh itself")
+	}
 	unlock()
-	b.waitText("#status", "succeeded", 60*time.Second)
+	// The test does not reload: only the page's own refresh shows the end.
+	b.waitShown("#status", "succeeded", 30*time.Second)
 	if u := b.url(); u != fmt.Sprintf("%s/admin/tasks/%d", p.base, queued.ID) {
 		t.Errorf("the task page moved to %s", u)
 	}

@@ -165,8 +165,10 @@ func TestReplaceCSVByHTTPWithAdopt(t *testing.T) {
 			}
 			if _, m := p.get(t, "/metrics"); !strings.Contains(m, `roster_directory_users{source="staff",state="active"} 1`) ||
 				!strings.Contains(m, `roster_directory_users{source="hr",state="active"} 7`) ||
-				!strings.Contains(m, `roster_sync_records_total{action="adopted",source="hr"} 7`) {
-				t.Errorf("/metrics lacks the retired source's users or the adoptions:\n%s", grepLines(m, "roster_directory_users", "roster_sync_records_total"))
+				!strings.Contains(m, `roster_sync_records_total{action="adopted",source="hr"} 7`) ||
+				!strings.Contains(m, `roster_source_retired{source="staff"} 1`) || strings.Contains(m, `roster_source_retired{source="hr"}`) {
+				t.Errorf("/metrics lacks the retired source's users, the retired source or the adoptions:\n%s",
+					grepLines(m, "roster_directory_users", "roster_sync_records_total", "roster_source_retired"))
 			}
 			var cli []sourceJSON
 			json.Unmarshal([]byte(w.want(t, 0, "sources", "--json").stdout), &cli)
@@ -201,6 +203,9 @@ func TestReplaceCSVByHTTPWithAdopt(t *testing.T) {
 			json.Unmarshal(body, &api)
 			if st := findSource(api.Items, "staff"); st != nil {
 				t.Errorf("GET /api/v1/sources after the retirement still lists staff: %+v", st)
+			}
+			if _, m := p.get(t, "/metrics"); strings.Contains(m, `roster_source_retired{source="staff"}`) {
+				t.Errorf("/metrics after the retirement still calls staff retired:\n%s", grepLines(m, "roster_source_retired"))
 			}
 			var groups int
 			s.DB().Raw(`SELECT COUNT(*) FROM groups WHERE source = 'staff'`).Row().Scan(&groups)

@@ -10,17 +10,24 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
 )
 
 const tokNocoAdmin = "e2e-nocobase-admin-token" // admin
 
-// NocoBase's user data sync payloads, in the shape of its documentation of
-// the HTTP API source ("Datenquelle - HTTP API"): departments with parents,
-// users with custom fields, department objects with isMain and isOwner,
-// matchKey and isDeleted. White space and key order are part of what the
-// raw record must keep.
+// NocoBase's user data sync payloads. NocoBase's page on its HTTP API
+// source ("Synchronizing User Data via HTTP API", linked from its user
+// data sync handbook as "Datenquelle - HTTP API") writes out one payload
+// literally, {"dataType":"user","records":[]}, which the test sends
+// verbatim; the others are built from that page's field tables,
+// UserRecord (uid, nickname, username, email, phone, departments,
+// isDeleted, custom fields) and DepartmentRecord (uid, title, parentUid,
+// isDeleted, custom fields), with the department objects {uid, isMain,
+// isOwner} in a user's departments that SPEC §3.3 names: departments with
+// parents, users with custom fields, matchKey and isDeleted. White space
+// and key order are part of what the raw record must keep.
 const (
 	nocoDepartments = `{
   "dataType": "department",
@@ -44,19 +51,26 @@ const (
   ]
 }`
 	// The same people found by e-mail and by phone, as NocoBase's matchKey
-	// does, and one of them deleted.
+	// does, under new uids (the system that pushes renumbered them): only
+	// the e-mail or the phone can find them. Then one of them deleted.
 	nocoByEmail = `{"dataType": "user", "matchKey": "email", "records": [
-    {"uid": "102", "email": "zschaefer@nocobase.example", "nickname": "Zoë S.", "jobTitle": "Teamleiterin",
+    {"uid": "202", "email": "zschaefer@nocobase.example", "nickname": "Zoë S.", "jobTitle": "Teamleiterin",
      "departments": [{"uid": "2", "isMain": true, "isOwner": true}]}]}`
 	nocoByPhone = `{"dataType": "user", "matchKey": "phone", "records": [
-    {"uid": "101", "phone": "+49 30 1101", "nickname": "Jürgen W."}]}`
+    {"uid": "201", "phone": "+49 30 1101", "nickname": "Jürgen W."}]}`
 	nocoDeleted = `{"dataType": "user", "records": [{"uid": "103", "isDeleted": true}]}`
-	// user05 is the staff file's: the task fails.
-	nocoConflict = `{"dataType": "user", "records": [{"uid": "104", "username": "user05", "jobTitle": "Praktikant"}]}`
+	// user07 is the staff file's: matchKey username finds it, and api
+	// (on_conflict: adopt) takes it over.
+	nocoAdopt = `{"dataType": "user", "matchKey": "username", "records": [
+    {"uid": "107", "username": "user07", "nickname": "Uwe Sieben", "jobTitle": "Werkstudent", "departments": ["3"]}]}`
+	// user05 is the staff file's, and legacy does not adopt: the task fails.
+	nocoConflict = `{"sourceName": "legacy", "dataType": "user", "records": [{"uid": "104", "username": "user05", "jobTitle": "Praktikant"}]}`
 )
 
-// nocoConfig is pushConfig's daemon with an admin token and the push
-// source api mapping NocoBase's custom field jobTitle to title.
+// nocoConfig is pushConfig's daemon with an admin token, the push source
+// api mapping NocoBase's custom field jobTitle to title and adopting the
+// users its matchKey finds in other sources, as NocoBase's one users
+// table would, and the push source legacy, which does not.
 func nocoConfig(w *workdir) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "listen: 127.0.0.1:0\nlog:\n  dir: log\n  format: json\nstore:\n  driver: %s\n  dsn: %s\n", w.driver, yamlQuote(w.dsn))
@@ -67,7 +81,8 @@ func nocoConfig(w *workdir) string {
 		fmt.Fprintf(&b, "  - name: %s\n    hash: %s\n    scopes: [%q]\n", tk.name, tokenHash(tk.token), tk.scope)
 	}
 	b.WriteString("sources:\n  - name: staff\n    type: csv\n    path: staff.csv\n    watch: false\n" +
-		"  - name: api\n    type: push\n    fields: {jobTitle: title}\n")
+		"  - name: api\n    type: push\n    on_conflict: adopt\n    fields: {jobTitle: title}\n" +
+		"  - name: legacy\n    type: push\n")
 	return b.String()
 }
 
@@ -102,13 +117,15 @@ func TestNocoBaseParity(t *testing.T) {
 			e := &pushEnv{w: w, p: p, s: s}
 			e.waitStaff(t)
 
+			var counts reconcile.Counts // of the last push applied
 			applied := func(body string) int64 {
 				t.Helper()
 				a := e.nocobase(t, tokPushAll, 200, body)
 				r := a.Result[0]
-				if *a.Code != 0 || a.Message != "success" || r.Status != store.StatusSucceeded || len(r.Failed) != 0 {
+				if *a.Code != 0 || a.Message != "success" || r.Status != store.StatusSucceeded || len(r.Failed) != 0 || r.Counts == nil {
 					t.Fatalf("push: %+v", a)
 				}
+				counts = *r.Counts
 				// The raw record is the body, byte for byte.
 				tk := e.waitDone(t, r.TaskID)
 				raw, err := os.ReadFile(filepath.Join(w.dir, tk.RawRecord))
@@ -117,10 +134,9 @@ func TestNocoBaseParity(t *testing.T) {
 				}
 				return tk.ID
 			}
-			// The one payload NocoBase's documentation of this API
-			// (handbook/user-data-sync, "Synchronizing User Data via HTTP
-			// API") writes out, verbatim; the others below follow its
-			// UserRecord and DepartmentRecord tables field by field.
+			// The one payload NocoBase's page on this API writes out,
+			// verbatim (its curl example); the others are built from the
+			// page's field tables (see the constants above).
 			applied(`{"dataType":"user","records":[]}`)
 			applied(nocoDepartments)
 			usersTask := applied(nocoUsers)
@@ -257,14 +273,72 @@ func TestNocoBaseParity(t *testing.T) {
 				}
 			}
 
-			// matchKey email and phone find the users NocoBase would.
-			applied(nocoByEmail)
-			applied(nocoByPhone)
-			if zs := user("102"); zs.DisplayName != "Zoë S." || zs.Title != "Teamleiterin" {
-				t.Errorf("user 102 after the push by e-mail: %+v", zs)
+			// The admin API: a user with every field the push gave, the
+			// mapped custom field, the main department and both
+			// departments with their ids and names.
+			type adminUser struct {
+				ID           string `json:"id"`
+				ExternalID   string `json:"externalId"`
+				UserName     string `json:"userName"`
+				DisplayName  string `json:"displayName"`
+				Title        string `json:"title"`
+				Active       bool   `json:"active"`
+				Source       string `json:"source"`
+				Emails       []struct{ Value string }
+				PhoneNumbers []struct{ Value string }
+				Groups       []scimRef `json:"groups"`
+				Enterprise   struct {
+					Department string `json:"department"`
+				} `json:"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"`
 			}
-			if jw := user("101"); jw.DisplayName != "Jürgen W." || jw.Title != "Entwickler" {
-				t.Errorf("user 101 after the push by phone: %+v", jw)
+			adminGet := func(id string) adminUser {
+				t.Helper()
+				code, _, b := e.do(t, tokNocoAdmin, "GET", "/api/v1/users/"+id, "")
+				var u adminUser
+				if err := json.Unmarshal(b, &u); err != nil || code != 200 {
+					t.Fatalf("GET /api/v1/users/%s = %d %s", id, code, b)
+				}
+				return u
+			}
+			groupsOf := func(u adminUser) []string {
+				var gs []string
+				for _, g := range u.Groups {
+					gs = append(gs, g.Value+"="+g.Display)
+				}
+				slices.Sort(gs)
+				return gs
+			}
+			wantGroups := []string{dev.ID + "=Entwicklung", head.ID + "=Zentrale"}
+			slices.Sort(wantGroups)
+			au := adminGet(jw.ID)
+			if au.ID != jw.ID || au.ExternalID != "101" || au.UserName != "jweiss" || au.DisplayName != "Jürgen Weiß" ||
+				au.Title != "Entwickler" || !au.Active || au.Source != "api" ||
+				len(au.Emails) != 1 || au.Emails[0].Value != "jweiss@nocobase.example" ||
+				len(au.PhoneNumbers) != 1 || au.PhoneNumbers[0].Value != "+49 30 1101" ||
+				au.Enterprise.Department != "Entwicklung" || !slices.Equal(groupsOf(au), wantGroups) {
+				t.Errorf("user 101 in the admin API: %+v, groups %v; want the groups %v", au, groupsOf(au), wantGroups)
+			}
+			if code, _, b := e.do(t, tokNocoAdmin, "GET", "/api/v1/users/no-such-user", ""); code != 404 {
+				t.Errorf("an unknown user: %d %s", code, b)
+			}
+
+			// matchKey email and phone find the users NocoBase would: the
+			// records carry new uids, so only the e-mail or the phone
+			// finds them; each keeps its id and takes the new uid.
+			zsID := user("102").ID
+			applied(nocoByEmail)
+			if counts.Updated != 1 || counts.Created != 0 {
+				t.Errorf("the push by e-mail: %+v; want 1 updated, none created", counts)
+			}
+			applied(nocoByPhone)
+			if counts.Updated != 1 || counts.Created != 0 {
+				t.Errorf("the push by phone: %+v; want 1 updated, none created", counts)
+			}
+			if zs := user("202"); zs.ID != zsID || zs.DisplayName != "Zoë S." || zs.Title != "Teamleiterin" {
+				t.Errorf("user 102 after the push by e-mail as uid 202: %+v; want id %s", zs, zsID)
+			}
+			if jw2 := user("201"); jw2.ID != jw.ID || jw2.DisplayName != "Jürgen W." || jw2.Title != "Entwickler" {
+				t.Errorf("user 101 after the push by phone as uid 201: %+v; want id %s", jw2, jw.ID)
 			}
 			e.scim(t, "/Groups/"+dev.ID, 200, &dev)
 			if got := owners(dev); len(got) != 2 {
@@ -274,6 +348,25 @@ func TestNocoBaseParity(t *testing.T) {
 			applied(nocoDeleted)
 			if tm := user("103"); tm.Active {
 				t.Errorf("user 103 after isDeleted: %+v", tm)
+			}
+
+			// matchKey username finds a user the csv source staff created
+			// and api adopts it: same id, counted adopted.
+			staffID := w.state(t, "staff").Users[ext(7)].ID
+			if staffID == "" {
+				t.Fatal("staff has no user07")
+			}
+			applied(nocoAdopt)
+			if counts.Adopted != 1 || counts.Created != 0 {
+				t.Errorf("the push by username: %+v; want 1 adopted, none created", counts)
+			}
+			if au := adminGet(staffID); au.Source != "api" || au.ExternalID != "107" || au.UserName != "user07" ||
+				au.DisplayName != "Uwe Sieben" || au.Title != "Werkstudent" || au.Enterprise.Department != "Vertrieb" ||
+				len(au.Groups) != 1 || au.Groups[0].Value != sales.ID {
+				t.Errorf("user07 after api adopted it: %+v", au)
+			}
+			if _, still := w.state(t, "staff").Users[ext(7)]; still {
+				t.Error("staff still owns user07 after api adopted it")
 			}
 
 			// A failed push is a failure in NocoBase's answer, with the

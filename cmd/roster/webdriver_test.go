@@ -335,6 +335,24 @@ func (b *browser) waitText(css, want string, timeout time.Duration) string {
 	}
 }
 
+// waitShown polls the text of css on the page as it is, without loading
+// it again, until it contains want: the page must change by itself (its
+// own refresh), which waitText, reloading, would not show.
+func (b *browser) waitShown(css, want string, timeout time.Duration) string {
+	b.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got := b.text(css)
+		if strings.Contains(got, want) {
+			return got
+		}
+		if time.Now().After(deadline) {
+			b.t.Fatalf("after %s without a reload, %q on %s is %q, want %q; the page says:\n%s", timeout, css, b.url(), got, want, b.text("body"))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 // waitURL waits until the browser is at a URL that contains want (a click
 // returns before the navigation it starts has ended).
 func (b *browser) waitURL(want string) string {

@@ -10,6 +10,7 @@
 //	POST  /api/v1/tasks/{id}/retry        run a failed task's input again
 //	POST  /api/v1/tasks/{id}/approve      apply a held task's plan
 //	POST  /api/v1/tasks/{id}/reject       discard a held task's plan
+//	GET   /api/v1/users/{id}              one user: its SCIM attributes, source and state
 //	PATCH /api/v1/users/{id}              {"active": false} or {"active": true}
 //	GET   /api/v1/sinks                   the sinks with their state, lag, queue and last run
 //	GET   /api/v1/sinks/{name}            one sink with its runs, newest first (limit, offset)
@@ -145,7 +146,7 @@ func New(o Options) *Handler {
 	h.route("/api/v1/tasks/{id}/retry", bodySmall, method{http.MethodPost, h.retryTask})
 	h.route("/api/v1/tasks/{id}/approve", bodySmall, method{http.MethodPost, h.approveTask})
 	h.route("/api/v1/tasks/{id}/reject", bodySmall, method{http.MethodPost, h.rejectTask})
-	h.route("/api/v1/users/{id}", bodySmall, method{http.MethodPatch, h.patchUser})
+	h.route("/api/v1/users/{id}", bodySmall, method{http.MethodGet, h.getUser}, method{http.MethodPatch, h.patchUser})
 	h.route("/api/v1/groups", bodySmall, method{http.MethodGet, h.listGroups})
 	h.route("/api/v1/groups/{id}", bodySmall, method{http.MethodGet, h.getGroup})
 	h.route("/api/v1/sinks", bodySmall, method{http.MethodGet, h.listSinks})

@@ -64,7 +64,7 @@ func TestAuthenticationAndRouting(t *testing.T) {
 			{"POST", "/api/v1/sources/staff/file", "PUT"},
 			{"PUT", "/api/v1/tasks/1", "GET, HEAD"},
 			{"GET", "/api/v1/tasks/1/approve", "POST"},
-			{"PUT", "/api/v1/users/x", "PATCH"},
+			{"PUT", "/api/v1/users/x", "GET, HEAD, PATCH"},
 		} {
 			r := e.do(c.method, c.path, adminToken, nil)
 			if r.code != 405 || r.header.Get("Allow") != c.allow || r.errorMessage(t) == "" {
@@ -432,6 +432,56 @@ func TestTasks(t *testing.T) {
 		defer e.mu.Unlock()
 		if want := []int64{retried.ID, approved.ID, rejected.ID}; !slices.Equal(e.finished, want) {
 			t.Errorf("Options.Finished heard of tasks %v, want %v", e.finished, want)
+		}
+	})
+}
+
+func TestGetUser(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		e := newEnv(t, st, "")
+		u := e.user("staff", "00003")
+		groups, _, err := st.ListGroups(context.Background(), store.GroupFilter{Source: "staff", Limit: 10})
+		if err != nil || len(groups) != 1 {
+			t.Fatalf("staff's groups: %v %+v", err, groups)
+		}
+		var got struct {
+			Schemas     []string
+			ID          string
+			ExternalID  string
+			UserName    string
+			DisplayName string
+			Name        struct{ GivenName, FamilyName string }
+			Active      bool
+			Emails      []struct {
+				Value, Type string
+				Primary     bool
+			}
+			Groups []struct{ Value, Display string }
+			Source string
+			State  string
+			Reason string `json:"stateReason"`
+		}
+		e.admin(200, "GET", "/api/v1/users/"+u.ID, nil).decode(t, &got)
+		if got.ID != u.ID || got.ExternalID != "00003" || got.UserName != "user3" ||
+			got.Name.GivenName != "Given3" || got.Name.FamilyName != "Family3" || !got.Active ||
+			len(got.Emails) != 1 || got.Emails[0].Value != "user3@example.com" || !got.Emails[0].Primary ||
+			len(got.Groups) != 1 || got.Groups[0].Value != groups[0].ID || got.Groups[0].Display != "Team" ||
+			got.Source != "staff" || got.State != "active" || got.Reason != "" || len(got.Schemas) == 0 {
+			t.Fatalf("GET the user: %+v", got)
+		}
+
+		// The operator's choice shows, with its reason.
+		e.admin(200, "PATCH", "/api/v1/users/"+u.ID, strings.NewReader(`{"active": false}`))
+		e.admin(200, "GET", "/api/v1/users/"+u.ID, nil).decode(t, &got)
+		if got.Active || got.State != "inactive" || got.Reason != reconcile.ReasonAdmin {
+			t.Fatalf("GET after PATCH: %+v", got)
+		}
+
+		if r := e.do("GET", "/api/v1/users/no-such-user", adminToken, nil); r.code != 404 || !strings.Contains(r.errorMessage(t), `no user "no-such-user"`) {
+			t.Errorf("an unknown id: %s", r)
+		}
+		if r := e.do("GET", "/api/v1/users/"+u.ID, readerToken, nil); r.code != 403 {
+			t.Errorf("a token without the scope admin: %s", r)
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"github.com/rosterd/roster/daemon/store"
+	"github.com/rosterd/roster/scim"
 )
 
 // userPatch is the body of PATCH /api/v1/users/{id}: only active can be
@@ -20,6 +21,26 @@ type userView struct {
 	Source   string `json:"source"`
 	Active   bool   `json:"active"`
 	State    string `json:"state"`
+}
+
+// getUser answers GET /api/v1/users/{id}: every attribute of the user
+// as the admin page shows it (store.UserDetail), with its source and
+// state.
+func (h *Handler) getUser(w http.ResponseWriter, r *http.Request, c *call) error {
+	id := r.PathValue("id")
+	var d *store.UserDetail
+	err := store.ErrNotFound // no user has an id that is not valid text
+	if validText(id) {
+		d, err = h.o.Store.UserDetail(r.Context(), id, scim.UserType(&c.cfg.Attributes))
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "no user %q in the directory (deleted users are not shown)", id)
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, d)
+	return nil
 }
 
 func (h *Handler) patchUser(w http.ResponseWriter, r *http.Request, c *call) error {

@@ -492,8 +492,8 @@ type attrRow struct{ Path, Value string }
 
 func (h *Handler) userPage(w http.ResponseWriter, r *http.Request, s *sess) {
 	id := r.PathValue("id")
-	u, err := h.o.Store.SCIM().User(r.Context(), id, scim.All)
-	if errors.Is(err, scim.ErrNotFound) {
+	d, err := h.o.Store.UserDetail(r.Context(), id, scim.UserType(&h.o.Config().Attributes))
+	if errors.Is(err, store.ErrNotFound) {
 		h.render(w, r, http.StatusNotFound, "error", &view{Title: "Not found", Error: "There is no such user (deleted users are not shown).", s: s})
 		return
 	}
@@ -501,7 +501,7 @@ func (h *Handler) userPage(w http.ResponseWriter, r *http.Request, s *sess) {
 		h.fail(w, r, s, err)
 		return
 	}
-	scim.ProjectUser(scim.UserType(&h.o.Config().Attributes), u)
+	u := d.User
 	rows, err := flatten(u)
 	if err != nil {
 		h.fail(w, r, s, err)

@@ -1,11 +1,17 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/rosterd/roster/daemon/reconcile"
+	"github.com/rosterd/roster/scim"
+	"github.com/rosterd/roster/scim/schema"
 )
 
 // UserFilter selects the users of the admin page's user list.
@@ -64,3 +70,59 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]UserRow, int64, 
 
 // likeEscaper escapes the wildcards of a LIKE pattern (ESCAPE '\').
 var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+
+// UserDetail is one user as the admin page and the admin API show it:
+// every attribute as SCIM serves it (custom attributes under their URN,
+// groups with their ids and names), and what SCIM does not tell, the
+// source that owns the user and its state.
+type UserDetail struct {
+	User        *scim.User
+	Source      string
+	State       string
+	StateReason string
+}
+
+// MarshalJSON encodes the SCIM resource with source, state and
+// stateReason added beside its attributes, so that a client reads one
+// object whatever it asked for.
+func (d *UserDetail) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(d.User)
+	if err != nil {
+		return nil, err
+	}
+	extra, err := json.Marshal(struct {
+		Source      string `json:"source"`
+		State       string `json:"state"`
+		StateReason string `json:"stateReason,omitempty"`
+	}{d.Source, d.State, d.StateReason})
+	if err != nil {
+		return nil, err
+	}
+	// Both are objects and the resource always has id: splice them.
+	b = bytes.TrimSuffix(bytes.TrimSpace(b), []byte("}"))
+	return append(append(b, ','), extra[1:]...), nil
+}
+
+// UserDetail reads one live user for the admin page and the admin API,
+// its custom attributes as users (the configured User type) declares
+// them. A tombstone or an unknown id is ErrNotFound.
+func (s *Store) UserDetail(ctx context.Context, id string, users schema.ResourceType) (*UserDetail, error) {
+	u, err := s.SCIMFor(users).User(ctx, id, scim.All)
+	if errors.Is(err, scim.ErrNotFound) {
+		return nil, fmt.Errorf("user %q: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	scim.ProjectUser(users, u)
+	d := &UserDetail{User: u}
+	row := s.db.WithContext(ctx).Raw(`SELECT source, state, state_reason FROM users WHERE id = ? AND state <> ?`,
+		id, reconcile.StateDeleted).Row()
+	if err := row.Scan(&d.Source, &d.State, &d.StateReason); err != nil {
+		if errors.Is(err, sql.ErrNoRows) { // deleted since the read above
+			return nil, fmt.Errorf("user %q: %w", id, ErrNotFound)
+		}
+		return nil, fmt.Errorf("read the source of user %q: %w", id, err)
+	}
+	return d, nil
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -125,6 +126,36 @@ func TestPushFields(t *testing.T) {
 		}
 		if task = pushNow(t, r, `{"dataType":"user","records":[{"uid":"1","jobTitle":"Lead"}]}`); counts(t, task).Unchanged != 1 {
 			t.Errorf("the same value again: %+v", counts(t, task))
+		}
+	})
+}
+
+// TestPushDepartmentFields pushes departments with NocoBase custom fields
+// on both stores: groups have no attributes for them, so the task names
+// them in a warning, and the raw record keeps them as they came.
+func TestPushDepartmentFields(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		r := pushRunner(t, s, `fields: {jobTitle: title}`)
+		const body = `{"dataType":"department","records":[
+			{"uid":"1","title":"Zentrale","costCenter":"CC-1"},
+			{"uid":"2","title":"Entwicklung","parentUid":"1","site":{"city":"Berlin"},"costCenter":"CC-2","note":null}]}`
+		task := pushNow(t, r, body)
+		const warning = "custom fields of departments were not stored: groups have no attributes to hold them (they are in the raw record): costCenter, site"
+		if task.Status != store.StatusSucceeded || !strings.Contains(task.Warnings, warning) || strings.Contains(task.Warnings, "note") {
+			t.Fatalf("push: %s, warnings %s, errors %s", task.Status, task.Warnings, task.Errors)
+		}
+		raw, err := os.ReadFile(filepath.Join(r.Config.Dir, task.RawRecord))
+		if err != nil || string(raw) != body {
+			t.Fatalf("the raw record %s (%v):\n%s\nwant the body", task.RawRecord, err, raw)
+		}
+		groups, total, err := s.ListGroups(context.Background(), store.GroupFilter{Source: "api", Limit: 10})
+		if err != nil || total != 2 {
+			t.Fatalf("the departments: %v %+v", err, groups)
+		}
+		// Without custom fields, no warning.
+		task = pushNow(t, r, `{"dataType":"department","records":[{"uid":"3","title":"Vertrieb","parentUid":"1"}]}`)
+		if task.Status != store.StatusSucceeded || strings.Contains(task.Warnings, "custom fields") {
+			t.Errorf("a push without custom fields: %s %s", task.Status, task.Warnings)
 		}
 	})
 }

@@ -12,3 +12,11 @@ func SetPushPart(n int) func() {
 // Streamed reports whether a dry run was planned as a streamed sync plans
 // (its changes kept aside, read back by EachChange).
 func Streamed(res *Result) bool { return res.spool != nil }
+
+// SetStreamChunk makes a streamed sync's chunks n records, so that a small
+// file shows what happens across chunks; it returns the restore.
+func SetStreamChunk(n int) func() {
+	old := streamChunk
+	streamChunk = n
+	return func() { streamChunk = old }
+}

@@ -1,6 +1,7 @@
 package tasks_test
 
 import (
+	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -15,7 +16,10 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/store/storetest"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources/ldap"
 	"github.com/rosterd/roster/sources/ldap/ldaptest"
+
+	goldap "github.com/go-ldap/ldap/v3"
 )
 
 // corpLDIF is a directory under ou=corp: four people, a manager among
@@ -213,12 +217,13 @@ func TestLDAPSourceSync(t *testing.T) {
 			t.Errorf("groups %v, want %v", g, wantGroups)
 		}
 		raw, err := os.ReadFile(filepath.Join(r.Config.Dir, res.Task.RawRecord))
-		if err != nil || !strings.HasSuffix(res.Task.RawRecord, ".ldif") || !strings.Contains(string(raw), "dn: uid=jdoe,ou=people,ou=corp,dc=example,dc=com") {
+		if err != nil || !strings.HasSuffix(res.Task.RawRecord, ".ldif") {
 			t.Fatalf("raw record %s: %v", res.Task.RawRecord, err)
 		}
 		if strings.Contains(string(raw), "secret") || strings.Contains(strings.ToLower(string(raw)), "userpassword") {
 			t.Fatalf("the raw record holds a password:\n%s", raw)
 		}
+		checkLDAPRaw(t, srv, raw)
 		sync(store.StatusSkipped)
 
 		// An entry changes, one moves out of the base DN (an orphan), a
@@ -289,6 +294,105 @@ uniqueMember: cn=everyone,ou=groups,ou=corp,dc=example,dc=com
 			t.Errorf("platform after the nesting went: %v", g["platform"])
 		}
 	})
+}
+
+// checkLDAPRaw compares the raw record of a sync of corpLDIF, entry by
+// entry and attribute by attribute, with what the test loaded into slapd:
+// every person and group under the base DN, each with the DN and the
+// values loaded for every attribute the reader asks for (all loaded ones
+// but objectClass and, of people, cn and userPassword), and entryUUID and
+// modifyTimestamp as slapd holds them. Nothing else, and no password.
+func checkLDAPRaw(t *testing.T, srv *ldaptest.Server, raw []byte) {
+	t.Helper()
+	loaded := map[string]*ldap.Entry{}
+	if err := ldap.ReadLDIF(strings.NewReader(corpLDIF), func(_ ldap.Kind, e *ldap.Entry) error {
+		loaded[strings.ToLower(e.DN)] = e
+		return nil
+	}); err != nil {
+		t.Fatalf("read corpLDIF: %v", err)
+	}
+	// The entries a sync reads: people as users, groups as groups.
+	want := map[string]ldap.Kind{}
+	for dn, e := range loaded {
+		for _, oc := range e.Values("objectClass") {
+			switch string(oc) {
+			case "inetOrgPerson":
+				want[dn] = ldap.KindUser
+			case "groupOfNames", "groupOfUniqueNames":
+				want[dn] = ldap.KindGroup
+			}
+		}
+	}
+	conn := srv.Conn()
+	got := map[string]bool{}
+	if err := ldap.ReadLDIF(bytes.NewReader(raw), func(kind ldap.Kind, e *ldap.Entry) error {
+		dn := strings.ToLower(e.DN)
+		in, ok := loaded[dn]
+		switch {
+		case !ok:
+			t.Errorf("the raw record holds %s, which the test did not load", e.DN)
+			return nil
+		case want[dn] != kind:
+			t.Errorf("the raw record holds %s in search %v, want %v", e.DN, kind, want[dn])
+		case got[dn]:
+			t.Errorf("the raw record holds %s twice", e.DN)
+		}
+		got[dn] = true
+		if e.DN != in.DN {
+			t.Errorf("the raw record's dn %q, loaded as %q", e.DN, in.DN)
+		}
+		// The attributes loaded that the reader asks for, and the
+		// operational ones slapd keeps, as it holds them now.
+		wantAttrs := map[string][]string{}
+		for _, a := range in.Attrs {
+			name := strings.ToLower(a.Name)
+			if name == "objectclass" || kind == ldap.KindUser && (name == "cn" || name == "userpassword") {
+				continue
+			}
+			wantAttrs[name] = texts(a.Values)
+		}
+		if kind == ldap.KindUser {
+			sr, err := conn.Search(goldap.NewSearchRequest(e.DN, goldap.ScopeBaseObject, goldap.NeverDerefAliases, 0, 0, false,
+				"(objectClass=*)", []string{"entryUUID", "modifyTimestamp"}, nil))
+			if err != nil || len(sr.Entries) != 1 {
+				t.Fatalf("read %s from slapd: %v", e.DN, err)
+			}
+			for _, a := range sr.Entries[0].Attributes {
+				wantAttrs[strings.ToLower(a.Name)] = a.Values
+			}
+		}
+		for _, a := range e.Attrs {
+			name := strings.ToLower(a.Name)
+			w, ok := wantAttrs[name]
+			if !ok {
+				t.Errorf("%s: the raw record holds %s %q, which is not loaded or not asked for", e.DN, a.Name, texts(a.Values))
+				continue
+			}
+			if g := texts(a.Values); !slices.Equal(g, w) {
+				t.Errorf("%s: %s is %q in the raw record, %q in slapd", e.DN, a.Name, g, w)
+			}
+			delete(wantAttrs, name)
+		}
+		for name, w := range wantAttrs {
+			t.Errorf("%s: the raw record lacks %s %q", e.DN, name, w)
+		}
+		return nil
+	}); err != nil {
+		t.Fatalf("read the raw record: %v\n%s", err, raw)
+	}
+	for dn := range want {
+		if !got[dn] {
+			t.Errorf("the raw record lacks %s", loaded[dn].DN)
+		}
+	}
+}
+
+func texts(vs [][]byte) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
 }
 
 func equalGroups(a, b map[string][]string) bool {

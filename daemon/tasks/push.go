@@ -280,6 +280,7 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 	summary := pp.Summary()
 	summary.Source = src.Name
 	unmapped := map[string]bool{}
+	deptFields := map[string]bool{} // custom fields of departments
 	var fieldErrs []push.RecordError
 	var unreadable error
 	began := time.Now()
@@ -292,6 +293,11 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 		err := push.DecodeParts(stored.Body, pushPart, func(p *push.Payload) error {
 			var part *reconcile.Plan
 			if p.DataType == push.DataDepartment {
+				for i := range p.Departments {
+					for _, f := range p.Departments[i].Custom {
+						deptFields[f.Name] = true
+					}
+				}
 				if len(summary.Errors) > 0 {
 					pp.Departments(p, nil) // for its errors: nothing of it is written
 					return nil
@@ -345,7 +351,7 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 			return errFieldsRefused
 		}
 		pp.Finish()
-		warnUnmapped(summary, unmapped)
+		warnUnmapped(summary, unmapped, deptFields)
 		if len(summary.Errors) > 0 {
 			return errPushRefused
 		}
@@ -374,15 +380,20 @@ func (r *Runner) applyPush(ctx context.Context, src *config.Source, t *store.Tas
 	return &Result{Task: t, Plan: summary}, nil
 }
 
-// warnUnmapped warns, once the push is planned, of the custom fields that
-// no entry of the source's fields maps.
-func warnUnmapped(plan *reconcile.Plan, unmapped map[string]bool) {
-	if len(unmapped) == 0 {
-		return
+// warnUnmapped warns, once the push is planned, of the custom fields of
+// users that no entry of the source's fields maps, and of the custom
+// fields of departments, which groups have no attributes for.
+func warnUnmapped(plan *reconcile.Plan, unmapped, deptFields map[string]bool) {
+	if len(unmapped) > 0 {
+		names := slices.Sorted(maps.Keys(unmapped))
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("custom fields that no entry of the source's fields maps were not stored "+
+			"(they are in the raw record): %s", strings.Join(names, ", ")))
 	}
-	names := slices.Sorted(maps.Keys(unmapped))
-	plan.Warnings = append(plan.Warnings, fmt.Sprintf("custom fields that no entry of the source's fields maps were not stored "+
-		"(they are in the raw record): %s", strings.Join(names, ", ")))
+	if len(deptFields) > 0 {
+		names := slices.Sorted(maps.Keys(deptFields))
+		plan.Warnings = append(plan.Warnings, fmt.Sprintf("custom fields of departments were not stored: groups have no attributes "+
+			"to hold them (they are in the raw record): %s", strings.Join(names, ", ")))
+	}
 }
 
 func pushKeys(p *push.Payload) store.PushKeys {

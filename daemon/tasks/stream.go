@@ -16,8 +16,9 @@ import (
 	"github.com/rosterd/roster/sources/csv"
 )
 
-// streamChunk is how many records one part of a streamed plan holds.
-const streamChunk = 5000
+// streamChunk is how many records one part of a streamed plan holds (a
+// variable for tests).
+var streamChunk = 5000
 
 // errWhole sends a streamed sync back to planning the whole input at once:
 // a login that another user holds (a move, a swap, another owner), or a
@@ -74,10 +75,29 @@ func (fp *firstPass) count(rec sources.Record, seen map[string]bool) {
 // writes its raw record (the file byte for byte, password cells replaced
 // by their hashes), a chunk at a time. A valid file leaves the raw record
 // in place and t pointing at it. An invalid one returns the validation
-// errors and keeps its raw record too, with the rows that have errors
-// blanked where they may hold a password (SPEC §5).
+// errors and keeps its raw record too, with no password hashed or kept:
+// every password cell empty and the rows that have errors blanked where
+// they may hold a password (SPEC §5), as a file read whole gives it.
 func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Source) (*firstPass, error) {
-	fp := &firstPass{}
+	fp, hashedThenInvalid, err := r.readFirstOnce(ctx, t, src, true)
+	if hashedThenInvalid {
+		// An error came after chunks whose hashes were written: write the
+		// raw record again without hashing. Only an invalid large file
+		// pays the second read.
+		fp, _, err = r.readFirstOnce(ctx, t, src, false)
+	}
+	return fp, err
+}
+
+// readFirstOnce is one pass of readFirst. With hash false, or once a row
+// with errors was read, password cells are left empty instead of hashed;
+// hashedThenInvalid reports an invalid file whose raw record holds hashes
+// of the rows read before its first error.
+func (r *Runner) readFirstOnce(ctx context.Context, t *store.Task, src *config.Source, hash bool) (fp *firstPass, hashedThenInvalid bool, _ error) {
+	fp = &firstPass{}
+	// bad says that a row with errors was read: the file is invalid, and
+	// nothing of it is hashed any more. hashed says that a hash was written.
+	bad, hashed := false, false
 	seen := map[string]bool{}
 	// inputErr is a problem of the input (invalid, unreadable, changed, a
 	// password that cannot be hashed); keepRaw's own errors are the raw
@@ -107,23 +127,26 @@ func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Sourc
 		defer again.Close()
 		rw := csv.NewRewriter(w, again)
 		flush := func() error {
-			if err := r.hashPasswords(ctx, src.Name, chunk); err != nil {
-				inputErr = err
-				return err
-			}
-			for i := range chunk {
-				if pw := chunk[i].InitialPassword; pw != "" {
-					if fp.passwords == nil {
-						fp.passwords = map[string]string{}
+			hashing := hash && !bad
+			if hashing {
+				if err := r.hashPasswords(ctx, src.Name, chunk); err != nil {
+					inputErr = err
+					return err
+				}
+				for i := range chunk {
+					if pw := chunk[i].InitialPassword; pw != "" {
+						if fp.passwords == nil {
+							fp.passwords = map[string]string{}
+						}
+						fp.passwords[strings.Clone(chunk[i].ExternalID)] = strings.Clone(pw)
 					}
-					fp.passwords[strings.Clone(chunk[i].ExternalID)] = strings.Clone(pw)
 				}
 			}
 			for _, e := range edits {
 				with := ""
-				if e.rec >= 0 {
+				if e.rec >= 0 && hashing {
 					if rec := &chunk[e.rec]; rec.PasswordHash != "" && rec.Password == "" {
-						with = csv.Quote(rec.PasswordHash)
+						with, hashed = csv.Quote(rec.PasswordHash), true
 					}
 				}
 				if err := rw.Replace(e.span, with); err != nil {
@@ -137,7 +160,10 @@ func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Sourc
 			return nil
 		}
 		opts := csv.Options{PasswordMinLength: src.PasswordMinLength, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check,
-			Redact: func(s sources.Span) { edits = append(edits, edit{span: s, rec: -1}) },
+			Redact: func(s sources.Span) {
+				bad = true
+				edits = append(edits, edit{span: s, rec: -1})
+			},
 			Each: func(rec sources.Record) error {
 				fp.count(rec, seen)
 				chunk = append(chunk, rec)
@@ -159,6 +185,9 @@ func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Sourc
 			}
 			return err
 		}
+		// An error of the whole file (a duplicate id found late) makes it
+		// invalid too: the last chunk is not hashed.
+		bad = bad || res.Err() != nil
 		if err := flush(); err != nil {
 			return err
 		}
@@ -176,13 +205,13 @@ func (r *Runner) readFirst(ctx context.Context, t *store.Task, src *config.Sourc
 	})
 	switch {
 	case inputErr != nil:
-		return nil, inputErr
+		return nil, false, inputErr
 	case err != nil:
-		return nil, err
+		return nil, false, err
 	case invalid != nil:
-		return nil, invalid
+		return nil, hashed, invalid
 	}
-	return fp, nil
+	return fp, false, nil
 }
 
 // syncStream runs a streamed sync of src for the running task t, whose

@@ -9,7 +9,10 @@
 //     bad bytes) and JSON. Other keys of a user record are NocoBase's
 //     custom fields: the source's fields map them to attribute paths
 //     (MapFields); the others are named in the task's warning and kept in
-//     the raw record. Known keys must have the right JSON type.
+//     the raw record. Other keys of a department record (its table's
+//     custom fields in NocoBase) have no attributes to fill: they too are
+//     named in a warning and kept in the raw record. Known keys must have
+//     the right JSON type.
 //   - A field that is absent or null is left as it is on an existing user
 //     (a push is a delta); a present field, even "", is set. A user needs
 //     a login name when it is created: username, or else its e-mail.
@@ -97,6 +100,10 @@ type Field struct {
 var userKeys = map[string]bool{"uid": true, "username": true, "nickname": true, "email": true, "phone": true,
 	"departments": true, "isDeleted": true}
 
+// departmentKeys are the keys of a department record that are not custom
+// fields.
+var departmentKeys = map[string]bool{"uid": true, "title": true, "parentUid": true, "isDeleted": true}
+
 // MapFields turns the custom fields of p's users that fields maps (custom
 // field name → attribute path, SPEC §3.3) into their Attributes, checking
 // each value by its attribute's type, and returns the names of the custom
@@ -180,6 +187,11 @@ type Department struct {
 	Title     *string
 	ParentUID *string // "" detaches the department from its parent
 	IsDeleted bool
+	// Custom are the record's other keys (NocoBase's custom fields of the
+	// department table), sorted by name. Groups have no attributes to
+	// hold them: the task names them in a warning, and the raw record
+	// keeps them.
+	Custom []Field
 }
 
 func deref(s *string) string {
@@ -540,9 +552,17 @@ func (d *decoder) user(i int, rec map[string]json.RawMessage, matchKey string) (
 	if matchKey != MatchUID && u.MatchValue(matchKey) == "" {
 		d.fail(i, matchKey, "is required: the payload's matchKey is %q", matchKey)
 	}
+	u.Custom = customFields(rec, userKeys)
+	return u, len(d.errs) == before
+}
+
+// customFields are the keys of a record that known does not name, sorted,
+// with their values; null ones are left out, as absent.
+func customFields(rec map[string]json.RawMessage, known map[string]bool) []Field {
+	var out []Field
 	for _, k := range keysInOrder(rec) {
 		raw := rec[k]
-		if userKeys[k] || isNull(raw) {
+		if known[k] || isNull(raw) {
 			continue
 		}
 		f := Field{Name: k, Value: string(raw), Raw: raw}
@@ -555,9 +575,9 @@ func (d *decoder) user(i int, rec map[string]json.RawMessage, matchKey string) (
 				f.Value, f.Text = strings.TrimSpace(string(raw)), true
 			}
 		}
-		u.Custom = append(u.Custom, f)
+		out = append(out, f)
 	}
-	return u, len(d.errs) == before
+	return out
 }
 
 func (d *decoder) deptRefs(i int, raw json.RawMessage) []DeptRef {
@@ -623,6 +643,7 @@ func (d *decoder) department(i int, rec map[string]json.RawMessage) (Department,
 		}
 	}
 	dep.IsDeleted = d.flag(i, "isDeleted", rec["isDeleted"])
+	dep.Custom = customFields(rec, departmentKeys)
 	if !dep.IsDeleted && dep.Title != nil && *dep.Title == "" {
 		d.fail(i, "title", "must not be empty")
 	}
@@ -701,6 +722,20 @@ func (d *decoder) cycles(deps []Department) {
 	}
 }
 
+// appendFields adds custom fields to the JSON object b, their values as
+// they came.
+func appendFields(b []byte, fields []Field) ([]byte, error) {
+	for _, f := range fields {
+		name, err := json.Marshal(f.Name)
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(append(b[:len(b)-1], ','), name...), ':'), f.Raw...)
+		b = append(b, '}')
+	}
+	return b, nil
+}
+
 // Encode writes a payload in the push format; Decode reads it back as it
 // was. It is what roster keeps to run or retry a push. Records are
 // encoded one at a time into the result, which is what encoding them as
@@ -775,13 +810,8 @@ func Encode(p *Payload) ([]byte, error) {
 		}
 		// Custom fields go as they came: mapped or not, they are part of
 		// the input (the raw record, a retry under other fields).
-		for _, f := range u.Custom {
-			name, err := json.Marshal(f.Name)
-			if err != nil {
-				return nil, err
-			}
-			b = append(append(append(append(b[:len(b)-1], ','), name...), ':'), f.Raw...)
-			b = append(b, '}')
+		if b, err = appendFields(b, u.Custom); err != nil {
+			return nil, err
 		}
 		// As a json.RawMessage, compacted as encoding the array did.
 		if err := add(json.RawMessage(b)); err != nil {
@@ -789,7 +819,23 @@ func Encode(p *Payload) ([]byte, error) {
 		}
 	}
 	for _, dep := range p.Departments {
-		if err := add(department{UID: dep.UID, Title: dep.Title, ParentUID: dep.ParentUID, IsDeleted: dep.IsDeleted}); err != nil {
+		rec := department{UID: dep.UID, Title: dep.Title, ParentUID: dep.ParentUID, IsDeleted: dep.IsDeleted}
+		if len(dep.Custom) == 0 {
+			if err := add(rec); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		// Kept as they came, as a user's are: a retry warns of them again.
+		b, err = appendFields(b, dep.Custom)
+		if err != nil {
+			return nil, err
+		}
+		if err := add(json.RawMessage(b)); err != nil {
 			return nil, err
 		}
 	}

@@ -54,19 +54,35 @@ func TestDecodeUsers(t *testing.T) {
 
 func TestDecodeDepartments(t *testing.T) {
 	p, err := Decode([]byte(`{"dataType":"department","records":[
-		{"uid":"d-10","title":"Research","parentUid":"d-1"},
+		{"uid":"d-10","title":"Research","parentUid":"d-1","costCenter":"CC-7","site":{"city":"Berlin"},"note":null},
 		{"uid":"d-1","title":"Company"},
 		{"uid":2,"isDeleted":true}]}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []Department{
-		{Index: 0, UID: "d-10", Title: ptr("Research"), ParentUID: ptr("d-1")},
+		{Index: 0, UID: "d-10", Title: ptr("Research"), ParentUID: ptr("d-1"), Custom: []Field{
+			{Name: "costCenter", Value: "CC-7", Text: true, Raw: json.RawMessage(`"CC-7"`)},
+			{Name: "site", Value: `{"city":"Berlin"}`, Raw: json.RawMessage(`{"city":"Berlin"}`)}}},
 		{Index: 1, UID: "d-1", Title: ptr("Company")},
 		{Index: 2, UID: "2", IsDeleted: true},
 	}
 	if p.MatchKey != MatchUID || !reflect.DeepEqual(p.Departments, want) {
 		t.Fatalf("got %+v", p.Departments)
+	}
+	// What roster stores keeps the custom fields, so that the task that
+	// applies it can name them.
+	enc, err := Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Decode(enc)
+	if err != nil {
+		t.Fatalf("decode %s: %v", enc, err)
+	}
+	again.Raw, p.Raw = nil, nil
+	if !reflect.DeepEqual(again, p) {
+		t.Fatalf("round trip changed the payload:\n%s\n%+v\n%+v", enc, again.Departments, p.Departments)
 	}
 }
 
