@@ -48,7 +48,7 @@ type uploadErrors struct {
 	Errors  []sources.FieldError
 }
 
-var pageNames = []string{"login", "error", "overview", "tasks", "task", "users", "user", "groups", "sinks", "sink"}
+var pageNames = []string{"login", "error", "overview", "tasks", "task", "users", "user", "groups", "sinks", "sink", "dryrun"}
 
 func parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
