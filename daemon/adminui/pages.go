@@ -243,7 +243,7 @@ func (h *Handler) replaceFile(w http.ResponseWriter, r *http.Request, s *sess, n
 	case errors.As(err, &invalid):
 		h.o.Log.Info("admin page: upload refused: the file is invalid", "source", name, "errors", len(invalid.Errors), "token", s.name)
 		h.showOverview(w, r, s, http.StatusBadRequest, "", &uploadErrors{Source: name, Errors: invalid.Errors,
-			Message: fmt.Sprintf("The file for source %s is invalid: %s; nothing was changed and the source's file is as it was.", name, plural(len(invalid.Errors), "error"))})
+			Message: fmt.Sprintf("The file for source %s is invalid: %s; nothing was changed and the source's file is as it was.", name, sources.Plural(len(invalid.Errors), "error"))})
 		return
 	case err != nil:
 		h.uploadFailed(w, r, s, err)
