@@ -110,6 +110,6 @@ func (e *ValidationError) Error() string {
 	case 1:
 		return e.Errors[0].Message
 	default:
-		return fmt.Sprintf("%s (and %d more errors)", e.Errors[0].Message, len(e.Errors)-1)
+		return fmt.Sprintf("%s (and %s)", e.Errors[0].Message, Plural(len(e.Errors)-1, "more error"))
 	}
 }

@@ -11,6 +11,16 @@ import (
 	"golang.org/x/text/unicode/norm"
 )
 
+// Plural counts n of a noun for a message: "1 error", "0 errors", "2
+// errors". Every noun roster counts takes an s in the plural. It is the
+// one helper for this, so that no message reads "1 errors".
+func Plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
 // ForbiddenRune finds the first character no person's field may hold: a
 // control character other than tab, or a byte order mark. s is valid UTF-8.
 func ForbiddenRune(s string) (rune, bool) {

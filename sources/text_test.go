@@ -43,3 +43,46 @@ func TestNormalizeLogin(t *testing.T) {
 		}
 	}
 }
+
+func TestPlural(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		noun string
+		want string
+	}{
+		{0, "error", "0 errors"},
+		{1, "error", "1 error"},
+		{2, "error", "2 errors"},
+		{1, "more error", "1 more error"},
+		{12, "run", "12 runs"},
+	} {
+		if got := sources.Plural(tt.n, tt.noun); got != tt.want {
+			t.Errorf("Plural(%d, %q) = %q, want %q", tt.n, tt.noun, got, tt.want)
+		}
+	}
+}
+
+// TestValidationErrorMessage: the first error and how many more, in the
+// singular for one.
+func TestValidationErrorMessage(t *testing.T) {
+	e := func(msgs ...string) *sources.ValidationError {
+		v := &sources.ValidationError{}
+		for _, m := range msgs {
+			v.Errors = append(v.Errors, sources.FieldError{Message: m})
+		}
+		return v
+	}
+	for _, tt := range []struct {
+		err  *sources.ValidationError
+		want string
+	}{
+		{e(), "invalid input"},
+		{e("a"), "a"},
+		{e("a", "b"), "a (and 1 more error)"},
+		{e("a", "b", "c"), "a (and 2 more errors)"},
+	} {
+		if got := tt.err.Error(); got != tt.want {
+			t.Errorf("%d errors: %q, want %q", len(tt.err.Errors), got, tt.want)
+		}
+	}
+}

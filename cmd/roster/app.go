@@ -111,7 +111,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			for _, fe := range verr.Errors {
 				fmt.Fprintln(stdout, fe.Message)
 			}
-			fmt.Fprintf(stderr, "roster %s: the file is invalid (%s); nothing was changed\n", name, plural(len(verr.Errors), "error"))
+			fmt.Fprintf(stderr, "roster %s: the file is invalid (%s); nothing was changed\n", name, sources.Plural(len(verr.Errors), "error"))
 			return exitFailed
 		case errors.Is(err, flag.ErrHelp):
 			// Asked for: the usage on stdout, and no error.

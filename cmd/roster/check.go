@@ -10,6 +10,7 @@ import (
 	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources"
 	"github.com/rosterd/roster/sources/csv"
 )
 
@@ -62,7 +63,7 @@ func runCheck(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintln(e.stdout, fe.Message)
 	}
 	if len(res.Errors) > 0 {
-		fmt.Fprintf(e.stdout, "%s: %s; nothing of it would be imported\n", *path, plural(len(res.Errors), "error"))
+		fmt.Fprintf(e.stdout, "%s: %s; nothing of it would be imported\n", *path, sources.Plural(len(res.Errors), "error"))
 		return exitError{exitFailed}
 	}
 	fmt.Fprintf(e.stdout, "%s: valid, %d people\n", *path, len(res.Records))

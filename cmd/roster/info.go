@@ -16,6 +16,7 @@ import (
 
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/daemon/tasks"
+	"github.com/rosterd/roster/sources"
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -247,7 +248,7 @@ func runTasks(ctx context.Context, e *env, args []string) error {
 			changes += fmt.Sprintf(" adopted %d", c.Adopted)
 		}
 		if len(v.Errors) > 0 {
-			changes = plural(len(v.Errors), "error")
+			changes = sources.Plural(len(v.Errors), "error")
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.ID, v.Source, v.Trigger, v.Status, v.CreatedAt.Local().Format(time.DateTime), changes)
 	}
@@ -281,12 +282,4 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-// plural counts n things: "1 error", "2 errors".
-func plural(n int, thing string) string {
-	if n == 1 {
-		return "1 " + thing
-	}
-	return fmt.Sprintf("%d %ss", n, thing)
 }

@@ -70,6 +70,9 @@ func TestServeListenOverride(t *testing.T) {
 				t.Fatalf("serve listens on the config's address %s", taken)
 			}
 			p.waitReady(t)
+			if l := clearTextWarning(p.logLines(t)); l != nil {
+				t.Errorf("a loopback listener was warned about as beyond loopback: %v", l)
+			}
 
 			// A reload re-reads the file; the address given outside it stays
 			// and is no change that needs a restart.
@@ -103,6 +106,30 @@ func TestServeListenOverride(t *testing.T) {
 			}
 		})
 	}
+
+	// Every interface, without TLS: tokens would cross the network in
+	// clear text, and the log says so at start.
+	t.Run("beyond loopback warns", func(t *testing.T) {
+		p := startServeWith(t, w, nil, "--listen", "0.0.0.0:0")
+		l := clearTextWarning(p.logLines(t))
+		if l == nil || l["level"] != "WARN" || l["listen"] != "0.0.0.0:0" {
+			t.Errorf("no warning of a listener beyond loopback without TLS (got %v); the log:\n%s", l, p.stderr)
+		}
+		if code := p.signalAndWait(t, syscall.SIGTERM, 60*time.Second); code != 0 {
+			t.Fatalf("SIGTERM: exit %d; the log:\n%s", code, p.stderr)
+		}
+	})
+}
+
+// clearTextWarning returns the log line that warns of a listener beyond
+// loopback without TLS, or nil.
+func clearTextWarning(lines []map[string]any) map[string]any {
+	for _, l := range lines {
+		if msg, _ := l["msg"].(string); strings.HasPrefix(msg, "listening beyond loopback without TLS") {
+			return l
+		}
+	}
+	return nil
 }
 
 // TestDemoPlanBeforeApply plays the README's demo on a copy of

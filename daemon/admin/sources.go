@@ -211,7 +211,7 @@ func (h *Handler) uploadFile(w http.ResponseWriter, r *http.Request, c *call) er
 	case errors.As(err, &invalid):
 		h.o.Log.Info("admin API: upload refused: the file is invalid", "source", name, "errors", len(invalid.Errors), "token", c.token)
 		return &apiError{Status: http.StatusBadRequest, Errors: invalid.Errors,
-			Message: "the file is invalid: " + count(len(invalid.Errors), "error") + "; nothing was changed"}
+			Message: "the file is invalid: " + sources.Plural(len(invalid.Errors), "error") + "; nothing was changed"}
 	case err != nil:
 		return usageError(err)
 	}
@@ -263,13 +263,6 @@ func queryFlag(q url.Values, key string) (bool, error) {
 		return false, errorf(http.StatusBadRequest, "%s=%q: use %s=true or %s=false", key, v, key, key)
 	}
 	return b, nil
-}
-
-func count(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // nonNil makes empty lists print as [] rather than null.

@@ -1,15 +1,17 @@
 // Package adminui serves roster's admin web page at /admin (SPEC §7): the
-// sources with their state, a Sync button and, for csv sources, a file
+// sources with their state, a Sync button (with force), a Dry run button
+// that shows a sync's plan person by person and, for csv sources, a file
 // upload; the tasks with their status, counts and errors, a Retry button on
 // failed tasks and the plan of a held task with Approve and Reject; the
 // directory's users with a search box; and the sinks with their state and
 // runs, with Run now and, for a held sink, Approve.
 //
 // The page is rendered on the server with html/template and works without
-// JavaScript. It does what the admin API (package admin) does, through the
+// JavaScript. Its actions are the admin API's (package admin), through the
 // same calls: syncs and uploads go through the daemon's per-source queue
-// ([admin.Queue]), retry, approve and reject through [tasks.Runner], and the
-// lists come from the store.
+// ([admin.Queue]), dry runs, retry, approve and reject through
+// [tasks.Runner], and the lists come from the store. docs/admin.md lists
+// what the page does and what only the API does.
 //
 // # Sessions
 //
@@ -168,6 +170,7 @@ func New(o Options) *Handler {
 	h.mux.Handle("GET /admin", h.page(h.overview))
 	h.mux.Handle("GET /admin/{$}", h.page(h.overview))
 	h.mux.Handle("POST /admin/sources/{name}/sync", h.action(h.syncSource))
+	h.mux.Handle("POST /admin/sources/{name}/dryrun", h.action(h.dryRunSource))
 	h.mux.Handle("POST /admin/sources/{name}/retire", h.action(h.retireSource))
 	h.mux.Handle("POST /admin/sources/{name}/file", h.session(h.upload))
 	h.mux.Handle("GET /admin/tasks", h.page(h.taskList))

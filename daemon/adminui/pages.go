@@ -115,8 +115,9 @@ func (h *Handler) syncSource(w http.ResponseWriter, r *http.Request, s *sess) {
 		h.showOverview(w, r, s, http.StatusConflict, fmt.Sprintf("Source %s is disabled (enabled: false in the configuration); enable it and reload roster to sync it.", name), nil)
 		return
 	}
-	h.o.Log.Info("admin page: sync requested", "source", name, "token", s.name)
-	h.enqueue(w, r, s, name, "synced", "queued")
+	force := formFlag(r, "force")
+	h.o.Log.Info("admin page: sync requested", "source", name, "force", force, "token", s.name)
+	h.enqueue(w, r, s, name, force, "synced", "queued")
 }
 
 // retireSource plans the removal of a retired source's users and groups
@@ -144,16 +145,17 @@ func (h *Handler) retireSource(w http.ResponseWriter, r *http.Request, s *sess) 
 	http.Redirect(w, r, fmt.Sprintf("/admin/tasks/%d?flash=retire", res.Task.ID), http.StatusSeeOther)
 }
 
-// enqueue queues a manual sync and redirects to its task, or to the
-// source's task list when it is not recorded within StartWait.
-func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, s *sess, name, started, queued string) {
+// enqueue queues a manual sync (forced: past an unchanged input's skip
+// and the safety valve) and redirects to its task, or to the source's
+// task list when it is not recorded within StartWait.
+func (h *Handler) enqueue(w http.ResponseWriter, r *http.Request, s *sess, name string, force bool, started, queued string) {
 	if h.o.Queue == nil {
 		h.showOverview(w, r, s, http.StatusServiceUnavailable, "Syncs run in roster serve's task queues, and this server has none.", nil)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.o.StartWait)
 	defer cancel()
-	t, err := h.o.Queue.Enqueue(ctx, name, tasks.TriggerManual, false)
+	t, err := h.o.Queue.Enqueue(ctx, name, tasks.TriggerManual, force)
 	switch {
 	case errors.Is(err, tasks.ErrUsage):
 		h.showOverview(w, r, s, http.StatusConflict, usageMessage(err), nil)
@@ -241,14 +243,14 @@ func (h *Handler) replaceFile(w http.ResponseWriter, r *http.Request, s *sess, n
 	case errors.As(err, &invalid):
 		h.o.Log.Info("admin page: upload refused: the file is invalid", "source", name, "errors", len(invalid.Errors), "token", s.name)
 		h.showOverview(w, r, s, http.StatusBadRequest, "", &uploadErrors{Source: name, Errors: invalid.Errors,
-			Message: fmt.Sprintf("The file for source %s is invalid: %s; nothing was changed and the source's file is as it was.", name, plural(len(invalid.Errors), "error"))})
+			Message: fmt.Sprintf("The file for source %s is invalid: %s; nothing was changed and the source's file is as it was.", name, sources.Plural(len(invalid.Errors), "error"))})
 		return
 	case err != nil:
 		h.uploadFailed(w, r, s, err)
 		return
 	}
 	h.o.Log.Info("admin page: file uploaded; syncing it", "source", name, "token", s.name)
-	h.enqueue(w, r, s, name, "uploaded", "uploadedqueued")
+	h.enqueue(w, r, s, name, false, "uploaded", "uploadedqueued")
 }
 
 func (h *Handler) uploadFailed(w http.ResponseWriter, r *http.Request, s *sess, err error) {

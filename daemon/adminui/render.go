@@ -48,13 +48,13 @@ type uploadErrors struct {
 	Errors  []sources.FieldError
 }
 
-var pageNames = []string{"login", "error", "overview", "tasks", "task", "users", "user", "groups", "sinks", "sink"}
+var pageNames = []string{"login", "error", "overview", "tasks", "task", "users", "user", "groups", "sinks", "sink", "dryrun"}
 
 func parsePages() map[string]*template.Template {
 	funcs := template.FuncMap{
 		"when":   when,
 		"counts": countsText,
-		"plural": plural,
+		"plural": sources.Plural,
 		"lag":    lagText,
 		"int":    func(n int64) int { return int(n) },
 		"add":    func(a, b int) int { return a + b },
@@ -139,13 +139,6 @@ func countsText(c reconcile.Counts) string {
 		return "—"
 	}
 	return strings.Join(parts, ", ")
-}
-
-func plural(n int, noun string) string {
-	if n == 1 {
-		return "1 " + noun
-	}
-	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 // lagText shows a sink's lag in whole seconds.

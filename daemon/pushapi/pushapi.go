@@ -183,7 +183,7 @@ func firstError(s summary) string {
 	case 1:
 		return s.Failed[0].Message
 	}
-	return fmt.Sprintf("%s (and %d more errors)", s.Failed[0].Message, len(s.Failed)-1)
+	return fmt.Sprintf("%s (and %s)", s.Failed[0].Message, sources.Plural(len(s.Failed)-1, "more error"))
 }
 
 // accept authenticates, reads, validates and stores one push.

@@ -151,7 +151,7 @@ func TestSinkRunsRecorded(t *testing.T) {
 			}
 			return r.Status == store.SinkRunHeld
 		})
-		if !strings.Contains(heldRun.Error, "deactivate 3 of the 9 users") {
+		if want := "would deactivate 3 of the 9 users the service holds, more than the 1 that max_removals allows; approve with roster sink svc --approve"; !strings.Contains(heldRun.Error, want) {
 			t.Fatalf("held run: %+v", heldRun)
 		}
 		v, err := sinks.ViewOf(ctx, st, cfg, 5)

@@ -250,12 +250,7 @@ func (s *Sink) holdFor(ctx context.Context, n int) (release bool, err error) {
 	if limit := s.cfg.MaxRemovals.Limit(int(total)); n <= limit || st.Approved {
 		return st.Held != "", nil
 	}
-	verb := "deactivate"
-	if s.cfg.OnRemove == config.OnRemoveDelete {
-		verb = "delete"
-	}
-	reason := fmt.Sprintf("the next delivery would %s %d of the %d users the service holds, more than max_removals %s; approve with roster sink %s --approve",
-		verb, n, total, s.cfg.MaxRemovals, s.cfg.Name)
+	reason := holdReason(&s.cfg, n, int(total))
 	if s.dry != nil {
 		return false, s.dry.hold(reason)
 	}
@@ -263,6 +258,23 @@ func (s *Sink) holdFor(ctx context.Context, n int) (release bool, err error) {
 		return false, err
 	}
 	return false, fmt.Errorf("sink %s: %w: %s", s.cfg.Name, ErrHeld, reason)
+}
+
+// holdReason says why n removals of the total users the service holds
+// hold the sink, naming the number max_removals allows as the sync's
+// hold does: "more than max_removals 10%" left the operator to work out
+// that 10% of 20 users is 2.
+func holdReason(cfg *config.Sink, n, total int) string {
+	verb := "deactivate"
+	if cfg.OnRemove == config.OnRemoveDelete {
+		verb = "delete"
+	}
+	allows := "max_removals"
+	if cfg.MaxRemovals.IsPercent {
+		allows = "max_removals " + cfg.MaxRemovals.String()
+	}
+	return fmt.Sprintf("the next delivery would %s %d of the %d users the service holds, more than the %d that %s allows; approve with roster sink %s --approve",
+		verb, n, total, cfg.MaxRemovals.Limit(total), allows, cfg.Name)
 }
 
 // readConfig asks the service whether it takes PATCH and /Bulk.

@@ -208,8 +208,12 @@ func Read(ctx context.Context, r io.Reader, opts Options) (*Result, error) {
 	p.ids, p.logins = nil, nil
 	p.res.Records = p.records.all()
 	if p.suppressed > 0 {
+		verb := "are"
+		if p.suppressed == 1 {
+			verb = "is"
+		}
 		p.res.Errors = append(p.res.Errors, sources.NewFieldError(p.firstSuppressed, 0, "",
-			"%d more errors are not listed; only the first %d are", p.suppressed, opts.MaxErrors))
+			"%s %s not listed; only the first %d are", sources.Plural(p.suppressed, "more error"), verb, opts.MaxErrors))
 	}
 	p.res.SHA256 = hex.EncodeToString(h.Sum(nil))
 	p.res.Lines = p.lines

@@ -555,6 +555,11 @@ func TestReadMaxErrors(t *testing.T) {
 		t.Errorf("Lines = %d, want 25: the reader must go on to the end", res.Lines)
 	}
 	checkErrors(t, res)
+	// One error beyond the bound is one, not "1 more errors".
+	res = read(t, b.String(), Options{MaxErrors: 98})
+	if got, want := res.Errors[len(res.Errors)-1].Message, "1 more error is not listed; only the first 98 are"; !strings.HasSuffix(got, want) {
+		t.Errorf("summary %q, want it to end in %q", got, want)
+	}
 
 	res = read(t, strings.Repeat(",,,\n", 400), Options{})
 	if len(res.Errors) != DefaultMaxErrors+1 {
