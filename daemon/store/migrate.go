@@ -365,7 +365,9 @@ var migrations = []migration{
 	// query is answered from an index on both stores (SPEC §2.1). An
 	// initial import keeps its speed by dropping this index and building
 	// it again once before its commit (deferIndex). Building it here is a
-	// one-time cost of the upgrade: MEASURE.
+	// one-time cost of the upgrade, while the migration lock is held:
+	// about 5 s on 1,000,000 users (a generated SQLite file, 2 cores
+	// under a load average of 8), a fraction of a second on 100,000.
 	{14, "users' displayName indexed on SQLite too", nil, nil, []string{
 		`CREATE INDEX users_display_name ON users (lower(display_name))`,
 	}},
