@@ -97,3 +97,32 @@ func (s *Store) Rerun(ctx context.Context, version int) error {
 	}
 	return fmt.Errorf("no migration %d", version)
 }
+
+// SetBulkFrom lowers the users an apply must create for SQLite to build
+// users' displayName index at its end, and returns what restores it.
+func SetBulkFrom(n int) func() {
+	old := bulkFrom
+	bulkFrom = n
+	return func() { bulkFrom = old }
+}
+
+// HasIndex reports whether the index name exists as the transaction sees
+// it.
+func (st *StreamTx) HasIndex(name string) (bool, error) {
+	return hasIndex(st.a.tx, st.sqlite, name)
+}
+
+// HasIndex reports whether the index name exists.
+func (s *Store) HasIndex(ctx context.Context, name string) (bool, error) {
+	return hasIndex(s.db.WithContext(ctx), s.driver == SQLite, name)
+}
+
+func hasIndex(db *gorm.DB, sqlite bool, name string) (bool, error) {
+	q := `SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ?`
+	if sqlite {
+		q = `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?`
+	}
+	var n int
+	err := db.Raw(q, name).Scan(&n).Error
+	return n == 1, err
+}

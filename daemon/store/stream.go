@@ -29,6 +29,8 @@ type StreamTx struct {
 	readOnly bool
 	// groupKey holds the source's groups as Groups read them: id → key.
 	groupKey map[string]string
+	// rebuild builds again the index that Expect dropped, before commit.
+	rebuild string
 }
 
 // ApplyStream runs fn in one transaction on source and records the task
@@ -77,6 +79,9 @@ func (s *Store) applyStream(ctx context.Context, source, fingerprint string, rev
 		if err := fn(st); err != nil {
 			return err
 		}
+		if err := buildIndex(tx, st.rebuild); err != nil {
+			return err
+		}
 		written = st.written
 		return finishTask(tx, t)
 	})
@@ -108,6 +113,19 @@ func (st *StreamTx) Apply(p *reconcile.Plan) error {
 	}
 	st.written += int64(len(p.Changes) + len(p.MembershipAdds))
 	return st.a.apply(p)
+}
+
+// Expect tells the transaction that its parts will create about n users
+// (at least n, adoptions aside). On SQLite an initial import (see
+// deferIndex) then builds users' displayName index once before its
+// commit instead of row by row. A read-only stream ignores it.
+func (st *StreamTx) Expect(n int) error {
+	if st.readOnly || !st.sqlite || st.rebuild != "" {
+		return nil
+	}
+	var err error
+	st.rebuild, err = deferIndex(st.a.tx, n)
+	return err
 }
 
 // Users reads the source's users with the given external ids, tombstones

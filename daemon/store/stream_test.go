@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -129,6 +130,95 @@ func TestDescribeUnique(t *testing.T) {
 		err = s.Apply(ctx, "staff", again, "fp")
 		if err == nil || strings.Contains(err.Error(), "login") {
 			t.Fatalf("a duplicate id: %v; want the database's words, not a login", err)
+		}
+	})
+}
+
+// TestBulkImportIndex: an import larger than bulkFrom and than the
+// directory drops users' displayName index on SQLite for its duration
+// and builds it again before its commit; a re-sync keeps it; an import
+// that fails, whole or streamed, leaves it as it was. PostgreSQL keeps it
+// always.
+func TestBulkImportIndex(t *testing.T) {
+	defer store.SetBulkFrom(3)()
+	const index = "users_display_name"
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		ctx := context.Background()
+		present := func(when string) {
+			t.Helper()
+			if ok, err := s.HasIndex(ctx, index); err != nil || !ok {
+				t.Fatalf("%s: %s present = %v (%v), want it present", when, index, ok, err)
+			}
+		}
+		if err := s.SyncSources(ctx, []string{"staff", "hr"}, []string{"csv", "csv"}); err != nil {
+			t.Fatal(err)
+		}
+		set := reconcile.Settings{Orphans: reconcile.OrphansDeactivate, ActivateNew: true}
+		records := func(prefix string, n int) []sources.Record {
+			var recs []sources.Record
+			for i := range n {
+				id := fmt.Sprintf("%s%d", prefix, i)
+				recs = append(recs, rec(i+1, id, "login "+id))
+			}
+			return recs
+		}
+		present("before any import")
+		if err := s.Apply(ctx, "staff", plan(t, s, "staff", records("s", 5), set, seq()), "fp"); err != nil {
+			t.Fatal(err)
+		}
+		present("after an initial import planned whole")
+
+		// Six creates into a directory of five drop the index; the
+		// duplicate id fails the apply after the drop.
+		idsFrom := func(n int) func() string {
+			return func() string { n++; return fmt.Sprintf("00000000-0000-0000-0000-%012d", n) }
+		}
+		p := plan(t, s, "hr", records("h", 6), set, idsFrom(100))
+		p.Changes[5].After.ID = p.Changes[0].After.ID
+		if err := s.Apply(ctx, "hr", p, "fp"); err == nil {
+			t.Fatal("an apply that creates one id twice succeeded")
+		}
+		present("after a failed import planned whole")
+
+		expect := func(n int, dropped bool, fn func(*store.StreamTx) error) error {
+			return s.ApplyStream(ctx, "hr", "fp2", nil, func(tx *store.StreamTx) error {
+				if err := tx.Expect(n); err != nil {
+					return err
+				}
+				ok, err := tx.HasIndex(index)
+				if want := !dropped || s.Driver() == store.Postgres; err != nil || ok != want {
+					t.Fatalf("Expect(%d): %s present = %v (%v) in the transaction, want %v", n, index, ok, err, want)
+				}
+				return fn(tx)
+			})
+		}
+		errStop := errors.New("stop")
+		if err := expect(6, true, func(*store.StreamTx) error { return errStop }); !errors.Is(err, errStop) {
+			t.Fatalf("ApplyStream = %v, want the parts' error", err)
+		}
+		present("after a failed streamed import")
+		// Not more than the directory holds (5), or not more than bulkFrom:
+		// the index stays.
+		if err := expect(5, false, func(*store.StreamTx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := expect(3, false, func(*store.StreamTx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		err := expect(6, true, func(tx *store.StreamTx) error {
+			st, head := reconcile.NewStream(reconcile.StreamInput{Records: 6}, nil, set, idsFrom(200))
+			if err := tx.Apply(head); err != nil {
+				return err
+			}
+			return tx.Apply(st.Chunk(records("h", 6), nil, nil))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		present("after a streamed import")
+		var n int
+		if err := s.DB().Raw(`SELECT COUNT(*) FROM users`).Scan(&n).Error; err != nil || n != 11 {
+			t.Fatalf("the directory holds %d users (%v), want 11", n, err)
 		}
 	})
 }

@@ -323,6 +323,13 @@ func (r *Runner) planStream(ctx context.Context, tx *store.StreamTx, src *config
 	if err != nil {
 		return nil, err
 	}
+	// Each of the source's users (tombstones included) matches one record
+	// at most, so the rest are created (or adopted): on SQLite an initial
+	// import builds an index once at its end instead of row by row
+	// (store.StreamTx.Expect). A dry run's read-only stream ignores it.
+	if err := tx.Expect(first.records - owned); err != nil {
+		return nil, err
+	}
 	plan, head := reconcile.NewStream(in, groups, set, newID)
 	if head.Hold != "" {
 		return nil, errWhole{"the safety valve holds the plan"}
