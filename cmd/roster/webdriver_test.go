@@ -321,24 +321,18 @@ func samePixels(a, b []byte) (bool, error) {
 // waitText reloads the page until the text of css contains want.
 func (b *browser) waitText(css, want string, timeout time.Duration) string {
 	b.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got := b.text(css)
-		if strings.Contains(got, want) {
-			return got
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("after %s, %q on %s is %q, want %q; the page says:\n%s", timeout, css, b.url(), got, want, b.text("body"))
-		}
-		time.Sleep(300 * time.Millisecond)
-		b.navigate(b.url())
-	}
+	return b.wait(css, want, timeout, true)
 }
 
 // waitShown polls the text of css on the page as it is, without loading
 // it again, until it contains want: the page must change by itself (its
 // own refresh), which waitText, reloading, would not show.
 func (b *browser) waitShown(css, want string, timeout time.Duration) string {
+	b.t.Helper()
+	return b.wait(css, want, timeout, false)
+}
+
+func (b *browser) wait(css, want string, timeout time.Duration, reload bool) string {
 	b.t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -347,9 +341,16 @@ func (b *browser) waitShown(css, want string, timeout time.Duration) string {
 			return got
 		}
 		if time.Now().After(deadline) {
-			b.t.Fatalf("after %s without a reload, %q on %s is %q, want %q; the page says:\n%s", timeout, css, b.url(), got, want, b.text("body"))
+			how := ""
+			if !reload {
+				how = " without a reload"
+			}
+			b.t.Fatalf("after %s%s, %q on %s is %q, want %q; the page says:\n%s", timeout, how, css, b.url(), got, want, b.text("body"))
 		}
 		time.Sleep(300 * time.Millisecond)
+		if reload {
+			b.navigate(b.url())
+		}
 	}
 }
 

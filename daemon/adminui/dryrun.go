@@ -74,13 +74,9 @@ func rowOf(c *reconcile.Change) changeRow {
 // must not set off.
 func (h *Handler) dryRunSource(w http.ResponseWriter, r *http.Request, s *sess) {
 	name := r.PathValue("name")
-	src, ok := s.cfg.Source(name)
+	src, ok := h.enabledSource(w, r, s, name)
 	switch {
 	case !ok:
-		h.showOverview(w, r, s, http.StatusNotFound, fmt.Sprintf("No source %q is configured.", name), nil)
-		return
-	case !src.Enabled:
-		h.showOverview(w, r, s, http.StatusConflict, fmt.Sprintf("Source %s is disabled (enabled: false in the configuration); enable it and reload roster to sync it.", name), nil)
 		return
 	case src.Type != config.TypeCSV && src.Type != config.TypeHTTP && src.Type != config.TypeLDAP:
 		h.showOverview(w, r, s, http.StatusBadRequest, fmt.Sprintf("Source %s is a %s source; only csv, http and ldap sources sync (push and scim sources receive their changes over HTTP).", name, src.Type), nil)

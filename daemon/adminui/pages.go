@@ -103,16 +103,25 @@ func (h *Handler) showOverview(w http.ResponseWriter, r *http.Request, s *sess, 
 		Data: overviewData{Sources: rows, Upload: up}, s: s})
 }
 
-// syncSource queues a manual sync, as POST /api/v1/sources/{name}/sync.
-func (h *Handler) syncSource(w http.ResponseWriter, r *http.Request, s *sess) {
-	name := r.PathValue("name")
+// enabledSource returns the configured, enabled source of that name, or
+// shows the overview with why not.
+func (h *Handler) enabledSource(w http.ResponseWriter, r *http.Request, s *sess, name string) (*config.Source, bool) {
 	src, ok := s.cfg.Source(name)
 	switch {
 	case !ok:
 		h.showOverview(w, r, s, http.StatusNotFound, fmt.Sprintf("No source %q is configured.", name), nil)
-		return
+		return nil, false
 	case !src.Enabled:
 		h.showOverview(w, r, s, http.StatusConflict, fmt.Sprintf("Source %s is disabled (enabled: false in the configuration); enable it and reload roster to sync it.", name), nil)
+		return nil, false
+	}
+	return src, true
+}
+
+// syncSource queues a manual sync, as POST /api/v1/sources/{name}/sync.
+func (h *Handler) syncSource(w http.ResponseWriter, r *http.Request, s *sess) {
+	name := r.PathValue("name")
+	if _, ok := h.enabledSource(w, r, s, name); !ok {
 		return
 	}
 	force := formFlag(r, "force")
