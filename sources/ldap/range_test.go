@@ -29,56 +29,67 @@ type rangeServer struct {
 }
 
 func newRangeServer(t *testing.T, n, step int) *rangeServer {
+	s := &rangeServer{n: n, step: step}
+	s.l = fakeLDAP(t, s.search)
+	return s
+}
+
+// fakeLDAP serves LDAP on 127.0.0.1 until the test ends: every bind
+// succeeds, and search answers each search request (op is the
+// SearchRequest) by sending entries before fakeLDAP ends it with success.
+func fakeLDAP(t *testing.T, search func(op *ber.Packet, send func(entry *ber.Packet))) net.Listener {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &rangeServer{l: l, n: n, step: step}
 	t.Cleanup(func() { l.Close() })
+	serve := func(c net.Conn) {
+		defer c.Close()
+		for {
+			p, err := ber.ReadPacket(c)
+			if err != nil || len(p.Children) < 2 {
+				return
+			}
+			id := p.Children[0].Value.(int64)
+			op := p.Children[1]
+			switch op.Tag {
+			case 0: // bind
+				c.Write(message(id, result(1)).Bytes())
+			case 2: // unbind
+				return
+			case 3: // search
+				search(op, func(e *ber.Packet) { c.Write(message(id, e).Bytes()) })
+				c.Write(message(id, result(5)).Bytes())
+			}
+		}
+	}
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			go s.serve(c)
+			go serve(c)
 		}
 	}()
-	return s
+	return l
 }
 
 func (s *rangeServer) userDN(i int) string {
 	return fmt.Sprintf("CN=User %d,OU=Staff,DC=example,DC=com", i)
 }
 
-func (s *rangeServer) serve(c net.Conn) {
-	defer c.Close()
-	for {
-		p, err := ber.ReadPacket(c)
-		if err != nil || len(p.Children) < 2 {
-			return
-		}
-		id := p.Children[0].Value.(int64)
-		op := p.Children[1]
-		switch op.Tag {
-		case 0: // bind
-			c.Write(message(id, result(1)).Bytes())
-		case 2: // unbind
-			return
-		case 3: // search
-			base := op.Children[0].Value.(string)
-			var attrs []string
-			for _, a := range op.Children[7].Children {
-				attrs = append(attrs, a.Value.(string))
-			}
-			s.mu.Lock()
-			s.requests = append(s.requests, strings.Join(attrs, ","))
-			s.mu.Unlock()
-			for _, e := range s.answer(base, attrs) {
-				c.Write(message(id, e).Bytes())
-			}
-			c.Write(message(id, result(5)).Bytes())
-		}
+func (s *rangeServer) search(op *ber.Packet, send func(*ber.Packet)) {
+	base := op.Children[0].Value.(string)
+	var attrs []string
+	for _, a := range op.Children[7].Children {
+		attrs = append(attrs, a.Value.(string))
+	}
+	s.mu.Lock()
+	s.requests = append(s.requests, strings.Join(attrs, ","))
+	s.mu.Unlock()
+	for _, e := range s.answer(base, attrs) {
+		send(e)
 	}
 }
 

@@ -37,71 +37,41 @@ type markUser struct {
 }
 
 func newMarkServer(t *testing.T, attr string, users ...markUser) *markServer {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &markServer{l: l, attr: attr, users: users, root: map[string][][]byte{}}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go s.serve(c)
-		}
-	}()
+	s := &markServer{attr: attr, users: users, root: map[string][][]byte{}}
+	s.l = fakeLDAP(t, s.search)
 	return s
 }
 
 var geFilter = regexp.MustCompile(`\((\w+)>=([^)]*)\)`)
 
-func (s *markServer) serve(c net.Conn) {
-	defer c.Close()
-	for {
-		p, err := ber.ReadPacket(c)
-		if err != nil || len(p.Children) < 2 {
-			return
+func (s *markServer) search(op *ber.Packet, send func(*ber.Packet)) {
+	base := op.Children[0].Value.(string)
+	filter, _ := goldap.DecompileFilter(op.Children[6])
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if base == "" {
+		send(entry("", s.root))
+		return
+	}
+	s.filters = append(s.filters, filter)
+	since := ""
+	if m := geFilter.FindStringSubmatch(filter); m != nil {
+		since = m[2]
+	}
+	sent := 0
+	for i := range s.users {
+		u := s.users[i]
+		if since != "" && less(u.mark, since) {
+			continue
 		}
-		id := p.Children[0].Value.(int64)
-		op := p.Children[1]
-		switch op.Tag {
-		case 0: // bind
-			c.Write(message(id, result(1)).Bytes())
-		case 2: // unbind
-			return
-		case 3: // search
-			base := op.Children[0].Value.(string)
-			filter, _ := goldap.DecompileFilter(op.Children[6])
-			s.mu.Lock()
-			if base == "" {
-				c.Write(message(id, entry("", s.root)).Bytes())
-			} else {
-				s.filters = append(s.filters, filter)
-				since := ""
-				if m := geFilter.FindStringSubmatch(filter); m != nil {
-					since = m[2]
-				}
-				sent := 0
-				for i := range s.users {
-					u := s.users[i]
-					if since != "" && less(u.mark, since) {
-						continue
-					}
-					guid := make([]byte, 16)
-					guid[15] = byte(i + 1)
-					c.Write(message(id, entry(fmt.Sprintf("cn=%s,dc=example,dc=com", u.login), map[string][][]byte{
-						"objectGUID": {guid}, "entryUUID": {[]byte(fmt.Sprintf("00000000-0000-0000-0000-%012d", i+1))},
-						"sAMAccountName": {[]byte(u.login)}, "uid": {[]byte(u.login)}, s.attr: {[]byte(u.mark)}})).Bytes())
-					if sent++; sent == 1 && s.during != nil {
-						s.during(s)
-						s.during = nil
-					}
-				}
-			}
-			s.mu.Unlock()
-			c.Write(message(id, result(5)).Bytes())
+		guid := make([]byte, 16)
+		guid[15] = byte(i + 1)
+		send(entry(fmt.Sprintf("cn=%s,dc=example,dc=com", u.login), map[string][][]byte{
+			"objectGUID": {guid}, "entryUUID": {[]byte(fmt.Sprintf("00000000-0000-0000-0000-%012d", i+1))},
+			"sAMAccountName": {[]byte(u.login)}, "uid": {[]byte(u.login)}, s.attr: {[]byte(u.mark)}}))
+		if sent++; sent == 1 && s.during != nil {
+			s.during(s)
+			s.during = nil
 		}
 	}
 }
