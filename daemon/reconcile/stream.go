@@ -20,6 +20,9 @@ type Stream struct {
 	newID  func() string
 	groups map[string]string // group key → id
 	total  int
+	// m holds the ids of the records that manage others (an ldap
+	// source's): a report may come in a chunk before its manager's.
+	m *managers
 	// Counts add up the head's and every chunk's.
 	Counts Counts
 }
@@ -33,6 +36,14 @@ type StreamInput struct {
 	Total int
 	// Absent are the source's users, not deleted, that no record names.
 	Absent []User
+	// Nested are the groups' memberships in groups (an ldap source's),
+	// HadNested those the directory holds: the head plans the difference.
+	Nested    []Nesting
+	HadNested []Membership
+	// Managers maps the external ids of the records that are another
+	// record's manager to their user's id ("": a new user, whose id the
+	// head chooses now, so that a report in an earlier chunk can name it).
+	Managers map[string]string
 }
 
 // NewStream plans the head: group creations, renames and deletions, and
@@ -43,6 +54,18 @@ func NewStream(in StreamInput, existing []Group, s Settings, newID func() string
 	p := &Plan{Records: in.Records, Total: in.Total}
 	st := &Stream{s: s, newID: newID, total: in.Total}
 	st.groups = planGroups(p, in.GroupNames, existing, s.Orphans != OrphansIgnore, newID)
+	planNested(p, in.Nested, in.HadNested, st.groups)
+	st.m = &managers{}
+	if len(in.Managers) > 0 {
+		st.m.byExt, st.m.fresh = make(map[string]string, len(in.Managers)), map[string]string{}
+		for ext, id := range in.Managers {
+			if id == "" {
+				id = newID()
+				st.m.fresh[ext] = id
+			}
+			st.m.byExt[ext] = id
+		}
+	}
 	p.Changes, _ = planOrphans(p, in.Absent, func(string) bool { return false }, s)
 	checkHold(p, s)
 	st.Counts = p.Counts
@@ -59,10 +82,10 @@ func (st *Stream) Chunk(records []sources.Record, users map[string]*User, adopta
 	for i := range records {
 		r := &records[i]
 		if holder := adoptable[Key(r.UserName)]; holder != nil && st.s.Adopt && users[r.ExternalID] == nil {
-			planAdopt(p, r, holder, st.groups, st.s, "")
+			planAdopt(p, r, holder, st.groups, st.s, st.m.manager(r))
 			continue
 		}
-		planRecord(p, r, users[r.ExternalID], st.groups, st.s, func(string) string { return st.newID() }, "")
+		planRecord(p, r, users[r.ExternalID], st.groups, st.s, st.m.id(st.newID), st.m.manager(r))
 	}
 	c := &st.Counts
 	c.Created += p.Counts.Created
@@ -72,6 +95,14 @@ func (st *Stream) Chunk(records []sources.Record, users map[string]*User, adopta
 	c.NotRestored += p.Counts.NotRestored
 	c.Adopted += p.Counts.Adopted
 	return p
+}
+
+// Manages reports whether the record with external id ext is a new user
+// that manages others: its reports may already name the id the head chose
+// for it, which adopting another user's id would leave dangling.
+func (st *Stream) Manages(ext string) bool {
+	_, ok := st.m.fresh[ext]
+	return ok
 }
 
 // Held reports whether the safety valve stops the plan once the chunks
@@ -97,7 +128,7 @@ type Known struct {
 func KnownOf(u *User, s Settings) Known {
 	return Known{
 		sum: attributeSum(u.ExternalID, u.UserName, u.GivenName, u.FamilyName, u.DisplayName, u.Email, u.Phone,
-			u.EmployeeNumber, u.Department, u.Attrs, u.Groups),
+			u.EmployeeNumber, u.Department, u.Attrs, u.Manager, u.Groups),
 		settled:     u.State == StateActive || (u.State == StateInactive && u.StateReason != ReasonOrphan),
 		hasPassword: u.HasPassword,
 	}
@@ -107,12 +138,12 @@ func KnownOf(u *User, s Settings) Known {
 // nothing: planRecord would find no changed field. A false answer only
 // costs reading the user and planning the record.
 func (st *Stream) Unchanged(r *sources.Record, k Known) bool {
-	if !k.settled || r.Active != nil || (r.PasswordHash != "" && !k.hasPassword) {
+	if !k.settled || r.Active != nil || (r.PasswordHash != "" && !k.hasPassword) || r.Manager == sources.KeepManager {
 		return false
 	}
 	f := fieldsOf(r, st.s)
 	return attributeSum(r.ExternalID, r.UserName, r.GivenName, r.FamilyName, f.display, f.email, f.phone,
-		f.emp, f.department, f.attrs, groupKeys(r.Groups)) == k.sum
+		f.emp, f.department, f.attrs, st.m.manager(r), groupKeys(r.Groups)) == k.sum
 }
 
 // Pack folds k into a negative int, so that a map of ids to their lines
@@ -142,7 +173,7 @@ func Unpack(v int) (Known, bool) {
 // sumSeed is random per process: a file cannot be written to collide.
 var sumSeed = maphash.MakeSeed()
 
-func attributeSum(ext, login, given, family, display, email, phone, emp, department, doc string, groups []string) uint64 {
+func attributeSum(ext, login, given, family, display, email, phone, emp, department, doc, manager string, groups []string) uint64 {
 	var h maphash.Hash
 	h.SetSeed(sumSeed)
 	field := func(v string) {
@@ -153,7 +184,7 @@ func attributeSum(ext, login, given, family, display, email, phone, emp, departm
 		h.Write(n[:])
 		h.WriteString(v)
 	}
-	for _, v := range []string{ext, login, given, family, display, email, phone, emp, department, doc} {
+	for _, v := range []string{ext, login, given, family, display, email, phone, emp, department, doc, manager} {
 		field(v)
 	}
 	for _, g := range groups {

@@ -268,6 +268,27 @@ func (st *StreamTx) Groups() ([]reconcile.Group, error) {
 	return out, rows.Err()
 }
 
+// Nested reads the memberships of groups in the source's groups (an ldap
+// source's nested groups): MemberType MemberGroup, UserID the member
+// group's id.
+func (st *StreamTx) Nested() ([]reconcile.Membership, error) {
+	rows, err := st.a.tx.Raw(`SELECT m.group_id, m.member_id FROM memberships m JOIN groups g ON g.id = m.group_id
+		WHERE g.source = ? AND m.member_type = 'Group'`, st.a.source).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("read nested groups of %s: %w", st.a.source, err)
+	}
+	defer rows.Close()
+	var out []reconcile.Membership
+	for rows.Next() {
+		m := reconcile.Membership{MemberType: reconcile.MemberGroup}
+		if err := rows.Scan(&m.GroupID, &m.UserID); err != nil {
+			return nil, fmt.Errorf("read nested groups of %s: %w", st.a.source, err)
+		}
+		out = append(out, m)
+	}
+	return out, rows.Err()
+}
+
 // list is an IN list that takes its values from one JSON parameter: one
 // statement for thousands of values, parsed once.
 //
