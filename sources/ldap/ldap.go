@@ -53,6 +53,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -114,6 +115,9 @@ type Options struct {
 	// Since, when set, makes a changed-only read: the users whose change
 	// marker (the flavor's ChangeAttr) is at or after it, and every group.
 	Since string
+	// Index makes a read of every user (no Since) keep an Index instead of
+	// the records: Result.Index, Result.Records nil.
+	Index bool
 }
 
 // Nesting says that the group Child is a member of the group Parent.
@@ -143,6 +147,8 @@ type Result struct {
 	// markers, and from FromLDIF, which cannot know what the server had
 	// committed when the record was read.
 	Watermark string
+	// Index is what a read with Options.Index keeps instead of Records.
+	Index *Index
 }
 
 // TransientError wraps a failure that may pass: the server unreachable,
@@ -259,6 +265,12 @@ func Fetch(ctx context.Context, o Options, raw io.Writer) (*Result, error) {
 	h := sha256.New()
 	lw := NewLDIFWriter(io.MultiWriter(raw, h))
 	b := newBuilder(o.Source, r.m)
+	if o.Index && o.Since == "" {
+		b.index = &Index{}
+		// A file to read back: the DNs of the first entries of
+		// duplicates are found there, not kept for every user.
+		_, b.later = raw.(io.ReaderAt)
+	}
 	userF := r.userF
 	if o.Since != "" {
 		lw.MarkChanged(o.Since)
@@ -304,6 +316,11 @@ func Fetch(ctx context.Context, o Options, raw io.Writer) (*Result, error) {
 	res := b.finish()
 	res.SHA256, res.Entries, res.Requests = hex.EncodeToString(h.Sum(nil)), entries, r.requests
 	res.Watermark = watermark(o.Since, next, users, marked)
+	if ra, ok := raw.(io.ReaderAt); ok && b.later {
+		if err := b.nameFirsts(io.NewSectionReader(ra, 0, math.MaxInt64)); err != nil {
+			return nil, fmt.Errorf("ldap source %s: read the raw record back: %w", o.Source, err)
+		}
+	}
 	if len(b.errs) > 0 {
 		return res, &sources.ValidationError{Errors: b.errs}
 	}
@@ -371,9 +388,12 @@ func FromLDIF(o Options, raw io.Reader) (*Result, error) {
 	h := sha256.New()
 	b := newBuilder(o.Source, r.m)
 	br := bufio.NewReader(io.TeeReader(raw, h))
+	if o.Index {
+		b.index = &Index{}
+	}
 	if head, _ := br.Peek(256); bytes.HasPrefix(head, []byte("version: 1\n"+changedMark)) {
 		line, _, _ := bytes.Cut(head[len("version: 1\n"+changedMark):], []byte("\n"))
-		b.partial, b.watermark = true, string(line)
+		b.partial, b.watermark, b.index = true, string(line), nil
 	}
 	entries := 0
 	err = ReadLDIF(br, func(kind Kind, e *Entry) error {

@@ -4,7 +4,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -206,14 +208,26 @@ type builder struct {
 	source string
 	m      *mapping
 	recs   []sources.Record
+	// n counts the users read.
+	n int
+	// index, when set, keeps what Index holds instead of the records
+	// (Options.Index).
+	index *Index
 	// byDN maps a user's DN to its record index.
-	byDN     map[dnKey]int
+	byDN     map[dnKey]int32
 	managers []dnKey  // by record index: the manager's DN (zero: none)
 	entryDN  []string // by record index: the entry's DN as read
-	warned   map[string]bool
-	ids      map[string]int
-	logins   map[string]int
-	errs     []sources.FieldError
+	// later, when set, leaves entryDN empty: a read that keeps an index
+	// names the first entry of a duplicate id or login from its LDIF
+	// afterwards (nameFirsts), and firsts are the errors to complete.
+	later  bool
+	firsts []first
+	warned map[string]bool
+	ids    map[string]int
+	// logins maps the digest of each login's fold key (as keyOf digests
+	// DNs) to its line.
+	logins map[dnKey]int
+	errs   []sources.FieldError
 
 	groups      []group
 	groupByDN   map[dnKey]int
@@ -232,7 +246,7 @@ type group struct {
 }
 
 func newBuilder(source string, m *mapping) *builder {
-	return &builder{source: source, m: m, byDN: map[dnKey]int{}, ids: map[string]int{}, logins: map[string]int{},
+	return &builder{source: source, m: m, byDN: map[dnKey]int32{}, ids: map[string]int{}, logins: map[dnKey]int{},
 		groupByDN: map[dnKey]int{}, groupByName: map[string]int{}}
 }
 
@@ -278,10 +292,25 @@ func (b *builder) add(kind Kind, e *Entry) {
 }
 
 func (b *builder) addUser(e *Entry) {
+	b.n++
+	rec, manager := b.user(e, b.n)
+	if b.index == nil {
+		b.recs = append(b.recs, rec)
+	}
+	b.managers = append(b.managers, manager)
+	b.byDN[keyOf(e.DN)] = int32(b.n - 1)
+	if !b.later {
+		b.entryDN = append(b.entryDN, e.DN)
+	}
+}
+
+// user maps a user entry, the line'th, checking its values (and, while
+// the builder keeps ids and logins, that they are unique), and returns
+// its record and its manager's DN key (zero: none).
+func (b *builder) user(e *Entry, line int) (sources.Record, dnKey) {
 	if v := e.Values(b.m.changeAttr); len(v) > 0 && laterMark(string(v[0]), b.watermark) {
 		b.watermark = string(v[0])
 	}
-	line := len(b.recs) + 1
 	rec := sources.Record{Line: line}
 	var manager dnKey
 	for _, f := range b.m.fields {
@@ -323,11 +352,17 @@ func (b *builder) addUser(e *Entry) {
 			b.uniqueID(line, e.DN, s, f)
 		case FieldUserName:
 			rec.UserName = s
-			key := sources.FoldKey(s)
+			key := dnKey{}
+			if b.logins != nil {
+				sum := sha256.Sum256([]byte(sources.FoldKey(s)))
+				key = dnKey(sum[:16])
+			}
 			if s == "" {
 				b.fail(line, e.DN, f.name, "the entry has no %s, the login of its user", f.ldap)
 			} else if why := sources.LoginProblem(s); why != "" {
 				b.fail(line, e.DN, f.name, "%s %s", sources.QuoteValue(s), why)
+			} else if b.logins == nil {
+				// A second pass: the first checked.
 			} else if first, dup := b.logins[key]; dup {
 				b.fail(line, e.DN, f.name, "the login %s is already the login of entry %q (login names are compared without regard to case)",
 					sources.QuoteValue(s), b.dnOf(first))
@@ -353,10 +388,7 @@ func (b *builder) addUser(e *Entry) {
 			}
 		}
 	}
-	b.recs = append(b.recs, rec)
-	b.managers = append(b.managers, manager)
-	b.byDN[keyOf(e.DN)] = len(b.recs) - 1
-	b.entryDN = append(b.entryDN, e.DN)
+	return rec, manager
 }
 
 // multi appends to attributes a value for each of the LDAP attribute's
@@ -385,11 +417,55 @@ func (b *builder) multi(line int, dn string, f field, vals [][]byte, attributes 
 	return attributes
 }
 
-// dnOf is the DN of record line.
-func (b *builder) dnOf(line int) string { return b.entryDN[line-1] }
+// first is an error naming the first entry of a duplicate, whose DN a
+// read that keeps an index finds later.
+type first struct{ err, line int }
+
+// dnOf is the DN of record line; while DNs are found later, a stand-in
+// that nameFirsts replaces in the error about to be added.
+func (b *builder) dnOf(line int) string {
+	if b.later {
+		b.firsts = append(b.firsts, first{err: len(b.errs), line: line})
+		return firstStandIn(line)
+	}
+	return b.entryDN[line-1]
+}
+
+func firstStandIn(line int) string { return fmt.Sprintf("\x00entry %d\x00", line) }
+
+// nameFirsts completes the errors that name the first entry of a
+// duplicate with its DN, from raw, the LDIF of the read.
+func (b *builder) nameFirsts(raw io.Reader) error {
+	if len(b.firsts) == 0 {
+		return nil
+	}
+	want := map[int]string{}
+	for _, f := range b.firsts {
+		want[f.line] = ""
+	}
+	line := 0
+	err := ReadLDIF(raw, func(kind Kind, e *Entry) error {
+		if kind != KindUser {
+			return errStop
+		}
+		line++
+		if _, ok := want[line]; ok {
+			want[line] = e.DN
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, errStop) {
+		return err
+	}
+	for _, f := range b.firsts {
+		m := &b.errs[f.err].Message
+		*m = strings.Replace(*m, fmt.Sprintf("%q", firstStandIn(f.line)), fmt.Sprintf("%q", want[f.line]), 1)
+	}
+	return nil
+}
 
 func (b *builder) uniqueID(line int, dn, id string, f field) {
-	if id == "" {
+	if id == "" || b.ids == nil {
 		return
 	}
 	if first, dup := b.ids[id]; dup {
@@ -512,7 +588,16 @@ func (b *builder) addGroup(e *Entry) {
 	g := group{dn: e.DN, name: name}
 	for _, m := range b.m.members {
 		for _, v := range e.Values(m) {
-			g.members = append(g.members, keyOf(string(v)))
+			k := keyOf(string(v))
+			if b.index != nil {
+				// Every user is read before the first group: a user
+				// member is known now, and only the pair is kept.
+				if i, ok := b.byDN[k]; ok {
+					b.index.member(int(i), len(b.groups))
+					continue
+				}
+			}
+			g.members = append(g.members, k)
 		}
 	}
 	b.groupByName[key] = len(b.groups)
@@ -544,6 +629,10 @@ func (b *builder) finish() *Result {
 	if outside > 0 && !b.partial {
 		b.warn("ldap source %s: %d group members are neither users nor groups this source read (outside base_dn or its filters); they are left out", b.source, outside)
 	}
+	if b.index != nil {
+		b.finishIndex(res)
+		return res
+	}
 	unknown := 0
 	for i, m := range b.managers {
 		if m == (dnKey{}) {
@@ -561,13 +650,17 @@ func (b *builder) finish() *Result {
 		}
 		unknown++
 	}
-	if unknown > 0 {
-		b.warn("ldap source %s: the manager of %d users is not a user this source read; they have no manager", b.source, unknown)
-	}
+	b.warnManagers(unknown)
 	res.Records = b.recs
 	res.Warnings = b.warnings
 	res.Partial, res.Watermark = b.partial, b.watermark
 	return res
+}
+
+func (b *builder) warnManagers(unknown int) {
+	if unknown > 0 {
+		b.warn("ldap source %s: the manager of %d users is not a user this source read; they have no manager", b.source, unknown)
+	}
 }
 
 // laterMark reports whether the change marker a is later than b: numbers

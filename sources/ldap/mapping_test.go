@@ -181,3 +181,109 @@ uid: b
 		t.Errorf("warnings %q", res.Warnings)
 	}
 }
+
+// indexLDIF is a raw record whose users name managers before and after
+// themselves, one outside the read and themselves, and whose groups list a
+// user twice (member and uniqueMember), nest (G2 in G1, G1 read first), and
+// name a member outside the read.
+const indexLDIF = `version: 1
+
+# roster-search: users
+
+dn: uid=a,ou=people,dc=example,dc=com
+entryUUID: id-a
+uid: a
+givenName: Ann
+manager: uid=c,ou=people,dc=example,dc=com
+
+dn: uid=b,ou=people,dc=example,dc=com
+entryUUID: id-b
+uid: b
+mail: b@example.com
+manager: UID=A,ou=people,dc=example,dc=com
+
+dn: uid=c,ou=people,dc=example,dc=com
+entryUUID: id-c
+uid: c
+title: Boss
+manager: uid=c,ou=people,dc=example,dc=com
+
+dn: uid=d,ou=people,dc=example,dc=com
+entryUUID: id-d
+uid: d
+manager: uid=gone,ou=people,dc=example,dc=com
+
+# roster-search: groups
+
+dn: cn=G1,ou=groups,dc=example,dc=com
+cn: G1
+member: uid=b,ou=people,dc=example,dc=com
+uniqueMember: uid=b,ou=people,dc=example,dc=com
+member: cn=G2,ou=groups,dc=example,dc=com
+member: uid=nobody,dc=elsewhere
+
+dn: cn=G2,ou=groups,dc=example,dc=com
+cn: G2
+member: uid=d,ou=people,dc=example,dc=com
+member: uid=b,ou=people,dc=example,dc=com
+
+dn: cn=Empty,ou=groups,dc=example,dc=com
+cn: Empty
+`
+
+// TestIndexEach: a read that keeps an Index, mapped again by Each, gives
+// the records, groups, nesting and warnings of a read that keeps the
+// records (the streamed sync's two passes against the whole one's one).
+func TestIndexEach(t *testing.T) {
+	o := ldap.Options{Source: "corp", URL: "ldap://dc1", BaseDN: "dc=example,dc=com"}
+	whole, err := ldap.FromLDIF(o, strings.NewReader(indexLDIF))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Index = true
+	idx, err := ldap.FromLDIF(o, strings.NewReader(indexLDIF))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx.Records != nil || idx.Index == nil || idx.Index.Records != 4 {
+		t.Fatalf("an index read keeps no records: %+v", idx)
+	}
+	if !slices.Equal(idx.Groups, whole.Groups) || !slices.Equal(idx.Nested, whole.Nested) || !slices.Equal(idx.Warnings, whole.Warnings) ||
+		idx.SHA256 != whole.SHA256 {
+		t.Errorf("index read: groups %v nested %v warnings %q; whole: %v %v %q", idx.Groups, idx.Nested, idx.Warnings, whole.Groups, whole.Nested, whole.Warnings)
+	}
+	if len(whole.Warnings) != 2 {
+		t.Errorf("warnings: %q", whole.Warnings)
+	}
+	if got := idx.Index.Managers(); !slices.Equal(got, []string{"id-a", "id-c"}) {
+		t.Errorf("managers: %v", got)
+	}
+	var got []sources.Record
+	if err := idx.Index.Each(o, strings.NewReader(indexLDIF), func(r sources.Record) error { got = append(got, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(whole.Records) {
+		t.Fatalf("each: %d records, whole %d", len(got), len(whole.Records))
+	}
+	for i := range got {
+		w := whole.Records[i]
+		if w.ExternalID != got[i].ExternalID || w.Manager != got[i].Manager || w.Line != got[i].Line || !slices.Equal(w.Groups, got[i].Groups) ||
+			w.UserName != got[i].UserName || w.GivenName != got[i].GivenName || !slices.Equal(w.Attributes, got[i].Attributes) {
+			t.Errorf("record %d: each %+v, whole %+v", i, got[i], w)
+		}
+	}
+	if b := got[1]; b.Manager != "id-a" || !slices.Equal(b.Groups, []string{"G1", "G2"}) {
+		t.Errorf("b: %+v", b)
+	}
+	if a := got[0]; a.Manager != "id-c" {
+		t.Errorf("a's manager comes later: %+v", a)
+	}
+	if d := got[3]; d.Manager != "" || !slices.Equal(d.Groups, []string{"G2"}) {
+		t.Errorf("d: %+v", d)
+	}
+	// Each refuses a raw record that is not the read's.
+	short := indexLDIF[:strings.Index(indexLDIF, "dn: uid=d,")]
+	if err := idx.Index.Each(o, strings.NewReader(short), func(sources.Record) error { return nil }); err == nil {
+		t.Error("a raw record with fewer users than the read was taken")
+	}
+}
