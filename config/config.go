@@ -169,8 +169,9 @@ type Limits struct {
 	// so that a client faster than the directory waits instead of piling
 	// up work. 0 means no bound.
 	PushQueue int `yaml:"push_queue"`
-	// StreamFrom is the size from which a csv file is synced as a stream,
-	// holding ids rather than records in memory; 0 streams every file.
+	// StreamFrom is the size from which a csv file, or the LDIF of an ldap
+	// source's read of every user, is synced as a stream, holding ids
+	// rather than records in memory; 0 streams every input.
 	StreamFrom ByteSize `yaml:"stream_from"`
 	// QueryTimeout bounds the database's work for one SCIM read: a query
 	// still running then is stopped in the database and answered 503

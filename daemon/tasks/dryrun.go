@@ -117,7 +117,7 @@ func (r *Runner) dryRunStream(ctx context.Context, src *config.Source) (res *Res
 	}
 	var orphans []reconcile.Change
 	heads := 0
-	summary, err := r.planStream(ctx, r.Store.ReadStream(ctx, src.Name), src, first, false, src.Path, false, func(p *reconcile.Plan) error {
+	summary, err := r.planStream(ctx, r.Store.ReadStream(ctx, src.Name), src, first, false, r.records(ctx, src, first, src.Path, false), func(p *reconcile.Plan) error {
 		if heads == 0 {
 			// The head's orphans come last, as in the whole plan.
 			heads, orphans = 1, p.Changes

@@ -22,12 +22,20 @@ import (
 // never among it); a retry or an approval maps that again. A read that
 // breaks off keeps no raw record, so its retry reads the server again. An
 // unchanged directory (the same LDIF and settings) is recorded as skipped.
+//
+// A sync that reads every user keeps no records while it reads, only an
+// index (ids, memberships and managers, ldap.Index); a raw record of at
+// least limits.stream_from bytes is then planned and applied a chunk at a
+// time as a large csv file is (syncIndexed), and a smaller one is mapped
+// again whole. Changed-only reads, retries, approvals and dry runs map
+// the whole read at once.
 
 // fetchLDAP reads an ldap source. With a task, the LDIF goes to the task's
-// raw record; without (a dry run, roster check), nowhere.
-func (r *Runner) fetchLDAP(ctx context.Context, src *config.Source, t *store.Task, since string) (*input, error) {
+// raw record; without (a dry run, roster check), nowhere. index asks a
+// read of every user to keep an index instead of its records.
+func (r *Runner) fetchLDAP(ctx context.Context, src *config.Source, t *store.Task, since string, index bool) (*input, error) {
 	o := config.LDAPOptions(src, r.Config.Attributes.Model())
-	o.Since = since
+	o.Since, o.Index = since, index && t != nil
 	var res *ldap.Result
 	var readErr error
 	read := func(w io.Writer) error {
@@ -59,7 +67,7 @@ func (r *Runner) fetchLDAP(ctx context.Context, src *config.Source, t *store.Tas
 
 func ldapInput(res *ldap.Result, src *config.Source, rawKept bool) *input {
 	in := &input{records: res.Records, warnings: res.Warnings, fingerprint: fingerprint(res.SHA256, src), rawKept: rawKept,
-		groups: &reconcile.Groups{Names: res.Groups, Partial: res.Partial}, watermark: res.Watermark}
+		groups: &reconcile.Groups{Names: res.Groups, Partial: res.Partial}, watermark: res.Watermark, index: res.Index}
 	for _, n := range res.Nested {
 		in.groups.Nested = append(in.groups.Nested, reconcile.Nesting{Child: n.Child, Parent: n.Parent})
 	}
@@ -105,7 +113,7 @@ func (r *Runner) syncLDAP(ctx context.Context, src *config.Source, opt Options) 
 	if changedOnly(src, opt, last) {
 		since = last.Watermark
 	}
-	in, err := r.fetchLDAP(ctx, src, t, since)
+	in, err := r.fetchLDAP(ctx, src, t, since, since == "")
 	if err != nil {
 		// Invalid entries keep their raw record (t.RawRecord) to read the
 		// cause in.
@@ -116,7 +124,12 @@ func (r *Runner) syncLDAP(ctx context.Context, src *config.Source, opt Options) 
 			return res, err
 		}
 	}
-	res, err := r.process(ctx, t, src, in, opt.Force)
+	var res *Result
+	if in.index != nil {
+		res, err = r.syncIndexed(ctx, t, src, in, opt.Force)
+	} else {
+		res, err = r.process(ctx, t, src, in, opt.Force)
+	}
 	if err == nil && res.Task.Status == store.StatusSucceeded && in.watermark != "" {
 		if err := r.Store.SaveLDAPRead(ctx, src.Name, in.watermark, since == ""); err != nil {
 			// The sync is applied; the next read starts from the older
@@ -125,6 +138,40 @@ func (r *Runner) syncLDAP(ctx context.Context, src *config.Source, opt Options) 
 		}
 	}
 	return res, err
+}
+
+// syncIndexed syncs the read of every user that in indexes, whose LDIF
+// is t's raw record: as a stream when the raw record holds at least
+// limits.stream_from bytes, else mapped again whole.
+func (r *Runner) syncIndexed(ctx context.Context, t *store.Task, src *config.Source, in *input, force bool) (*Result, error) {
+	path := r.rawPath(t)
+	whole := func() (*input, error) {
+		w, err := r.readLDIF(src, path)
+		if err != nil {
+			return nil, err
+		}
+		w.raw, w.rawKept = nil, true
+		return w, nil
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return r.finishFailed(ctx, t, nil, fmt.Errorf("read the raw record: %w", err))
+	}
+	if fi.Size() < int64(r.Config.Limits.StreamFrom) {
+		w, err := whole()
+		if err != nil {
+			return r.finishFailed(ctx, t, nil, err)
+		}
+		return r.process(ctx, t, src, w, force)
+	}
+	x := in.index
+	first := &firstPass{records: x.Records, ids: x.IDs, groupNames: in.groups.Names, warnings: in.warnings, fingerprint: in.fingerprint,
+		nested: in.groups.Nested, managers: x.Managers(), index: x}
+	t.Fingerprint = in.fingerprint
+	if err := r.Store.SaveTask(ctx, t); err != nil {
+		return r.finishFailed(ctx, t, nil, transient(err))
+	}
+	return r.applyStreamed(ctx, t, src, first, force, whole)
 }
 
 // changedOnly reports whether a sync reads only the users changed since

@@ -35,7 +35,7 @@ func (r *Runner) dryRun(ctx context.Context, src *config.Source) (*Result, error
 	if src.Type == config.TypeHTTP {
 		in, err = r.fetch(ctx, src, nil)
 	} else if src.Type == config.TypeLDAP {
-		in, err = r.fetchLDAP(ctx, src, nil, "")
+		in, err = r.fetchLDAP(ctx, src, nil, "", false)
 	} else {
 		in, err = r.readCSV(ctx, src, src.Path, false)
 	}
@@ -120,7 +120,7 @@ func (r *Runner) Retry(ctx context.Context, id int64, trigger string) (*Result, 
 	case src.Type == config.TypeHTTP:
 		in, err = r.fetchKept(ctx, t, src)
 	case src.Type == config.TypeLDAP:
-		in, err = r.fetchLDAP(ctx, src, t, "")
+		in, err = r.fetchLDAP(ctx, src, t, "", false)
 	default:
 		in, err = r.readCSV(ctx, src, src.Path, false)
 	}

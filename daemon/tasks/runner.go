@@ -28,6 +28,7 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/sources"
 	"github.com/rosterd/roster/sources/csv"
+	"github.com/rosterd/roster/sources/ldap"
 )
 
 // Triggers (SPEC §5).
@@ -137,6 +138,9 @@ type input struct {
 	groups *reconcile.Groups
 	// watermark is where an ldap source's next changed-only read begins.
 	watermark string
+	// index is what an ldap read of every user keeps instead of records
+	// (ldap.Options.Index): records is nil then.
+	index *ldap.Index
 }
 
 func (r *Runner) log() *slog.Logger {

@@ -14,6 +14,7 @@ import (
 	"github.com/rosterd/roster/daemon/store"
 	"github.com/rosterd/roster/sources"
 	"github.com/rosterd/roster/sources/csv"
+	"github.com/rosterd/roster/sources/ldap"
 )
 
 // streamChunk is how many records one part of a streamed plan holds (a
@@ -56,6 +57,12 @@ type firstPass struct {
 	// passwords for sinks: the second pass reads the raw record, which
 	// holds their hashes only.
 	passwords map[string]string
+	// nested are an ldap source's groups nested in its groups, managers
+	// the ids of the users that manage others, and index what maps its
+	// raw record again (nil for csv).
+	nested   []reconcile.Nesting
+	managers []string
+	index    *ldap.Index
 }
 
 // count counts rec and keeps the names of its groups not seen before
@@ -233,33 +240,47 @@ func (r *Runner) syncStream(ctx context.Context, t *store.Task, src *config.Sour
 	if err := r.Store.SaveTask(ctx, t); err != nil {
 		return r.finishFailed(ctx, t, nil, transient(err))
 	}
+	return r.applyStreamed(ctx, t, src, first, force, func() (*input, error) {
+		in, err := r.readCSV(ctx, src, r.rawPath(t), true)
+		if err != nil {
+			return nil, err
+		}
+		in.fingerprint, in.warnings = first.fingerprint, first.warnings
+		for i := range in.records {
+			in.records[i].InitialPassword = first.passwords[in.records[i].ExternalID]
+		}
+		return in, nil
+	})
+}
+
+// applyStreamed plans and applies the streamed input of task t, whose
+// first pass kept first, in one transaction. A plan that needs the whole
+// picture (errWhole) is made from whole's input instead, as for a small
+// input.
+func (r *Runner) applyStreamed(ctx context.Context, t *store.Task, src *config.Source, first *firstPass, force bool, whole func() (*input, error)) (*Result, error) {
 	if r.Progress != nil {
 		r.Progress(src.Name, "apply", first.records)
 	}
 
-	began = time.Now()
+	began := time.Now()
 	done := *t
 	// The store stamps finished_at in the apply's transaction, after every
 	// part is written (store.Task.BeforeSave).
 	done.Status, done.FinishedAt = store.StatusSucceeded, nil
 	var summary *reconcile.Plan
-	err = r.Store.ApplyStream(ctx, src.Name, first.fingerprint, &done, func(tx *store.StreamTx) error {
+	err := r.Store.ApplyStream(ctx, src.Name, first.fingerprint, &done, func(tx *store.StreamTx) error {
 		var err error
 		summary, err = r.applyStream(ctx, tx, &done, src, first, force)
 		return err
 	})
 	r.log().Debug("plan applied", "source", src.Name, "task", t.ID, "streamed", true, "took", time.Since(began))
-	var whole errWhole
+	var ew errWhole
 	switch {
-	case errors.As(err, &whole):
-		r.log().Info("planning the whole input at once", "source", src.Name, "task", t.ID, "reason", whole.why)
-		in, err := r.readCSV(ctx, src, r.rawPath(t), true)
+	case errors.As(err, &ew):
+		r.log().Info("planning the whole input at once", "source", src.Name, "task", t.ID, "reason", ew.why)
+		in, err := whole()
 		if err != nil {
 			return r.finishFailed(ctx, t, nil, err)
-		}
-		in.fingerprint, in.warnings = first.fingerprint, first.warnings
-		for i := range in.records {
-			in.records[i].InitialPassword = first.passwords[in.records[i].ExternalID]
 		}
 		return r.process(ctx, t, src, in, force)
 	case err != nil:
@@ -278,7 +299,7 @@ func (r *Runner) syncStream(ctx context.Context, t *store.Task, src *config.Sour
 // groups and the orphans), then the raw record a chunk at a time. It fills
 // in the task's counts and warnings and returns the plan's summary.
 func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.Task, src *config.Source, first *firstPass, force bool) (*reconcile.Plan, error) {
-	summary, err := r.planStream(ctx, tx, src, first, force, r.rawPath(t), true, tx.Apply)
+	summary, err := r.planStream(ctx, tx, src, first, force, r.records(ctx, src, first, r.rawPath(t), true), tx.Apply)
 	if err != nil {
 		return nil, err
 	}
@@ -287,21 +308,30 @@ func (r *Runner) applyStream(ctx context.Context, tx *store.StreamTx, t *store.T
 }
 
 // planStream plans a streamed input against what tx reads: the head (the
-// groups and the orphans), then the input at path a chunk at a time, each
-// part handed to emit as soon as it is planned (and before the next is):
-// a sync applies it, a dry run writes its changes out (dryRunStream).
-// hashed says the input's passwords are hashes (the raw record); a dry
-// run reads the source's file, and its passwords are only known to be
-// set. It returns the plan's summary: counts, warnings, and the head's
-// groups created and deleted.
+// groups, their nesting and the orphans), then the records that read
+// hands over, a chunk at a time, each part handed to emit as soon as it is
+// planned (and before the next is): a sync applies it, a dry run writes
+// its changes out (dryRunStream). It returns the plan's summary: counts,
+// warnings, and the head's groups created and deleted.
 func (r *Runner) planStream(ctx context.Context, tx *store.StreamTx, src *config.Source, first *firstPass, force bool,
-	path string, hashed bool, emit func(*reconcile.Plan) error) (*reconcile.Plan, error) {
+	read func(each func(sources.Record) error) error, emit func(*reconcile.Plan) error) (*reconcile.Plan, error) {
 	groups, err := tx.Groups()
 	if err != nil {
 		return nil, err
 	}
 	set := settings(src, force, r.Config.Attributes.Model())
-	in := reconcile.StreamInput{Records: first.records, GroupNames: first.groupNames}
+	in := reconcile.StreamInput{Records: first.records, GroupNames: first.groupNames, Nested: first.nested}
+	if src.Type == config.TypeLDAP {
+		if in.HadNested, err = tx.Nested(); err != nil {
+			return nil, err
+		}
+	}
+	if len(first.managers) > 0 {
+		in.Managers = make(map[string]string, len(first.managers))
+		for _, ext := range first.managers {
+			in.Managers[ext] = ""
+		}
+	}
 	// The records' ids map to their lines; an id whose user exists gets
 	// what is known of that user instead (reconcile.Known.Pack).
 	known := first.ids
@@ -309,6 +339,9 @@ func (r *Runner) planStream(ctx context.Context, tx *store.StreamTx, src *config
 	owned := 0 // tombstones included
 	err = tx.EachUser(func(u *reconcile.User) error {
 		owned++
+		if _, ok := in.Managers[u.ExternalID]; ok {
+			in.Managers[u.ExternalID] = u.ID
+		}
 		if u.State == reconcile.StateDeleted {
 			return nil
 		}
@@ -340,11 +373,6 @@ func (r *Runner) planStream(ctx context.Context, tx *store.StreamTx, src *config
 		return nil, err
 	}
 
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read the input again: %w", err)
-	}
-	defer f.Close()
 	chunk := make([]sources.Record, 0, streamChunk)
 	apply := func() error {
 		part, err := r.planChunk(tx, plan, known, owned > 0, set.Adopt, src.Name, chunk)
@@ -354,24 +382,13 @@ func (r *Runner) planStream(ctx context.Context, tx *store.StreamTx, src *config
 		chunk = chunk[:0]
 		return err
 	}
-	opts := csv.Options{HashedPasswords: hashed, Checked: true, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check,
-		Each: func(rec sources.Record) error {
-			if !hashed && rec.Password != "" {
-				// Hashing is skipped: the plan only needs to know that a
-				// password is set.
-				rec.Password, rec.PasswordHash = "", "(hash)"
-			}
-			rec.InitialPassword = first.passwords[rec.ExternalID]
-			chunk = append(chunk, rec)
-			if len(chunk) == streamChunk {
-				return apply()
-			}
-			return nil
-		}}
-	res, err := csv.Read(ctx, f, opts)
-	if err == nil {
-		err = res.Err()
-	}
+	err = read(func(rec sources.Record) error {
+		chunk = append(chunk, rec)
+		if len(chunk) == streamChunk {
+			return apply()
+		}
+		return nil
+	})
 	if err == nil {
 		err = apply()
 	}
@@ -380,6 +397,39 @@ func (r *Runner) planStream(ctx context.Context, tx *store.StreamTx, src *config
 	}
 	summary.Counts = plan.Counts
 	return summary, nil
+}
+
+// records reads a streamed input's records again, from path: the raw
+// record of an ldap source, mapped again by its first pass's index, or a
+// csv file. hashed says a csv file's passwords are hashes (the raw
+// record); a dry run reads the source's file, and its passwords are only
+// known to be set.
+func (r *Runner) records(ctx context.Context, src *config.Source, first *firstPass, path string, hashed bool) func(func(sources.Record) error) error {
+	return func(each func(sources.Record) error) error {
+		f, err := os.Open(path)
+		if err != nil {
+			return fmt.Errorf("read the input again: %w", err)
+		}
+		defer f.Close()
+		if first.index != nil {
+			return first.index.Each(config.LDAPOptions(src, r.Config.Attributes.Model()), f, each)
+		}
+		opts := csv.Options{HashedPasswords: hashed, Checked: true, Extra: src.ExtraColumns, Check: r.Config.Attributes.Model().Check,
+			Each: func(rec sources.Record) error {
+				if !hashed && rec.Password != "" {
+					// Hashing is skipped: the plan only needs to know that a
+					// password is set.
+					rec.Password, rec.PasswordHash = "", "(hash)"
+				}
+				rec.InitialPassword = first.passwords[rec.ExternalID]
+				return each(rec)
+			}}
+		res, err := csv.Read(ctx, f, opts)
+		if err == nil {
+			err = res.Err()
+		}
+		return err
+	}
 }
 
 // planChunk plans one chunk of records, unless a login of the chunk is
@@ -432,7 +482,7 @@ func (r *Runner) planChunk(tx *store.StreamTx, plan *reconcile.Stream, known map
 		h, ok := holders[keys[n]]
 		switch {
 		case !ok || (h[0] == source && h[1] == ids[i]):
-		case adopts && h[0] != source && users[ids[i]] == nil:
+		case adopts && h[0] != source && users[ids[i]] == nil && !plan.Manages(ids[i]):
 			adopt = append(adopt, keys[n])
 		default:
 			return nil, errWhole{fmt.Sprintf("line %d: the login %q is held by another user", changed[i].Line, changed[i].UserName)}
