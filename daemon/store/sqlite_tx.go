@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	_ "github.com/glebarez/go-sqlite" // registers the driver "sqlite"
@@ -38,12 +39,15 @@ func openSQLite(dsn string) (*sql.DB, error) {
 	}
 	base := probe.Driver()
 	probe.Close()
-	return sql.OpenDB(immediateConnector{base: base, dsn: dsn}), nil
+	return sql.OpenDB(immediateConnector{base: base, dsn: dsn, warm: new(atomic.Uintptr)}), nil
 }
 
 type immediateConnector struct {
 	base driver.Driver
 	dsn  string
+	// warm is the handle of the one connection that keeps its write
+	// cache between write transactions, or 0.
+	warm *atomic.Uintptr
 }
 
 func (c immediateConnector) Connect(context.Context) (driver.Conn, error) {
@@ -61,7 +65,7 @@ func (c immediateConnector) Connect(context.Context) (driver.Conn, error) {
 		conn.Close()
 		return nil, err
 	}
-	return immediateConn{sc, handle}, nil
+	return immediateConn{sc, handle, c.warm}, nil
 }
 
 func (c immediateConnector) Driver() driver.Driver { return c.base }
@@ -72,9 +76,15 @@ func (c immediateConnector) Driver() driver.Driver { return c.base }
 // transaction, which SQLite runs one at a time and whose large applies
 // profit from a large cache, raises its connection's to sqliteWriteCache
 // and lowers it again when it ends (SQLite frees the pages above the new
-// size at once). The pool's caches are so bounded by one write cache and
-// three read caches (88 MiB), and a connection idle for sqliteIdleTime
-// is closed, giving back everything it held.
+// size at once). One connection, the first to end a write transaction
+// while no other is warm, keeps its write cache afterwards, so that the
+// next sync (usually given the same idle connection) finds the pages of
+// the last one instead of reading every page again through the VFS: a
+// re-sync of 100,000 users took 40-50% longer with a cold cache. The
+// pool's caches are so bounded by two write caches (the warm one and a
+// transaction on another connection) and two read caches (144 MiB), and a
+// connection idle for sqliteIdleTime is closed, giving back everything it
+// held.
 const (
 	sqliteReadCache  = "-8192"  // KiB
 	sqliteWriteCache = "-65536" // KiB
@@ -84,6 +94,13 @@ const (
 type immediateConn struct {
 	sqliteConn
 	handle uintptr // the sqlite3*, for sqlite3_interrupt (see sqlite_interrupt.go)
+	warm   *atomic.Uintptr
+}
+
+// Close lets another connection keep its cache warm.
+func (c immediateConn) Close() error {
+	c.warm.CompareAndSwap(c.handle, 0)
+	return c.sqliteConn.Close()
 }
 
 func (c immediateConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
@@ -100,10 +117,13 @@ func (c immediateConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driv
 	return immediateTx{c}, nil
 }
 
-// readCache lowers the connection's page cache to the readers' size. A
-// failure leaves a larger cache on one connection, which is no error of
-// the transaction's.
+// readCache lowers the connection's page cache to the readers' size,
+// unless it is (or becomes) the warm connection. A failure leaves a
+// larger cache on one connection, which is no error of the transaction's.
 func (c immediateConn) readCache() {
+	if c.warm.CompareAndSwap(0, c.handle) || c.warm.Load() == c.handle {
+		return
+	}
 	_, _ = c.sqliteConn.ExecContext(context.Background(), "PRAGMA cache_size = "+sqliteReadCache, nil)
 }
 

@@ -1,6 +1,8 @@
 package store_test
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"testing"
@@ -38,44 +40,71 @@ func TestConcurrentReadThenWriteTransactions(t *testing.T) {
 	}
 }
 
-// TestSQLitePageCacheBound: a connection reads with the small page cache
-// and takes the large one only inside a write transaction, giving it
-// back when the transaction ends, committed or not, so that the pool
-// holds at most one large cache (issue 16: four of 64 MiB held 362 MiB).
+// TestSQLitePageCacheBound: connections read with the small page cache
+// and take the large one inside a write transaction; when it ends,
+// committed or not, only one connection of the pool (the warm one, which
+// the next sync usually gets) keeps it, so that the pool holds at most two
+// large caches (issue 16: four of 64 MiB held 362 MiB).
 func TestSQLitePageCacheBound(t *testing.T) {
 	s := storetest.Open(t, "sqlite")
-	cache := func(db *gorm.DB) int {
+	db, err := s.DB().DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	cache := func(q interface {
+		QueryRowContext(context.Context, string, ...any) *sql.Row
+	}) int {
 		t.Helper()
 		var n int
-		if err := db.Raw(`PRAGMA cache_size`).Scan(&n).Error; err != nil {
+		if err := q.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
 	}
-	err := s.DB().Connection(func(conn *gorm.DB) error {
-		if got := cache(conn); got != -8192 {
-			t.Errorf("a reading connection's cache_size is %d, want -8192 (8 MiB)", got)
+	// Four connections at once: the pool's every connection.
+	var conns []*sql.Conn
+	for range 4 {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
 		}
-		for _, outcome := range []error{nil, fmt.Errorf("roll back")} {
-			err := conn.Transaction(func(tx *gorm.DB) error {
-				if got := cache(tx); got != -65536 {
-					t.Errorf("inside a write transaction cache_size is %d, want -65536 (64 MiB)", got)
-				}
-				if err := tx.Exec(`INSERT INTO secrets (name, value) VALUES ('cache', 'x') ON CONFLICT (name) DO NOTHING`).Error; err != nil {
-					return err
-				}
-				return outcome
-			})
-			if err != outcome {
+		defer c.Close()
+		conns = append(conns, c)
+	}
+	for _, outcome := range []string{"commit", "rollback"} {
+		for i, c := range conns {
+			tx, err := c.BeginTx(ctx, nil)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if got := cache(conn); got != -8192 {
-				t.Errorf("after a write transaction (%v) cache_size is %d, want -8192 again", outcome, got)
+			if got := cache(tx); got != -65536 {
+				t.Errorf("inside a write transaction on connection %d cache_size is %d, want -65536 (64 MiB)", i, got)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO secrets (name, value) VALUES ('cache', 'x') ON CONFLICT (name) DO NOTHING`); err != nil {
+				t.Fatal(err)
+			}
+			if outcome == "commit" {
+				err = tx.Commit()
+			} else {
+				err = tx.Rollback()
+			}
+			if err != nil {
+				t.Fatal(err)
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		large := 0
+		for i, c := range conns {
+			switch got := cache(c); got {
+			case -65536:
+				large++
+			case -8192:
+			default:
+				t.Errorf("after write transactions (%s) connection %d has cache_size %d, want -8192 or -65536", outcome, i, got)
+			}
+		}
+		if large != 1 {
+			t.Errorf("after a write transaction (%s) on each of 4 connections, %d keep the large cache, want 1 (the warm one)", outcome, large)
+		}
 	}
 }
