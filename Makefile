@@ -2,7 +2,7 @@
 GO        ?= go
 FUZZTIME  ?= 10s
 PKGS      := ./...
-STREAMED  := ^(TestScenario|TestSourceSettings|TestSyncValidFile|TestCheck|TestUploadListsEveryError|TestApproveAppliesTheHeldPlan|TestRetryKeepsItsOwnRawRecord|TestKillDuringSync|TestKillAfterCommit|TestSecretsStayHidden|TestFaultFileChangedWhileRead|TestFaultRawRecordUnwritable|TestRawRecord.*|TestSync.*)$$
+STREAMED  := ^(TestScenario|TestSourceSettings|TestSyncValidFile|TestCheck|TestUploadListsEveryError|TestApproveAppliesTheHeldPlan|TestRetryKeepsItsOwnRawRecord|TestKillDuringSync|TestKillAfterCommit|TestSecretsStayHidden|TestFaultFileChangedWhileRead|TestFaultRawRecordUnwritable|TestRawRecord.*|TestSync.*|TestFileReplacedBeforeRead)$$
 
 .PHONY: build test unit deploy-check fuzz lint bench bench-large screenshots demo clean soak
 

@@ -20,3 +20,11 @@ func SetStreamChunk(n int) func() {
 	streamChunk = n
 	return func() { streamChunk = old }
 }
+
+// SetAfterFingerprint runs fn between a csv sync's first check of its file
+// and its read; it returns the restore.
+func SetAfterFingerprint(fn func()) func() {
+	old := afterFingerprint
+	afterFingerprint = fn
+	return func() { afterFingerprint = old }
+}

@@ -257,6 +257,7 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 		return nil, err
 	}
 	opt.started(t)
+	afterFingerprint()
 	if r.streams(src) {
 		return r.syncStream(ctx, t, src, fp, opt.Force)
 	}
@@ -279,11 +280,28 @@ func (r *Runner) Sync(ctx context.Context, name string, opt Options) (*Result, e
 		}
 		return r.finishFailed(ctx, t, nil, verr)
 	}
-	if in.fingerprint != fp {
+	if !readWhole(src, in.fingerprint, fp) {
 		return r.finishFailed(ctx, t, nil, errFileChanged)
 	}
 	return r.process(ctx, t, src, in, opt.Force)
 }
+
+// readWhole reports whether the file read (fingerprint read) is one whole
+// version of src's file: the one it held when the sync began (want), or a
+// file that replaced it after that first check and is still in place (an
+// exporter that writes a new file and renames it over the old one). A
+// file rewritten while it was read is neither.
+func readWhole(src *config.Source, read, want string) bool {
+	if read == want {
+		return true
+	}
+	now, err := fileFingerprint(src)
+	return err == nil && now == read
+}
+
+// afterFingerprint runs between a csv sync's first check of its file and
+// the read; tests replace the file there.
+var afterFingerprint = func() {}
 
 var errFileChanged = transient(errors.New("the file changed while it was being read; it will be read again by the next sync"))
 

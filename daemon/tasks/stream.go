@@ -233,7 +233,7 @@ func (r *Runner) syncStream(ctx context.Context, t *store.Task, src *config.Sour
 		}
 		return r.finishFailed(ctx, t, nil, err)
 	}
-	if first.fingerprint != want {
+	if !readWhole(src, first.fingerprint, want) {
 		return r.finishFailed(ctx, t, nil, errFileChanged)
 	}
 	t.Fingerprint = first.fingerprint
