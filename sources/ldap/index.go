@@ -91,7 +91,7 @@ func (b *builder) finishIndex(res *Result) {
 	}
 	b.warnManagers(unknown)
 	res.Warnings = b.warnings
-	res.Partial, res.Watermark = b.partial, b.watermark
+	res.Partial = b.partial
 	res.Index = x
 }
 

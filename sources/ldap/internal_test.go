@@ -28,23 +28,3 @@ func TestClearTextBind(t *testing.T) {
 		}
 	}
 }
-
-func TestLaterMark(t *testing.T) {
-	cases := []struct {
-		a, b string
-		want bool
-	}{
-		{"1000", "999", true},
-		{"999", "1000", false},
-		{"0100", "99", true},
-		{"20261202100001Z", "20261202100000Z", true},
-		{"20261202100000Z", "20261202100000Z", false},
-		{"5", "", true},
-		{"", "5", false},
-	}
-	for _, c := range cases {
-		if got := laterMark(c.a, c.b); got != c.want {
-			t.Errorf("laterMark(%q, %q) = %v", c.a, c.b, got)
-		}
-	}
-}

@@ -274,7 +274,7 @@ func Fetch(ctx context.Context, o Options, raw io.Writer) (*Result, error) {
 	userF := r.userF
 	if o.Since != "" {
 		lw.MarkChanged(o.Since)
-		b.partial, b.watermark = true, o.Since
+		b.partial = true
 		userF = r.changedFilter(o.Since)
 	}
 	conn, err := r.connect(ctx)
@@ -392,8 +392,7 @@ func FromLDIF(o Options, raw io.Reader) (*Result, error) {
 		b.index = &Index{}
 	}
 	if head, _ := br.Peek(256); bytes.HasPrefix(head, []byte("version: 1\n"+changedMark)) {
-		line, _, _ := bytes.Cut(head[len("version: 1\n"+changedMark):], []byte("\n"))
-		b.partial, b.watermark, b.index = true, string(line), nil
+		b.partial, b.index = true, nil
 	}
 	entries := 0
 	err = ReadLDIF(br, func(kind Kind, e *Entry) error {
@@ -405,7 +404,7 @@ func FromLDIF(o Options, raw io.Reader) (*Result, error) {
 		return nil, fmt.Errorf("ldap source %s: the raw record: %w", o.Source, err)
 	}
 	res := b.finish()
-	res.SHA256, res.Entries, res.Watermark = hex.EncodeToString(h.Sum(nil)), entries, ""
+	res.SHA256, res.Entries = hex.EncodeToString(h.Sum(nil)), entries
 	if len(b.errs) > 0 {
 		return res, &sources.ValidationError{Errors: b.errs}
 	}

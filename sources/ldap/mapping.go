@@ -234,10 +234,8 @@ type builder struct {
 	groupByName map[string]int
 	warnings    []string
 
-	// partial marks a changed-only read; watermark is the highest change
-	// marker seen (or the read's starting one).
-	partial   bool
-	watermark string
+	// partial marks a changed-only read.
+	partial bool
 }
 
 type group struct {
@@ -308,9 +306,6 @@ func (b *builder) addUser(e *Entry) {
 // the builder keeps ids and logins, that they are unique), and returns
 // its record and its manager's DN key (zero: none).
 func (b *builder) user(e *Entry, line int) (sources.Record, dnKey) {
-	if v := e.Values(b.m.changeAttr); len(v) > 0 && laterMark(string(v[0]), b.watermark) {
-		b.watermark = string(v[0])
-	}
 	rec := sources.Record{Line: line}
 	var manager dnKey
 	for _, f := range b.m.fields {
@@ -653,7 +648,7 @@ func (b *builder) finish() *Result {
 	b.warnManagers(unknown)
 	res.Records = b.recs
 	res.Warnings = b.warnings
-	res.Partial, res.Watermark = b.partial, b.watermark
+	res.Partial = b.partial
 	return res
 }
 
@@ -661,21 +656,6 @@ func (b *builder) warnManagers(unknown int) {
 	if unknown > 0 {
 		b.warn("ldap source %s: the manager of %d users is not a user this source read; they have no manager", b.source, unknown)
 	}
-}
-
-// laterMark reports whether the change marker a is later than b: numbers
-// (uSNChanged) by value, times (modifyTimestamp, GeneralizedTime) as text.
-func laterMark(a, b string) bool {
-	if b == "" {
-		return a != ""
-	}
-	if digits(a) && digits(b) {
-		a, b = strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
-		if len(a) != len(b) {
-			return len(a) > len(b)
-		}
-	}
-	return a > b
 }
 
 func digits(s string) bool {
