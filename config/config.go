@@ -21,6 +21,14 @@ const (
 	TypeLDAP = "ldap"
 )
 
+// PulledTypes are the types of the sources roster reads itself, which a
+// sync runs (on schedule, by the CLI, the admin API and page); push and
+// scim sources receive their changes over HTTP instead.
+var PulledTypes = []string{TypeCSV, TypeHTTP, TypeLDAP}
+
+// Pulled reports whether roster reads the source itself (PulledTypes).
+func (s *Source) Pulled() bool { return slices.Contains(PulledTypes, s.Type) }
+
 // Values of the enumerated source settings.
 const (
 	OrphansIgnore     = "ignore"

@@ -145,7 +145,7 @@ type syncRequest struct {
 
 func (h *Handler) syncSource(w http.ResponseWriter, r *http.Request, c *call) error {
 	name := r.PathValue("name")
-	if _, err := syncedSource(c.cfg, name, config.TypeCSV, config.TypeHTTP, config.TypeLDAP); err != nil {
+	if _, err := syncedSource(c.cfg, name, config.PulledTypes...); err != nil {
 		return err
 	}
 	dryRun, err := queryFlag(r.URL.Query(), "dry_run")

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/rosterd/roster/config"
 	"github.com/rosterd/roster/daemon/reconcile"
 	"github.com/rosterd/roster/daemon/tasks"
 	"github.com/rosterd/roster/sources"
@@ -78,7 +77,7 @@ func (h *Handler) dryRunSource(w http.ResponseWriter, r *http.Request, s *sess) 
 	switch {
 	case !ok:
 		return
-	case src.Type != config.TypeCSV && src.Type != config.TypeHTTP && src.Type != config.TypeLDAP:
+	case !src.Pulled():
 		h.showOverview(w, r, s, http.StatusBadRequest, fmt.Sprintf("Source %s is a %s source; only csv, http and ldap sources sync (push and scim sources receive their changes over HTTP).", name, src.Type), nil)
 		return
 	}

@@ -68,7 +68,7 @@ func (h *Handler) showOverview(w http.ResponseWriter, r *http.Request, s *sess, 
 	rows := make([]sourceRow, 0, len(s.cfg.Sources))
 	for _, src := range s.cfg.Sources {
 		rows = append(rows, sourceRow{Name: src.Name, Type: src.Type, Schedule: src.Schedule, Enabled: src.Enabled, Status: "never synced",
-			Syncable:   src.Enabled && (src.Type == config.TypeCSV || src.Type == config.TypeHTTP || src.Type == config.TypeLDAP),
+			Syncable:   src.Enabled && src.Pulled(),
 			Uploadable: src.Enabled && src.Type == config.TypeCSV, Counts: tasks.CountsOf(counts, src.Name)})
 	}
 	retired, err := (&tasks.Runner{Store: h.o.Store, Config: s.cfg}).Retired(ctx, counts)
